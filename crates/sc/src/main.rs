@@ -1,0 +1,170 @@
+//! `sc`: the sharkcage command-line tool and sandbox launcher.
+//!
+//! `sc exec` runs one command in a fresh sandbox. It is also what the napi
+//! addon and OpenClaw spawn: the namespace setup must happen in a
+//! single-threaded process, and this binary is one (clap and the core
+//! library start no threads).
+
+mod probe;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use sharkcage::launcher::{self, supervise::Sinks, ExecRequest, LaunchError};
+use sharkcage::policy::Policy;
+
+#[derive(Parser)]
+#[command(name = "sc", version, about = "sharkcage: a kernel sandbox for AI-agent tool calls")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a command in a fresh sandbox.
+    Exec(ExecArgs),
+    /// Smoke-test every sandbox layer on this host and report what works.
+    Doctor {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Internal: probes run inside the sandbox by `sc doctor` and the tests.
+    #[command(name = "__probe", hide = true)]
+    Probe { names: Vec<String> },
+}
+
+#[derive(clap::Args)]
+struct ExecArgs {
+    /// Policy file (JSON; srt settings files work unchanged).
+    #[arg(long, value_name = "FILE", conflicts_with = "policy_json")]
+    settings: Option<PathBuf>,
+    /// Policy as inline JSON.
+    #[arg(long, value_name = "JSON")]
+    policy_json: Option<String>,
+    /// Writable directory that is also the working directory.
+    #[arg(long, value_name = "DIR")]
+    workspace: Option<PathBuf>,
+    /// Extra writable path (repeatable).
+    #[arg(long = "allow-write", value_name = "PATH")]
+    allow_write: Vec<String>,
+    /// Extra hidden path (repeatable).
+    #[arg(long = "deny-read", value_name = "PATH")]
+    deny_read: Vec<String>,
+    /// Allowed network domain (repeatable).
+    #[arg(long = "allow-domain", value_name = "DOMAIN")]
+    allow_domain: Vec<String>,
+    /// Wall-clock timeout in seconds.
+    #[arg(long, value_name = "SECS", conflicts_with = "timeout_ms")]
+    timeout: Option<f64>,
+    /// Wall-clock timeout in milliseconds.
+    #[arg(long, value_name = "MS")]
+    timeout_ms: Option<u64>,
+    /// Set a variable for the command (repeatable; still secret-filtered).
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    env: Vec<String>,
+    /// Write the result as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write the result as JSON to an inherited descriptor.
+    #[arg(long, value_name = "FD")]
+    json_fd: Option<i32>,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    command: Vec<OsString>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.cmd {
+        Cmd::Exec(a) => exec(a),
+        Cmd::Doctor { json } => sharkcage::doctor::run_cli(json),
+        Cmd::Probe { names } => probe::run(&names),
+    };
+    ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+fn fail(e: &LaunchError) -> i32 {
+    eprintln!("sc: {}", e);
+    e.exit_code()
+}
+
+fn exec(a: ExecArgs) -> i32 {
+    // The result descriptor must not leak into the sandbox: mark it
+    // close-on-exec now (the worker also closes every fd beyond stdio).
+    if let Some(fd) = a.json_fd {
+        // SAFETY: fcntl on an integer descriptor.
+        if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
+            eprintln!("sc: --json-fd {fd}: not an open descriptor");
+            return 2;
+        }
+    }
+    let (policy, source) = match (&a.settings, &a.policy_json) {
+        (Some(p), _) => match Policy::from_file(p) {
+            Ok(pol) => (pol, p.display().to_string()),
+            Err(e) => return fail(&e.into()),
+        },
+        (None, Some(j)) => match Policy::from_json(j, "<policy-json>") {
+            Ok(pol) => (pol, "<policy-json>".to_string()),
+            Err(e) => return fail(&e.into()),
+        },
+        (None, None) => (Policy::default(), "<default>".to_string()),
+    };
+    for k in policy.ignored_keys() {
+        eprintln!("sc: note: {source}: key `{k}` names an srt tool location and has no effect in sharkcage");
+    }
+    let mut env = Vec::new();
+    for kv in &a.env {
+        match kv.split_once('=') {
+            Some((k, v)) if !k.is_empty() => env.push((k.to_string(), v.to_string())),
+            _ => return fail(&LaunchError::Usage(format!("--env {kv:?}: expected NAME=VALUE"))),
+        }
+    }
+    let timeout_ms = match (a.timeout, a.timeout_ms) {
+        (Some(s), _) if !(s > 0.0 && s.is_finite()) => return fail(&LaunchError::Usage("--timeout must be a positive number of seconds".into())),
+        (Some(s), _) => Some((s * 1000.0).ceil() as u64),
+        (None, Some(0)) => return fail(&LaunchError::Usage("--timeout-ms must be positive".into())),
+        (None, ms) => ms,
+    };
+    let req = ExecRequest {
+        policy,
+        policy_source: source,
+        workspace: a.workspace,
+        extra_allow_write: a.allow_write,
+        extra_deny_read: a.deny_read,
+        extra_allow_domains: a.allow_domain,
+        timeout_ms,
+        env,
+        argv: a.command,
+    };
+    let outcome = match launcher::run(&req, &Sinks { stdout: 1, stderr: 2 }) {
+        Ok(o) => o,
+        Err(e) => return fail(&e),
+    };
+    let json = serde_json::to_string(&outcome).expect("outcome serialises");
+    if let Some(path) = &a.json {
+        if let Err(e) = write_atomic(path, json.as_bytes()) {
+            eprintln!("sc: --json {}: {e}", path.display());
+        }
+    }
+    if let Some(fd) = a.json_fd {
+        sharkcage::layers::sys::write_all(fd, json.as_bytes());
+        // SAFETY: closing the result descriptor we were handed.
+        unsafe { libc::close(fd) };
+    }
+    outcome.process_exit_code()
+}
+
+/// Write via a temporary file and rename, so a reader never sees half a file.
+fn write_atomic(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let tmp = dir.join(format!(".{}.tmp-{}", path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), std::process::id()));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}

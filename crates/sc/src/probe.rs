@@ -1,0 +1,186 @@
+//! `sc __probe NAME...`: attempt each named operation from inside a sandbox
+//! and print `{"NAME": errno}` (0 = the operation succeeded). `sc doctor`
+//! and the test suite run it inside real sandboxes and judge the numbers
+//! from outside; the probe itself decides nothing.
+
+use std::collections::BTreeMap;
+
+fn errno() -> i64 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0) as i64
+}
+
+/// Run a raw syscall; return 0 on success or the errno.
+fn sys(r: libc::c_long) -> i64 {
+    if r < 0 {
+        errno()
+    } else {
+        0
+    }
+}
+
+fn status_field(name: &str) -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")).map(|v| v.trim().to_string()))
+        .unwrap_or_default()
+}
+
+fn probe(name: &str) -> serde_json::Value {
+    use serde_json::json;
+    // SAFETY (whole function): each probe is a single system call with
+    // stack-allocated or null arguments, made to observe its errno; any
+    // descriptor it returns is closed.
+    unsafe {
+        let v: i64 = match name {
+            "status" => {
+                return json!({
+                    "CapEff": status_field("CapEff"), "CapPrm": status_field("CapPrm"),
+                    "CapBnd": status_field("CapBnd"), "CapAmb": status_field("CapAmb"),
+                    "CapInh": status_field("CapInh"),
+                    "NoNewPrivs": status_field("NoNewPrivs"), "Seccomp": status_field("Seccomp"),
+                    "pid": std::process::id(), "uid": libc::getuid(),
+                    "sid": libc::getsid(0), "pgid": libc::getpgid(0),
+                })
+            }
+            "unix_socket" => close_ok(libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0)),
+            "unix_dgram_socket" => close_ok(libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM, 0)),
+            "vsock_socket" => close_ok(libc::socket(40, libc::SOCK_STREAM, 0)),
+            "packet_socket" => close_ok(libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0)),
+            "inet_socket" => close_ok(libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0)),
+            "socketpair_stream" | "socketpair_dgram" => {
+                let ty = if name.ends_with("stream") { libc::SOCK_STREAM } else { libc::SOCK_DGRAM };
+                let mut sv = [0; 2];
+                let r = libc::socketpair(libc::AF_UNIX, ty, 0, sv.as_mut_ptr());
+                if r == 0 {
+                    libc::close(sv[0]);
+                    libc::close(sv[1]);
+                    0
+                } else {
+                    errno()
+                }
+            }
+            "io_uring_setup" => {
+                let mut params = [0u8; 120];
+                close_ok(libc::syscall(libc::SYS_io_uring_setup, 4u32, params.as_mut_ptr()) as i32)
+            }
+            "ptrace_traceme" => sys(libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0)),
+            "ptrace_attach_pid1" => sys(libc::ptrace(libc::PTRACE_ATTACH, 1, 0, 0)),
+            "process_vm_readv" => {
+                let mut buf = [0u8; 8];
+                let local = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: 8 };
+                let remote = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: 8 };
+                sys(libc::process_vm_readv(libc::getppid().max(1), &local, 1, &remote, 1, 0) as libc::c_long)
+            }
+            "bpf" => {
+                let mut attr = [0u8; 128];
+                sys(libc::syscall(libc::SYS_bpf, 0 /* BPF_MAP_CREATE */, attr.as_mut_ptr(), 128u32))
+            }
+            "perf_event_open" => {
+                let mut attr = [0u8; 128];
+                attr[4..8].copy_from_slice(&128u32.to_ne_bytes()); // size
+                close_ok(libc::syscall(libc::SYS_perf_event_open, attr.as_mut_ptr(), 0, -1, -1, 0) as i32)
+            }
+            "userfaultfd" => close_ok(libc::syscall(libc::SYS_userfaultfd, 1 /* UFFD_USER_MODE_ONLY */) as i32),
+            "keyctl" => sys(libc::syscall(libc::SYS_keyctl, 0 /* GET_KEYRING_ID */, -3 /* session */, 0)),
+            "add_key" => sys(libc::syscall(libc::SYS_add_key, c"user".as_ptr(), c"k".as_ptr(), c"v".as_ptr(), 1usize, -3)),
+            "request_key" => sys(libc::syscall(libc::SYS_request_key, c"user".as_ptr(), c"k".as_ptr(), 0usize, 0)),
+            "mount_tmpfs" => sys(libc::mount(c"none".as_ptr(), c"/tmp".as_ptr(), c"tmpfs".as_ptr(), 0, std::ptr::null()) as libc::c_long),
+            "umount_root" => sys(libc::umount2(c"/".as_ptr(), libc::MNT_DETACH) as libc::c_long),
+            "remount_root_rw" => sys(libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), libc::MS_REMOUNT | libc::MS_BIND, std::ptr::null()) as libc::c_long),
+            "pivot_root" => sys(libc::syscall(libc::SYS_pivot_root, c"/tmp".as_ptr(), c"/tmp".as_ptr())),
+            "open_tree" => close_ok(libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c"/".as_ptr(), 1u32 /* CLONE */) as i32),
+            "fsopen" => close_ok(libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), 0u32) as i32),
+            "chroot" => sys(libc::chroot(c"/tmp".as_ptr()) as libc::c_long),
+            "unshare_user" => sys(libc::unshare(libc::CLONE_NEWUSER) as libc::c_long),
+            "unshare_net" => sys(libc::unshare(libc::CLONE_NEWNET) as libc::c_long),
+            "unshare_ns" => sys(libc::unshare(libc::CLONE_NEWNS) as libc::c_long),
+            "unshare_files" => sys(libc::unshare(libc::CLONE_FILES) as libc::c_long),
+            "clone_newuser" => clone_probe(libc::CLONE_NEWUSER),
+            "clone_newns" => clone_probe(libc::CLONE_NEWNS),
+            "clone_plain" => clone_probe(0),
+            "clone3" => {
+                let mut args = [0u64; 11];
+                args[4] = libc::SIGCHLD as u64; // exit_signal
+                let r = libc::syscall(libc::SYS_clone3, args.as_mut_ptr(), 88usize);
+                if r == 0 {
+                    libc::_exit(0);
+                }
+                if r > 0 {
+                    libc::waitpid(r as i32, std::ptr::null_mut(), 0);
+                    0
+                } else {
+                    errno()
+                }
+            }
+            "setns" => sys(libc::setns(0, 0) as libc::c_long),
+            "kexec_load" => sys(libc::syscall(libc::SYS_kexec_load, 0, 0, 0, 0)),
+            "init_module" => sys(libc::syscall(libc::SYS_init_module, std::ptr::null::<u8>(), 0, c"".as_ptr())),
+            "tiocsti" => {
+                let ch = b'x';
+                sys(libc::ioctl(0, libc::TIOCSTI, &ch) as libc::c_long)
+            }
+            "tiocsti_high_bits" => {
+                let ch = b'x';
+                sys(libc::syscall(libc::SYS_ioctl, 0, 0x1_0000_5412u64, &ch))
+            }
+            "tioclinux" => {
+                let sub = 6u8;
+                sys(libc::ioctl(0, libc::TIOCLINUX, &sub) as libc::c_long)
+            }
+            "x32_getpid" => sys(libc::syscall(0x4000_0000 + libc::SYS_getpid)),
+            "sethostname" => sys(libc::sethostname(c"evil".as_ptr(), 4) as libc::c_long),
+            "kill_pid1" => sys(libc::kill(1, libc::SIGKILL) as libc::c_long),
+            "setuid0" => sys(libc::setuid(0) as libc::c_long),
+            "open_by_handle_at" => sys(libc::syscall(libc::SYS_open_by_handle_at, libc::AT_FDCWD, std::ptr::null::<u8>(), 0)),
+            "fds" => {
+                let n = std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0);
+                // read_dir itself holds one descriptor while listing.
+                return json!(n.saturating_sub(1));
+            }
+            "hostname" => {
+                let mut buf = [0u8; 65];
+                libc::gethostname(buf.as_mut_ptr().cast(), 64);
+                let end = buf.iter().position(|&b| b == 0).unwrap_or(64);
+                return json!(String::from_utf8_lossy(&buf[..end]));
+            }
+            _ => return json!("unknown probe"),
+        };
+        json!(v)
+    }
+}
+
+unsafe fn close_ok(fd: i32) -> i64 {
+    if fd < 0 {
+        errno()
+    } else {
+        // SAFETY: closing the descriptor the probe just got.
+        unsafe { libc::close(fd) };
+        0
+    }
+}
+
+unsafe fn clone_probe(flags: libc::c_int) -> i64 {
+    // SAFETY: fork-like clone; the child exits immediately.
+    let r = unsafe { libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
+    if r == 0 {
+        // SAFETY: child exits at once.
+        unsafe { libc::_exit(0) };
+    }
+    if r > 0 {
+        // SAFETY: reap the child.
+        unsafe { libc::waitpid(r as i32, std::ptr::null_mut(), 0) };
+        0
+    } else {
+        errno()
+    }
+}
+
+pub fn run(names: &[String]) -> i32 {
+    let mut out = BTreeMap::new();
+    for n in names {
+        out.insert(n.clone(), probe(n));
+    }
+    println!("{}", serde_json::to_string(&out).unwrap());
+    0
+}

@@ -1,0 +1,2 @@
+//! `sc doctor`: placeholder replaced below.
+pub fn run_cli(_json: bool) -> i32 { 0 }

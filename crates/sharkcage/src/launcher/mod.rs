@@ -1,0 +1,241 @@
+//! Running one command in a fresh sandbox.
+//!
+//! [`run`] = [`plan::Plan::build`] (everything prepared, nothing forked) →
+//! [`supervise::run`] (clone into new namespaces, `child.rs` sets up and
+//! execs, the launcher relays output and enforces the timeout) →
+//! [`ExecOutcome`] (what `sc exec --json` writes).
+//!
+//! This module must only be used from a single-threaded process: the
+//! launcher binary `sc`. The napi addon never calls it; it spawns `sc`
+//! (fork+exec only), because the Node process is multi-threaded.
+
+pub mod child;
+pub mod plan;
+pub mod supervise;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::layers::landlock::LandlockReport;
+use crate::policy::{Policy, PolicyError};
+
+/// Errors of a call. Exit codes: policy/usage 2, host cannot sandbox 3,
+/// command not runnable 127, other setup failures 125.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LaunchError {
+    #[error("{0}")]
+    Policy(#[from] PolicyError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("sandbox setup failed: {0}")]
+    Setup(String),
+    #[error("{0}: cannot run: {1}")]
+    CommandNotRunnable(String, std::io::Error),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl LaunchError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            LaunchError::Policy(_) | LaunchError::Usage(_) => 2,
+            LaunchError::Unsupported(_) => 3,
+            LaunchError::CommandNotRunnable(_, e) if e.raw_os_error() == Some(libc::ENOENT) => 127,
+            LaunchError::CommandNotRunnable(..) => 126,
+            LaunchError::Setup(_) | LaunchError::Io(_) => 125,
+        }
+    }
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            LaunchError::Policy(_) => "policy",
+            LaunchError::Usage(_) => "usage",
+            LaunchError::Unsupported(_) => "unsupported-host",
+            LaunchError::Setup(_) | LaunchError::Io(_) => "setup",
+            LaunchError::CommandNotRunnable(..) => "command-not-runnable",
+        }
+    }
+}
+
+/// A reported event: something refused, withheld or worth knowing.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Violation {
+    pub kind: String,
+    pub detail: String,
+}
+
+impl Violation {
+    pub fn note(kind: &str, detail: String) -> Violation {
+        Violation { kind: kind.to_string(), detail }
+    }
+}
+
+/// One call.
+#[derive(Debug, Clone, Default)]
+pub struct ExecRequest {
+    pub policy: Policy,
+    /// Names the policy in errors (file path or `<inline>`).
+    pub policy_source: String,
+    pub workspace: Option<PathBuf>,
+    pub extra_allow_write: Vec<String>,
+    pub extra_deny_read: Vec<String>,
+    pub extra_allow_domains: Vec<String>,
+    pub timeout_ms: Option<u64>,
+    /// Explicit variables for this call (still pass the secret filter).
+    pub env: Vec<(String, String)>,
+    pub argv: Vec<OsString>,
+}
+
+/// What the supervisor observed.
+#[derive(Debug, Clone)]
+pub struct RunOutput {
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub timed_out: bool,
+    pub aborted_by: Option<i32>,
+    pub truncated: bool,
+    pub duration: Duration,
+    pub cgroups_kind: &'static str,
+}
+
+/// Which layers were active for the call.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Layers {
+    pub namespaces: Vec<&'static str>,
+    pub filesystem: FsReport,
+    pub landlock: LandlockReport,
+    pub seccomp: bool,
+    pub no_new_privs: bool,
+    pub capabilities: &'static str,
+    pub session_keyring: &'static str,
+    pub limits: LimitsReport,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FsReport {
+    pub read_only_root: bool,
+    pub writable: Vec<PathBuf>,
+    pub hidden: usize,
+    pub protected: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LimitsReport {
+    pub timeout_ms: u64,
+    pub max_output_bytes: u64,
+    pub max_processes: u64,
+    /// "cgroup" (root callers, per-call pids/memory cgroup) or "rlimit".
+    pub process_limit_by: &'static str,
+    pub max_memory_bytes: u64,
+    pub max_file_size_bytes: u64,
+}
+
+/// The result of a call, as `sc exec --json` writes it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecOutcome {
+    pub exit_code: Option<i32>,
+    pub signal: Option<String>,
+    pub timed_out: bool,
+    pub aborted: bool,
+    pub truncated: bool,
+    pub duration_ms: f64,
+    pub layers: Layers,
+    pub violations: Vec<Violation>,
+}
+
+impl ExecOutcome {
+    /// The launcher's exit status: the command's, 128+signal when it was
+    /// killed, 124 on timeout.
+    pub fn process_exit_code(&self) -> i32 {
+        if self.timed_out {
+            return 124;
+        }
+        if let Some(c) = self.exit_code {
+            return c;
+        }
+        match self.signal.as_deref().and_then(signal_number) {
+            Some(n) => 128 + n,
+            None => 125,
+        }
+    }
+}
+
+pub fn signal_name(sig: i32) -> String {
+    let names = [
+        (libc::SIGHUP, "SIGHUP"),
+        (libc::SIGINT, "SIGINT"),
+        (libc::SIGQUIT, "SIGQUIT"),
+        (libc::SIGILL, "SIGILL"),
+        (libc::SIGTRAP, "SIGTRAP"),
+        (libc::SIGABRT, "SIGABRT"),
+        (libc::SIGBUS, "SIGBUS"),
+        (libc::SIGFPE, "SIGFPE"),
+        (libc::SIGKILL, "SIGKILL"),
+        (libc::SIGUSR1, "SIGUSR1"),
+        (libc::SIGSEGV, "SIGSEGV"),
+        (libc::SIGUSR2, "SIGUSR2"),
+        (libc::SIGPIPE, "SIGPIPE"),
+        (libc::SIGALRM, "SIGALRM"),
+        (libc::SIGTERM, "SIGTERM"),
+        (libc::SIGXCPU, "SIGXCPU"),
+        (libc::SIGXFSZ, "SIGXFSZ"),
+        (libc::SIGSYS, "SIGSYS"),
+    ];
+    names.iter().find(|(n, _)| *n == sig).map(|(_, s)| s.to_string()).unwrap_or_else(|| format!("SIG{sig}"))
+}
+
+fn signal_number(name: &str) -> Option<i32> {
+    (1..=64).find(|&n| signal_name(n) == name)
+}
+
+/// Build and run one sandboxed call, relaying output to `sinks`.
+pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, LaunchError> {
+    let plan = plan::Plan::build(req)?;
+    let out = supervise::run(&plan, sinks)?;
+    let mut violations = plan.violations.clone();
+    if out.truncated {
+        violations.push(Violation::note("output", format!("output cut after {} bytes", plan.max_output_bytes)));
+    }
+    if out.timed_out {
+        violations.push(Violation::note("timeout", format!("killed after {} ms", plan.timeout_ms)));
+    }
+    Ok(ExecOutcome {
+        exit_code: out.exit_code,
+        signal: match out.aborted_by {
+            Some(s) => Some(signal_name(s)),
+            None => out.signal.map(signal_name),
+        },
+        timed_out: out.timed_out,
+        aborted: out.aborted_by.is_some(),
+        truncated: out.truncated,
+        duration_ms: (out.duration.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
+        layers: Layers {
+            namespaces: vec!["user", "mount", "pid", "network", "ipc", "uts", "cgroup"],
+            filesystem: FsReport { read_only_root: true, writable: plan.writable.clone(), hidden: plan.hidden.len(), protected: plan.protected.clone() },
+            landlock: plan.landlock.report.clone(),
+            seccomp: true,
+            no_new_privs: true,
+            capabilities: "none",
+            session_keyring: "fresh",
+            limits: LimitsReport {
+                timeout_ms: plan.timeout_ms,
+                max_output_bytes: plan.max_output_bytes,
+                max_processes: plan.limits.max_processes,
+                process_limit_by: out.cgroups_kind,
+                max_memory_bytes: plan.limits.max_memory_bytes,
+                max_file_size_bytes: plan.limits.max_file_size_bytes,
+            },
+        },
+        violations,
+    })
+}

@@ -1,0 +1,421 @@
+//! From a policy to a [`Plan`]: everything the child needs, computed,
+//! opened, compiled and allocated *before* the fork.
+//!
+//! The child and the worker only walk prepared vectors of C strings and make
+//! system calls. This is what keeps the after-fork code small and free of
+//! allocation (see `child.rs`).
+
+use std::ffi::{CString, OsStr};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use seccompiler::BpfProgram;
+
+use super::{ExecRequest, LaunchError, Violation};
+use crate::layers::landlock::{LandlockInputs, LandlockPlan};
+use crate::layers::limits::Rlimits;
+use crate::layers::mounts::{MountInputs, MountPlan, PathOp};
+use crate::layers::userns::IdMap;
+use crate::layers::{caps, seccomp};
+use crate::policy::{env, paths, PolicyError};
+
+/// Everything the after-fork code uses.
+pub struct Plan {
+    pub idmap: IdMap,
+    pub mounts: MountPlan,
+    pub landlock: LandlockPlan,
+    pub seccomp: BpfProgram,
+    pub rlimits: Rlimits,
+    pub last_cap: u32,
+    pub hostname: CString,
+    /// Candidate executable paths, tried in order (PATH search done here).
+    pub exec_candidates: Vec<CString>,
+    pub argv: Vec<CString>,
+    pub argv_ptrs: Vec<*const libc::c_char>,
+    pub envp: Vec<CString>,
+    pub envp_ptrs: Vec<*const libc::c_char>,
+    /// Reporting.
+    pub cwd: PathBuf,
+    pub writable: Vec<PathBuf>,
+    pub hidden: Vec<PathBuf>,
+    pub protected: Vec<PathBuf>,
+    pub violations: Vec<Violation>,
+    pub timeout_ms: u64,
+    pub max_output_bytes: u64,
+    pub limits: crate::policy::Limits,
+}
+
+/// Default depth of the protected-path scan (srt's default).
+const DEFAULT_SCAN_DEPTH: u8 = 3;
+/// Bound on directories visited by the protected-path scan per root.
+const SCAN_DIR_LIMIT: usize = 50_000;
+
+fn policy_err(req: &ExecRequest, key: &str, message: String) -> LaunchError {
+    LaunchError::Policy(PolicyError::Resolve { source_name: req.policy_source.clone(), key: key.to_string(), message })
+}
+
+fn under_kernel_fs(p: &Path) -> bool {
+    p.starts_with("/proc") || p.starts_with("/sys") || p.starts_with("/dev")
+}
+
+impl Plan {
+    pub fn build(req: &ExecRequest) -> Result<Plan, LaunchError> {
+        let pol = &req.policy;
+        let homes = paths::home_dirs();
+        let home = homes.first().cloned();
+        let mut violations = Vec::new();
+
+        // ---- hidden (read-deny) -------------------------------------------
+        let mut mandatory: Vec<PathBuf> = Vec::new();
+        for h in &homes {
+            for rel in paths::MANDATORY_DENY_READ_HOME {
+                mandatory.push(h.join(rel));
+            }
+        }
+        for abs in paths::MANDATORY_DENY_READ_ABS {
+            mandatory.push(PathBuf::from(abs));
+        }
+        for dir in ["/run/user", "/run/secrets", "/var/run/secrets"] {
+            mandatory.push(PathBuf::from(dir));
+        }
+        for var in ["OPENCLAW_STATE_DIR", "OPENCLAW_HOME", "SHARKCAGE_DATA_DIR", "SHARKCAGE_CONFIG_DIR"] {
+            if let Some(v) = std::env::var_os(var) {
+                let p = PathBuf::from(v);
+                if p.is_absolute() && p != Path::new("/") {
+                    mandatory.push(p);
+                }
+            }
+        }
+        let mut mandatory: Vec<PathBuf> = mandatory.iter().map(|p| paths::canonicalize_lenient(&paths::normalize(p))).collect();
+        mandatory.sort();
+        mandatory.dedup();
+
+        let user_deny = paths::resolve_entries(&pol.filesystem.deny_read, home.as_deref(), true)
+            .map_err(|(i, m)| policy_err(req, &format!("filesystem.denyRead[{i}]"), m))?;
+        let mut hidden: Vec<PathBuf> = mandatory.clone();
+        hidden.extend(user_deny);
+        for d in &req.extra_deny_read {
+            hidden.push(paths::resolve(d, home.as_deref()).map_err(|m| policy_err(req, "--deny-read", m))?);
+        }
+        hidden.retain(|p| p.symlink_metadata().is_ok() && !under_kernel_fs(p) && p != Path::new("/"));
+        hidden.sort();
+        hidden.dedup();
+
+        let in_mandatory = |p: &Path| mandatory.iter().any(|m| p.starts_with(m));
+
+        // ---- allowRead -------------------------------------------------------
+        let allow_read = paths::resolve_entries(&pol.filesystem.allow_read, home.as_deref(), true)
+            .map_err(|(i, m)| policy_err(req, &format!("filesystem.allowRead[{i}]"), m))?;
+        for (i, p) in allow_read.iter().enumerate() {
+            if in_mandatory(p) {
+                return Err(policy_err(
+                    req,
+                    &format!("filesystem.allowRead[{i}]"),
+                    format!("{} is inside a mandatory read-deny (secrets, OpenClaw or sharkcage state), which no policy can lift", p.display()),
+                ));
+            }
+        }
+        let allow_read: Vec<PathBuf> = allow_read.into_iter().filter(|p| p.exists() && hidden.iter().any(|h| p.starts_with(h))).collect();
+
+        // ---- writable roots --------------------------------------------------
+        let workspace = match &req.workspace {
+            Some(w) => {
+                let abs = if w.is_absolute() { w.clone() } else { std::env::current_dir().map_err(LaunchError::Io)?.join(w) };
+                let c = std::fs::canonicalize(&abs).map_err(|e| LaunchError::Usage(format!("--workspace {}: {e}", abs.display())))?;
+                if !c.is_dir() {
+                    return Err(LaunchError::Usage(format!("--workspace {}: not a directory", c.display())));
+                }
+                if under_kernel_fs(&c) {
+                    return Err(LaunchError::Usage(format!("--workspace {}: not allowed under /proc, /sys or /dev", c.display())));
+                }
+                // The workspace may live inside ~/.openclaw (OpenClaw's own
+                // workspaces), never inside any other mandatory deny.
+                let openclaw: Vec<PathBuf> = homes.iter().map(|h| paths::canonicalize_lenient(&h.join(".openclaw"))).collect();
+                let blocking = mandatory.iter().find(|m| c.starts_with(m) && !openclaw.iter().any(|o| o == *m));
+                if let Some(m) = blocking {
+                    return Err(LaunchError::Usage(format!(
+                        "--workspace {}: inside the protected secret path {}; refusing",
+                        c.display(),
+                        m.display()
+                    )));
+                }
+                if openclaw.iter().any(|o| o == &c) {
+                    return Err(LaunchError::Usage(format!("--workspace {}: the OpenClaw state directory itself cannot be a workspace", c.display())));
+                }
+                Some(c)
+            }
+            None => None,
+        };
+        let mut writable: Vec<PathBuf> = workspace.iter().cloned().collect();
+        let allow_write = paths::resolve_entries(&pol.filesystem.allow_write, home.as_deref(), false)
+            .map_err(|(i, m)| policy_err(req, &format!("filesystem.allowWrite[{i}]"), m))?;
+        let mut extra = Vec::new();
+        for w in &req.extra_allow_write {
+            extra.push(paths::resolve(w, home.as_deref()).map_err(|m| policy_err(req, "--allow-write", m))?);
+        }
+        for (i, p) in allow_write.iter().chain(extra.iter()).enumerate() {
+            if in_mandatory(p) {
+                return Err(policy_err(
+                    req,
+                    &format!("filesystem.allowWrite[{i}]"),
+                    format!("{} is inside a mandatory read-deny (secrets, OpenClaw or sharkcage state); it cannot be made writable", p.display()),
+                ));
+            }
+            if under_kernel_fs(p) {
+                violations.push(Violation::note("policy", format!("allowWrite {} skipped: /dev, /proc and /sys are managed by the sandbox", p.display())));
+                continue;
+            }
+            if !p.exists() {
+                violations.push(Violation::note("policy", format!("allowWrite {} skipped: it does not exist", p.display())));
+                continue;
+            }
+            if !writable.contains(p) {
+                writable.push(p.clone());
+            }
+        }
+        let cwd = match &workspace {
+            Some(w) => w.clone(),
+            None => std::env::current_dir().map_err(LaunchError::Io)?,
+        };
+
+        // ---- protected paths inside writable roots ---------------------------
+        let depth = pol.mandatory_deny_search_depth.unwrap_or(DEFAULT_SCAN_DEPTH);
+        let mut protected = Vec::new();
+        for w in &writable {
+            scan_protected(w, depth, pol.filesystem.allow_git_config, &hidden, &mut protected, &mut violations);
+        }
+        let deny_write = paths::resolve_entries(&pol.filesystem.deny_write, home.as_deref(), false)
+            .map_err(|(i, m)| policy_err(req, &format!("filesystem.denyWrite[{i}]"), m))?;
+        for p in deny_write {
+            if p.exists() && writable.iter().any(|w| p.starts_with(w)) {
+                protected.push(p);
+            }
+        }
+        // A protected path is re-bound read-only from the host: it must be
+        // inside a writable root and never inside a hidden path (a symlink
+        // target could point into one).
+        protected.retain(|p| !hidden.iter().any(|h| p.starts_with(h)) && writable.iter().any(|w| p.starts_with(w)));
+        protected.sort();
+        protected.dedup();
+
+        // ---- mount operations -----------------------------------------------
+        let mut ops = vec![PathOp::PrivateTmp(PathBuf::from("/tmp"))];
+        if let Ok(m) = Path::new("/var/tmp").symlink_metadata() {
+            if m.is_dir() {
+                ops.push(PathOp::PrivateTmp(PathBuf::from("/var/tmp")));
+            }
+        }
+        for w in &writable {
+            ops.push(PathOp::Write(w.clone()));
+        }
+        for h in &hidden {
+            let is_dir = h.symlink_metadata().map(|m| m.is_dir()).unwrap_or(false);
+            ops.push(if is_dir { PathOp::HideDir(h.clone()) } else { PathOp::HideFile(h.clone()) });
+        }
+        for a in &allow_read {
+            ops.push(PathOp::AllowRead(a.clone()));
+        }
+        for p in &protected {
+            if let Some(w) = writable.iter().filter(|w| p.starts_with(w) && p != *w).max_by_key(|w| w.components().count()) {
+                let mut cur = p.parent();
+                while let Some(a) = cur {
+                    if a == w.as_path() || !a.starts_with(w) {
+                        break;
+                    }
+                    ops.push(PathOp::Pin(a.to_path_buf()));
+                    cur = a.parent();
+                }
+            }
+            ops.push(PathOp::Protect(p.clone()));
+        }
+        let mounts = MountPlan::build(&MountInputs { ops: &ops, cwd: &cwd, tmpfs_bytes: pol.limits.tmpfs_bytes });
+
+        // ---- Landlock --------------------------------------------------------
+        let stdio = stdio_files();
+        let landlock = LandlockPlan::build(&LandlockInputs {
+            hidden: &hidden,
+            allow_read: &allow_read,
+            writable: &writable,
+            allow_local_binding: pol.network.allow_local_binding,
+            private_writable: &mounts.private_writable,
+            stdio_files: &stdio,
+        })
+        .map_err(|e| LaunchError::Setup(format!("{e}")))?;
+
+        // ---- seccomp ---------------------------------------------------------
+        let seccomp = seccomp::build().map_err(|e| LaunchError::Setup(e.to_string()))?;
+
+        // ---- environment, argv ----------------------------------------------
+        let mut fixed = vec![("TMPDIR".to_string(), "/tmp".to_string()), ("SHARKCAGE_SANDBOX".to_string(), "1".to_string())];
+        if let Some(h) = &home {
+            fixed.push(("HOME".into(), h.display().to_string()));
+        }
+        fixed.push(("PWD".into(), cwd.display().to_string()));
+        let envb = env::build(std::env::vars(), &req.env, &pol.env, &fixed);
+        for name in &envb.dropped_secret {
+            violations.push(Violation::note("env", format!("variable {name} withheld: its name looks secret and the policy does not name it")));
+        }
+        let path_var = envb.vars.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone()).unwrap_or_default();
+        if req.argv.is_empty() {
+            return Err(LaunchError::Usage("no command given".into()));
+        }
+        let exec_candidates = exec_candidates(&req.argv[0], &path_var, &cwd)?;
+        let argv: Vec<CString> = req
+            .argv
+            .iter()
+            .map(|a| CString::new(a.as_bytes()).map_err(|_| LaunchError::Usage("an argument contains a NUL byte".into())))
+            .collect::<Result<_, _>>()?;
+        let envp: Vec<CString> = envb
+            .vars
+            .iter()
+            .map(|(k, v)| CString::new(format!("{k}={v}")).map_err(|_| LaunchError::Usage(format!("environment value of {k} contains a NUL byte"))))
+            .collect::<Result<_, _>>()?;
+        let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|c| c.as_ptr()).collect();
+        argv_ptrs.push(std::ptr::null());
+        let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|c| c.as_ptr()).collect();
+        envp_ptrs.push(std::ptr::null());
+
+        if !pol.network.allowed_domains.is_empty() || !req.extra_allow_domains.is_empty() {
+            violations.push(Violation::note(
+                "network",
+                "allowedDomains is not enforced by this version (no proxy yet): the sandbox has no network at all".to_string(),
+            ));
+        }
+        let timeout_ms = req.timeout_ms.unwrap_or(pol.limits.timeout_ms);
+
+        Ok(Plan {
+            idmap: IdMap::for_caller(),
+            mounts,
+            landlock,
+            seccomp,
+            rlimits: Rlimits::from_policy(&pol.limits),
+            last_cap: caps::last_cap(),
+            hostname: CString::new("sharkcage").unwrap(),
+            exec_candidates,
+            argv,
+            argv_ptrs,
+            envp,
+            envp_ptrs,
+            cwd,
+            writable,
+            hidden,
+            protected,
+            violations,
+            timeout_ms,
+            max_output_bytes: pol.limits.max_output_bytes,
+            limits: pol.limits.clone(),
+        })
+    }
+}
+
+/// `execvpe` semantics, resolved before the fork: a name with a slash is
+/// used as given (relative to the working directory); otherwise every PATH
+/// entry is a candidate, tried in order by the worker.
+fn exec_candidates(argv0: &OsStr, path_var: &str, cwd: &Path) -> Result<Vec<CString>, LaunchError> {
+    let bytes = argv0.as_bytes();
+    let to_c = |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(|_| LaunchError::Usage("command contains a NUL byte".into()));
+    if bytes.is_empty() {
+        return Err(LaunchError::Usage("empty command".into()));
+    }
+    if bytes.contains(&b'/') {
+        let p = Path::new(argv0);
+        let full = if p.is_absolute() { p.to_path_buf() } else { cwd.join(p) };
+        return Ok(vec![to_c(&full)?]);
+    }
+    let mut out = Vec::new();
+    for dir in path_var.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let d = Path::new(dir);
+        let full = if d.is_absolute() { d.join(argv0) } else { cwd.join(d).join(argv0) };
+        out.push(to_c(&full)?);
+    }
+    if out.is_empty() {
+        return Err(LaunchError::Usage(format!("{}: not found (empty PATH)", argv0.to_string_lossy())));
+    }
+    Ok(out)
+}
+
+/// Open stdio targets that are regular files or terminals, so Landlock can
+/// allow reopening them through `/dev/stdout` and friends.
+fn stdio_files() -> Vec<OwnedFd> {
+    let mut v = Vec::new();
+    for fd in 0..3 {
+        // SAFETY: fstat on a possibly-closed fd just fails.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        if unsafe { libc::fstat(fd, &mut st) } != 0 {
+            continue;
+        }
+        let fmt = st.st_mode & libc::S_IFMT;
+        if fmt == libc::S_IFREG || fmt == libc::S_IFCHR {
+            let p = CString::new(format!("/proc/self/fd/{fd}")).unwrap();
+            // SAFETY: opening with O_PATH; ownership moves into OwnedFd.
+            let r = unsafe { libc::open(p.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+            if r >= 0 {
+                // SAFETY: r is a fresh descriptor we own.
+                v.push(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(r) });
+            }
+        }
+    }
+    v
+}
+
+/// Find protected paths inside writable root `root`, up to `depth` levels.
+fn scan_protected(root: &Path, depth: u8, allow_git_config: bool, hidden: &[PathBuf], out: &mut Vec<PathBuf>, violations: &mut Vec<Violation>) {
+    let simple: Vec<&str> = paths::PROTECTED_NAMES.iter().copied().filter(|n| !n.contains('/')).collect();
+    let mut queue: std::collections::VecDeque<(PathBuf, u8)> = [(root.to_path_buf(), 0u8)].into();
+    let mut visited = 0usize;
+    while let Some((dir, d)) = queue.pop_front() {
+        visited += 1;
+        if visited > SCAN_DIR_LIMIT {
+            violations.push(Violation::note("policy", format!("protected-path scan of {} stopped after {SCAN_DIR_LIMIT} directories", root.display())));
+            break;
+        }
+        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let p = e.path();
+            if hidden.iter().any(|h| p.starts_with(h)) {
+                continue;
+            }
+            let Ok(ft) = e.file_type() else { continue };
+            if simple.contains(&name) {
+                if ft.is_symlink() {
+                    violations.push(Violation::note("protect", format!("{} is a symlink; its target is protected only if it is inside a writable root", p.display())));
+                    if let Ok(t) = std::fs::canonicalize(&p) {
+                        out.push(t);
+                    }
+                } else {
+                    out.push(p.clone());
+                }
+                continue;
+            }
+            match name {
+                ".git" if ft.is_dir() => {
+                    let hooks = p.join("hooks");
+                    let config = p.join("config");
+                    if hooks.symlink_metadata().is_ok() {
+                        out.push(hooks);
+                    }
+                    if !allow_git_config && config.symlink_metadata().is_ok() {
+                        out.push(config);
+                    }
+                }
+                ".git" if ft.is_file() => out.push(p.clone()),
+                ".claude" if ft.is_dir() => {
+                    for sub in ["commands", "agents"] {
+                        let s = p.join(sub);
+                        if s.symlink_metadata().is_ok() {
+                            out.push(s);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            if ft.is_dir() && d + 1 < depth && name != "node_modules" && name != ".git" {
+                queue.push_back((p, d + 1));
+            }
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! The launcher's side of a call: create the sandbox, then relay its output
+//! (up to `maxOutputBytes`), enforce the wall-clock timeout, forward
+//! termination signals, and collect the exit status.
+//!
+//! The launcher stays outside every namespace and restriction of the
+//! sandbox: it cannot be seen, signalled or traced from inside (the command
+//! is in a new PID namespace, and Landlock scoping forbids signals that leave
+//! its domain).
+//!
+//! Teardown: killing PID 1 (SIGKILL) makes the kernel kill every process of
+//! the sandbox's PID namespace, so a timeout, an abort (SIGTERM/SIGINT/SIGHUP
+//! to the launcher) or the launcher's own death (PID 1 has
+//! `PDEATHSIG=SIGKILL`) leaves nothing behind.
+
+use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
+
+use super::child::{self, ChildFds, Stage};
+use super::plan::Plan;
+use super::{LaunchError, RunOutput};
+use crate::layers::limits::Cgroups;
+use crate::layers::sys;
+
+const NS_FLAGS: libc::c_int = libc::CLONE_NEWUSER
+    | libc::CLONE_NEWNS
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWCGROUP;
+
+fn pipe() -> Result<(RawFd, RawFd), LaunchError> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into the array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(LaunchError::Io(std::io::Error::last_os_error()));
+    }
+    Ok((fds[0], fds[1]))
+}
+
+fn close(fd: RawFd) {
+    if fd >= 0 {
+        // SAFETY: closing a descriptor we own.
+        unsafe { libc::close(fd) };
+    }
+}
+
+/// Where the relay writes the command's output.
+pub struct Sinks {
+    pub stdout: RawFd,
+    pub stderr: RawFd,
+}
+
+/// Run the plan. `sinks` receive the command's stdout/stderr.
+pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
+    let start = Instant::now();
+    let (sync_r, sync_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let (status_r, status_w) = pipe()?;
+    let (out_r, out_w) = pipe()?;
+    let (errout_r, errout_w) = pipe()?;
+
+    // Termination signals arrive on a signalfd instead of interrupting us.
+    // SAFETY: sigset manipulation on a stack value; sigprocmask/signalfd.
+    let (signal_fd, old_mask) = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+            libc::sigaddset(&mut set, s);
+        }
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigprocmask(libc::SIG_BLOCK, &set, &mut old);
+        (libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK), old)
+    };
+
+    let cgroups = if plan.idmap.uid == 0 {
+        Cgroups::create(&format!("{}-{}", std::process::id(), start.elapsed().as_nanos()), &plan.limits)
+    } else {
+        Cgroups::none()
+    };
+
+    let fds = ChildFds { sync_r, sync_w, err_r, err_w, status_r, status_w, out_r, out_w, errout_r, errout_w, signal_fd };
+
+    // SAFETY: a fork-like clone (no new stack, SIGCHLD on exit) in the
+    // single-threaded launcher; the child only runs `child::pid1`, which
+    // uses prepared data and never returns.
+    let pid = unsafe { libc::syscall(libc::SYS_clone, (NS_FLAGS | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) } as i32;
+    if pid < 0 {
+        let errno = sys::errno();
+        for fd in [sync_r, sync_w, err_r, err_w, status_r, status_w, out_r, out_w, errout_r, errout_w, signal_fd] {
+            close(fd);
+        }
+        restore_mask(&old_mask);
+        return Err(LaunchError::Unsupported(crate::layers::host::explain_userns_failure(errno, "creating the sandbox namespaces")));
+    }
+    if pid == 0 {
+        child::pid1(plan, &fds);
+    }
+    for fd in [sync_r, err_w, status_w, out_w, errout_w] {
+        close(fd);
+    }
+    let cg_ok = cgroups.add(pid);
+    // Go (or, if the cgroup could not be joined, refuse by closing).
+    if cg_ok || cgroups.kind == crate::layers::limits::CgroupKind::None {
+        sys::write_all(sync_w, b"1");
+    }
+    close(sync_w);
+
+    // Wait for exec (EOF on the error pipe) or a setup error.
+    let mut buf = [0u8; 12];
+    let mut got = 0;
+    while got < buf.len() {
+        // SAFETY: reading into the remaining part of a stack buffer.
+        let n = unsafe { libc::read(err_r, buf[got..].as_mut_ptr().cast(), buf.len() - got) };
+        if n < 0 && sys::errno() == libc::EINTR {
+            continue;
+        }
+        if n <= 0 {
+            break;
+        }
+        got += n as usize;
+    }
+    close(err_r);
+    if got == buf.len() {
+        let stage = u32::from_ne_bytes(buf[0..4].try_into().unwrap());
+        let detail = u32::from_ne_bytes(buf[4..8].try_into().unwrap());
+        let errno = i32::from_ne_bytes(buf[8..12].try_into().unwrap());
+        kill_and_reap(pid);
+        for fd in [status_r, out_r, errout_r, signal_fd] {
+            close(fd);
+        }
+        restore_mask(&old_mask);
+        let stage = Stage::from_u32(stage);
+        return Err(match stage {
+            Some(Stage::Exec) => LaunchError::CommandNotRunnable(plan.argv.first().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default(), std::io::Error::from_raw_os_error(errno)),
+            Some(Stage::IdMap) => LaunchError::Unsupported(crate::layers::host::explain_userns_failure(errno, "writing the user namespace id map")),
+            Some(Stage::Mounts) => LaunchError::Unsupported(crate::layers::host::explain_userns_failure(
+                errno,
+                &format!("{} ({})", Stage::Mounts.describe(), plan.mounts.describe_step(detail)),
+            )),
+            Some(s) => LaunchError::Setup(format!("{} failed: {}", s.describe(), std::io::Error::from_raw_os_error(errno))),
+            None => LaunchError::Setup(format!("unknown setup stage {stage:?}")),
+        });
+    }
+
+    // The command runs. Relay until PID 1 reports.
+    let deadline = start + Duration::from_millis(plan.timeout_ms);
+    let mut relay = Relay { limit: plan.max_output_bytes, written: 0, truncated: false, sinks };
+    let mut open_out = true;
+    let mut open_err = true;
+    let mut worker_status: Option<i32> = None;
+    let mut status_open = true;
+    let mut timed_out = false;
+    let mut killed_by: Option<i32> = None;
+    let mut rbuf = vec![0u8; 64 * 1024];
+
+    while status_open || open_out || open_err {
+        let now = Instant::now();
+        let timeout_ms: i32 = if !status_open {
+            // PID 1 is gone: everything inside is dead; drain what is left.
+            1000
+        } else if now >= deadline {
+            -2
+        } else {
+            (deadline - now).as_millis().min(i32::MAX as u128) as i32 + 1
+        };
+        if timeout_ms == -2 {
+            timed_out = true;
+            kill_pid1(pid);
+            // Keep looping: the status pipe closes when PID 1 dies.
+            break_after_kill(pid, status_r, &mut status_open);
+            continue;
+        }
+        let mut pfds = [
+            libc::pollfd { fd: if open_out { out_r } else { -1 }, events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: if open_err { errout_r } else { -1 }, events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: if status_open { status_r } else { -1 }, events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: if killed_by.is_none() { signal_fd } else { -1 }, events: libc::POLLIN, revents: 0 },
+        ];
+        // SAFETY: poll over a stack array of pollfds.
+        let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) };
+        if n < 0 {
+            if sys::errno() == libc::EINTR {
+                continue;
+            }
+            return Err(LaunchError::Io(std::io::Error::last_os_error()));
+        }
+        if n == 0 {
+            if !status_open {
+                // Output pipes held open by nothing alive: stop waiting.
+                break;
+            }
+            continue;
+        }
+        if pfds[0].revents != 0 && !relay.pump(out_r, 1, &mut rbuf) {
+            open_out = false;
+        }
+        if pfds[1].revents != 0 && !relay.pump(errout_r, 2, &mut rbuf) {
+            open_err = false;
+        }
+        if pfds[2].revents != 0 {
+            let mut sb = [0u8; 4];
+            // SAFETY: reading 4 bytes into a stack buffer.
+            let r = unsafe { libc::read(status_r, sb.as_mut_ptr().cast(), 4) };
+            if r == 4 {
+                worker_status = Some(i32::from_ne_bytes(sb));
+            }
+            if r <= 0 || r == 4 {
+                status_open = false;
+            }
+        }
+        if pfds[3].revents != 0 {
+            let mut si: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+            // SAFETY: reading one siginfo record into a zeroed struct.
+            let r = unsafe { libc::read(signal_fd, (&mut si as *mut libc::signalfd_siginfo).cast(), std::mem::size_of::<libc::signalfd_siginfo>()) };
+            if r > 0 {
+                killed_by = Some(si.ssi_signo as i32);
+                kill_pid1(pid);
+            }
+        }
+    }
+    let pid1_status = reap(pid);
+    for fd in [status_r, out_r, errout_r, signal_fd] {
+        close(fd);
+    }
+    drop(cgroups);
+    restore_mask(&old_mask);
+    if relay.truncated {
+        let msg = format!("\n[sharkcage: output truncated after {} bytes (limits.maxOutputBytes)]\n", relay.limit);
+        sys::write_all(sinks.stderr, msg.as_bytes());
+    }
+
+    let (exit_code, signal) = if timed_out || killed_by.is_some() {
+        (None, Some(libc::SIGKILL))
+    } else if let Some(st) = worker_status {
+        if libc::WIFEXITED(st) {
+            (Some(libc::WEXITSTATUS(st)), None)
+        } else if libc::WIFSIGNALED(st) {
+            (None, Some(libc::WTERMSIG(st)))
+        } else {
+            (None, None)
+        }
+    } else {
+        // PID 1 died without a report (killed from outside).
+        let _ = pid1_status;
+        (None, Some(libc::SIGKILL))
+    };
+    Ok(RunOutput {
+        exit_code,
+        signal,
+        timed_out,
+        aborted_by: killed_by,
+        truncated: relay.truncated,
+        duration: start.elapsed(),
+        cgroups_kind: cgroups_kind_str(plan),
+    })
+}
+
+fn cgroups_kind_str(plan: &Plan) -> &'static str {
+    if plan.idmap.uid == 0 {
+        "cgroup"
+    } else {
+        "rlimit"
+    }
+}
+
+fn break_after_kill(pid: i32, _status_r: RawFd, status_open: &mut bool) {
+    // After SIGKILL, PID 1 dies promptly; the status pipe then hits EOF and
+    // the output pipes close. Reap here so the loop can drain and end.
+    let _ = reap(pid);
+    *status_open = false;
+}
+
+fn kill_pid1(pid: i32) {
+    // SAFETY: SIGKILL to our own child (PID 1 of the sandbox).
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+}
+
+fn kill_and_reap(pid: i32) {
+    kill_pid1(pid);
+    let _ = reap(pid);
+}
+
+/// Reap PID 1 (idempotent: ECHILD after the first time).
+fn reap(pid: i32) -> Option<i32> {
+    loop {
+        let mut st = 0;
+        // SAFETY: waitpid on our own child.
+        let r = unsafe { libc::waitpid(pid, &mut st, libc::__WALL) };
+        if r == pid {
+            return Some(st);
+        }
+        if r < 0 && sys::errno() == libc::EINTR {
+            continue;
+        }
+        return None;
+    }
+}
+
+fn restore_mask(old: &libc::sigset_t) {
+    // SAFETY: restoring the signal mask saved above.
+    unsafe { libc::sigprocmask(libc::SIG_SETMASK, old, std::ptr::null_mut()) };
+}
+
+struct Relay<'a> {
+    limit: u64,
+    written: u64,
+    truncated: bool,
+    sinks: &'a Sinks,
+}
+
+impl Relay<'_> {
+    /// Read once from `fd`; forward within the output limit. False on EOF.
+    fn pump(&mut self, fd: RawFd, which: u8, buf: &mut [u8]) -> bool {
+        // SAFETY: reading into a valid buffer.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            return sys::errno() == libc::EINTR || sys::errno() == libc::EAGAIN;
+        }
+        if n == 0 {
+            return false;
+        }
+        let n = n as u64;
+        let room = self.limit.saturating_sub(self.written);
+        let take = n.min(room) as usize;
+        if take > 0 {
+            let sink = if which == 1 { self.sinks.stdout } else { self.sinks.stderr };
+            sys::write_all(sink, &buf[..take]);
+            self.written += take as u64;
+        }
+        if (take as u64) < n {
+            // Keep draining so the command never blocks on a full pipe.
+            self.truncated = true;
+        }
+        true
+    }
+}

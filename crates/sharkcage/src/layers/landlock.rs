@@ -1,0 +1,264 @@
+//! Landlock: a second, independent filesystem layer, plus TCP and scoping
+//! rules where the kernel's ABI has them.
+//!
+//! The mount layer already hides and write-protects; Landlock makes the same
+//! policy hold even if a mount were missed or a path reached another way:
+//! * **read** (`READ_FILE`, `EXECUTE`) is granted on the *complement* of the
+//!   hidden paths: every directory entry on the way from `/` to a hidden path
+//!   is granted except the hidden one itself (symlinks are skipped: their
+//!   targets are covered where they live). `READ_DIR` is granted everywhere,
+//!   names are not secret and the hidden directories are empty anyway;
+//! * **write** (every write right of the ABI, incl. `REFER` and `TRUNCATE`) only
+//!   on writable roots and the private tmpfs mounts;
+//! * `/dev`: read, write and `IOCTL_DEV` (ABI 5) for the minimal device set;
+//! * **TCP** (ABI 4): `connect` (and `bind`, unless `allowLocalBinding`) are
+//!   denied outright — the sandbox reaches the network only through the
+//!   proxy, which a later layer grants by port;
+//! * **scoping** (ABI 6): no abstract unix sockets and no signals outside the
+//!   sandbox's own Landlock domain.
+//!
+//! Landlock only ever grants; it cannot carve a read-only hole inside a
+//! writable tree, so protected paths rely on the mount layer.
+//!
+//! The ruleset is built in the launcher before the fork (rules for host paths
+//! are added there). Paths that exist only inside the sandbox (its tmpfs
+//! mounts, `/proc`, `/dev`) get their rules in the child, after the mounts,
+//! with raw `landlock_add_rule` calls on prepared data; the worker then calls
+//! `landlock_restrict_self` just before the capability drop and seccomp.
+//! The result reports the ABI and which parts are active; nothing is dropped
+//! silently.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use landlock::{
+    Access, AccessFs, AccessNet, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr, Scope, ABI,
+};
+use serde::Serialize;
+
+use super::sys;
+
+/// What the Landlock layer enforces on this host.
+#[derive(Debug, Clone, Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct LandlockReport {
+    /// Kernel ABI version (0 = unavailable).
+    pub abi: i32,
+    pub filesystem: bool,
+    /// TCP bind/connect rules (ABI ≥ 4).
+    pub network: bool,
+    /// Abstract-unix-socket and signal scoping (ABI ≥ 6).
+    pub scoping: bool,
+    /// `IOCTL_DEV` (ABI ≥ 5).
+    pub ioctl_dev: bool,
+    pub rules: usize,
+}
+
+/// Errors building the ruleset.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LandlockError {
+    #[error("landlock ruleset: {0}")]
+    Ruleset(#[from] landlock::RulesetError),
+    #[error("landlock: cannot duplicate a stdio descriptor: {0}")]
+    Dup(std::io::Error),
+    #[error("landlock: cannot open {path}: {source}")]
+    Open { path: String, source: landlock::PathFdError },
+}
+
+/// Inputs in host coordinates.
+pub struct LandlockInputs<'a> {
+    pub hidden: &'a [PathBuf],
+    pub allow_read: &'a [PathBuf],
+    pub writable: &'a [PathBuf],
+    pub allow_local_binding: bool,
+    /// Paths that exist only inside the sandbox, writable (tmpfs mounts).
+    pub private_writable: &'a [PathBuf],
+    /// Stdio targets that are files or terminals (reopened via /dev/stdout).
+    pub stdio_files: &'a [OwnedFd],
+}
+
+/// The prepared layer.
+#[derive(Debug)]
+pub struct LandlockPlan {
+    fd: Option<OwnedFd>,
+    child_rules: Vec<(CString, u64)>,
+    pub report: LandlockReport,
+}
+
+const LANDLOCK_RULE_PATH_BENEATH: libc::c_int = 1;
+
+#[repr(C, packed)]
+struct PathBeneathAttr {
+    allowed_access: u64,
+    parent_fd: i32,
+}
+
+impl LandlockPlan {
+    pub fn unavailable() -> LandlockPlan {
+        LandlockPlan { fd: None, child_rules: vec![], report: LandlockReport::default() }
+    }
+
+    pub fn build(inp: &LandlockInputs) -> Result<LandlockPlan, LandlockError> {
+        let Some(kabi) = super::host::landlock_abi() else {
+            return Ok(LandlockPlan::unavailable());
+        };
+        let abi = ABI::from(kabi as i32);
+        let all = AccessFs::from_all(abi);
+        let read = AccessFs::ReadFile | AccessFs::Execute;
+        let mut report = LandlockReport {
+            abi: kabi,
+            filesystem: true,
+            network: kabi >= 4,
+            scoping: kabi >= 6,
+            ioctl_dev: kabi >= 5,
+            rules: 0,
+        };
+        let mut rs = Ruleset::default().set_compatibility(CompatLevel::BestEffort).handle_access(all)?;
+        if report.network {
+            let mut net: landlock::BitFlags<AccessNet> = AccessNet::ConnectTcp.into();
+            if !inp.allow_local_binding {
+                net |= AccessNet::BindTcp;
+            }
+            rs = rs.handle_access(net)?;
+        }
+        if report.scoping {
+            rs = rs.scope(Scope::AbstractUnixSocket | Scope::Signal)?;
+        }
+        let mut created = rs.create()?;
+
+        let add = |created: landlock::RulesetCreated, p: &Path, access: landlock::BitFlags<AccessFs>| -> Result<landlock::RulesetCreated, LandlockError> {
+            let fd = match PathFd::new(p) {
+                Ok(fd) => fd,
+                // A path that vanished since planning just gets no rule.
+                Err(_) if !p.exists() => return Ok(created),
+                Err(e) => return Err(LandlockError::Open { path: p.display().to_string(), source: e }),
+            };
+            let is_dir = std::fs::metadata(p).map(|m| m.is_dir()).unwrap_or(false);
+            let access = if is_dir { access } else { access & AccessFs::from_file(abi) };
+            Ok(created.add_rule(PathBeneath::new(fd, access))?)
+        };
+
+        // Directory listing everywhere.
+        created = add(created, Path::new("/"), AccessFs::ReadDir.into())?;
+        report.rules += 1;
+        // Reading: the complement of the hidden set.
+        let mut grants = Vec::new();
+        let hidden: Vec<&PathBuf> = inp.hidden.iter().filter(|h| h.symlink_metadata().is_ok()).collect();
+        complement(Path::new("/"), &hidden, &mut grants);
+        grants.extend(inp.allow_read.iter().cloned());
+        for g in &grants {
+            created = add(created, g, read)?;
+            report.rules += 1;
+        }
+        for w in inp.writable {
+            created = add(created, w, all)?;
+            report.rules += 1;
+        }
+        for f in inp.stdio_files {
+            let access = (AccessFs::ReadFile | AccessFs::WriteFile | AccessFs::from_all(abi) & (AccessFs::Truncate | AccessFs::IoctlDev)) & AccessFs::from_file(abi);
+            let fd = f.try_clone().map_err(LandlockError::Dup)?;
+            created = created.add_rule(PathBeneath::new(fd, access))?;
+            report.rules += 1;
+        }
+
+        let bits = |a: landlock::BitFlags<AccessFs>| a.bits();
+        let mut child_rules = Vec::new();
+        for p in inp.private_writable {
+            child_rules.push((CString::new(p.as_os_str().as_bytes()).unwrap(), bits(all)));
+        }
+        let dev = AccessFs::ReadFile | AccessFs::ReadDir | AccessFs::WriteFile | (AccessFs::from_all(abi) & AccessFs::IoctlDev);
+        child_rules.push((CString::new("/dev").unwrap(), bits(dev)));
+        child_rules.push((CString::new("/proc").unwrap(), bits(AccessFs::ReadFile | AccessFs::ReadDir)));
+        report.rules += child_rules.len();
+
+        let fd: Option<OwnedFd> = created.into();
+        Ok(LandlockPlan { fd, child_rules, report })
+    }
+
+    /// In the child, after the mounts: rules for sandbox-only paths.
+    pub fn add_child_rules(&self) -> Result<(), i32> {
+        let Some(fd) = &self.fd else { return Ok(()) };
+        for (path, access) in &self.child_rules {
+            // SAFETY: open a prepared C string path with O_PATH; closed below.
+            let pfd = unsafe { libc::open(path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+            if pfd < 0 {
+                if sys::errno() == libc::ENOENT {
+                    continue;
+                }
+                return Err(sys::errno());
+            }
+            let attr = PathBeneathAttr { allowed_access: *access, parent_fd: pfd };
+            // SAFETY: attr is a valid landlock_path_beneath_attr for the call.
+            let rc = unsafe { libc::syscall(libc::SYS_landlock_add_rule, fd.as_raw_fd(), LANDLOCK_RULE_PATH_BENEATH, &attr as *const PathBeneathAttr, 0u32) };
+            let e = sys::errno();
+            // SAFETY: closing the fd we opened above.
+            unsafe { libc::close(pfd) };
+            if rc < 0 {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// In the worker: enforce. `no_new_privs` must already be set.
+    pub fn restrict_self(&self) -> Result<(), i32> {
+        let Some(fd) = &self.fd else { return Ok(()) };
+        // SAFETY: landlock_restrict_self on our ruleset fd.
+        let rc = unsafe { libc::syscall(libc::SYS_landlock_restrict_self, fd.as_raw_fd(), 0u32) };
+        sys::check(rc).map(|_| ())
+    }
+
+    pub fn raw_fd(&self) -> i32 {
+        self.fd.as_ref().map_or(-1, |f| f.as_raw_fd())
+    }
+}
+
+/// Grant `dir` whole if nothing hidden is inside it; otherwise descend and
+/// grant its entries one by one, skipping hidden paths and symlinks.
+fn complement(dir: &Path, hidden: &[&PathBuf], out: &mut Vec<PathBuf>) {
+    if hidden.iter().any(|h| h.as_path() == dir) {
+        return;
+    }
+    if !hidden.iter().any(|h| h.starts_with(dir)) {
+        out.push(dir.to_path_buf());
+        return;
+    }
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let Ok(ft) = e.file_type() else { continue };
+        if ft.is_symlink() {
+            continue;
+        }
+        let p = e.path();
+        if ft.is_dir() {
+            complement(&p, hidden, out);
+        } else if !hidden.iter().any(|h| h.as_path() == p) {
+            out.push(p);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn complement_skips_hidden_and_symlinks() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        std::fs::create_dir_all(root.join("home/.ssh")).unwrap();
+        std::fs::create_dir_all(root.join("home/src")).unwrap();
+        std::fs::write(root.join("home/.netrc"), "x").unwrap();
+        std::fs::write(root.join("home/notes"), "x").unwrap();
+        std::os::unix::fs::symlink(root.join("home/.ssh"), root.join("home/link")).unwrap();
+        let hidden = [root.join("home/.ssh"), root.join("home/.netrc")];
+        let refs: Vec<&PathBuf> = hidden.iter().collect();
+        let mut out = vec![];
+        complement(root, &refs, &mut out);
+        out.sort();
+        assert_eq!(out, vec![root.join("home/notes"), root.join("home/src")]);
+    }
+}

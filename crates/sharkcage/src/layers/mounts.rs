@@ -1,0 +1,395 @@
+//! The sandbox's filesystem view, built in a private mount namespace.
+//!
+//! What the command sees:
+//! * the host's root, **read-only**, `nosuid`, `nodev` (one recursive bind
+//!   and one recursive `mount_setattr`);
+//! * writable roots (the workspace, `allowWrite`) bound read-write on top;
+//! * hidden paths (mandatory secrets, `denyRead`): an empty read-only tmpfs
+//!   over a directory, an empty mode-000 file over a file; `allowRead`
+//!   re-binds read-only inside them;
+//! * protected paths inside writable roots (`.git/hooks`, `.bashrc`, …,
+//!   `denyWrite`) bound read-only onto themselves; every directory between
+//!   the writable root and a protected path becomes a mount point ("pin"), so
+//!   renaming a parent fails with EBUSY instead of moving the protection away;
+//! * private, size-capped tmpfs on `/tmp`, `/var/tmp`, `/dev/shm`;
+//! * a minimal `/dev` (null, zero, full, random, urandom, tty, a private
+//!   devpts), read-only;
+//! * a fresh `/proc` for the sandbox's PID namespace with `/proc/sys`,
+//!   `/proc/sysrq-trigger`, `/proc/irq`, `/proc/bus`, `/proc/fs` read-only and
+//!   `/proc/kcore`, `/proc/keys`, `/proc/timer_list`, … masked (Docker's
+//!   lists); `/sys` read-only with `/sys/firmware` masked.
+//!
+//! Ordering: all user-visible path operations are sorted by depth, shallow
+//! first, so a deeper rule always lands on top of a shallower one (a hidden
+//! directory inside a writable root stays hidden; a workspace inside a hidden
+//! directory is visible; a protected file inside a workspace is read-only).
+//! Ties on one path resolve write < hide < allowRead < pin < protect.
+//!
+//! Step order in the child (after `clone`, before anything else runs):
+//! 1. make every mount private (no propagation back to the host);
+//! 2. mount a tmpfs staging root on `/tmp`, `pivot_root` into it, so the host
+//!    is at `/oldroot` and the new view is assembled at `/newroot`;
+//! 3. bind `/oldroot` → `/newroot` recursively and make it read-only;
+//! 4. the sorted path operations;
+//! 5. `/dev`, `/proc`, `/sys` masks;
+//! 6. `pivot_root` into `/newroot` and detach the staging root and the host.
+//!
+//! Nothing is ever created on the host: mount points that do not exist are
+//! made only inside the private tmpfs mounts.
+
+use std::ffi::{CStr, CString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use super::sys::{self, SysResult};
+
+const MS_BIND: libc::c_ulong = libc::MS_BIND;
+const MS_REC: libc::c_ulong = libc::MS_REC;
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+
+/// A path operation, in host coordinates (resolved, absolute).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathOp {
+    /// Private tmpfs (only `/tmp`, `/var/tmp`).
+    PrivateTmp(PathBuf),
+    /// Bind read-write.
+    Write(PathBuf),
+    /// Hide a directory (empty read-only tmpfs).
+    HideDir(PathBuf),
+    /// Hide a file (empty mode-000 file).
+    HideFile(PathBuf),
+    /// Re-expose read-only inside a hidden region.
+    AllowRead(PathBuf),
+    /// Make a directory a mount point (read-write) so it cannot be renamed.
+    Pin(PathBuf),
+    /// Read-only self-bind.
+    Protect(PathBuf),
+}
+
+impl PathOp {
+    pub fn path(&self) -> &Path {
+        match self {
+            PathOp::PrivateTmp(p)
+            | PathOp::Write(p)
+            | PathOp::HideDir(p)
+            | PathOp::HideFile(p)
+            | PathOp::AllowRead(p)
+            | PathOp::Pin(p)
+            | PathOp::Protect(p) => p,
+        }
+    }
+    fn rank(&self) -> u8 {
+        match self {
+            PathOp::PrivateTmp(_) => 0,
+            PathOp::Write(_) => 1,
+            PathOp::HideDir(_) | PathOp::HideFile(_) => 2,
+            PathOp::AllowRead(_) => 3,
+            PathOp::Pin(_) => 4,
+            PathOp::Protect(_) => 5,
+        }
+    }
+}
+
+/// Sort operations: shallow first; on one path, by rank. Duplicate
+/// operations are removed.
+pub fn order(mut ops: Vec<PathOp>) -> Vec<PathOp> {
+    ops.sort_by(|a, b| {
+        let da = a.path().components().count();
+        let db = b.path().components().count();
+        da.cmp(&db).then(a.path().cmp(b.path())).then(a.rank().cmp(&b.rank()))
+    });
+    ops.dedup();
+    ops
+}
+
+/// One prepared step for the child. Everything is a C string already.
+#[derive(Debug)]
+enum Step {
+    Mkdir(CString),
+    Touch(CString),
+    Symlink(CString, CString),
+    Mount { src: Option<CString>, dst: CString, fstype: Option<CString>, flags: libc::c_ulong, data: Option<CString> },
+    SetAttr { path: CString, recursive: bool, set: u64, clear: u64 },
+    Remount { path: CString, flags: libc::c_ulong },
+}
+
+/// The prepared mount plan.
+#[derive(Debug)]
+pub struct MountPlan {
+    steps: Vec<Step>,
+    /// Index of the first step after the staging pivot.
+    stage: CString,
+    stage_opts: CString,
+    old: CString,
+    new: CString,
+    cwd: CString,
+    dot: CString,
+    root: CString,
+    /// Mount points in the final view that are private tmpfs (for Landlock).
+    pub private_writable: Vec<PathBuf>,
+}
+
+const STAGE: &str = "/tmp";
+
+fn c(p: impl AsRef<[u8]>) -> CString {
+    CString::new(p.as_ref().to_vec()).expect("paths were checked for NUL bytes")
+}
+
+fn newroot(p: &Path) -> CString {
+    let mut v = b"/newroot".to_vec();
+    if p != Path::new("/") {
+        v.extend_from_slice(p.as_os_str().as_bytes());
+    }
+    c(v)
+}
+fn oldroot(p: &Path) -> CString {
+    let mut v = b"/oldroot".to_vec();
+    if p != Path::new("/") {
+        v.extend_from_slice(p.as_os_str().as_bytes());
+    }
+    c(v)
+}
+
+/// Inputs for [`MountPlan::build`].
+pub struct MountInputs<'a> {
+    pub ops: &'a [PathOp],
+    pub cwd: &'a Path,
+    pub tmpfs_bytes: u64,
+}
+
+/// Docker's masked and read-only /proc and /sys paths.
+const PROC_READONLY: &[&str] = &["/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs"];
+const PROC_MASK_FILES: &[&str] = &[
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/key-users",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/latency_stats",
+    "/proc/kallsyms",
+    "/proc/kmsg",
+    "/proc/kpagecount",
+    "/proc/kpageflags",
+    "/proc/kpagecgroup",
+    "/proc/config.gz",
+    "/proc/vmallocinfo",
+];
+const PROC_MASK_DIRS: &[&str] = &["/proc/acpi", "/proc/scsi", "/proc/asound", "/proc/driver", "/proc/pressure"];
+const SYS_MASK_DIRS: &[&str] = &["/sys/firmware", "/sys/devices/virtual/powercap", "/sys/kernel/debug", "/sys/kernel/security"];
+const DEV_NODES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+impl MountPlan {
+    pub fn build(inp: &MountInputs) -> MountPlan {
+        let mut steps = Vec::new();
+        let tmp_opts = c(format!("size={},mode=1777", inp.tmpfs_bytes));
+        let ro_tmpfs_opts = c("size=4k,nr_inodes=2,mode=0755");
+        let tmpfs = Some(c("tmpfs"));
+        let empty_file = c("/.sc-empty");
+        let ops = order(inp.ops.to_vec());
+        // Private tmpfs roots in the final view: a target under one of them
+        // needs its mount point created there (never on the host).
+        let private_roots: Vec<PathBuf> = ops
+            .iter()
+            .filter_map(|o| match o {
+                PathOp::PrivateTmp(p) => Some(p.clone()),
+                _ => None,
+            })
+            .collect();
+
+        // 3. the read-only host root.
+        steps.push(Step::Mount { src: Some(c("/oldroot")), dst: c("/newroot"), fstype: None, flags: MS_BIND | MS_REC, data: None });
+        steps.push(Step::SetAttr { path: c("/newroot"), recursive: true, set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, clear: 0 });
+
+        // 4. path operations.
+        for op in &ops {
+            let p = op.path();
+            let is_dir = std::fs::metadata(p).map(|m| m.is_dir()).unwrap_or(true);
+            if let Some(root) = private_roots.iter().find(|r| p.starts_with(r) && p != r.as_path()) {
+                // Only host binds need a mount point inside a private tmpfs;
+                // hiding something inside a private tmpfs is a no-op.
+                if matches!(op, PathOp::HideDir(_) | PathOp::HideFile(_)) {
+                    continue;
+                }
+                let mut cur = root.clone();
+                let rel: Vec<_> = p.strip_prefix(root).unwrap().components().collect();
+                for (i, comp) in rel.iter().enumerate() {
+                    cur.push(comp);
+                    if i + 1 == rel.len() && !is_dir {
+                        steps.push(Step::Touch(newroot(&cur)));
+                    } else {
+                        steps.push(Step::Mkdir(newroot(&cur)));
+                    }
+                }
+            }
+            let dst = newroot(p);
+            match op {
+                PathOp::PrivateTmp(_) => {
+                    steps.push(Step::Mount { src: tmpfs.clone(), dst, fstype: tmpfs.clone(), flags: libc::MS_NOSUID | libc::MS_NODEV, data: Some(tmp_opts.clone()) });
+                }
+                PathOp::Write(_) | PathOp::Pin(_) => {
+                    steps.push(Step::Mount { src: Some(oldroot(p)), dst: dst.clone(), fstype: None, flags: MS_BIND | MS_REC, data: None });
+                    steps.push(Step::SetAttr { path: dst, recursive: true, set: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, clear: 0 });
+                }
+                PathOp::AllowRead(_) | PathOp::Protect(_) => {
+                    steps.push(Step::Mount { src: Some(oldroot(p)), dst: dst.clone(), fstype: None, flags: MS_BIND | MS_REC, data: None });
+                    steps.push(Step::SetAttr { path: dst, recursive: true, set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, clear: 0 });
+                }
+                PathOp::HideDir(_) => {
+                    steps.push(Step::Mount {
+                        src: tmpfs.clone(),
+                        dst,
+                        fstype: tmpfs.clone(),
+                        flags: libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                        data: Some(ro_tmpfs_opts.clone()),
+                    });
+                }
+                PathOp::HideFile(_) => {
+                    steps.push(Step::Mount { src: Some(empty_file.clone()), dst: dst.clone(), fstype: None, flags: MS_BIND, data: None });
+                    steps.push(Step::SetAttr { path: dst, recursive: false, set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, clear: 0 });
+                }
+            }
+        }
+
+        // 5a. /dev
+        steps.push(Step::Mount {
+            src: tmpfs.clone(),
+            dst: c("/newroot/dev"),
+            fstype: tmpfs.clone(),
+            flags: libc::MS_NOSUID | libc::MS_NOEXEC,
+            data: Some(c("size=64k,mode=0755")),
+        });
+        for n in DEV_NODES {
+            if Path::new("/dev").join(n).exists() {
+                steps.push(Step::Touch(c(format!("/newroot/dev/{n}"))));
+                steps.push(Step::Mount { src: Some(c(format!("/oldroot/dev/{n}"))), dst: c(format!("/newroot/dev/{n}")), fstype: None, flags: MS_BIND, data: None });
+            }
+        }
+        for (target, name) in [("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"), ("/proc/self/fd/1", "stdout"), ("/proc/self/fd/2", "stderr"), ("pts/ptmx", "ptmx")] {
+            steps.push(Step::Symlink(c(target), c(format!("/newroot/dev/{name}"))));
+        }
+        steps.push(Step::Mkdir(c("/newroot/dev/pts")));
+        steps.push(Step::Mount {
+            src: Some(c("devpts")),
+            dst: c("/newroot/dev/pts"),
+            fstype: Some(c("devpts")),
+            flags: libc::MS_NOSUID | libc::MS_NOEXEC,
+            data: Some(c("newinstance,ptmxmode=0666,mode=0620")),
+        });
+        steps.push(Step::Mkdir(c("/newroot/dev/shm")));
+        steps.push(Step::Mount { src: tmpfs.clone(), dst: c("/newroot/dev/shm"), fstype: tmpfs.clone(), flags: libc::MS_NOSUID | libc::MS_NODEV, data: Some(tmp_opts.clone()) });
+        steps.push(Step::Remount { path: c("/newroot/dev"), flags: libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NOEXEC });
+
+        // 5b. /proc (fresh, for our PID namespace) and its masks.
+        steps.push(Step::Mount {
+            src: Some(c("proc")),
+            dst: c("/newroot/proc"),
+            fstype: Some(c("proc")),
+            flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            data: None,
+        });
+        for p in PROC_READONLY.iter().filter(|p| Path::new(p).exists()) {
+            let d = newroot(Path::new(p));
+            steps.push(Step::Mount { src: Some(d.clone()), dst: d.clone(), fstype: None, flags: MS_BIND | MS_REC, data: None });
+            steps.push(Step::SetAttr { path: d, recursive: true, set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, clear: 0 });
+        }
+        for p in PROC_MASK_FILES.iter().filter(|p| Path::new(p).exists()) {
+            let d = newroot(Path::new(p));
+            steps.push(Step::Mount { src: Some(empty_file.clone()), dst: d.clone(), fstype: None, flags: MS_BIND, data: None });
+            steps.push(Step::SetAttr { path: d, recursive: false, set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, clear: 0 });
+        }
+        for p in PROC_MASK_DIRS.iter().chain(SYS_MASK_DIRS).filter(|p| Path::new(p).is_dir()) {
+            steps.push(Step::Mount {
+                src: tmpfs.clone(),
+                dst: newroot(Path::new(p)),
+                fstype: tmpfs.clone(),
+                flags: libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                data: Some(ro_tmpfs_opts.clone()),
+            });
+        }
+
+        let mut private_writable = private_roots;
+        private_writable.push(PathBuf::from("/dev/shm"));
+        MountPlan {
+            steps,
+            stage: c(STAGE),
+            stage_opts: c("size=64k,mode=0700"),
+            old: c("/oldroot"),
+            new: c("/newroot"),
+            cwd: c(inp.cwd.as_os_str().as_bytes()),
+            dot: c("."),
+            root: c("/"),
+            private_writable,
+        }
+    }
+
+    /// Run in the child (PID 1, new user + mount namespace, full
+    /// capabilities in it). Returns the failing step's index and errno.
+    pub fn apply(&self) -> Result<(), (u32, i32)> {
+        let at = |i: u32| move |e: i32| (i, e);
+        // 1. nothing propagates back to the host.
+        sys::mount(None, &self.root, None, libc::MS_REC | libc::MS_PRIVATE, None).map_err(at(1000))?;
+        // 2. staging root.
+        let tmpfs = c_static(b"tmpfs\0");
+        sys::mount(Some(tmpfs), &self.stage, Some(tmpfs), libc::MS_NOSUID | libc::MS_NODEV, Some(&self.stage_opts)).map_err(at(1001))?;
+        sys::chdir(&self.stage).map_err(at(1002))?;
+        sys::mkdir(c_static(b"oldroot\0"), 0o755).map_err(at(1003))?;
+        sys::mkdir(c_static(b"newroot\0"), 0o755).map_err(at(1004))?;
+        sys::touch(c_static(b".sc-empty\0"), 0).map_err(at(1005))?;
+        pivot_root(&self.dot, c_static(b"oldroot\0")).map_err(at(1006))?;
+        sys::chdir(&self.root).map_err(at(1007))?;
+        let _ = &self.old;
+        // 3–5.
+        for (i, s) in self.steps.iter().enumerate() {
+            run_step(s).map_err(at(i as u32))?;
+        }
+        // 6. enter the new root; detach the staging root with the host under it.
+        sys::chdir(&self.new).map_err(at(1010))?;
+        pivot_root(&self.dot, &self.dot).map_err(at(1011))?;
+        // SAFETY: umount2 on a C string path.
+        if unsafe { libc::umount2(self.dot.as_ptr(), libc::MNT_DETACH) } != 0 {
+            return Err((1012, sys::errno()));
+        }
+        sys::chdir(&self.root).map_err(at(1013))?;
+        sys::chdir(&self.cwd).map_err(at(1014))?;
+        Ok(())
+    }
+
+    /// Describe a failing step for error messages (parent side).
+    pub fn describe_step(&self, i: u32) -> String {
+        match i {
+            1000 => "making mounts private".into(),
+            1001..=1007 => "preparing the staging root".into(),
+            1010..=1013 => "entering the new root".into(),
+            1014 => format!("changing to the working directory {:?}", self.cwd),
+            i => match self.steps.get(i as usize) {
+                Some(s) => format!("{s:?}"),
+                None => format!("mount step {i}"),
+            },
+        }
+    }
+}
+
+fn c_static(b: &'static [u8]) -> &'static CStr {
+    CStr::from_bytes_with_nul(b).expect("static C string")
+}
+
+fn pivot_root(new: &CStr, old: &CStr) -> SysResult {
+    // SAFETY: pivot_root with two valid C strings.
+    let rc = unsafe { libc::syscall(libc::SYS_pivot_root, new.as_ptr(), old.as_ptr()) };
+    sys::check(rc).map(|_| ())
+}
+
+fn run_step(s: &Step) -> SysResult {
+    match s {
+        Step::Mkdir(p) => sys::mkdir(p, 0o755),
+        Step::Touch(p) => sys::touch(p, 0o644),
+        Step::Symlink(t, p) => sys::symlink(t, p),
+        Step::Mount { src, dst, fstype, flags, data } => sys::mount(src.as_deref(), dst, fstype.as_deref(), *flags, data.as_deref()),
+        Step::SetAttr { path, recursive, set, clear } => sys::mount_setattr(path, *recursive, *set, *clear),
+        Step::Remount { path, flags } => sys::mount(None, path, None, libc::MS_REMOUNT | flags, None),
+    }
+}

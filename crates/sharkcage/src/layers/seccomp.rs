@@ -1,0 +1,236 @@
+//! The syscall filter: compiled in the launcher before the fork, applied as
+//! the very last step before `execve` (after Landlock and the capability
+//! drop), with `no_new_privs` set.
+//!
+//! Denied (EPERM unless noted):
+//! * `socket` for any family but AF_INET, AF_INET6 and AF_NETLINK — so no
+//!   AF_UNIX (host daemons' sockets), AF_VSOCK (the hypervisor), AF_PACKET…;
+//!   `socketpair(AF_UNIX)` only for SOCK_STREAM/SOCK_SEQPACKET, since a
+//!   datagram pair can be re-targeted with `connect(AF_UNSPEC)`;
+//! * `io_uring_*` (it opens files and sockets without these syscalls);
+//! * `ptrace`, `process_vm_readv/writev`, `bpf`, `perf_event_open`,
+//!   `userfaultfd`, `keyctl`, `add_key`, `request_key`;
+//! * the mount family, `pivot_root`, `chroot`, `setns`; `unshare` and `clone`
+//!   with any namespace flag; `clone3` gets ENOSYS (its flags sit in memory
+//!   where a filter cannot read them, and libc falls back to `clone`);
+//! * `kexec_*`, `init_module` family, `reboot`, `swapon/off`, `acct`,
+//!   `open_by_handle_at`, `name_to_handle_at`, `lookup_dcookie`;
+//! * `ioctl` TIOCSTI and TIOCLINUX, comparing only the low 32 bits of the
+//!   request (the kernel ignores the high bits, so must we);
+//! * every x32 syscall number (bit 30 set) and any non-x86-64 ABI (i386 via
+//!   `int 0x80` kills the process): the arch check comes first.
+//!
+//! Unix sockets: with `network.allowUnixSockets` the policy would need to
+//! name socket paths; a filter cannot see paths, and a `connect` broker is
+//! not built yet, so the policy refuses non-empty `allowUnixSockets` instead
+//! of silently allowing every socket.
+
+use std::collections::BTreeMap;
+
+use seccompiler::{
+    sock_filter, BpfProgram, SeccompAction, SeccompCmpArgLen as Len, SeccompCmpOp as Op, SeccompCondition as Cond, SeccompFilter,
+    SeccompRule, TargetArch,
+};
+
+/// Errors from building the filter.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SeccompError {
+    #[error("seccomp filter could not be built: {0}")]
+    Build(#[from] seccompiler::BackendError),
+    #[error("seccomp filter could not be compiled: {0}")]
+    Compile(#[from] seccompiler::Error),
+    #[error("seccomp filtering is only implemented for x86_64 here")]
+    UnsupportedArch,
+}
+
+const CLONE_NS_FLAGS: [u64; 8] = [
+    libc::CLONE_NEWNS as u64,
+    libc::CLONE_NEWCGROUP as u64,
+    libc::CLONE_NEWUTS as u64,
+    libc::CLONE_NEWIPC as u64,
+    libc::CLONE_NEWUSER as u64,
+    libc::CLONE_NEWPID as u64,
+    libc::CLONE_NEWNET as u64,
+    0x80, // CLONE_NEWTIME
+];
+
+const TIOCSTI: u64 = 0x5412;
+const TIOCLINUX: u64 = 0x541C;
+
+fn c(arg: u8, len: Len, op: Op, val: u64) -> Result<Cond, SeccompError> {
+    Ok(Cond::new(arg, len, op, val)?)
+}
+
+/// Rules matching a namespace flag in argument `arg`: one rule per bit,
+/// because a BPF rule can only test "masked == value".
+fn ns_flag_rules(arg: u8) -> Result<Vec<SeccompRule>, SeccompError> {
+    CLONE_NS_FLAGS
+        .iter()
+        .map(|&f| Ok(SeccompRule::new(vec![c(arg, Len::Qword, Op::MaskedEq(f), f)?])?))
+        .collect()
+}
+
+/// Build the filter program.
+#[cfg(target_arch = "x86_64")]
+pub fn build() -> Result<BpfProgram, SeccompError> {
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    let deny_always = [
+        libc::SYS_io_uring_setup,
+        libc::SYS_io_uring_enter,
+        libc::SYS_io_uring_register,
+        libc::SYS_ptrace,
+        libc::SYS_process_vm_readv,
+        libc::SYS_process_vm_writev,
+        libc::SYS_bpf,
+        libc::SYS_perf_event_open,
+        libc::SYS_userfaultfd,
+        libc::SYS_keyctl,
+        libc::SYS_add_key,
+        libc::SYS_request_key,
+        libc::SYS_mount,
+        libc::SYS_umount2,
+        libc::SYS_pivot_root,
+        libc::SYS_chroot,
+        libc::SYS_fsopen,
+        libc::SYS_fsconfig,
+        libc::SYS_fsmount,
+        libc::SYS_fspick,
+        libc::SYS_move_mount,
+        libc::SYS_open_tree,
+        libc::SYS_mount_setattr,
+        libc::SYS_setns,
+        libc::SYS_kexec_load,
+        libc::SYS_kexec_file_load,
+        libc::SYS_init_module,
+        libc::SYS_finit_module,
+        libc::SYS_delete_module,
+        libc::SYS_reboot,
+        libc::SYS_swapon,
+        libc::SYS_swapoff,
+        libc::SYS_acct,
+        libc::SYS_open_by_handle_at,
+        libc::SYS_name_to_handle_at,
+        libc::SYS_lookup_dcookie,
+        libc::SYS_quotactl,
+        libc::SYS_vhangup,
+        libc::SYS_syslog,
+        libc::SYS_iopl,
+        libc::SYS_ioperm,
+        libc::SYS_uselib,
+    ];
+    for nr in deny_always {
+        rules.insert(nr, vec![]);
+    }
+    // open_tree_attr (6.15+) is not in every libc yet.
+    rules.insert(467, vec![]);
+
+    // socket(): only AF_INET, AF_INET6, AF_NETLINK.
+    rules.insert(
+        libc::SYS_socket,
+        vec![SeccompRule::new(vec![
+            c(0, Len::Dword, Op::Ne, libc::AF_INET as u64)?,
+            c(0, Len::Dword, Op::Ne, libc::AF_INET6 as u64)?,
+            c(0, Len::Dword, Op::Ne, libc::AF_NETLINK as u64)?,
+        ])?],
+    );
+    // socketpair(): no datagram or raw pairs (type's low 4 bits).
+    rules.insert(
+        libc::SYS_socketpair,
+        vec![
+            SeccompRule::new(vec![c(1, Len::Dword, Op::MaskedEq(0xf), libc::SOCK_DGRAM as u64)?])?,
+            SeccompRule::new(vec![c(1, Len::Dword, Op::MaskedEq(0xf), libc::SOCK_RAW as u64)?])?,
+            SeccompRule::new(vec![c(1, Len::Dword, Op::MaskedEq(0xf), libc::SOCK_RDM as u64)?])?,
+            SeccompRule::new(vec![c(1, Len::Dword, Op::MaskedEq(0xf), 10 /* SOCK_PACKET */)?])?,
+        ],
+    );
+    rules.insert(libc::SYS_unshare, ns_flag_rules(0)?);
+    rules.insert(libc::SYS_clone, ns_flag_rules(0)?);
+    rules.insert(
+        libc::SYS_ioctl,
+        vec![
+            SeccompRule::new(vec![c(1, Len::Dword, Op::Eq, TIOCSTI)?])?,
+            SeccompRule::new(vec![c(1, Len::Dword, Op::Eq, TIOCLINUX)?])?,
+        ],
+    );
+
+    let filter = SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32), TargetArch::x86_64)?;
+    let body: BpfProgram = filter.try_into()?;
+
+    // clone3: ENOSYS, so libc falls back to clone(2), whose flags we can see.
+    let clone3 = SeccompFilter::new(
+        [(libc::SYS_clone3, vec![])].into_iter().collect(),
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::ENOSYS as u32),
+        TargetArch::x86_64,
+    )?;
+    let clone3: BpfProgram = clone3.try_into()?;
+
+    Ok(join(prefix(), body, clone3))
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+pub fn build() -> Result<BpfProgram, SeccompError> {
+    Err(SeccompError::UnsupportedArch)
+}
+
+const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+fn stmt(code: u16, k: u32) -> sock_filter {
+    sock_filter { code, jt: 0, jf: 0, k }
+}
+fn jump(code: u16, k: u32, jt: u8, jf: u8) -> sock_filter {
+    sock_filter { code, jt, jf, k }
+}
+
+/// Our own prologue: wrong architecture → kill; x32 syscall number → ENOSYS.
+/// seccompiler's program checks the architecture again, which is harmless.
+fn prefix() -> BpfProgram {
+    const LD_W_ABS: u16 = 0x00 | 0x00 | 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const JEQ_K: u16 = 0x05 | 0x10; // BPF_JMP | BPF_JEQ | BPF_K
+    const JGE_K: u16 = 0x05 | 0x30; // BPF_JMP | BPF_JGE | BPF_K
+    const RET_K: u16 = 0x06;
+    vec![
+        stmt(LD_W_ABS, 4), // seccomp_data.arch
+        jump(JEQ_K, AUDIT_ARCH_X86_64, 1, 0),
+        stmt(RET_K, 0x8000_0000), // SECCOMP_RET_KILL_PROCESS
+        stmt(LD_W_ABS, 0),        // seccomp_data.nr
+        jump(JGE_K, X32_SYSCALL_BIT, 0, 1),
+        stmt(RET_K, 0x0005_0000 | libc::ENOSYS as u32), // SECCOMP_RET_ERRNO
+    ]
+}
+
+/// Chain programs: every `RET ALLOW` of a non-final part becomes a jump to
+/// the start of the next part. Parts are self-contained (relative jumps), so
+/// rewriting only the allow-returns keeps them correct.
+fn join(prefix: BpfProgram, a: BpfProgram, b: BpfProgram) -> BpfProgram {
+    const RET_K: u16 = 0x06;
+    const JA: u16 = 0x05; // BPF_JMP | BPF_JA
+    const RET_ALLOW: u32 = 0x7fff_0000;
+    let mut out = Vec::with_capacity(prefix.len() + a.len() + b.len());
+    // prefix falls through into `a` (its last instruction is a RET for x32
+    // only after a jump), so append as is.
+    out.extend(prefix);
+    let a_len = a.len();
+    for (i, ins) in a.into_iter().enumerate() {
+        if ins.code == RET_K && ins.k == RET_ALLOW {
+            // Jump to the instruction after the end of `a`.
+            let off = (a_len - i - 1) as u32;
+            out.push(sock_filter { code: JA, jt: 0, jf: 0, k: off });
+        } else {
+            out.push(ins);
+        }
+    }
+    out.extend(b);
+    out
+}
+
+/// Install the filter on the calling thread. Requires `no_new_privs`.
+/// No allocation: the program was built before the fork.
+pub fn apply(prog: &BpfProgram) -> Result<(), i32> {
+    seccompiler::apply_filter(prog).map_err(|e| match e {
+        seccompiler::Error::Seccomp(io) | seccompiler::Error::Prctl(io) => io.raw_os_error().unwrap_or(libc::EINVAL),
+        _ => libc::EINVAL,
+    })
+}

@@ -1,0 +1,14 @@
+//! sharkcage core: a per-call Linux kernel sandbox for AI-agent tool calls.
+//!
+//! Architecture (one concern per module):
+//! * [`policy`]: the JSON policy (srt-compatible keys plus ours), strict parsing.
+//! * [`launcher`]: turns a policy into a [`launcher::plan::Plan`] (everything
+//!   computed and allocated before any fork), runs it, supervises the call.
+//! * [`layers`]: the kernel mechanisms, one file each: user namespace and
+//!   id maps, mounts, Landlock, seccomp, limits, capabilities, fds.
+//! * [`doctor`]: a real smoke test of every layer.
+
+pub mod doctor;
+pub mod launcher;
+pub mod layers;
+pub mod policy;

@@ -1,0 +1,239 @@
+//! Path rules turned into concrete host paths, and the mandatory lists that
+//! no policy can lift.
+//!
+//! * `~` is the caller's home. Both `$HOME` and the passwd entry of the real
+//!   uid count: when they differ, the mandatory denies are applied under both.
+//! * Read-rule globs are expanded against what exists now (once per call).
+//! * Paths are canonicalised (symlinks resolved) so a rule written through a
+//!   symlink still covers the real location. A rule naming a path that does
+//!   not exist is kept as written (it may be created later and then it is
+//!   still covered by an ancestor rule, or it is simply absent).
+
+use std::ffi::CStr;
+use std::path::{Component, Path, PathBuf};
+
+use super::PathEntry;
+
+/// Home-relative paths whose contents the sandbox can never read.
+pub const MANDATORY_DENY_READ_HOME: &[&str] = &[
+    ".ssh",
+    ".aws",
+    ".gnupg",
+    ".config/gcloud",
+    ".azure",
+    ".kube",
+    ".docker",
+    ".netrc",
+    ".npmrc",
+    ".pypirc",
+    ".git-credentials",
+    ".config/gh",
+    ".config/op",
+    ".password-store",
+    ".local/share/keyrings",
+    ".openclaw",
+    ".sharkcage",
+    ".config/sharkcage",
+    ".local/share/sharkcage",
+    ".local/state/sharkcage",
+    ".bash_history",
+    ".zsh_history",
+];
+
+/// Absolute paths whose contents the sandbox can never read.
+pub const MANDATORY_DENY_READ_ABS: &[&str] = &["/etc/sharkcage", "/var/lib/sharkcage", "/opt/sharkcage/var", "/opt/sharkcage/etc"];
+
+/// Names that stay read-only inside every writable root (files or dirs).
+pub const PROTECTED_NAMES: &[&str] = &[
+    ".gitmodules",
+    ".gitconfig",
+    ".bashrc",
+    ".bash_profile",
+    ".bash_login",
+    ".bash_logout",
+    ".zshrc",
+    ".zprofile",
+    ".zshenv",
+    ".zlogin",
+    ".profile",
+    ".ripgreprc",
+    ".mcp.json",
+    ".vscode",
+    ".idea",
+    ".claude/commands",
+    ".claude/agents",
+    ".git/hooks",
+    ".git/config",
+];
+
+/// The caller's home directories (deduplicated): `$HOME` and the passwd home.
+pub fn home_dirs() -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    if let Some(h) = std::env::var_os("HOME") {
+        let p = PathBuf::from(h);
+        if p.is_absolute() && p != Path::new("/") {
+            v.push(p);
+        }
+    }
+    if let Some(p) = passwd_home() {
+        if p != Path::new("/") && !v.contains(&p) {
+            v.push(p);
+        }
+    }
+    // Also the canonical forms (a home reached through a symlink).
+    let canon: Vec<PathBuf> = v.iter().filter_map(|p| std::fs::canonicalize(p).ok()).collect();
+    for c in canon {
+        if !v.contains(&c) {
+            v.push(c);
+        }
+    }
+    v
+}
+
+/// The primary home: `$HOME` if absolute, else the passwd entry.
+pub fn primary_home() -> Option<PathBuf> {
+    home_dirs().into_iter().next()
+}
+
+fn passwd_home() -> Option<PathBuf> {
+    // SAFETY: getpwuid_r writes into our buffer and struct; we read the
+    // returned pointer only when the call succeeded and it is non-null.
+    unsafe {
+        let mut pwd: libc::passwd = std::mem::zeroed();
+        let mut buf = vec![0u8; 4096];
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwuid_r(libc::getuid(), &mut pwd, buf.as_mut_ptr().cast(), buf.len(), &mut result);
+        if rc != 0 || result.is_null() || pwd.pw_dir.is_null() {
+            return None;
+        }
+        let dir = CStr::from_ptr(pwd.pw_dir).to_string_lossy().into_owned();
+        let p = PathBuf::from(dir);
+        p.is_absolute().then_some(p)
+    }
+}
+
+/// Expand `~`, remove `.` and `..` lexically, and canonicalise the longest
+/// existing prefix (so symlinked parents are resolved).
+pub fn resolve(path: &str, home: Option<&Path>) -> Result<PathBuf, String> {
+    let expanded = if path == "~" {
+        home.ok_or("no home directory is known for ~")?.to_path_buf()
+    } else if let Some(rest) = path.strip_prefix("~/") {
+        home.ok_or("no home directory is known for ~")?.join(rest)
+    } else {
+        PathBuf::from(path)
+    };
+    if !expanded.is_absolute() {
+        return Err(format!("path {path:?} is not absolute"));
+    }
+    Ok(canonicalize_lenient(&normalize(&expanded)))
+}
+
+/// Lexical normalisation: drop `.`, apply `..` (never above `/`).
+pub fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in p.components() {
+        match c {
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(n) => out.push(n),
+        }
+    }
+    out
+}
+
+/// Canonicalise the longest existing prefix of `p` and append the rest.
+pub fn canonicalize_lenient(p: &Path) -> PathBuf {
+    if let Ok(c) = std::fs::canonicalize(p) {
+        return c;
+    }
+    let mut missing = Vec::new();
+    let mut cur = p.to_path_buf();
+    loop {
+        match cur.file_name() {
+            Some(name) => missing.push(name.to_os_string()),
+            None => return p.to_path_buf(),
+        }
+        if !cur.pop() {
+            return p.to_path_buf();
+        }
+        if let Ok(c) = std::fs::canonicalize(&cur) {
+            let mut out = c;
+            for m in missing.iter().rev() {
+                out.push(m);
+            }
+            return out;
+        }
+    }
+}
+
+/// Resolve a list of entries. Read rules (`globs == true`) expand glob
+/// patterns against the filesystem now; a pattern matching nothing adds
+/// nothing.
+pub fn resolve_entries(entries: &[PathEntry], home: Option<&Path>, globs: bool) -> Result<Vec<PathBuf>, (usize, String)> {
+    let mut out = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let has_glob = !e.literal && e.path.contains(['*', '?', '[']);
+        if globs && has_glob {
+            let expanded = if let Some(rest) = e.path.strip_prefix("~/") {
+                home.ok_or((i, "no home directory is known for ~".to_string()))?.join(rest).display().to_string()
+            } else {
+                e.path.clone()
+            };
+            let paths = glob::glob(&expanded).map_err(|err| (i, format!("bad glob {:?}: {err}", e.path)))?;
+            for p in paths.flatten() {
+                let r = canonicalize_lenient(&normalize(&p));
+                if !out.contains(&r) {
+                    out.push(r);
+                }
+            }
+        } else {
+            let r = resolve(&e.path, home).map_err(|m| (i, m))?;
+            if !out.contains(&r) {
+                out.push(r);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Is `p` equal to or beneath `root`?
+pub fn is_within(p: &Path, root: &Path) -> bool {
+    p.starts_with(root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tilde_and_dots() {
+        let h = Path::new("/nonexistent-home-x");
+        assert_eq!(resolve("~/a/../b/./c", Some(h)).unwrap(), PathBuf::from("/nonexistent-home-x/b/c"));
+        assert_eq!(resolve("/x/../../etc", None).unwrap(), std::fs::canonicalize("/etc").unwrap());
+        assert!(resolve("~/x", None).is_err());
+    }
+
+    #[test]
+    fn symlinked_parent_is_resolved() {
+        let d = tempfile::tempdir().unwrap();
+        let real = d.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        std::os::unix::fs::symlink(&real, d.path().join("link")).unwrap();
+        let r = resolve(&format!("{}/link/missing", d.path().display()), None).unwrap();
+        assert_eq!(r, std::fs::canonicalize(&real).unwrap().join("missing"));
+    }
+
+    #[test]
+    fn glob_expansion_for_read_rules() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("a.env"), "").unwrap();
+        std::fs::write(d.path().join("b.env"), "").unwrap();
+        std::fs::write(d.path().join("c.txt"), "").unwrap();
+        let e = vec![PathEntry { path: format!("{}/*.env", d.path().display()), literal: false }];
+        let r = resolve_entries(&e, None, true).unwrap();
+        assert_eq!(r.len(), 2);
+        assert!(r.iter().all(|p| p.extension().unwrap() == "env"));
+    }
+}

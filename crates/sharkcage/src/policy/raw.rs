@@ -1,0 +1,352 @@
+//! The policy's JSON shape, with validation done during deserialisation so
+//! that every error carries serde_json's `line:column` and the key path.
+
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// A whole policy. Every key is optional; an empty object `{}` is the
+/// strictest policy (no writes outside the private `/tmp`, no network).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Policy {
+    /// JSON Schema reference, allowed so editors can validate the file.
+    #[serde(rename = "$schema", default)]
+    pub schema: Option<String>,
+    #[serde(default)]
+    pub filesystem: FilesystemPolicy,
+    #[serde(default)]
+    pub network: NetworkPolicy,
+    #[serde(default)]
+    pub limits: Limits,
+    /// Names of variables passed through from the caller's environment, on
+    /// top of the minimal default set. Secret-looking names pass only when
+    /// listed here by their exact name.
+    #[serde(default, deserialize_with = "env_names")]
+    pub env: Vec<String>,
+
+    // ---- srt top-level keys -------------------------------------------
+    /// How deep (1–10) to look for nested protected paths in writable roots.
+    #[serde(default, deserialize_with = "search_depth")]
+    pub mandatory_deny_search_depth: Option<u8>,
+    /// srt's violation filter. Accepted for compatibility; sharkcage reports
+    /// every violation, and this map only marks matching ones as ignored.
+    #[serde(default)]
+    pub ignore_violations: Option<BTreeMap<String, Vec<String>>>,
+    #[serde(default, deserialize_with = "must_be_false")]
+    pub enable_weaker_nested_sandbox: Option<bool>,
+    #[serde(default, deserialize_with = "must_be_false")]
+    pub allow_nested_user_namespaces: Option<bool>,
+    /// Tool-location keys of srt; they cannot change what is enforced.
+    #[serde(default)]
+    pub ripgrep: Option<serde_json::Value>,
+    #[serde(default)]
+    pub seccomp: Option<serde_json::Value>,
+    #[serde(default)]
+    pub bwrap_path: Option<String>,
+    #[serde(default)]
+    pub socat_path: Option<String>,
+    #[serde(default)]
+    pub java_agent_jar_path: Option<String>,
+    #[serde(default, deserialize_with = "unsupported")]
+    pub credentials: Option<()>,
+    #[serde(default, deserialize_with = "unsupported")]
+    pub git: Option<()>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FilesystemPolicy {
+    /// Writable roots. Mandatory protected paths inside them stay read-only.
+    #[serde(default, deserialize_with = "write_paths")]
+    pub allow_write: Vec<PathEntry>,
+    /// Hidden paths (globs allowed). The mandatory denies are always added.
+    #[serde(default, deserialize_with = "read_paths")]
+    pub deny_read: Vec<PathEntry>,
+    /// Re-opens paths inside `denyRead` regions (never inside mandatory ones).
+    #[serde(default, deserialize_with = "read_paths")]
+    pub allow_read: Vec<PathEntry>,
+    /// Read-only carve-outs inside writable roots; wins over `allowWrite`.
+    #[serde(default, deserialize_with = "write_paths")]
+    pub deny_write: Vec<PathEntry>,
+    /// Lifts only the `.git/config` protection.
+    #[serde(default)]
+    pub allow_git_config: bool,
+    #[serde(default, deserialize_with = "must_be_false")]
+    pub disabled: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NetworkPolicy {
+    #[serde(default, deserialize_with = "domains")]
+    pub allowed_domains: Vec<String>,
+    #[serde(default, deserialize_with = "domains")]
+    pub denied_domains: Vec<String>,
+    #[serde(default)]
+    pub denied_domain_reasons: BTreeMap<String, String>,
+    /// sharkcage is always strict: anything not allowed is denied.
+    #[serde(default)]
+    pub strict_allowlist: Option<bool>,
+    /// Unix socket paths the command may connect to.
+    #[serde(default, deserialize_with = "unix_socket_paths")]
+    pub allow_unix_sockets: Vec<String>,
+    #[serde(default, deserialize_with = "must_be_false")]
+    pub allow_all_unix_sockets: Option<bool>,
+    /// Let the command listen on its own (private) loopback.
+    #[serde(default)]
+    pub allow_local_binding: bool,
+    #[serde(default, deserialize_with = "unsupported")]
+    pub http_proxy_port: Option<()>,
+    #[serde(default, deserialize_with = "unsupported")]
+    pub socks_proxy_port: Option<()>,
+    #[serde(default, deserialize_with = "unsupported")]
+    pub mitm_proxy: Option<()>,
+    #[serde(default, deserialize_with = "unsupported")]
+    pub parent_proxy: Option<()>,
+    #[serde(default, deserialize_with = "unsupported")]
+    pub tls_terminate: Option<()>,
+    #[serde(default, deserialize_with = "unsupported")]
+    pub denied_resolved_addresses: Option<()>,
+}
+
+/// Resource limits. Every field has a safe default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Limits {
+    /// Wall-clock limit for the whole call; the process tree is killed after it.
+    #[serde(default = "d_timeout", deserialize_with = "positive_u64")]
+    pub timeout_ms: u64,
+    /// stdout + stderr bytes passed through before output is cut.
+    #[serde(default = "d_output", deserialize_with = "positive_u64")]
+    pub max_output_bytes: u64,
+    /// Processes (and threads) alive at once inside the sandbox.
+    #[serde(default = "d_procs", deserialize_with = "positive_u64")]
+    pub max_processes: u64,
+    /// Memory: the sandbox's cgroup limit where cgroups are usable, and every
+    /// process's address space limit otherwise.
+    #[serde(default = "d_mem", deserialize_with = "positive_u64")]
+    pub max_memory_bytes: u64,
+    /// Largest file a process may write (RLIMIT_FSIZE).
+    #[serde(default = "d_fsize", deserialize_with = "positive_u64")]
+    pub max_file_size_bytes: u64,
+    /// Size of each private tmpfs (`/tmp`, `/dev/shm`).
+    #[serde(default = "d_tmpfs", deserialize_with = "positive_u64")]
+    pub tmpfs_bytes: u64,
+}
+
+fn d_timeout() -> u64 {
+    10 * 60 * 1000
+}
+fn d_output() -> u64 {
+    8 * 1024 * 1024
+}
+fn d_procs() -> u64 {
+    512
+}
+fn d_mem() -> u64 {
+    8 * 1024 * 1024 * 1024
+}
+fn d_fsize() -> u64 {
+    4 * 1024 * 1024 * 1024
+}
+fn d_tmpfs() -> u64 {
+    512 * 1024 * 1024
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            timeout_ms: d_timeout(),
+            max_output_bytes: d_output(),
+            max_processes: d_procs(),
+            max_memory_bytes: d_mem(),
+            max_file_size_bytes: d_fsize(),
+            tmpfs_bytes: d_tmpfs(),
+        }
+    }
+}
+
+/// A path rule: a string, or srt's `{ "path": "...", "literal": true }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathEntry {
+    pub path: String,
+    /// `true`: glob characters are taken literally.
+    pub literal: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawPathEntry {
+    Plain(String),
+    Object(PathObject),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PathObject {
+    path: String,
+    #[serde(default)]
+    literal: bool,
+}
+
+fn has_glob(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+fn check_path_syntax<E: de::Error>(p: &str) -> Result<(), E> {
+    if p.is_empty() {
+        return Err(E::custom("path is empty"));
+    }
+    if p.contains('\0') {
+        return Err(E::custom("path contains a NUL byte"));
+    }
+    if !(p.starts_with('/') || p == "~" || p.starts_with("~/")) {
+        return Err(E::custom(format!(
+            "path {p:?} is relative; write an absolute path or one starting with ~/"
+        )));
+    }
+    Ok(())
+}
+
+fn path_list<'de, D: Deserializer<'de>>(d: D, globs: bool) -> Result<Vec<PathEntry>, D::Error> {
+    struct V(bool);
+    impl<'de> de::Visitor<'de> for V {
+        type Value = Vec<PathEntry>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an array of paths")
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(raw) = seq.next_element::<RawPathEntryChecked>()? {
+                let e = raw.0;
+                if !e.literal && has_glob(&e.path) {
+                    if !self.0 {
+                        return Err(de::Error::custom(format!(
+                            "glob {:?} in a write rule: write rules take literal paths \
+                             (use {{\"path\": ..., \"literal\": true}} for a name with glob characters)",
+                            e.path
+                        )));
+                    }
+                    if e.path.ends_with('/') {
+                        return Err(de::Error::custom(format!(
+                            "glob {:?} ends in '/' and could never match",
+                            e.path
+                        )));
+                    }
+                }
+                out.push(e);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(V(globs))
+}
+
+/// One list element, validated as it is read so the error points at it.
+struct RawPathEntryChecked(PathEntry);
+impl<'de> Deserialize<'de> for RawPathEntryChecked {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = RawPathEntry::deserialize(d).map_err(|_| {
+            de::Error::custom("expected a path string or {\"path\": string, \"literal\": bool}")
+        })?;
+        let e = match raw {
+            RawPathEntry::Plain(p) => PathEntry { path: p, literal: false },
+            RawPathEntry::Object(o) => PathEntry { path: o.path, literal: o.literal },
+        };
+        check_path_syntax(&e.path)?;
+        // srt strips a trailing "/**" from write rules; do the same everywhere.
+        let mut e = e;
+        if !e.literal {
+            if let Some(stripped) = e.path.strip_suffix("/**") {
+                if !stripped.is_empty() && !has_glob(stripped) {
+                    e.path = stripped.to_string();
+                }
+            }
+        }
+        Ok(RawPathEntryChecked(e))
+    }
+}
+
+fn write_paths<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<PathEntry>, D::Error> {
+    path_list(d, false)
+}
+fn read_paths<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<PathEntry>, D::Error> {
+    path_list(d, true)
+}
+
+fn unix_socket_paths<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let v = Vec::<String>::deserialize(d)?;
+    if let Some(p) = v.first() {
+        // Fail closed: a listed socket that we cannot enforce precisely is an
+        // error, not a silent "allow all" or "allow none".
+        return Err(de::Error::custom(format!(
+            "allowing unix socket {p:?} is not supported yet: sharkcage blocks all unix-socket \
+             connections; remove the entry"
+        )));
+    }
+    Ok(v)
+}
+
+fn domains<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let v = Vec::<String>::deserialize(d)?;
+    for dom in &v {
+        if dom.is_empty() || dom.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(de::Error::custom(format!("invalid domain pattern {dom:?}")));
+        }
+        if dom.contains('/') || dom.contains('@') {
+            return Err(de::Error::custom(format!(
+                "domain pattern {dom:?} looks like a URL; write a host name such as example.com or *.example.com"
+            )));
+        }
+    }
+    Ok(v)
+}
+
+fn env_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let v = Vec::<String>::deserialize(d)?;
+    for n in &v {
+        // A name, or a prefix pattern ending in `*` (such as `NODE_*`).
+        let body = n.strip_suffix('*').unwrap_or(n);
+        let ok = !body.is_empty()
+            && body.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && !body.as_bytes()[0].is_ascii_digit();
+        if !ok {
+            return Err(de::Error::custom(format!("invalid environment variable name {n:?}")));
+        }
+    }
+    Ok(v)
+}
+
+fn search_depth<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
+    let v = u64::deserialize(d)?;
+    if !(1..=10).contains(&v) {
+        return Err(de::Error::custom(format!("must be between 1 and 10, got {v}")));
+    }
+    Ok(Some(v as u8))
+}
+
+fn positive_u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let v = u64::deserialize(d)?;
+    if v == 0 {
+        return Err(de::Error::custom("must be greater than 0"));
+    }
+    Ok(v)
+}
+
+fn must_be_false<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    let v = bool::deserialize(d)?;
+    if v {
+        return Err(de::Error::custom(
+            "refused: this srt option weakens the sandbox and sharkcage does not support it",
+        ));
+    }
+    Ok(Some(false))
+}
+
+fn unsupported<'de, D: Deserializer<'de>>(d: D) -> Result<Option<()>, D::Error> {
+    let _ = serde::de::IgnoredAny::deserialize(d)?;
+    Err(de::Error::custom(
+        "this srt option is not supported by sharkcage; remove it (it is refused rather than ignored)",
+    ))
+}
