@@ -137,6 +137,7 @@ fn exec(a: ExecArgs) -> i32 {
         extra_allow_write: a.allow_write,
         extra_deny_read: a.deny_read,
         extra_allow_domains: a.allow_domain,
+        expose_read_only: vec![],
         timeout_ms,
         env,
         argv: a.command,

@@ -144,7 +144,24 @@ fn probe(name: &str) -> serde_json::Value {
                 let end = buf.iter().position(|&b| b == 0).unwrap_or(64);
                 return json!(String::from_utf8_lossy(&buf[..end]));
             }
-            _ => return json!("unknown probe"),
+            other => {
+                if let Some(rest) = other.strip_prefix("connect-tcp:") {
+                    return json!(connect_tcp(rest));
+                }
+                if let Some(path) = other.strip_prefix("connect-unix:") {
+                    return json!(connect_unix(path.as_bytes(), false));
+                }
+                if let Some(name) = other.strip_prefix("connect-abstract:") {
+                    return json!(connect_unix(name.as_bytes(), true));
+                }
+                if let Some(path) = other.strip_prefix("read:") {
+                    return match std::fs::read(path) {
+                        Ok(b) => json!({"ok": String::from_utf8_lossy(&b)}),
+                        Err(e) => json!({"errno": e.raw_os_error()}),
+                    };
+                }
+                return json!("unknown probe");
+            }
         };
         json!(v)
     }
@@ -173,6 +190,48 @@ unsafe fn clone_probe(flags: libc::c_int) -> i64 {
         0
     } else {
         errno()
+    }
+}
+
+/// Connect to HOST:PORT over TCP and send a marker; 0 on success.
+fn connect_tcp(addr: &str) -> i64 {
+    use std::io::Write;
+    match std::net::TcpStream::connect_timeout(&match addr.parse() {
+        Ok(a) => a,
+        Err(_) => return -1,
+    }, std::time::Duration::from_secs(2))
+    {
+        Ok(mut s) => {
+            let _ = s.write_all(b"SANDBOX-ESCAPED\n");
+            0
+        }
+        Err(e) => e.raw_os_error().unwrap_or(-1) as i64,
+    }
+}
+
+/// Connect to a unix socket (path, or abstract name) and send a marker.
+fn connect_unix(name: &[u8], abstract_ns: bool) -> i64 {
+    // SAFETY: socket/connect/write/close on a local sockaddr_un built on the stack.
+    unsafe {
+        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
+        if fd < 0 {
+            return errno();
+        }
+        let mut addr: libc::sockaddr_un = std::mem::zeroed();
+        addr.sun_family = libc::AF_UNIX as u16;
+        let off = usize::from(abstract_ns);
+        let n = name.len().min(addr.sun_path.len() - 1 - off);
+        for (i, b) in name[..n].iter().enumerate() {
+            addr.sun_path[i + off] = *b as libc::c_char;
+        }
+        let len = (std::mem::size_of::<libc::sa_family_t>() + off + n) as libc::socklen_t;
+        let r = libc::connect(fd, (&addr as *const libc::sockaddr_un).cast(), len);
+        let e = errno();
+        if r == 0 {
+            libc::write(fd, b"SANDBOX-ESCAPED\n".as_ptr().cast(), 16);
+        }
+        libc::close(fd);
+        if r == 0 { 0 } else { e }
     }
 }
 

@@ -1,2 +1,224 @@
-//! `sc doctor`: placeholder replaced below.
-pub fn run_cli(_json: bool) -> i32 { 0 }
+//! `sc doctor`: a real smoke test of every layer on this host.
+//!
+//! Each check runs a real sandbox (the same code path as `sc exec`) and
+//! judges the effect from outside: a planted secret must not appear in the
+//! output, a write outside the workspace must leave no file, a host listener
+//! must receive nothing. Syscall-level checks run `sc __probe` inside the
+//! sandbox and compare the errno it saw. Nothing here trusts the sandboxed
+//! command's own exit status.
+
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::launcher::{self, supervise::Sinks, ExecOutcome, ExecRequest, LaunchError};
+use crate::policy::Policy;
+
+#[derive(Debug, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub ok: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub ok: bool,
+    /// Set when the host cannot sandbox at all (and why, and the fix).
+    pub unsupported: Option<String>,
+    pub kernel: String,
+    pub landlock_abi: i32,
+    pub checks: Vec<Check>,
+    pub layers: Option<crate::launcher::Layers>,
+}
+
+struct Scratch {
+    dir: PathBuf,
+}
+
+impl Scratch {
+    fn new() -> std::io::Result<Scratch> {
+        let base = std::env::temp_dir();
+        for i in 0..100u32 {
+            let d = base.join(format!("sc-doctor-{}-{}", std::process::id(), i));
+            if std::fs::create_dir(&d).is_ok() {
+                return Ok(Scratch { dir: d });
+            }
+        }
+        Err(std::io::Error::other("cannot create a scratch directory"))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Run argv in a sandbox, capturing output in a file (no pipe to fill up).
+fn run_captured(req: &ExecRequest, scratch: &Path) -> Result<(ExecOutcome, String), LaunchError> {
+    let out_path = scratch.join(".doctor-out");
+    let f = std::fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&out_path)?;
+    let outcome = launcher::run(req, &Sinks { stdout: f.as_raw_fd(), stderr: f.as_raw_fd() })?;
+    let mut s = String::new();
+    std::fs::File::open(&out_path)?.read_to_string(&mut s)?;
+    let _ = std::fs::remove_file(&out_path);
+    Ok((outcome, s))
+}
+
+fn req(argv: &[&str], workspace: Option<&Path>, deny: Vec<String>) -> ExecRequest {
+    let exe = std::env::current_exe().ok();
+    ExecRequest {
+        expose_read_only: exe.into_iter().collect(),
+        policy: Policy::default(),
+        policy_source: "<doctor>".into(),
+        workspace: workspace.map(Path::to_path_buf),
+        extra_deny_read: deny,
+        timeout_ms: Some(20_000),
+        argv: argv.iter().map(|a| a.into()).collect(),
+        ..Default::default()
+    }
+}
+
+pub fn run() -> Report {
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
+    let landlock_abi = crate::layers::host::landlock_abi().unwrap_or(0);
+    let mut rep = Report { ok: false, unsupported: None, kernel, landlock_abi, checks: vec![], layers: None };
+    let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "sc".into());
+    let scratch = match Scratch::new() {
+        Ok(s) => s,
+        Err(e) => {
+            rep.checks.push(Check { name: "scratch", ok: false, detail: e.to_string() });
+            return rep;
+        }
+    };
+    let ws = scratch.dir.join("workspace");
+    let secret_dir = scratch.dir.join("secret");
+    let _ = std::fs::create_dir(&ws);
+    let _ = std::fs::create_dir(&secret_dir);
+    let marker = format!("DOCTOR-SECRET-{}", std::process::id());
+    let _ = std::fs::write(secret_dir.join("key"), &marker);
+
+    // 1. namespaces, capabilities, no_new_privs, seccomp mode.
+    match run_captured(&req(&[&exe, "__probe", "status", "hostname"], Some(&ws), vec![]), &scratch.dir) {
+        Err(LaunchError::Unsupported(msg)) => {
+            rep.unsupported = Some(msg);
+            return rep;
+        }
+        Err(e) => rep.checks.push(Check { name: "sandbox", ok: false, detail: e.to_string() }),
+        Ok((o, out)) => {
+            rep.layers = Some(o.layers.clone());
+            let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_default();
+            let st = &v["status"];
+            let caps_ok = ["CapEff", "CapPrm", "CapBnd", "CapAmb", "CapInh"].iter().all(|k| st[k] == "0000000000000000");
+            rep.checks.push(Check { name: "namespaces", ok: st["pid"] == 2 && v["hostname"] == "sharkcage", detail: format!("pid {} in a new PID namespace, host name {}", st["pid"], v["hostname"]) });
+            rep.checks.push(Check { name: "capabilities", ok: caps_ok, detail: format!("CapEff {} CapBnd {}", st["CapEff"], st["CapBnd"]) });
+            rep.checks.push(Check { name: "no_new_privs", ok: st["NoNewPrivs"] == "1", detail: format!("NoNewPrivs {}", st["NoNewPrivs"]) });
+            rep.checks.push(Check { name: "seccomp", ok: st["Seccomp"] == "2", detail: format!("Seccomp mode {}", st["Seccomp"]) });
+        }
+    }
+
+    // 2. filesystem: hidden secret, read-only host, writable workspace, private /tmp.
+    let outside = scratch.dir.join("outside-write");
+    let script = format!(
+        "cat {key} 2>/dev/null; echo ws > ok.txt; echo x > {outside} 2>/dev/null; echo t > /tmp/.sc-doctor-tmp; true",
+        key = secret_dir.join("key").display(),
+        outside = outside.display()
+    );
+    match run_captured(&req(&["/bin/sh", "-c", &script], Some(&ws), vec![secret_dir.display().to_string()]), &scratch.dir) {
+        Ok((_, out)) => {
+            rep.checks.push(Check { name: "hidden paths", ok: !out.contains(&marker), detail: "a planted secret in a denied directory was not readable".into() });
+            rep.checks.push(Check { name: "read-only host", ok: !outside.exists(), detail: "a write outside the workspace left no file".into() });
+            rep.checks.push(Check { name: "writable workspace", ok: ws.join("ok.txt").exists(), detail: "a write inside the workspace reached the host".into() });
+            rep.checks.push(Check { name: "private /tmp", ok: !Path::new("/tmp/.sc-doctor-tmp").exists(), detail: "a write to /tmp stayed inside the sandbox".into() });
+        }
+        Err(e) => rep.checks.push(Check { name: "filesystem", ok: false, detail: e.to_string() }),
+    }
+
+    // 3. syscall filter and network: effects of denied operations.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").ok();
+    let port = listener.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.port()).unwrap_or(9);
+    let tcp = format!("connect-tcp:127.0.0.1:{port}");
+    let probes = ["unix_socket", "io_uring_setup", "ptrace_traceme", "bpf", "perf_event_open", "userfaultfd", "keyctl", "unshare_user", "mount_tmpfs", "tiocsti", "x32_getpid", tcp.as_str()];
+    let mut argv = vec![exe.as_str(), "__probe"];
+    argv.extend(probes.iter());
+    match run_captured(&req(&argv, Some(&ws), vec![]), &scratch.dir) {
+        Ok((_, out)) => {
+            let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_default();
+            let denied: Vec<&str> = probes[..probes.len() - 1].iter().copied().filter(|p| v[*p].as_i64().is_some_and(|e| e != 0)).collect();
+            let allowed: Vec<&str> = probes[..probes.len() - 1].iter().copied().filter(|p| !denied.contains(p)).collect();
+            rep.checks.push(Check {
+                name: "syscall filter",
+                ok: allowed.is_empty(),
+                detail: if allowed.is_empty() { format!("{} dangerous operations refused", denied.len()) } else { format!("NOT refused: {}", allowed.join(", ")) },
+            });
+            let mut got = false;
+            if let Some(l) = &listener {
+                let _ = l.set_nonblocking(true);
+                got = l.accept().is_ok();
+            }
+            rep.checks.push(Check { name: "network isolation", ok: v[&tcp].as_i64().is_some_and(|e| e != 0) && !got, detail: "a host loopback listener received nothing".into() });
+        }
+        Err(e) => rep.checks.push(Check { name: "syscall filter", ok: false, detail: e.to_string() }),
+    }
+
+    // 4. cleanup: a background process does not outlive the call.
+    let tag = format!("{}.{}", 400 + std::process::id() % 500, std::process::id() % 1000);
+    match run_captured(&req(&["/bin/sh", "-c", &format!("sleep {tag} & exit 0")], Some(&ws), vec![]), &scratch.dir) {
+        Ok(_) => {
+            let left = leftover_processes(&format!("sleep {tag}"));
+            rep.checks.push(Check { name: "process cleanup", ok: left == 0, detail: format!("{left} background processes left after the call") });
+        }
+        Err(e) => rep.checks.push(Check { name: "process cleanup", ok: false, detail: e.to_string() }),
+    }
+
+    // 5. Landlock is reported, never silently missing.
+    rep.checks.push(Check {
+        name: "landlock",
+        ok: landlock_abi > 0,
+        detail: if landlock_abi > 0 { format!("ABI {landlock_abi} (filesystem{}{})", if landlock_abi >= 4 { ", TCP" } else { "" }, if landlock_abi >= 6 { ", scoping" } else { "" }) } else { "not available: the mount layer still applies".into() },
+    });
+    rep.ok = rep.checks.iter().all(|c| c.ok);
+    rep
+}
+
+/// Count host processes whose command line equals `cmdline` (space-joined).
+pub fn leftover_processes(cmdline: &str) -> usize {
+    let Ok(rd) = std::fs::read_dir("/proc") else { return 0 };
+    rd.flatten()
+        .filter(|e| e.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit()))
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .map(|b| String::from_utf8_lossy(&b).split('\0').filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ") == cmdline)
+                .unwrap_or(false)
+        })
+        .count()
+}
+
+/// CLI entry: print the report; exit 0 all good, 1 some check failed, 3 cannot sandbox.
+pub fn run_cli(json: bool) -> i32 {
+    let rep = run();
+    let mut out = std::io::stdout().lock();
+    if json {
+        let _ = writeln!(out, "{}", serde_json::to_string_pretty(&rep).unwrap());
+    } else {
+        let _ = writeln!(out, "sharkcage doctor — kernel {}, Landlock ABI {}", rep.kernel, rep.landlock_abi);
+        if let Some(u) = &rep.unsupported {
+            let _ = writeln!(out, "✘ {u}");
+        }
+        for c in &rep.checks {
+            let _ = writeln!(out, "{} {:<20} {}", if c.ok { "✔" } else { "✘" }, c.name, c.detail);
+        }
+        let _ = writeln!(out, "{}", if rep.ok { "All layers work." } else { "Some layers do not work: see above." });
+    }
+    if rep.unsupported.is_some() {
+        3
+    } else if rep.ok {
+        0
+    } else {
+        1
+    }
+}

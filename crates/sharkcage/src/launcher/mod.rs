@@ -86,6 +86,9 @@ pub struct ExecRequest {
     pub extra_allow_write: Vec<String>,
     pub extra_deny_read: Vec<String>,
     pub extra_allow_domains: Vec<String>,
+    /// Host paths made visible read-only even where the sandbox has its own
+    /// private tmpfs (used by `sc doctor` to run its probe binary).
+    pub expose_read_only: Vec<PathBuf>,
     pub timeout_ms: Option<u64>,
     /// Explicit variables for this call (still pass the secret filter).
     pub env: Vec<(String, String)>,

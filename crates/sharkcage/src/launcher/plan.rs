@@ -116,7 +116,16 @@ impl Plan {
                 ));
             }
         }
-        let allow_read: Vec<PathBuf> = allow_read.into_iter().filter(|p| p.exists() && hidden.iter().any(|h| p.starts_with(h))).collect();
+        let mut allow_read: Vec<PathBuf> = allow_read.into_iter().filter(|p| p.exists() && hidden.iter().any(|h| p.starts_with(h))).collect();
+        for p in &req.expose_read_only {
+            let c = paths::canonicalize_lenient(p);
+            if in_mandatory(&c) {
+                return Err(LaunchError::Usage(format!("{} is inside a mandatory read-deny", c.display())));
+            }
+            if c.exists() && !allow_read.contains(&c) {
+                allow_read.push(c);
+            }
+        }
 
         // ---- writable roots --------------------------------------------------
         let workspace = match &req.workspace {
