@@ -11,6 +11,7 @@
 
 pub mod child;
 pub mod plan;
+pub mod quarantine;
 pub mod supervise;
 
 use std::ffi::OsString;
@@ -206,6 +207,7 @@ pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, L
     let plan = plan::Plan::build(req)?;
     let out = supervise::run(&plan, sinks)?;
     let mut violations = plan.violations.clone();
+    violations.extend(quarantine::after_call(&plan));
     if out.truncated {
         violations.push(Violation::note("output", format!("output cut after {} bytes", plan.max_output_bytes)));
     }

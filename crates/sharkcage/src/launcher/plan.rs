@@ -40,6 +40,10 @@ pub struct Plan {
     pub writable: Vec<PathBuf>,
     pub hidden: Vec<PathBuf>,
     pub protected: Vec<PathBuf>,
+    /// For the after-call check of protected paths that did not exist.
+    pub scan_depth: u8,
+    pub allow_git_config: bool,
+    pub deny_write_missing: Vec<PathBuf>,
     pub violations: Vec<Violation>,
     pub timeout_ms: u64,
     pub max_output_bytes: u64,
@@ -196,9 +200,14 @@ impl Plan {
         }
         let deny_write = paths::resolve_entries(&pol.filesystem.deny_write, home.as_deref(), false)
             .map_err(|(i, m)| policy_err(req, &format!("filesystem.denyWrite[{i}]"), m))?;
+        let mut deny_write_missing = Vec::new();
         for p in deny_write {
-            if p.exists() && writable.iter().any(|w| p.starts_with(w)) {
-                protected.push(p);
+            if writable.iter().any(|w| p.starts_with(w)) {
+                if p.symlink_metadata().is_ok() {
+                    protected.push(p);
+                } else {
+                    deny_write_missing.push(p);
+                }
             }
         }
         // A protected path is re-bound read-only from the host: it must be
@@ -310,6 +319,9 @@ impl Plan {
             writable,
             hidden,
             protected,
+            scan_depth: depth,
+            allow_git_config: pol.filesystem.allow_git_config,
+            deny_write_missing,
             violations,
             timeout_ms,
             max_output_bytes: pol.limits.max_output_bytes,
@@ -370,7 +382,7 @@ fn stdio_files() -> Vec<OwnedFd> {
 }
 
 /// Find protected paths inside writable root `root`, up to `depth` levels.
-fn scan_protected(root: &Path, depth: u8, allow_git_config: bool, hidden: &[PathBuf], out: &mut Vec<PathBuf>, violations: &mut Vec<Violation>) {
+pub(crate) fn scan_protected(root: &Path, depth: u8, allow_git_config: bool, hidden: &[PathBuf], out: &mut Vec<PathBuf>, violations: &mut Vec<Violation>) {
     let simple: Vec<&str> = paths::PROTECTED_NAMES.iter().copied().filter(|n| !n.contains('/')).collect();
     let mut queue: std::collections::VecDeque<(PathBuf, u8)> = [(root.to_path_buf(), 0u8)].into();
     let mut visited = 0usize;
