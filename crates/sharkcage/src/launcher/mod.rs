@@ -106,6 +106,7 @@ pub struct RunOutput {
     pub truncated: bool,
     pub duration: Duration,
     pub cgroups_kind: &'static str,
+    pub memory_by_cgroup: bool,
 }
 
 /// Which layers were active for the call.
@@ -137,9 +138,12 @@ pub struct LimitsReport {
     pub timeout_ms: u64,
     pub max_output_bytes: u64,
     pub max_processes: u64,
-    /// "cgroup" (root callers, per-call pids/memory cgroup) or "rlimit".
+    /// "cgroup" (per-call pids cgroup), "rlimit" (RLIMIT_NPROC in the
+    /// sandbox's user namespace) or "none" (root caller without cgroups).
     pub process_limit_by: &'static str,
     pub max_memory_bytes: u64,
+    /// "cgroup" (whole sandbox) or "rlimit" (RLIMIT_AS per process).
+    pub memory_limit_by: &'static str,
     pub max_file_size_bytes: u64,
 }
 
@@ -204,12 +208,24 @@ fn signal_number(name: &str) -> Option<i32> {
 
 /// Build and run one sandboxed call, relaying output to `sinks`.
 pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, LaunchError> {
+    let t0 = std::time::Instant::now();
     let plan = plan::Plan::build(req)?;
+    let t1 = t0.elapsed();
     let out = supervise::run(&plan, sinks)?;
+    let t2 = t0.elapsed();
+    if std::env::var_os("SHARKCAGE_TIMING").is_some() {
+        eprintln!("plan {:?} run {:?}", t1, t2 - t1);
+    }
     let mut violations = plan.violations.clone();
     violations.extend(quarantine::after_call(&plan));
     if out.truncated {
         violations.push(Violation::note("output", format!("output cut after {} bytes", plan.max_output_bytes)));
+    }
+    if out.cgroups_kind == "none" {
+        violations.push(Violation::note(
+            "limits",
+            "process limit not enforced: the caller is root and no pids cgroup could be created (the kernel ignores RLIMIT_NPROC for uid 0)".to_string(),
+        ));
     }
     if out.timed_out {
         violations.push(Violation::note("timeout", format!("killed after {} ms", plan.timeout_ms)));
@@ -238,6 +254,7 @@ pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, L
                 max_processes: plan.limits.max_processes,
                 process_limit_by: out.cgroups_kind,
                 max_memory_bytes: plan.limits.max_memory_bytes,
+                memory_limit_by: if out.memory_by_cgroup { "cgroup" } else { "rlimit" },
                 max_file_size_bytes: plan.limits.max_file_size_bytes,
             },
         },

@@ -223,6 +223,7 @@ pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
     for fd in [status_r, out_r, errout_r, signal_fd] {
         close(fd);
     }
+    let (pids_limited, memory_limited) = (cgroups.pids_limited && cg_ok, cgroups.memory_limited && cg_ok);
     drop(cgroups);
     restore_mask(&old_mask);
     if relay.truncated {
@@ -252,15 +253,20 @@ pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
         aborted_by: killed_by,
         truncated: relay.truncated,
         duration: start.elapsed(),
-        cgroups_kind: cgroups_kind_str(plan),
+        cgroups_kind: process_limit_by(plan, pids_limited),
+        memory_by_cgroup: memory_limited,
     })
 }
 
-fn cgroups_kind_str(plan: &Plan) -> &'static str {
-    if plan.idmap.uid == 0 {
+/// What bounds the process count: a pids cgroup, or RLIMIT_NPROC in the
+/// sandbox's user namespace (not enforced by the kernel for host uid 0).
+fn process_limit_by(plan: &Plan, pids_cgroup: bool) -> &'static str {
+    if pids_cgroup {
         "cgroup"
-    } else {
+    } else if plan.idmap.uid != 0 {
         "rlimit"
+    } else {
+        "none"
     }
 }
 

@@ -68,3 +68,30 @@ fn syntax_error_has_position() {
     let e = err("{\n  \"limits\": {,}\n}");
     assert!(e.starts_with("p.json:2:"), "{e}");
 }
+
+/// The JSON Schema in the repo and the parser accept exactly the same keys.
+#[test]
+fn schema_keys_match_parser() {
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../../../../schema/policy.schema.json")).unwrap();
+    let expected_by_parser = |wrap: &dyn Fn(&str) -> String| -> Vec<String> {
+        let e = Policy::from_json(&wrap("zzUnknownKey"), "p.json").unwrap_err().to_string();
+        let list = e.split("expected one of ").nth(1).unwrap_or_else(|| panic!("{e}"));
+        let mut v: Vec<String> = list.split(", ").map(|s| s.trim().trim_matches('`').to_string()).collect();
+        v.sort();
+        v
+    };
+    let keys = |v: &serde_json::Value| -> Vec<String> {
+        let mut k: Vec<String> = v["properties"].as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(expected_by_parser(&|k| format!(r#"{{"{k}": 1}}"#)), keys(&schema));
+    for sect in ["filesystem", "network", "limits"] {
+        assert_eq!(
+            expected_by_parser(&|k| format!(r#"{{"{sect}": {{"{k}": 1}}}}"#)),
+            keys(&schema["properties"][sect]),
+            "section {sect}"
+        );
+    }
+}
