@@ -189,7 +189,18 @@ impl Plan {
         }
         let cwd = match &workspace {
             Some(w) => w.clone(),
-            None => std::env::current_dir().map_err(LaunchError::Io)?,
+            None => {
+                // Without a workspace the command starts where the caller is,
+                // if that place is visible in the sandbox; else at `/`.
+                let here = std::env::current_dir().map(|d| paths::canonicalize_lenient(&d)).unwrap_or_else(|_| PathBuf::from("/"));
+                let private = ["/tmp", "/var/tmp", "/dev", "/proc", "/sys"].iter().any(|p| here.starts_with(p));
+                if private || hidden.iter().any(|h| here.starts_with(h)) {
+                    violations.push(Violation::note("policy", format!("working directory {} is not visible in the sandbox; starting in /", here.display())));
+                    PathBuf::from("/")
+                } else {
+                    here
+                }
+            }
         };
 
         // ---- protected paths inside writable roots ---------------------------

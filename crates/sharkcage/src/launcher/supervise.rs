@@ -134,9 +134,17 @@ pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
         return Err(match stage {
             Some(Stage::Exec) => LaunchError::CommandNotRunnable(plan.argv.first().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default(), std::io::Error::from_raw_os_error(errno)),
             Some(Stage::IdMap) => LaunchError::Unsupported(crate::layers::host::explain_userns_failure(errno, "writing the user namespace id map")),
-            Some(Stage::Mounts) => LaunchError::Unsupported(crate::layers::host::explain_userns_failure(
+            // The staging root and the first bind need only what any
+            // sandboxing host has; failing there means the host cannot.
+            Some(Stage::Mounts) if (detail >= 1000 && detail != 1014) || detail < 2 => LaunchError::Unsupported(crate::layers::host::explain_userns_failure(
                 errno,
                 &format!("{} ({})", Stage::Mounts.describe(), plan.mounts.describe_step(detail)),
+            )),
+            Some(Stage::Mounts) => LaunchError::Setup(format!(
+                "{} failed at {}: {}",
+                Stage::Mounts.describe(),
+                plan.mounts.describe_step(detail),
+                std::io::Error::from_raw_os_error(errno)
             )),
             Some(s) => LaunchError::Setup(format!("{} failed: {}", s.describe(), std::io::Error::from_raw_os_error(errno))),
             None => LaunchError::Setup(format!("unknown setup stage {stage:?}")),
