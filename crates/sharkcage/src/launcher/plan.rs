@@ -212,6 +212,15 @@ impl Plan {
         let deny_write = paths::resolve_entries(&pol.filesystem.deny_write, home.as_deref(), false)
             .map_err(|(i, m)| policy_err(req, &format!("filesystem.denyWrite[{i}]"), m))?;
         let mut deny_write_missing = Vec::new();
+        // A mandatory secret path that does not exist but lies inside a
+        // writable root (say `~/.ssh` under a writable home) must not be
+        // created by the sandbox either (an authorized_keys file would be a
+        // way back in): it gets the after-call check.
+        for m in &mandatory {
+            if m.symlink_metadata().is_err() && writable.iter().any(|w| m.starts_with(w) && m != w) {
+                deny_write_missing.push(m.clone());
+            }
+        }
         for p in deny_write {
             if writable.iter().any(|w| p.starts_with(w)) {
                 if p.symlink_metadata().is_ok() {
@@ -395,6 +404,8 @@ fn stdio_files() -> Vec<OwnedFd> {
 /// Find protected paths inside writable root `root`, up to `depth` levels.
 pub(crate) fn scan_protected(root: &Path, depth: u8, allow_git_config: bool, hidden: &[PathBuf], out: &mut Vec<PathBuf>, violations: &mut Vec<Violation>) {
     let simple: Vec<&str> = paths::PROTECTED_NAMES.iter().copied().filter(|n| !n.contains('/')).collect();
+    // Two-component names other than .git/* (handled with .git files below).
+    let nested: Vec<&str> = paths::PROTECTED_NAMES.iter().copied().filter(|n| n.contains('/') && !n.starts_with(".git/")).collect();
     let mut queue: std::collections::VecDeque<(PathBuf, u8)> = [(root.to_path_buf(), 0u8)].into();
     let mut visited = 0usize;
     while let Some((dir, d)) = queue.pop_front() {
@@ -435,9 +446,9 @@ pub(crate) fn scan_protected(root: &Path, depth: u8, allow_git_config: bool, hid
                     }
                 }
                 ".git" if ft.is_file() => out.push(p.clone()),
-                ".claude" if ft.is_dir() => {
-                    for sub in ["commands", "agents"] {
-                        let s = p.join(sub);
+                _ if ft.is_dir() && nested.iter().any(|n| n.split('/').next() == Some(name)) => {
+                    for n in nested.iter().filter(|n| n.split('/').next() == Some(name)) {
+                        let s = dir.join(n);
                         if s.symlink_metadata().is_ok() {
                             out.push(s);
                         }

@@ -17,6 +17,11 @@
 //!   `open_by_handle_at`, `name_to_handle_at`, `lookup_dcookie`;
 //! * `ioctl` TIOCSTI and TIOCLINUX, comparing only the low 32 bits of the
 //!   request (the kernel ignores the high bits, so must we);
+//! * set-user-ID/set-group-ID mode bits in `chmod`, `fchmod`, `fchmodat(2)`,
+//!   `open`/`openat`/`creat` and `mknod(at)` (a root caller's sandbox owns
+//!   root-owned files; a setuid-root file left in a workspace would be a way
+//!   out for anyone on the host); `openat2` gets ENOSYS (its mode is in
+//!   memory) so libc falls back to `openat`;
 //! * every x32 syscall number (bit 30 set) and any non-x86-64 ABI (i386 via
 //!   `int 0x80` kills the process): the arch check comes first.
 //!
@@ -69,6 +74,16 @@ fn ns_flag_rules(arg: u8) -> Result<Vec<SeccompRule>, SeccompError> {
         .iter()
         .map(|&f| Ok(SeccompRule::new(vec![c(arg, Len::Qword, Op::MaskedEq(f), f)?])?))
         .collect()
+}
+
+/// Rules matching a set-user-ID or set-group-ID bit in mode argument `arg`.
+fn setid_mode_rules(arg: u8) -> Result<Vec<SeccompRule>, SeccompError> {
+    let suid = libc::S_ISUID as u64;
+    let sgid = libc::S_ISGID as u64;
+    Ok(vec![
+        SeccompRule::new(vec![c(arg, Len::Dword, Op::MaskedEq(suid), suid)?])?,
+        SeccompRule::new(vec![c(arg, Len::Dword, Op::MaskedEq(sgid), sgid)?])?,
+    ])
 }
 
 /// Build the filter program.
@@ -144,6 +159,25 @@ pub fn build() -> Result<BpfProgram, SeccompError> {
             SeccompRule::new(vec![c(1, Len::Dword, Op::MaskedEq(0xf), 10 /* SOCK_PACKET */)?])?,
         ],
     );
+    // No set-user-ID / set-group-ID bits: a root caller's sandbox owns
+    // root-owned files, and a setuid-root binary left in the workspace would
+    // be a way out for anyone on the host. Both the chmod family and file
+    // creation modes are checked.
+    for (nr, arg) in [
+        (libc::SYS_chmod, 1u8),
+        (libc::SYS_fchmod, 1),
+        (libc::SYS_fchmodat, 2),
+        (452 /* fchmodat2 */, 2),
+        (libc::SYS_creat, 1),
+        (libc::SYS_open, 2),
+        (libc::SYS_openat, 3),
+        (libc::SYS_mknod, 1),
+        (libc::SYS_mknodat, 2),
+    ] {
+        rules.insert(nr, setid_mode_rules(arg)?);
+    }
+    // openat2 carries its mode in memory a filter cannot read: ENOSYS makes
+    // callers fall back to openat.
     rules.insert(libc::SYS_unshare, ns_flag_rules(0)?);
     rules.insert(libc::SYS_clone, ns_flag_rules(0)?);
     rules.insert(
@@ -159,7 +193,7 @@ pub fn build() -> Result<BpfProgram, SeccompError> {
 
     // clone3: ENOSYS, so libc falls back to clone(2), whose flags we can see.
     let clone3 = SeccompFilter::new(
-        [(libc::SYS_clone3, vec![])].into_iter().collect(),
+        [(libc::SYS_clone3, vec![]), (libc::SYS_openat2, vec![])].into_iter().collect(),
         SeccompAction::Allow,
         SeccompAction::Errno(libc::ENOSYS as u32),
         TargetArch::x86_64,

@@ -41,7 +41,22 @@ pub const MANDATORY_DENY_READ_HOME: &[&str] = &[
 ];
 
 /// Absolute paths whose contents the sandbox can never read.
-pub const MANDATORY_DENY_READ_ABS: &[&str] = &["/etc/sharkcage", "/var/lib/sharkcage", "/opt/sharkcage/var", "/opt/sharkcage/etc"];
+pub const MANDATORY_DENY_READ_ABS: &[&str] = &[
+    "/etc/sharkcage",
+    "/var/lib/sharkcage",
+    "/opt/sharkcage/var",
+    "/opt/sharkcage/etc",
+    // Readable by a root caller's (mapped) uid 0 without any capability.
+    "/etc/shadow",
+    "/etc/shadow-",
+    "/etc/gshadow",
+    "/etc/gshadow-",
+    "/etc/ssl/private",
+    "/etc/ssh/ssh_host_rsa_key",
+    "/etc/ssh/ssh_host_ecdsa_key",
+    "/etc/ssh/ssh_host_ed25519_key",
+    "/etc/ssh/ssh_host_dsa_key",
+];
 
 /// Names that stay read-only inside every writable root (files or dirs).
 pub const PROTECTED_NAMES: &[&str] = &[
@@ -64,6 +79,13 @@ pub const PROTECTED_NAMES: &[&str] = &[
     ".claude/agents",
     ".git/hooks",
     ".git/config",
+    // Persistence in a home directory that is a writable root.
+    ".config/systemd",
+    ".config/autostart",
+    ".config/environment.d",
+    ".pam_environment",
+    ".xprofile",
+    ".xsessionrc",
 ];
 
 /// The caller's home directories (deduplicated): `$HOME` and the passwd home.
