@@ -34,7 +34,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use landlock::{
-    Access, AccessFs, AccessNet, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr, Scope, ABI,
+    Access, AccessFs, AccessNet, CompatLevel, Compatible, PathBeneath, Ruleset, RulesetAttr, RulesetCreatedAttr, Scope, ABI,
 };
 use serde::Serialize;
 
@@ -62,10 +62,8 @@ pub struct LandlockReport {
 pub enum LandlockError {
     #[error("landlock ruleset: {0}")]
     Ruleset(#[from] landlock::RulesetError),
-    #[error("landlock: cannot duplicate a stdio descriptor: {0}")]
+    #[error("landlock: cannot open a rule's path: {0}")]
     Dup(std::io::Error),
-    #[error("landlock: cannot open {path}: {source}")]
-    Open { path: String, source: landlock::PathFdError },
 }
 
 /// Inputs in host coordinates.
@@ -130,13 +128,18 @@ impl LandlockPlan {
         let mut created = rs.create()?;
 
         let add = |created: landlock::RulesetCreated, p: &Path, access: landlock::BitFlags<AccessFs>| -> Result<landlock::RulesetCreated, LandlockError> {
-            let fd = match PathFd::new(p) {
+            // O_NOFOLLOW: a symlink swapped in after planning gets no rule
+            // (its target is covered, or not, where it lives).
+            let fd = match open_nofollow(p) {
                 Ok(fd) => fd,
-                // A path that vanished since planning just gets no rule.
-                Err(_) if !p.exists() => return Ok(created),
-                Err(e) => return Err(LandlockError::Open { path: p.display().to_string(), source: e }),
+                Err(_) if p.symlink_metadata().map(|m| m.file_type().is_symlink()).unwrap_or(true) => return Ok(created),
+                Err(e) => return Err(LandlockError::Dup(e)),
             };
-            let is_dir = std::fs::metadata(p).map(|m| m.is_dir()).unwrap_or(false);
+            let st = match fstat(&fd) {
+                Some(st) if (st.st_mode & libc::S_IFMT) != libc::S_IFLNK => st,
+                _ => return Ok(created),
+            };
+            let is_dir = (st.st_mode & libc::S_IFMT) == libc::S_IFDIR;
             let access = if is_dir { access } else { access & AccessFs::from_file(abi) };
             Ok(created.add_rule(PathBeneath::new(fd, access))?)
         };
@@ -214,6 +217,23 @@ impl LandlockPlan {
     pub fn raw_fd(&self) -> i32 {
         self.fd.as_ref().map_or(-1, |f| f.as_raw_fd())
     }
+}
+
+fn open_nofollow(p: &Path) -> std::io::Result<OwnedFd> {
+    let c = CString::new(p.as_os_str().as_bytes()).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: open with O_PATH on a C string; ownership moves into OwnedFd.
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor we own.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+fn fstat(fd: &OwnedFd) -> Option<libc::stat> {
+    // SAFETY: fstat into a zeroed stat struct.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    (unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } == 0).then_some(st)
 }
 
 /// Grant `dir` whole if nothing hidden is inside it; otherwise descend and

@@ -108,6 +108,15 @@ pub fn order(mut ops: Vec<PathOp>) -> Vec<PathOp> {
 /// One prepared step for the child. Everything is a C string already.
 #[derive(Debug)]
 enum Step {
+    /// Bind a host path (relative to `/oldroot`) onto a path (relative to
+    /// `/newroot`), both resolved with `openat2(RESOLVE_NO_SYMLINKS |
+    /// RESOLVE_BENEATH)` and joined with `open_tree` + `move_mount`, so a
+    /// symlink swapped in after planning cannot redirect either end.
+    BindHost { src: CString, dst: CString, recursive: bool, set: u64 },
+    /// A new tmpfs on a path relative to `/newroot` (resolved the same way).
+    Tmpfs { dst: CString, size: CString, mode: CString, nr_inodes: Option<CString>, attrs: u64 },
+    /// The staging root's empty mode-000 file, read-only, on a path relative to `/newroot`.
+    HideFile { dst: CString },
     Mkdir(CString),
     Touch(CString),
     Symlink(CString, CString),
@@ -138,15 +147,13 @@ fn c(p: impl AsRef<[u8]>) -> CString {
     CString::new(p.as_ref().to_vec()).expect("paths were checked for NUL bytes")
 }
 
+/// `p` without its leading `/` (empty for `/`), for `openat2` below a root fd.
+fn rel(p: &Path) -> CString {
+    c(p.strip_prefix("/").unwrap_or(p).as_os_str().as_bytes())
+}
+
 fn newroot(p: &Path) -> CString {
     let mut v = b"/newroot".to_vec();
-    if p != Path::new("/") {
-        v.extend_from_slice(p.as_os_str().as_bytes());
-    }
-    c(v)
-}
-fn oldroot(p: &Path) -> CString {
-    let mut v = b"/oldroot".to_vec();
     if p != Path::new("/") {
         v.extend_from_slice(p.as_os_str().as_bytes());
     }
@@ -200,9 +207,7 @@ impl MountPlan {
             })
             .collect();
 
-        // 3. the read-only host root.
-        steps.push(Step::Mount { src: Some(c("/oldroot")), dst: c("/newroot"), fstype: None, flags: MS_BIND | MS_REC, data: None });
-        steps.push(Step::SetAttr { path: c("/newroot"), recursive: true, set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, clear: 0 });
+        // 3. the read-only host root: done first in `apply`.
 
         // 4. path operations.
         for op in &ops {
@@ -225,32 +230,29 @@ impl MountPlan {
                     }
                 }
             }
-            let dst = newroot(p);
+            let dst = rel(p);
             match op {
-                PathOp::PrivateTmp(_) => {
-                    steps.push(Step::Mount { src: tmpfs.clone(), dst, fstype: tmpfs.clone(), flags: libc::MS_NOSUID | libc::MS_NODEV, data: Some(tmp_opts.clone()) });
-                }
+                PathOp::PrivateTmp(_) => steps.push(Step::Tmpfs {
+                    dst,
+                    size: c(inp.tmpfs_bytes.to_string()),
+                    mode: c("1777"),
+                    nr_inodes: None,
+                    attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                }),
                 PathOp::Write(_) | PathOp::Pin(_) => {
-                    steps.push(Step::Mount { src: Some(oldroot(p)), dst: dst.clone(), fstype: None, flags: MS_BIND | MS_REC, data: None });
-                    steps.push(Step::SetAttr { path: dst, recursive: true, set: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, clear: 0 });
+                    steps.push(Step::BindHost { src: rel(p), dst, recursive: true, set: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV })
                 }
                 PathOp::AllowRead(_) | PathOp::Protect(_) => {
-                    steps.push(Step::Mount { src: Some(oldroot(p)), dst: dst.clone(), fstype: None, flags: MS_BIND | MS_REC, data: None });
-                    steps.push(Step::SetAttr { path: dst, recursive: true, set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, clear: 0 });
+                    steps.push(Step::BindHost { src: rel(p), dst, recursive: true, set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV })
                 }
-                PathOp::HideDir(_) => {
-                    steps.push(Step::Mount {
-                        src: tmpfs.clone(),
-                        dst,
-                        fstype: tmpfs.clone(),
-                        flags: libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                        data: Some(ro_tmpfs_opts.clone()),
-                    });
-                }
-                PathOp::HideFile(_) => {
-                    steps.push(Step::Mount { src: Some(empty_file.clone()), dst: dst.clone(), fstype: None, flags: MS_BIND, data: None });
-                    steps.push(Step::SetAttr { path: dst, recursive: false, set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, clear: 0 });
-                }
+                PathOp::HideDir(_) => steps.push(Step::Tmpfs {
+                    dst,
+                    size: c("4k"),
+                    mode: c("0755"),
+                    nr_inodes: Some(c("2")),
+                    attrs: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+                }),
+                PathOp::HideFile(_) => steps.push(Step::HideFile { dst }),
             }
         }
 
@@ -341,11 +343,23 @@ impl MountPlan {
         sys::touch(c_static(b".sc-empty\0"), 0).map_err(at(1005))?;
         pivot_root(&self.dot, c_static(b"oldroot\0")).map_err(at(1006))?;
         sys::chdir(&self.root).map_err(at(1007))?;
-        let _ = &self.old;
-        // 3–5.
+        // 3. the host root, read-only, at /newroot (fd-based like every
+        // host bind; then reopen /newroot so lookups see the new mount).
+        // (Both paths are in our own staging tmpfs: a plain bind is safe.)
+        sys::mount(Some(&self.old), &self.new, None, MS_BIND | MS_REC, None).map_err(at(1008))?;
+        sys::mount_setattr(&self.new, true, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0).map_err(at(1008))?;
+        // cwd is the staging root; RESOLVE_BENEATH takes relative names only.
+        let old_fd = sys::open_beneath(libc::AT_FDCWD, c_static(b"oldroot\0")).map_err(at(1009))?;
+        let new_fd = sys::open_beneath(libc::AT_FDCWD, c_static(b"newroot\0")).map_err(at(1009))?;
+        let empty_fd = sys::open_beneath(libc::AT_FDCWD, c_static(b".sc-empty\0")).map_err(at(1009))?;
+        // 4–5.
+        let fds = Fds { old: old_fd, new: new_fd, empty: empty_fd };
         for (i, s) in self.steps.iter().enumerate() {
-            run_step(s).map_err(at(i as u32))?;
+            run_step(s, &fds).map_err(at(i as u32))?;
         }
+        sys::close(old_fd);
+        sys::close(new_fd);
+        sys::close(empty_fd);
         // 6. enter the new root; detach the staging root with the host under it.
         sys::chdir(&self.new).map_err(at(1010))?;
         pivot_root(&self.dot, &self.dot).map_err(at(1011))?;
@@ -363,6 +377,7 @@ impl MountPlan {
         match i {
             1000 => "making mounts private".into(),
             1001..=1007 => "preparing the staging root".into(),
+            1008 | 1009 => "binding the read-only host root".into(),
             1010..=1013 => "entering the new root".into(),
             1014 => format!("changing to the working directory {:?}", self.cwd),
             i => match self.steps.get(i as usize) {
@@ -383,8 +398,53 @@ fn pivot_root(new: &CStr, old: &CStr) -> SysResult {
     sys::check(rc).map(|_| ())
 }
 
-fn run_step(s: &Step) -> SysResult {
+struct Fds {
+    old: i32,
+    new: i32,
+    empty: i32,
+}
+
+/// Bind `src` (below `src_root`) onto `dst` (below `dst_root`) without
+/// following symlinks at either end; attributes set before attaching.
+fn bind_host(src_root: i32, src: &CStr, dst_root: i32, dst: &CStr, recursive: bool, set: u64) -> SysResult {
+    let s = sys::open_beneath(src_root, src)?;
+    let m = sys::clone_tree(s, recursive);
+    sys::close(s);
+    let m = m?;
+    let r = sys::setattr_fd(m, set, 0).and_then(|_| {
+        let d = sys::open_beneath(dst_root, dst)?;
+        let r = sys::move_mount_fd(m, d);
+        sys::close(d);
+        r
+    });
+    sys::close(m);
+    r
+}
+
+fn run_step(s: &Step, fds: &Fds) -> SysResult {
     match s {
+        Step::BindHost { src, dst, recursive, set } => bind_host(fds.old, src, fds.new, dst, *recursive, *set),
+        Step::Tmpfs { dst, size, mode, nr_inodes, attrs } => {
+            let m = sys::new_tmpfs(size, mode, nr_inodes.as_deref(), *attrs)?;
+            let r = sys::open_beneath(fds.new, dst).and_then(|d| {
+                let r = sys::move_mount_fd(m, d);
+                sys::close(d);
+                r
+            });
+            sys::close(m);
+            r
+        }
+        Step::HideFile { dst } => {
+            let m = sys::clone_tree(fds.empty, false)?;
+            let r = sys::setattr_fd(m, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, 0).and_then(|_| {
+                let d = sys::open_beneath(fds.new, dst)?;
+                let r = sys::move_mount_fd(m, d);
+                sys::close(d);
+                r
+            });
+            sys::close(m);
+            r
+        }
         Step::Mkdir(p) => sys::mkdir(p, 0o755),
         Step::Touch(p) => sys::touch(p, 0o644),
         Step::Symlink(t, p) => sys::symlink(t, p),

@@ -114,3 +114,93 @@ pub fn prctl(op: libc::c_int, a: libc::c_ulong, b: libc::c_ulong) -> SysResult {
     // SAFETY: prctl with integer arguments only.
     check(unsafe { libc::prctl(op, a, b, 0 as libc::c_ulong, 0 as libc::c_ulong) } as libc::c_long).map(|_| ())
 }
+
+/// `openat2(dirfd, path, O_PATH, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+/// RESOLVE_NO_MAGICLINKS)`: resolve `path` below `dirfd` without following
+/// any symlink. An empty path returns a duplicate of `dirfd`'s location.
+pub fn open_beneath(dirfd: i32, path: &CStr) -> SysResult<i32> {
+    #[repr(C)]
+    struct OpenHow {
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    }
+    let how = OpenHow {
+        flags: (libc::O_PATH | libc::O_CLOEXEC | libc::O_NOFOLLOW) as u64,
+        mode: 0,
+        resolve: libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS,
+    };
+    let p = if path.to_bytes().is_empty() { c".".as_ptr() } else { path.as_ptr() };
+    // SAFETY: open_how is a valid struct of the size passed; p is a C string.
+    let rc = unsafe { libc::syscall(libc::SYS_openat2, dirfd, p, &how as *const OpenHow, std::mem::size_of::<OpenHow>()) };
+    check(rc).map(|fd| fd as i32)
+}
+
+pub fn close(fd: i32) {
+    // SAFETY: closing a descriptor we own.
+    unsafe { libc::close(fd) };
+}
+
+const OPEN_TREE_CLONE: u32 = 1;
+const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x4;
+const MOVE_MOUNT_T_EMPTY_PATH: u32 = 0x40;
+
+/// Detached copy of the mount tree at `fd` (`open_tree(OPEN_TREE_CLONE)`).
+pub fn clone_tree(fd: i32, recursive: bool) -> SysResult<i32> {
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as u32 | libc::AT_EMPTY_PATH as u32;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as u32;
+    }
+    // SAFETY: open_tree on an fd with an empty path.
+    let rc = unsafe { libc::syscall(libc::SYS_open_tree, fd, c"".as_ptr(), flags) };
+    check(rc).map(|fd| fd as i32)
+}
+
+/// `mount_setattr` on a mount fd (recursive).
+pub fn setattr_fd(fd: i32, set: u64, clear: u64) -> SysResult {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let attr = MountAttr { attr_set: set, attr_clr: clear, propagation: 0, userns_fd: 0 };
+    let flags = (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint;
+    // SAFETY: valid mount_attr of the size passed.
+    let rc = unsafe { libc::syscall(libc::SYS_mount_setattr, fd, c"".as_ptr(), flags, &attr as *const MountAttr, std::mem::size_of::<MountAttr>()) };
+    check(rc).map(|_| ())
+}
+
+/// Attach detached mount `mnt` on top of the location `target` (both fds).
+pub fn move_mount_fd(mnt: i32, target: i32) -> SysResult {
+    // SAFETY: move_mount with two fds and empty paths.
+    let rc = unsafe { libc::syscall(libc::SYS_move_mount, mnt, c"".as_ptr(), target, c"".as_ptr(), MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) };
+    check(rc).map(|_| ())
+}
+
+const FSOPEN_CLOEXEC: u32 = 1;
+const FSCONFIG_SET_STRING: u32 = 1;
+const FSCONFIG_CMD_CREATE: u32 = 6;
+const FSMOUNT_CLOEXEC: u32 = 1;
+
+/// A new, detached tmpfs mount with the given options and mount attributes.
+pub fn new_tmpfs(size: &CStr, mode: &CStr, nr_inodes: Option<&CStr>, attrs: u64) -> SysResult<i32> {
+    // SAFETY: fsopen/fsconfig/fsmount with C strings; fds closed on error.
+    unsafe {
+        let fs = libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), FSOPEN_CLOEXEC);
+        let fs = check(fs)? as i32;
+        let set = |k: &CStr, v: &CStr| check(libc::syscall(libc::SYS_fsconfig, fs, FSCONFIG_SET_STRING, k.as_ptr(), v.as_ptr(), 0));
+        let r = (|| {
+            set(c"size", size)?;
+            set(c"mode", mode)?;
+            if let Some(n) = nr_inodes {
+                set(c"nr_inodes", n)?;
+            }
+            check(libc::syscall(libc::SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, std::ptr::null::<u8>(), std::ptr::null::<u8>(), 0))?;
+            check(libc::syscall(libc::SYS_fsmount, fs, FSMOUNT_CLOEXEC, attrs as libc::c_uint))
+        })();
+        libc::close(fs);
+        r.map(|m| m as i32)
+    }
+}
