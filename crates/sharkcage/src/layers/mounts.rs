@@ -115,6 +115,9 @@ enum Step {
     BindHost { src: CString, dst: CString, recursive: bool, set: u64 },
     /// A new tmpfs on a path relative to `/newroot` (resolved the same way).
     Tmpfs { dst: CString, size: CString, mode: CString, nr_inodes: Option<CString>, attrs: u64 },
+    /// Make the tmpfs mounted at a path (relative to `/newroot`) read-only,
+    /// after mount points were created in it.
+    SealRo { dst: CString },
     /// The staging root's empty mode-000 file, read-only, on a path relative to `/newroot`.
     HideFile { dst: CString },
     Mkdir(CString),
@@ -197,15 +200,38 @@ impl MountPlan {
         let tmpfs = Some(c("tmpfs"));
         let empty_file = c("/.sc-empty");
         let ops = order(inp.ops.to_vec());
-        // Private tmpfs roots in the final view: a target under one of them
-        // needs its mount point created there (never on the host).
-        let private_roots: Vec<PathBuf> = ops
-            .iter()
-            .filter_map(|o| match o {
-                PathOp::PrivateTmp(p) => Some(p.clone()),
-                _ => None,
-            })
-            .collect();
+        // A target whose nearest enclosing operation is a tmpfs we mount
+        // (a private /tmp, or a hidden directory) needs its mount point
+        // created inside that tmpfs — never on the host. A hidden directory
+        // that gets such mount points is mounted writable and sealed
+        // read-only once they are in place.
+        let is_tmpfs = |o: &PathOp| matches!(o, PathOp::PrivateTmp(_) | PathOp::HideDir(_));
+        let nearest_in = |ops: &[PathOp], p: &Path| -> Option<PathOp> {
+            ops.iter().filter(|o| p.starts_with(o.path()) && p != o.path()).max_by_key(|o| o.path().components().count()).cloned()
+        };
+        // Hiding something inside a tmpfs of ours is a no-op: drop those
+        // first (ops are sorted shallow-first, so ancestors are decided).
+        let mut effective: Vec<PathOp> = Vec::new();
+        for op in ops {
+            let inside_tmpfs = nearest_in(&effective, op.path()).is_some_and(|o| is_tmpfs(&o));
+            if inside_tmpfs && matches!(op, PathOp::HideDir(_) | PathOp::HideFile(_)) {
+                continue;
+            }
+            effective.push(op);
+        }
+        let ops = effective;
+        let nearest = |p: &Path| nearest_in(&ops, p);
+        let mut seal: Vec<PathBuf> = Vec::new();
+        for op in &ops {
+            if matches!(op, PathOp::HideDir(_) | PathOp::HideFile(_)) {
+                continue;
+            }
+            if let Some(PathOp::HideDir(h)) = nearest(op.path()) {
+                if !seal.contains(&h) {
+                    seal.push(h);
+                }
+            }
+        }
 
         // 3. the read-only host root: done first in `apply`.
 
@@ -213,14 +239,9 @@ impl MountPlan {
         for op in &ops {
             let p = op.path();
             let is_dir = std::fs::metadata(p).map(|m| m.is_dir()).unwrap_or(true);
-            if let Some(root) = private_roots.iter().find(|r| p.starts_with(r) && p != r.as_path()) {
-                // Only host binds need a mount point inside a private tmpfs;
-                // hiding something inside a private tmpfs is a no-op.
-                if matches!(op, PathOp::HideDir(_) | PathOp::HideFile(_)) {
-                    continue;
-                }
+            if let Some(root) = nearest(p).filter(|o| is_tmpfs(o)).map(|o| o.path().to_path_buf()) {
                 let mut cur = root.clone();
-                let rel: Vec<_> = p.strip_prefix(root).unwrap().components().collect();
+                let rel: Vec<_> = p.strip_prefix(&root).unwrap().components().collect();
                 for (i, comp) in rel.iter().enumerate() {
                     cur.push(comp);
                     if i + 1 == rel.len() && !is_dir {
@@ -245,6 +266,13 @@ impl MountPlan {
                 PathOp::AllowRead(_) | PathOp::Protect(_) => {
                     steps.push(Step::BindHost { src: rel(p), dst, recursive: true, set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV })
                 }
+                PathOp::HideDir(_) if seal.iter().any(|h| h == p) => steps.push(Step::Tmpfs {
+                    dst,
+                    size: c("64k"),
+                    mode: c("0755"),
+                    nr_inodes: None,
+                    attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+                }),
                 PathOp::HideDir(_) => steps.push(Step::Tmpfs {
                     dst,
                     size: c("4k"),
@@ -254,6 +282,9 @@ impl MountPlan {
                 }),
                 PathOp::HideFile(_) => steps.push(Step::HideFile { dst }),
             }
+        }
+        for h in &seal {
+            steps.push(Step::SealRo { dst: rel(h) });
         }
 
         // 5a. /dev
@@ -313,7 +344,13 @@ impl MountPlan {
             });
         }
 
-        let mut private_writable = private_roots;
+        let mut private_writable: Vec<PathBuf> = ops
+            .iter()
+            .filter_map(|o| match o {
+                PathOp::PrivateTmp(p) => Some(p.clone()),
+                _ => None,
+            })
+            .collect();
         private_writable.push(PathBuf::from("/dev/shm"));
         MountPlan {
             steps,
@@ -432,6 +469,12 @@ fn run_step(s: &Step, fds: &Fds) -> SysResult {
                 r
             });
             sys::close(m);
+            r
+        }
+        Step::SealRo { dst } => {
+            let d = sys::open_beneath(fds.new, dst)?;
+            let r = sys::setattr_fd_one(d, MOUNT_ATTR_RDONLY, 0);
+            sys::close(d);
             r
         }
         Step::HideFile { dst } => {

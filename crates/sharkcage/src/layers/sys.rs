@@ -172,6 +172,21 @@ pub fn setattr_fd(fd: i32, set: u64, clear: u64) -> SysResult {
     check(rc).map(|_| ())
 }
 
+/// `mount_setattr` on the mount of `fd` only (not its submounts).
+pub fn setattr_fd_one(fd: i32, set: u64, clear: u64) -> SysResult {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let attr = MountAttr { attr_set: set, attr_clr: clear, propagation: 0, userns_fd: 0 };
+    // SAFETY: valid mount_attr of the size passed.
+    let rc = unsafe { libc::syscall(libc::SYS_mount_setattr, fd, c"".as_ptr(), libc::AT_EMPTY_PATH as libc::c_uint, &attr as *const MountAttr, std::mem::size_of::<MountAttr>()) };
+    check(rc).map(|_| ())
+}
+
 /// Attach detached mount `mnt` on top of the location `target` (both fds).
 pub fn move_mount_fd(mnt: i32, target: i32) -> SysResult {
     // SAFETY: move_mount with two fds and empty paths.

@@ -1,0 +1,190 @@
+// Tests of the native addon against the launcher it finds (the real
+// ./sharkcage-launcher unless SHARKCAGE_LAUNCHER says otherwise). They check
+// effects — output, environment, the process list, open fds — not only exit
+// codes. Run through `npm test` (scripts/test.js builds first if needed).
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import { getEventListeners } from 'node:events'
+import { readdirSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { setTimeout as sleep } from 'node:timers/promises'
+
+const require = createRequire(import.meta.url)
+const sc = require('../index.js')
+
+const text = (buf) => buf.toString('utf8')
+
+/** Processes whose command line is exactly `args`. */
+function processesRunning(args) {
+  const out = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' })
+  return out.split('\n').filter((line) => line.trim().replace(/^\d+\s+/, '') === args)
+}
+
+function withEnv(name, value, fn) {
+  const old = process.env[name]
+  if (value === undefined) delete process.env[name]
+  else process.env[name] = value
+  try {
+    return fn()
+  } finally {
+    if (old === undefined) delete process.env[name]
+    else process.env[name] = old
+  }
+}
+
+test('buildExecArgv returns launcher, exec, policy JSON, workspace, --, argv', () => {
+  const launcher = sc.launcherPath()
+  const policy = { network: { allowedDomains: ['example.com'] }, filesystem: { allowWrite: ['/tmp/ws/cache'] } }
+  assert.deepEqual(sc.buildExecArgv(policy, ['ls', '-l', 'a b'], { workspace: '/tmp/ws' }), [
+    launcher, 'exec', '--policy-json', JSON.stringify(policy), '--workspace', '/tmp/ws', '--', 'ls', '-l', 'a b',
+  ])
+  assert.deepEqual(sc.buildExecArgv({}, ['true']), [launcher, 'exec', '--policy-json', '{}', '--', 'true'])
+  assert.throws(() => sc.buildExecArgv({}, []), { code: 'ERR_SHARKCAGE_INVALID_ARG' })
+})
+
+test('buildExecArgv validates the policy with the launcher parser: position and key in the message', () => {
+  assert.throws(() => sc.buildExecArgv({ filesystem: { alowWrite: [] } }, ['ls']), (err) => {
+    assert.equal(err.code, 'ERR_SHARKCAGE_POLICY')
+    assert.match(err.message, /1:\d+: filesystem\.alowWrite/)
+    return true
+  })
+  assert.throws(() => sc.buildExecArgv({ filesystem: { allowWrite: ['relative/dir'] } }, ['ls']), (err) => {
+    assert.equal(err.code, 'ERR_SHARKCAGE_POLICY')
+    assert.match(err.message, /filesystem\.allowWrite\[0\].*relative/)
+    return true
+  })
+})
+
+test('launcherPath throws ERR_SHARKCAGE_LAUNCHER_NOT_FOUND naming the path when SHARKCAGE_LAUNCHER points nowhere', () => {
+  withEnv('SHARKCAGE_LAUNCHER', '/nonexistent/sharkcage-launcher-xyz', () => {
+    assert.throws(() => sc.launcherPath(), (err) => {
+      assert.equal(err.code, 'ERR_SHARKCAGE_LAUNCHER_NOT_FOUND')
+      assert.match(err.message, /\/nonexistent\/sharkcage-launcher-xyz/)
+      return true
+    })
+  })
+})
+
+test('exec rejects (not throws) with ERR_SHARKCAGE_LAUNCHER_NOT_FOUND when there is no launcher', async () => {
+  const p = withEnv('SHARKCAGE_LAUNCHER', '/nonexistent/sharkcage-launcher-xyz', () => sc.exec({ command: ['true'] }))
+  await assert.rejects(p, { code: 'ERR_SHARKCAGE_LAUNCHER_NOT_FOUND' })
+})
+
+test('exec returns the command stdout, UTF-8 intact', async () => {
+  const r = await sc.exec({ command: ['echo', 'héllo wörld'] })
+  assert.equal(text(r.stdout), 'héllo wörld\n')
+  assert.equal(r.exitCode, 0)
+  assert.equal(r.signal, null)
+  assert.equal(r.timedOut, false)
+  assert.ok(Buffer.isBuffer(r.stderr))
+  assert.equal(typeof r.durationMs, 'number')
+  assert.equal(typeof r.layers, 'object')
+  assert.ok(Array.isArray(r.violations))
+})
+
+test('exec reports the exit code and stderr; a string command runs under /bin/sh -c', async () => {
+  const r = await sc.exec({ command: "echo out; echo err >&2; exit 7" })
+  assert.equal(r.exitCode, 7)
+  assert.equal(text(r.stdout), 'out\n')
+  assert.match(text(r.stderr), /err\n/)
+})
+
+test('exec feeds stdin (string and Buffer) and closes it', async () => {
+  const r1 = await sc.exec({ command: ['cat'], stdin: 'line 1\nline 2 ünï\n' })
+  assert.equal(text(r1.stdout), 'line 1\nline 2 ünï\n')
+  const bytes = Buffer.from([0, 1, 2, 255, 254, 10, 0])
+  const r2 = await sc.exec({ command: ['cat'], stdin: bytes })
+  assert.deepEqual(r2.stdout, bytes)
+  // Without stdin the command reads EOF at once instead of hanging.
+  const r3 = await sc.exec({ command: ['wc', '-c'], timeoutMs: 10_000 })
+  assert.equal(text(r3.stdout).trim(), '0')
+})
+
+test('exec enforces timeoutMs (timedOut: true)', async () => {
+  const t0 = Date.now()
+  const r = await sc.exec({ command: ['sleep', '30'], timeoutMs: 500 })
+  assert.equal(r.timedOut, true)
+  assert.notEqual(r.exitCode, 0)
+  assert.ok(Date.now() - t0 < 10_000, `took ${Date.now() - t0} ms`)
+})
+
+test('exec aborted by an AbortSignal rejects with ERR_SHARKCAGE_ABORTED and leaves no process behind', async () => {
+  const marker = '31.4159' // an argument no other `sleep` on the machine is likely to have
+  const ac = new AbortController()
+  const p = sc.exec({ command: ['sleep', marker], signal: ac.signal })
+  await sleep(200)
+  for (let i = 0; i < 20 && processesRunning(`sleep ${marker}`).length === 0; i++) await sleep(100)
+  assert.equal(processesRunning(`sleep ${marker}`).length, 1, 'the sandboxed sleep should be running')
+  const t0 = Date.now()
+  ac.abort()
+  await assert.rejects(p, (err) => {
+    assert.equal(err.code, 'ERR_SHARKCAGE_ABORTED')
+    assert.ok(Buffer.isBuffer(err.stdout))
+    return true
+  })
+  assert.ok(Date.now() - t0 < 2000, `abort took ${Date.now() - t0} ms`)
+  // The launcher tears the whole sandbox down: the sleep must be gone too.
+  let left = processesRunning(`sleep ${marker}`)
+  for (let i = 0; i < 10 && left.length; i++) {
+    await sleep(100)
+    left = processesRunning(`sleep ${marker}`)
+  }
+  assert.deepEqual(left, [], 'sleep survived the abort')
+  assert.equal(getEventListeners(ac.signal, 'abort').length, 0)
+})
+
+test('exec with an already aborted signal rejects at once without running anything', async () => {
+  const ac = new AbortController()
+  ac.abort()
+  await assert.rejects(sc.exec({ command: ['sh', '-c', 'echo ran >&2'], signal: ac.signal }), {
+    code: 'ERR_SHARKCAGE_ABORTED',
+  })
+})
+
+test('a long-lived AbortSignal does not collect listeners across calls', async () => {
+  const ac = new AbortController()
+  for (let i = 0; i < 20; i++) await sc.exec({ command: ['true'], signal: ac.signal })
+  assert.equal(getEventListeners(ac.signal, 'abort').length, 0)
+})
+
+test('exec passes env as given and never the caller environment', async () => {
+  const r = await withEnv('SECRET_TOKEN', 'hunter2-do-not-leak', () =>
+    sc.exec({
+      command: ['sh', '-c', 'echo "greeting=[$GREETING]"; echo "secret=[${SECRET_TOKEN-unset}]"; env'],
+      env: { GREETING: 'hi there = friend' },
+    }),
+  )
+  const out = text(r.stdout)
+  assert.match(out, /^greeting=\[hi there = friend\]$/m)
+  assert.match(out, /^secret=\[unset\]$/m)
+  assert.doesNotMatch(out, /hunter2-do-not-leak/)
+})
+
+test('an invalid policy rejects with ERR_SHARKCAGE_POLICY and the launcher message', async () => {
+  await assert.rejects(sc.exec({ command: ['true'], policy: { bogus: 1 } }), (err) => {
+    assert.equal(err.code, 'ERR_SHARKCAGE_POLICY')
+    assert.match(err.message, /bogus/)
+    return true
+  })
+  await assert.rejects(sc.exec({ command: [] }), { code: 'ERR_SHARKCAGE_INVALID_ARG' })
+})
+
+test('doctor resolves with the launcher JSON report', async () => {
+  const report = await sc.doctor()
+  assert.equal(typeof report, 'object')
+  assert.notEqual(report, null)
+})
+
+test('200 calls, 8 at a time, leak no file descriptors', async () => {
+  const fds = () => readdirSync('/proc/self/fd').length
+  const batch = (n) => Promise.all(Array.from({ length: n }, (_, i) => sc.exec({ command: ['echo', String(i)] })))
+  await batch(8) // warm up the runtime's threads and the event loop's fds
+  const before = fds()
+  for (let done = 0; done < 200; done += 8) {
+    const results = await batch(8)
+    results.forEach((r, i) => assert.equal(text(r.stdout), `${i}\n`))
+  }
+  const after = fds()
+  assert.ok(after <= before, `fds grew from ${before} to ${after}`)
+})

@@ -1,0 +1,104 @@
+//! Errors of the addon, and the one place where they cross into JavaScript.
+//!
+//! Inside the addon every failure is an [`AddonError`]. JavaScript callers need
+//! something they can branch on, so [`to_js`] turns it into a real JS `Error`
+//! whose `code` property is a stable string (`ERR_SHARKCAGE_*`). napi's own
+//! `napi::Error` would put a napi `Status` ("GenericFailure") into `code`, so
+//! the JS object is built here, on the JS thread, and handed back to napi as
+//! the error value to throw or to reject the promise with.
+
+use napi::bindgen_prelude::{Buffer, JsObjectValue, Object};
+use napi::{Env, JsError};
+
+/// Stable `code` strings. Part of the public API: never rename one.
+pub mod codes {
+    pub const LAUNCHER_NOT_FOUND: &str = "ERR_SHARKCAGE_LAUNCHER_NOT_FOUND";
+    pub const POLICY: &str = "ERR_SHARKCAGE_POLICY";
+    pub const SPAWN: &str = "ERR_SHARKCAGE_SPAWN";
+    pub const ABORTED: &str = "ERR_SHARKCAGE_ABORTED";
+    pub const UNSUPPORTED_HOST: &str = "ERR_SHARKCAGE_UNSUPPORTED_HOST";
+    pub const INVALID_ARG: &str = "ERR_SHARKCAGE_INVALID_ARG";
+    pub const PROTOCOL: &str = "ERR_SHARKCAGE_LAUNCHER_PROTOCOL";
+}
+
+/// Every way an addon call can fail.
+#[derive(Debug)]
+pub enum AddonError {
+    /// No launcher binary; `tried` lists each path looked at, with why.
+    LauncherNotFound { tried: Vec<String> },
+    /// The launcher rejected the policy or its arguments (exit 2, no result).
+    Policy(String),
+    /// The host cannot run the sandbox (launcher exit 3, no result).
+    UnsupportedHost(String),
+    /// The launcher could not be started, or died without a result.
+    Spawn(String),
+    /// The launcher wrote a result that is not the documented JSON.
+    Protocol(String),
+    /// The caller's AbortSignal fired. Output gathered so far is kept.
+    Aborted { stdout: Vec<u8>, stderr: Vec<u8> },
+    /// A bad argument from the caller (empty argv, bad env name, ...).
+    InvalidArg(String),
+}
+
+impl AddonError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            AddonError::LauncherNotFound { .. } => codes::LAUNCHER_NOT_FOUND,
+            AddonError::Policy(_) => codes::POLICY,
+            AddonError::UnsupportedHost(_) => codes::UNSUPPORTED_HOST,
+            AddonError::Spawn(_) => codes::SPAWN,
+            AddonError::Protocol(_) => codes::PROTOCOL,
+            AddonError::Aborted { .. } => codes::ABORTED,
+            AddonError::InvalidArg(_) => codes::INVALID_ARG,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            AddonError::LauncherNotFound { tried } => format!(
+                "sharkcage launcher not found; looked at: {}",
+                tried.join("; ")
+            ),
+            AddonError::Policy(m) => non_empty(m, "the launcher rejected the policy"),
+            AddonError::UnsupportedHost(m) => {
+                non_empty(m, "this host cannot run the sharkcage sandbox")
+            }
+            AddonError::Spawn(m) | AddonError::Protocol(m) | AddonError::InvalidArg(m) => m.clone(),
+            AddonError::Aborted { .. } => "the operation was aborted".to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for AddonError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code(), self.message())
+    }
+}
+
+fn non_empty(text: &str, fallback: &str) -> String {
+    let text = text.trim();
+    if text.is_empty() {
+        fallback.to_owned()
+    } else {
+        text.to_owned()
+    }
+}
+
+/// Build the JS `Error` for `err` (with `code`, and for an abort the partial
+/// `stdout`/`stderr` Buffers) and wrap it as the `napi::Error` napi throws or
+/// rejects with. Must run on the JS thread that owns `env`.
+pub fn to_js(env: &Env, err: AddonError) -> napi::Error {
+    let code = err.code();
+    let message = err.message();
+    let js = JsError::from(napi::Error::new(code, message)).into_unknown(*env);
+    if let AddonError::Aborted { stdout, stderr } = err {
+        // SAFETY: `js` was just created by `napi_create_error`, so it is an object.
+        if let Ok(mut obj) = unsafe { js.cast::<Object>() } {
+            // Best effort: the error is still correct without these fields.
+            let _ = obj.set_named_property("name", "AbortError");
+            let _ = obj.set_named_property("stdout", Buffer::from(stdout));
+            let _ = obj.set_named_property("stderr", Buffer::from(stderr));
+        }
+    }
+    napi::Error::from(js)
+}

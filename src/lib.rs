@@ -1,0 +1,333 @@
+//! `@sharkcage/openclaw` native addon: the JavaScript face of sharkcage.
+//!
+//! Deliberately thin. Sandboxing needs a fresh, single-threaded process, which
+//! a Node process is not, so nothing here sandboxes in-process: every export
+//! drives the `sharkcage-launcher` binary (the `sc` crate) and translates
+//! between JS values and its command line / JSON result. This file only holds
+//! the exported functions and their JS-facing types; the work is in
+//! `exec.rs`, the launcher lookup in `launcher.rs`, and `error.rs` is the one
+//! place errors become JS errors with a stable `code`.
+
+mod error;
+mod exec;
+mod launcher;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use napi::bindgen_prelude::{
+    Buffer, Either, FnArgs, Function, FunctionRef, JsObjectValue, Object, ObjectRef, PromiseRaw,
+    Unknown,
+};
+use napi::{Env, JsValue, Result, ValueType};
+use napi_derive::napi;
+
+use crate::error::{to_js, AddonError};
+use crate::exec::{AbortState, ExecOutput, ExecRequest};
+
+/// Where the launcher binary is: `$SHARKCAGE_LAUNCHER`, else
+/// `sharkcage-launcher` next to the loaded `.node` file. Throws with code
+/// `ERR_SHARKCAGE_LAUNCHER_NOT_FOUND` naming the paths it tried.
+#[napi]
+pub fn launcher_path(env: &Env) -> Result<String> {
+    launcher::resolve()
+        .map(|p| p.to_string_lossy().into_owned())
+        .map_err(|e| to_js(env, e))
+}
+
+#[napi(object)]
+pub struct BuildExecArgvOptions {
+    /// Host directory made the sandbox's writable workspace (`--workspace`).
+    pub workspace: Option<String>,
+    /// Accepted for symmetry with `exec`; the launcher argv does not carry it.
+    pub cwd: Option<String>,
+}
+
+/// The argv that runs `argv` inside the sandbox, for a program that spawns
+/// processes itself: `[launcher, "exec", "--policy-json", JSON,
+/// ("--workspace", ws)?, "--", ...argv]`.
+#[napi]
+pub fn build_exec_argv(
+    env: &Env,
+    #[napi(ts_arg_type = "object")] policy: Unknown<'_>,
+    argv: Vec<String>,
+    options: Option<BuildExecArgvOptions>,
+) -> Result<Vec<String>> {
+    let build = || -> std::result::Result<Vec<String>, AddonError> {
+        exec::validate_argv(&argv)?;
+        let launcher = launcher::resolve()?;
+        let policy_json = policy_to_json(env, Some(policy))?;
+        // Validate with the same parser the launcher uses, so a bad policy
+        // fails here, with its position and key, not later at spawn time.
+        sharkcage::policy::Policy::from_json(&policy_json, "policy").map_err(|e| AddonError::Policy(e.to_string()))?;
+        let workspace = options.and_then(|o| o.workspace).filter(|w| !w.is_empty());
+        let mut out = vec![launcher.to_string_lossy().into_owned()];
+        out.extend(exec::exec_args(
+            &policy_json,
+            workspace.as_deref(),
+            None,
+            &[],
+            None,
+            &argv,
+        ));
+        Ok(out)
+    };
+    build().map_err(|e| to_js(env, e))
+}
+
+#[napi(object, object_to_js = false)]
+pub struct ExecOptions<'env> {
+    /// The command; a string runs as `["/bin/sh", "-c", command]`.
+    #[napi(ts_type = "string[] | string")]
+    pub command: Either<Vec<String>, String>,
+    /// Host directory made the sandbox's writable workspace (`--workspace`).
+    pub cwd: Option<String>,
+    /// Environment of the sandboxed command (`--env NAME=VALUE` each). The
+    /// caller's own environment is never passed through.
+    pub env: Option<BTreeMap<String, String>>,
+    /// Written to the command's stdin, which is then closed.
+    #[napi(ts_type = "string | Buffer")]
+    pub stdin: Option<Either<String, Buffer>>,
+    /// The sandbox policy (`--policy-json`); default `{}`.
+    #[napi(ts_type = "object")]
+    pub policy: Option<Unknown<'env>>,
+    /// Wall-clock limit, enforced by the launcher (`--timeout-ms`).
+    pub timeout_ms: Option<f64>,
+    /// Aborting kills the sandbox; the promise rejects with `ERR_SHARKCAGE_ABORTED`.
+    #[napi(ts_type = "AbortSignal")]
+    pub signal: Option<Object<'env>>,
+}
+
+#[napi(object, use_nullable = true)]
+pub struct ExecResult {
+    /// Exit code of the command, or null if it was killed by a signal.
+    pub exit_code: Option<i32>,
+    /// Name of the signal that killed the command (`"SIGKILL"`), or null.
+    pub signal: Option<String>,
+    pub timed_out: bool,
+    /// Output was cut at the policy's limit.
+    pub truncated: bool,
+    pub duration_ms: f64,
+    pub stdout: Buffer,
+    pub stderr: Buffer,
+    /// Which sandbox layers were applied, as reported by the launcher.
+    #[napi(ts_type = "Record<string, unknown>")]
+    pub layers: serde_json::Value,
+    /// Policy violations the launcher observed.
+    #[napi(ts_type = "Array<Record<string, unknown>>")]
+    pub violations: Vec<serde_json::Value>,
+}
+
+/// Run a command in the sandbox. Resolves when it has finished, whatever its
+/// exit status; rejects only when it could not be run (`err.code` is one of
+/// the `ERR_SHARKCAGE_*` codes) or when `signal` aborts it.
+#[napi]
+pub fn exec<'env>(
+    env: &'env Env,
+    options: ExecOptions<'env>,
+) -> Result<PromiseRaw<'env, ExecResult>> {
+    let prepared = prepare_exec(env, options);
+    let (req, signal, abort) = match prepared {
+        Ok(p) => p,
+        // Reject (not throw): callers only have to handle one failure path.
+        Err(e) => return reject(env, e),
+    };
+
+    let mut listener = None;
+    if let Some(signal) = signal {
+        let not_a_signal = |e: napi::Error| {
+            AddonError::InvalidArg(format!("`signal` is not an AbortSignal: {}", e.reason))
+        };
+        match signal.get_named_property::<Option<bool>>("aborted") {
+            Ok(Some(true)) => {
+                return reject(
+                    env,
+                    AddonError::Aborted {
+                        stdout: Vec::new(),
+                        stderr: Vec::new(),
+                    },
+                )
+            }
+            Ok(_) => {}
+            Err(e) => return reject(env, not_a_signal(e)),
+        }
+        match AbortListener::attach(env, &signal, abort.clone()) {
+            Ok(l) => listener = Some(l),
+            Err(e) => return reject(env, not_a_signal(e)),
+        }
+    }
+
+    env.spawn_future_with_callback(
+        async move { Ok(exec::run(req, Some(abort)).await) },
+        move |env, outcome| {
+            if let Some(listener) = listener {
+                listener.detach(env);
+            }
+            match outcome {
+                Ok(output) => Ok(into_js_result(output)),
+                Err(e) => Err(to_js(env, e)),
+            }
+        },
+    )
+}
+
+/// Run `launcher doctor --json` and resolve with the parsed report.
+#[napi(ts_return_type = "Promise<Record<string, unknown>>")]
+pub fn doctor(env: &Env) -> Result<PromiseRaw<'_, serde_json::Value>> {
+    let launcher = launcher::resolve();
+    env.spawn_future_with_callback(
+        async move {
+            Ok(match launcher {
+                Ok(launcher) => exec::doctor(launcher).await,
+                Err(e) => Err(e),
+            })
+        },
+        |env, outcome| outcome.map_err(|e| to_js(env, e)),
+    )
+}
+
+/// A promise already rejected with `err`.
+fn reject<T: napi::bindgen_prelude::ToNapiValue + 'static>(
+    env: &Env,
+    err: AddonError,
+) -> Result<PromiseRaw<'_, T>> {
+    env.spawn_future_with_callback(async move { Ok(err) }, |env, err| {
+        Err::<T, _>(to_js(env, err))
+    })
+}
+
+type Prepared<'env> = (ExecRequest, Option<Object<'env>>, Arc<AbortState>);
+
+fn prepare_exec<'env>(
+    env: &Env,
+    options: ExecOptions<'env>,
+) -> std::result::Result<Prepared<'env>, AddonError> {
+    let argv = match options.command {
+        Either::A(argv) => argv,
+        Either::B(script) => vec!["/bin/sh".to_owned(), "-c".to_owned(), script],
+    };
+    exec::validate_argv(&argv)?;
+    let child_env: Vec<(String, String)> = options.env.unwrap_or_default().into_iter().collect();
+    exec::validate_env(&child_env)?;
+    let timeout_ms = match options.timeout_ms {
+        None => None,
+        Some(ms) if ms.is_finite() && ms >= 0.0 => Some(ms.ceil() as u64),
+        Some(ms) => {
+            return Err(AddonError::InvalidArg(format!(
+                "timeoutMs must be a finite, non-negative number, got {ms}"
+            )))
+        }
+    };
+    let policy_json = policy_to_json(env, options.policy)?;
+    let stdin = options.stdin.map(|s| match s {
+        Either::A(text) => text.into_bytes(),
+        Either::B(buf) => buf.to_vec(),
+    });
+    let req = ExecRequest {
+        launcher: launcher::resolve()?,
+        argv,
+        workspace: options.cwd.filter(|c| !c.is_empty()),
+        env: child_env,
+        stdin,
+        policy_json,
+        timeout_ms,
+    };
+    Ok((req, options.signal, Arc::new(AbortState::default())))
+}
+
+/// `JSON.stringify(policy)`, done by JavaScript itself so that key order,
+/// `toJSON` and friends are exactly what the caller would get. `None`,
+/// `undefined` and `null` mean the default policy `{}`.
+fn policy_to_json(
+    env: &Env,
+    policy: Option<Unknown<'_>>,
+) -> std::result::Result<String, AddonError> {
+    let invalid = |what: String| AddonError::InvalidArg(format!("the policy {what}"));
+    let Some(policy) = policy else {
+        return Ok("{}".to_owned());
+    };
+    let ty = policy.get_type().map_err(|e| invalid(e.reason))?;
+    match ty {
+        ValueType::Undefined | ValueType::Null => return Ok("{}".to_owned()),
+        ValueType::Object if !policy.is_array().unwrap_or(false) => {}
+        _ => return Err(invalid("must be a plain object".to_owned())),
+    }
+    let stringify = || -> Result<Option<String>> {
+        let json: Object<'_> = env.get_global()?.get_named_property("JSON")?;
+        let stringify: Function<'_, Unknown<'_>, Option<String>> =
+            json.get_named_property("stringify")?;
+        stringify.apply(json, policy)
+    };
+    match stringify() {
+        Ok(Some(text)) => Ok(text),
+        Ok(None) => Err(invalid("is not JSON-serialisable".to_owned())),
+        Err(e) => Err(invalid(format!("is not JSON-serialisable: {}", e.reason))),
+    }
+}
+
+fn into_js_result(output: ExecOutput) -> ExecResult {
+    let r = output.report;
+    ExecResult {
+        exit_code: r.exit_code,
+        signal: r.signal,
+        timed_out: r.timed_out,
+        truncated: r.truncated,
+        duration_ms: r.duration_ms.unwrap_or(output.duration_ms),
+        stdout: output.stdout.into(),
+        stderr: output.stderr.into(),
+        layers: r
+            .layers
+            .unwrap_or_else(|| serde_json::Value::Object(Default::default())),
+        violations: r.violations.unwrap_or_default(),
+    }
+}
+
+/// The listener: `() => abortState.abort()`, made from a Rust closure.
+type ListenerFn<'env> = Function<'env, Unknown<'static>, ()>;
+/// `signal.addEventListener('abort', listener, { once: true })`.
+type AddListenerFn<'env> =
+    Function<'env, FnArgs<(&'static str, ListenerFn<'env>, Object<'env>)>, Unknown<'env>>;
+/// `signal.removeEventListener('abort', listener)`.
+type RemoveListenerFn<'env> =
+    Function<'env, FnArgs<(&'static str, ListenerFn<'env>)>, Unknown<'env>>;
+
+/// The 'abort' listener one `exec` call puts on its AbortSignal, created from
+/// a Rust closure. Removed again when the call settles, so a long-lived signal
+/// shared by many calls does not collect listeners.
+struct AbortListener {
+    signal: ObjectRef<false>,
+    listener: FunctionRef<Unknown<'static>, ()>,
+}
+
+impl AbortListener {
+    fn attach(env: &Env, signal: &Object<'_>, abort: Arc<AbortState>) -> Result<Self> {
+        let listener: ListenerFn<'_> =
+            env.create_function_from_closure("sharkcageAbort", move |_ctx| {
+                abort.abort();
+                Ok(())
+            })?;
+        let add: AddListenerFn<'_> = signal.get_named_property("addEventListener")?;
+        let mut opts = Object::new(env)?;
+        opts.set_named_property("once", true)?;
+        add.apply(signal, FnArgs::from(("abort", listener, opts)))?;
+        Ok(Self {
+            signal: signal.create_ref()?,
+            listener: listener.create_ref()?,
+        })
+    }
+
+    /// Remove the listener and drop the references. Runs on the JS thread.
+    fn detach(self, env: &Env) {
+        let remove = || -> Result<()> {
+            let signal = self.signal.get_value(env)?;
+            let listener = self.listener.borrow_back(env)?;
+            let remove: RemoveListenerFn<'_> = signal.get_named_property("removeEventListener")?;
+            remove.apply(signal, FnArgs::from(("abort", listener)))?;
+            Ok(())
+        };
+        // Failing to remove it only leaves a listener that would set a flag
+        // nobody reads; never worth failing the call for.
+        let _ = remove();
+        let _ = self.signal.unref(env);
+    }
+}
