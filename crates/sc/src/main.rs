@@ -160,12 +160,28 @@ fn exec(a: ExecArgs) -> i32 {
     outcome.process_exit_code()
 }
 
-/// Write via a temporary file and rename, so a reader never sees half a file.
+/// Write via a temporary file and rename, so a reader never sees half a
+/// file. The temporary file is created exclusively and never through a
+/// symlink (`O_EXCL | O_NOFOLLOW`): the directory may be a workspace the
+/// sandboxed command could write to while it ran.
 fn write_atomic(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let tmp = dir.join(format!(".{}.tmp-{}", path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), std::process::id()));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    let base = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0) ^ std::process::id();
+    for _ in 0..100 {
+        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        let tmp = dir.join(format!(".{base}.tmp-{:08x}", seed));
+        let mut f = match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(&tmp) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        };
+        let r = f.write_all(data).and_then(|_| f.sync_all()).and_then(|_| std::fs::rename(&tmp, path));
+        if r.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        return r;
+    }
+    Err(std::io::Error::other("could not create a temporary file"))
 }

@@ -456,7 +456,6 @@ fn protected_name_created_before_a_timeout_is_moved_aside() {
 }
 
 #[test]
-#[ignore = "BUG: `.git` created as a symlink to a sandbox-made git dir survives the after-call check; its hooks run on the host"]
 fn git_symlink_to_sandbox_made_repo_is_not_left_behind() {
     let _g = shared();
     let t = T::new();
@@ -467,7 +466,6 @@ fn git_symlink_to_sandbox_made_repo_is_not_left_behind() {
 }
 
 #[test]
-#[ignore = "BUG: `.claude` created as a symlink to a sandbox-made dir survives; .claude/commands/*.md is on the host"]
 fn claude_symlink_commands_are_not_left_behind() {
     let _g = shared();
     let t = T::new();
@@ -477,7 +475,6 @@ fn claude_symlink_commands_are_not_left_behind() {
 }
 
 #[test]
-#[ignore = "BUG: a dangling symlink at a protected name (.bashrc -> nothere) is not moved aside"]
 fn dangling_symlink_at_protected_name_is_not_left_behind() {
     let _g = shared();
     let t = T::new();
@@ -489,7 +486,6 @@ fn dangling_symlink_at_protected_name_is_not_left_behind() {
 }
 
 #[test]
-#[ignore = "BUG: writing .git/commondir redirects git's hooks and config to a sandbox-made dir (bypasses .git/hooks and .git/config protection)"]
 fn git_commondir_cannot_redirect_hooks() {
     let _g = shared();
     let t = T::new();
@@ -517,7 +513,6 @@ fn git_commondir_cannot_redirect_hooks() {
 }
 
 #[test]
-#[ignore = "BUG: the after-call check renames a host path outside every writable root when the sandbox planted a symlink (~/.config -> elsewhere, elsewhere/gh renamed)"]
 fn after_call_check_never_renames_outside_writable_roots() {
     let _g = shared();
     let t = T::new();
@@ -532,7 +527,6 @@ fn after_call_check_never_renames_outside_writable_roots() {
 }
 
 #[test]
-#[ignore = "BUG (limitation): a protected name created during the call stays on the host when the launcher is SIGKILLed (no after-call check)"]
 fn protected_name_not_left_when_launcher_is_killed() {
     let _g = shared();
     let t = T::new();
@@ -545,8 +539,12 @@ fn protected_name_not_left_when_launcher_is_killed() {
     let _ = wait(child, json, Instant::now());
     wait_until(Duration::from_secs(3), || pids_with_argv(&["sleep", &arg]).is_empty());
     kill_all(&pids_with_argv(&["sleep", &arg]));
+    // The killed launcher could not check; its journal entry lets the next
+    // call (any call by the same user) finish the check.
+    let o = t.sc().sh("true").run();
     remove_leaked_cgroups(pid);
-    assert!(!t.ws.join(".bashrc").exists(), ".bashrc created inside is on the host after the launcher was killed");
+    assert!(!t.ws.join(".bashrc").exists(), ".bashrc created inside is on the host after the launcher was killed and another call ran: {}", o.all());
+    assert!(o.all().contains("recovered from an interrupted call") || o.j()["violations"].to_string().contains("recovered"), "{}", o.all());
 }
 
 #[test]
@@ -749,7 +747,7 @@ fn no_capabilities_nnp_and_seccomp_for_every_caller() {
         return;
     }
     // Root: also check an unprivileged caller (uid/gid 65534).
-    let (mut c, _) = Run::new(&t.home, Path::new("/")).no_json().cmd([SC, "__probe", "status", "setuid0"]).command();
+    let (mut c, _) = Run::new(&t.home, Path::new("/")).no_json().cmd([sc_bin(), "__probe", "status", "setuid0"]).command();
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         c.pre_exec(|| {
@@ -789,7 +787,7 @@ fn tiocsti_cannot_inject_into_the_callers_terminal() {
         libc::cfmakeraw(&mut tio);
         libc::tcsetattr(slave.as_raw_fd(), libc::TCSANOW, &tio);
     }
-    let (mut c, _) = t.sc().no_json().cmd([SC, "__probe", "tiocsti", "tiocsti_high_bits", "tioclinux"]).command();
+    let (mut c, _) = t.sc().no_json().cmd([sc_bin(), "__probe", "tiocsti", "tiocsti_high_bits", "tioclinux"]).command();
     c.stdin(Stdio::from(slave.try_clone().unwrap())).stdout(Stdio::piped()).stderr(Stdio::piped());
     // The pty is sc's controlling terminal, as for an interactive caller.
     // SAFETY: setsid/ioctl between fork and exec.
@@ -842,7 +840,7 @@ fn inherited_fd_is_closed() {
     let (mut c, _) = t
         .sc()
         .no_json()
-        .sh(&format!("ls /proc/self/fd | tr '\\n' ' '; echo; cat /proc/self/fd/7; cat <&7; cat /proc/1/fd/7; cat /proc/$PPID/fd/7; {SC} __probe fds"))
+        .sh(&format!("ls /proc/self/fd | tr '\\n' ' '; echo; cat /proc/self/fd/7; cat <&7; cat /proc/1/fd/7; cat /proc/$PPID/fd/7; {} __probe fds", sc_bin()))
         .command();
     c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     // SAFETY: dup2 between fork and exec; the new fd 7 is not close-on-exec.
@@ -918,7 +916,7 @@ fn keyring_is_isolated() {
     let (mut c, _) = t
         .sc()
         .no_json()
-        .sh(&format!("cat /proc/keys /proc/key-users; echo; {SC} __probe keyctl add_key request_key"))
+        .sh(&format!("cat /proc/keys /proc/key-users; echo; {} __probe keyctl add_key request_key", sc_bin()))
         .command();
     c.stdin(Stdio::null());
     // The caller has a key in a fresh session keyring of its own.
@@ -1210,7 +1208,6 @@ fn sigkill_of_launcher_leaves_no_process() {
 }
 
 #[test]
-#[ignore = "BUG: a per-call cgroup (/sys/fs/cgroup/*/sharkcage/<pid>-<n>) is left behind when the launcher is SIGKILLed"]
 fn sigkill_of_launcher_leaves_no_cgroup() {
     let _g = shared();
     if !is_root() {
@@ -1226,8 +1223,10 @@ fn sigkill_of_launcher_leaves_no_cgroup() {
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     let _ = wait(child, json, Instant::now());
     wait_until(Duration::from_secs(3), || pids_with_argv(&["sleep", &arg]).is_empty());
+    // The next root call sweeps per-call cgroups whose launcher is gone.
+    let _ = t.sc().sh("true").run();
     let left = remove_leaked_cgroups(pid);
-    assert!(left.is_empty(), "cgroups left behind: {left:?}");
+    assert!(left.is_empty(), "cgroups left behind after the next call: {left:?}");
 }
 
 // =============================================================================
@@ -1478,7 +1477,6 @@ fn srt_settings_file_works() {
 }
 
 #[test]
-#[ignore = "BUG: `--json FILE` inside a writable root: the launcher creates FILE's temp name through a symlink the sandbox planted and overwrites a host file outside the writable roots"]
 fn json_result_file_is_not_written_through_a_sandbox_symlink() {
     let _g = shared();
     let t = T::new();

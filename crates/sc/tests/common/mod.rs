@@ -22,7 +22,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
-pub const SC: &str = env!("CARGO_BIN_EXE_sc");
+/// The `sc` binary under test: `$SC_BIN` if set (a copy outside directories
+/// that are private inside the sandbox, see scripts/test.js), else cargo's.
+pub fn sc_bin() -> &'static str {
+    static BIN: OnceLock<String> = OnceLock::new();
+    BIN.get_or_init(|| std::env::var("SC_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_sc").to_string()))
+}
 pub const SAFE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 static LOCK: RwLock<()> = RwLock::new(());
@@ -259,7 +264,7 @@ impl Run {
         self.cmd(["sh", "-c", script])
     }
     pub fn probe(self, names: &[&str]) -> serde_json::Value {
-        let mut argv: Vec<String> = vec![SC.into(), "__probe".into()];
+        let mut argv: Vec<String> = vec![sc_bin().into(), "__probe".into()];
         argv.extend(names.iter().map(|s| s.to_string()));
         let out = self.cmd(argv).run();
         out.assert_ok();
@@ -268,7 +273,7 @@ impl Run {
 
     /// The `Command` (the JSON path is returned so callers can read it).
     pub fn command(&self) -> (Command, Option<PathBuf>) {
-        let mut c = Command::new(SC);
+        let mut c = Command::new(sc_bin());
         c.env_clear().env("PATH", SAFE_PATH).env("HOME", &self.home).env("LANG", "C.UTF-8").current_dir(&self.cwd);
         for (k, v) in &self.env {
             c.env(k, v);

@@ -11,6 +11,7 @@
 
 pub mod child;
 pub mod plan;
+pub mod protected;
 pub mod quarantine;
 pub mod supervise;
 
@@ -209,15 +210,23 @@ fn signal_number(name: &str) -> Option<i32> {
 /// Build and run one sandboxed call, relaying output to `sinks`.
 pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, LaunchError> {
     let t0 = std::time::Instant::now();
+    // Checks left by a launcher that was killed before it could make them.
+    let recovered = quarantine::recover();
     let plan = plan::Plan::build(req)?;
+    let check = quarantine::Check::from_plan(&plan);
+    let journal = quarantine::journal_begin(&check);
     let t1 = t0.elapsed();
-    let out = supervise::run(&plan, sinks)?;
+    let out = supervise::run(&plan, sinks);
     let t2 = t0.elapsed();
+    let after = quarantine::after_call(&check);
+    quarantine::journal_end(journal);
+    let out = out?;
     if std::env::var_os("SHARKCAGE_TIMING").is_some() {
         eprintln!("plan {:?} run {:?}", t1, t2 - t1);
     }
     let mut violations = plan.violations.clone();
-    violations.extend(quarantine::after_call(&plan));
+    violations.extend(recovered);
+    violations.extend(after);
     if out.truncated {
         violations.push(Violation::note("output", format!("output cut after {} bytes", plan.max_output_bytes)));
     }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use seccompiler::BpfProgram;
 
-use super::{ExecRequest, LaunchError, Violation};
+use super::{protected, ExecRequest, LaunchError, Violation};
 use crate::layers::landlock::{LandlockInputs, LandlockPlan};
 use crate::layers::limits::Rlimits;
 use crate::layers::mounts::{MountInputs, MountPlan, PathOp};
@@ -40,6 +40,8 @@ pub struct Plan {
     pub writable: Vec<PathBuf>,
     pub hidden: Vec<PathBuf>,
     pub protected: Vec<PathBuf>,
+    /// Protected entries as they were before the call (no symlink followed).
+    pub protected_before: Vec<protected::Entry>,
     /// For the after-call check of protected paths that did not exist.
     pub scan_depth: u8,
     pub allow_git_config: bool,
@@ -52,8 +54,6 @@ pub struct Plan {
 
 /// Default depth of the protected-path scan (srt's default).
 const DEFAULT_SCAN_DEPTH: u8 = 3;
-/// Bound on directories visited by the protected-path scan per root.
-const SCAN_DIR_LIMIT: usize = 50_000;
 
 fn policy_err(req: &ExecRequest, key: &str, message: String) -> LaunchError {
     LaunchError::Policy(PolicyError::Resolve { source_name: req.policy_source.clone(), key: key.to_string(), message })
@@ -72,7 +72,18 @@ impl Plan {
 
         // ---- hidden (read-deny) -------------------------------------------
         let mut mandatory: Vec<PathBuf> = Vec::new();
-        for h in &homes {
+        // A root caller's sandbox keeps uid 0, so file modes alone do not
+        // keep other users' secrets from it: hide them under every home.
+        let mut secret_homes = homes.clone();
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } == 0 {
+            for h in paths::all_user_homes() {
+                if !secret_homes.contains(&h) {
+                    secret_homes.push(h);
+                }
+            }
+        }
+        for h in &secret_homes {
             for rel in paths::MANDATORY_DENY_READ_HOME {
                 mandatory.push(h.join(rel));
             }
@@ -205,9 +216,26 @@ impl Plan {
 
         // ---- protected paths inside writable roots ---------------------------
         let depth = pol.mandatory_deny_search_depth.unwrap_or(DEFAULT_SCAN_DEPTH);
-        let mut protected = Vec::new();
+        let mut protected_before = Vec::new();
         for w in &writable {
-            scan_protected(w, depth, pol.filesystem.allow_git_config, &hidden, &mut protected, &mut violations);
+            let sc = protected::scan(w, depth, pol.filesystem.allow_git_config, &hidden);
+            if sc.truncated {
+                violations.push(Violation::note("policy", format!("protected-path scan of {} stopped after {} directories", w.display(), protected::SCAN_DIR_LIMIT)));
+            }
+            protected_before.extend(sc.entries);
+        }
+        let mut protected = Vec::new();
+        for e in &protected_before {
+            match &e.kind {
+                protected::Kind::File | protected::Kind::Dir => protected.push(e.path.clone()),
+                // A symlink cannot carry a mount; protect what it points at when
+                // that is inside a writable root (elsewhere it is read-only anyway).
+                protected::Kind::Symlink(_) => {
+                    if let Ok(t) = std::fs::canonicalize(&e.path) {
+                        protected.push(t);
+                    }
+                }
+            }
         }
         let deny_write = paths::resolve_entries(&pol.filesystem.deny_write, home.as_deref(), false)
             .map_err(|(i, m)| policy_err(req, &format!("filesystem.denyWrite[{i}]"), m))?;
@@ -271,8 +299,15 @@ impl Plan {
 
         // ---- Landlock --------------------------------------------------------
         let stdio = stdio_files();
+        // Landlock's read grants are the complement of the hidden set, which
+        // means listing every directory on the way to a hidden path. The
+        // host's own secret files in /etc (shadow, ssh host keys) would cost
+        // a walk of /etc on every call; they stay hidden by the mount layer
+        // (and by file modes for a non-root caller), not by Landlock.
+        let landlock_hidden: Vec<PathBuf> =
+            hidden.iter().filter(|h| !paths::MANDATORY_DENY_READ_ABS.iter().any(|a| h.as_path() == Path::new(a) && a.starts_with("/etc/"))).cloned().collect();
         let landlock = LandlockPlan::build(&LandlockInputs {
-            hidden: &hidden,
+            hidden: &landlock_hidden,
             allow_read: &allow_read,
             writable: &writable,
             allow_local_binding: pol.network.allow_local_binding,
@@ -339,6 +374,7 @@ impl Plan {
             writable,
             hidden,
             protected,
+            protected_before,
             scan_depth: depth,
             allow_git_config: pol.filesystem.allow_git_config,
             deny_write_missing,
@@ -399,66 +435,4 @@ fn stdio_files() -> Vec<OwnedFd> {
         }
     }
     v
-}
-
-/// Find protected paths inside writable root `root`, up to `depth` levels.
-pub(crate) fn scan_protected(root: &Path, depth: u8, allow_git_config: bool, hidden: &[PathBuf], out: &mut Vec<PathBuf>, violations: &mut Vec<Violation>) {
-    let simple: Vec<&str> = paths::PROTECTED_NAMES.iter().copied().filter(|n| !n.contains('/')).collect();
-    // Two-component names other than .git/* (handled with .git files below).
-    let nested: Vec<&str> = paths::PROTECTED_NAMES.iter().copied().filter(|n| n.contains('/') && !n.starts_with(".git/")).collect();
-    let mut queue: std::collections::VecDeque<(PathBuf, u8)> = [(root.to_path_buf(), 0u8)].into();
-    let mut visited = 0usize;
-    while let Some((dir, d)) = queue.pop_front() {
-        visited += 1;
-        if visited > SCAN_DIR_LIMIT {
-            violations.push(Violation::note("policy", format!("protected-path scan of {} stopped after {SCAN_DIR_LIMIT} directories", root.display())));
-            break;
-        }
-        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
-        for e in rd.flatten() {
-            let name = e.file_name();
-            let Some(name) = name.to_str() else { continue };
-            let p = e.path();
-            if hidden.iter().any(|h| p.starts_with(h)) {
-                continue;
-            }
-            let Ok(ft) = e.file_type() else { continue };
-            if simple.contains(&name) {
-                if ft.is_symlink() {
-                    violations.push(Violation::note("protect", format!("{} is a symlink; its target is protected only if it is inside a writable root", p.display())));
-                    if let Ok(t) = std::fs::canonicalize(&p) {
-                        out.push(t);
-                    }
-                } else {
-                    out.push(p.clone());
-                }
-                continue;
-            }
-            match name {
-                ".git" if ft.is_dir() => {
-                    let hooks = p.join("hooks");
-                    let config = p.join("config");
-                    if hooks.symlink_metadata().is_ok() {
-                        out.push(hooks);
-                    }
-                    if !allow_git_config && config.symlink_metadata().is_ok() {
-                        out.push(config);
-                    }
-                }
-                ".git" if ft.is_file() => out.push(p.clone()),
-                _ if ft.is_dir() && nested.iter().any(|n| n.split('/').next() == Some(name)) => {
-                    for n in nested.iter().filter(|n| n.split('/').next() == Some(name)) {
-                        let s = dir.join(n);
-                        if s.symlink_metadata().is_ok() {
-                            out.push(s);
-                        }
-                    }
-                }
-                _ => {}
-            }
-            if ft.is_dir() && d + 1 < depth && name != "node_modules" && name != ".git" {
-                queue.push_back((p, d + 1));
-            }
-        }
-    }
 }

@@ -1,4 +1,5 @@
-//! Protected paths that did not exist when the call started.
+//! Protected paths that did not exist (or were different) when the call
+//! started.
 //!
 //! Existing protected paths (`.git/hooks`, `.bashrc`, `.vscode`, …) are
 //! read-only mounts in the sandbox, and their parent directories are pinned,
@@ -8,60 +9,204 @@
 //! neither mounts nor Landlock can refuse the creation of one name while
 //! allowing others in the same directory.
 //!
-//! So the launcher checks after the call, when every process of the
-//! sandbox is dead: a protected path (or a missing `denyWrite` path) that
-//! appeared during the call is moved aside to
-//! `.<name>.sharkcage-quarantine-<pid>-<n>` in the same directory (never
-//! deleted: it may be inspected and restored), and reported as a violation.
-//! Nothing the sandbox wrote there is ever found at the protected path after
-//! the call. The limit: during the call, a concurrent host process could
-//! see it. This is reported in the README.
+//! So the launcher checks after the call, when every process of the sandbox
+//! is dead: it scans the writable roots again (`protected::scan`, no symlink
+//! followed) and moves aside every protected entry that is new or changed —
+//! a file, a directory, or a symlink (a `.git` symlink to a directory the
+//! command made counts) — and every mandatory secret path or `denyWrite` path
+//! that appeared. The move is a `renameat` inside the entry's own directory,
+//! opened with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` from the
+//! writable root, so it can never act outside a writable root. The new name
+//! is `.<name>.sharkcage-quarantine-<pid>-<n>`; nothing is deleted.
+//!
+//! If the launcher is killed (SIGKILL) before it can check, the check is not
+//! lost: a journal entry written before the call (in sharkcage's state
+//! directory, which the sandbox cannot see) lets the next `sc` run finish
+//! it. The remaining limit: while the call runs, a concurrent host process
+//! could see such an entry. This is stated in the README.
 
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use super::plan::{scan_protected, Plan};
+use serde::{Deserialize, Serialize};
+
+use super::plan::Plan;
+use super::protected::{self, Entry};
 use super::Violation;
 
-/// Check the writable roots again; quarantine what is new.
-pub fn after_call(plan: &Plan) -> Vec<Violation> {
-    let mut now = Vec::new();
-    let mut ignored = Vec::new();
-    for w in &plan.writable {
-        scan_protected(w, plan.scan_depth, plan.allow_git_config, &plan.hidden, &mut now, &mut ignored);
+/// What the after-call check needs; also the journal record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Check {
+    pub writable: Vec<PathBuf>,
+    pub hidden: Vec<PathBuf>,
+    pub before: Vec<Entry>,
+    pub must_not_appear: Vec<PathBuf>,
+    pub depth: u8,
+    pub allow_git_config: bool,
+    /// Launcher pid and its start time (to tell a reused pid apart).
+    pub pid: u32,
+    pub start_time: u64,
+}
+
+impl Check {
+    pub fn from_plan(plan: &Plan) -> Check {
+        let pid = std::process::id();
+        Check {
+            writable: plan.writable.clone(),
+            hidden: plan.hidden.clone(),
+            before: plan.protected_before.clone(),
+            must_not_appear: plan.deny_write_missing.clone(),
+            depth: plan.scan_depth,
+            allow_git_config: plan.allow_git_config,
+            pid,
+            start_time: process_start_time(pid).unwrap_or(0),
+        }
     }
-    for p in &plan.deny_write_missing {
+}
+
+/// Check the writable roots again; quarantine what is new or changed.
+pub fn after_call(check: &Check) -> Vec<Violation> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    for w in &check.writable {
+        for e in protected::scan(w, check.depth, check.allow_git_config, &check.hidden).entries {
+            if !check.before.contains(&e) {
+                candidates.push(e.path);
+            }
+        }
+    }
+    for p in &check.must_not_appear {
         if p.symlink_metadata().is_ok() {
-            now.push(p.clone());
+            candidates.push(p.clone());
         }
     }
-    now.sort();
-    now.dedup();
+    candidates.sort();
+    candidates.dedup();
+    // A parent moved aside takes its children with it.
     let mut out = Vec::new();
-    let mut n = 0u32;
-    for p in now {
-        if plan.protected.contains(&p) || plan.protected.iter().any(|q| p.starts_with(q)) {
+    let mut done: Vec<PathBuf> = Vec::new();
+    for (n, p) in candidates.into_iter().enumerate() {
+        if done.iter().any(|d| p.starts_with(d)) {
             continue;
         }
-        // Only what lies inside a writable root can have come from the sandbox.
-        if !plan.writable.iter().any(|w| p.starts_with(w) && &p != w) {
+        // The deepest writable root containing it (never the root itself).
+        let Some(root) = check.writable.iter().filter(|w| p.starts_with(w) && p != **w).max_by_key(|w| w.components().count()) else {
             continue;
-        }
-        n += 1;
-        match quarantine(&p, n) {
-            Ok(dest) => out.push(Violation::note(
-                "protected-path",
-                format!("{} was created inside the sandbox; moved aside to {}", p.display(), dest.display()),
-            )),
-            Err(e) => out.push(Violation::note("protected-path", format!("{} was created inside the sandbox and could not be moved aside: {e}", p.display()))),
+        };
+        match quarantine(root, &p, n as u32 + 1) {
+            Ok(dest) => {
+                out.push(Violation::note("protected-path", format!("{} was created or changed inside the sandbox; moved aside to {}", p.display(), dest.display())));
+                done.push(p);
+            }
+            Err(e) => out.push(Violation::note("protected-path", format!("{} was created or changed inside the sandbox and could not be moved aside: {e}", p.display()))),
         }
     }
     out
 }
 
-fn quarantine(p: &Path, n: u32) -> std::io::Result<PathBuf> {
-    let name = p.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let dir = p.parent().unwrap_or(Path::new("/"));
-    let dest = dir.join(format!(".{}.sharkcage-quarantine-{}-{}", name.trim_start_matches('.'), std::process::id(), n));
-    std::fs::rename(p, &dest)?;
-    Ok(dest)
+/// Rename `path` (inside `root`) to a quarantine name in its own directory,
+/// resolving the directory below `root` without following symlinks.
+fn quarantine(root: &Path, path: &Path, n: u32) -> std::io::Result<PathBuf> {
+    let rel = path.strip_prefix(root).map_err(|_| std::io::Error::from_raw_os_error(libc::EXDEV))?;
+    let name = rel.file_name().ok_or_else(|| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    let parent_rel = rel.parent().unwrap_or(Path::new(""));
+    let new_name = format!(".{}.sharkcage-quarantine-{}-{}", name.to_string_lossy().trim_start_matches('.'), std::process::id(), n);
+    let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL));
+    let root_c = c(root)?;
+    // SAFETY: open the writable root itself (O_PATH, O_DIRECTORY).
+    let root_fd = unsafe { libc::open(root_c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    if root_fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let dir_fd = match crate::layers::sys::open_beneath(root_fd, &c(parent_rel)?) {
+        Ok(fd) => fd,
+        Err(e) => {
+            crate::layers::sys::close(root_fd);
+            return Err(std::io::Error::from_raw_os_error(e));
+        }
+    };
+    crate::layers::sys::close(root_fd);
+    let from = c(Path::new(name))?;
+    let to = c(Path::new(&new_name))?;
+    // SAFETY: renameat within one directory fd; the final component is not followed.
+    let rc = unsafe { libc::renameat2(dir_fd, from.as_ptr(), dir_fd, to.as_ptr(), libc::RENAME_NOREPLACE) };
+    let err = std::io::Error::last_os_error();
+    crate::layers::sys::close(dir_fd);
+    if rc != 0 {
+        return Err(err);
+    }
+    Ok(path.with_file_name(new_name))
+}
+
+/// Start time of a process (clock ticks since boot), from /proc/PID/stat.
+fn process_start_time(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &s[s.rfind(')')? + 2..];
+    after.split(' ').nth(19)?.parse().ok()
+}
+
+// ---- the journal --------------------------------------------------------
+
+/// Where pending checks are kept: `$SHARKCAGE_STATE_DIR`, else
+/// `$XDG_STATE_HOME/sharkcage`, else `~/.local/state/sharkcage` — all hidden
+/// from every sandbox by the mandatory read-deny list.
+pub fn journal_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("SHARKCAGE_STATE_DIR").map(PathBuf::from).filter(|p| p.is_absolute()) {
+        return Some(d.join("pending"));
+    }
+    if let Some(d) = std::env::var_os("XDG_STATE_HOME").map(PathBuf::from).filter(|p| p.is_absolute()) {
+        return Some(d.join("sharkcage").join("pending"));
+    }
+    crate::policy::paths::primary_home().map(|h| h.join(".local/state/sharkcage/pending"))
+}
+
+/// Record a pending check before the call. Returns the record's path.
+pub fn journal_begin(check: &Check) -> Option<PathBuf> {
+    // Nothing can appear when nothing is writable.
+    if check.writable.is_empty() {
+        return None;
+    }
+    let dir = journal_dir()?;
+    std::fs::create_dir_all(&dir).ok()?;
+    let _ = std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700));
+    let path = dir.join(format!("{}-{}.json", check.pid, check.start_time));
+    let tmp = dir.join(format!(".{}-{}.tmp", check.pid, check.start_time));
+    std::fs::write(&tmp, serde_json::to_vec(check).ok()?).ok()?;
+    std::fs::rename(&tmp, &path).ok()?;
+    Some(path)
+}
+
+pub fn journal_end(path: Option<PathBuf>) {
+    if let Some(p) = path {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+/// Finish the checks of launchers that died before doing them.
+pub fn recover() -> Vec<Violation> {
+    let Some(dir) = journal_dir() else { return vec![] };
+    let Ok(rd) = std::fs::read_dir(&dir) else { return vec![] };
+    let mut out = Vec::new();
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.extension().and_then(|x| x.to_str()) != Some("json") {
+            continue;
+        }
+        let Some(check) = std::fs::read(&p).ok().and_then(|b| serde_json::from_slice::<Check>(&b).ok()) else {
+            // A record we cannot read is kept for a human and reported.
+            out.push(Violation::note("journal", format!("unreadable pending check {}", p.display())));
+            continue;
+        };
+        let alive = process_start_time(check.pid).is_some_and(|t| t == check.start_time);
+        if alive {
+            continue;
+        }
+        let mut v = after_call(&check);
+        for x in &mut v {
+            x.detail = format!("(recovered from an interrupted call) {}", x.detail);
+        }
+        out.extend(v);
+        let _ = std::fs::remove_file(&p);
+    }
+    out
 }

@@ -92,6 +92,7 @@ impl Cgroups {
         let v1_pids = Path::new("/sys/fs/cgroup/pids");
         let v1_mem = Path::new("/sys/fs/cgroup/memory");
         let mut cg = Cgroups::none();
+        sweep_stale(&[v1_pids.join("sharkcage"), v1_mem.join("sharkcage")]);
         if v1_pids.join("cgroup.procs").exists() {
             let dir = v1_pids.join("sharkcage").join(name);
             if std::fs::create_dir_all(&dir).is_ok() {
@@ -164,6 +165,28 @@ impl Cgroups {
 impl Drop for Cgroups {
     fn drop(&mut self) {
         self.cleanup();
+    }
+}
+
+/// Remove per-call cgroups left by launchers that were killed (SIGKILL gives
+/// them no chance to clean up). A cgroup is stale when the launcher pid in
+/// its name is gone and no process is in it.
+fn sweep_stale(parents: &[PathBuf]) {
+    for parent in parents {
+        let Ok(rd) = std::fs::read_dir(parent) else { continue };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name.split('-').next().and_then(|p| p.parse::<i32>().ok()) else { continue };
+            // SAFETY: kill with signal 0 only checks for existence.
+            let alive = unsafe { libc::kill(pid, 0) } == 0 || super::sys::errno() == libc::EPERM;
+            if alive {
+                continue;
+            }
+            let procs = std::fs::read_to_string(e.path().join("cgroup.procs")).unwrap_or_default();
+            if procs.trim().is_empty() {
+                let _ = std::fs::remove_dir(e.path());
+            }
+        }
     }
 }
 

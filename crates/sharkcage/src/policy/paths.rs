@@ -117,6 +117,22 @@ pub fn primary_home() -> Option<PathBuf> {
     home_dirs().into_iter().next()
 }
 
+/// Home directories of every account in the passwd database that exist
+/// and are not `/`.
+pub fn all_user_homes() -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    let text = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    for line in text.lines() {
+        if let Some(home) = line.split(':').nth(5) {
+            let p = PathBuf::from(home);
+            if p.is_absolute() && p != Path::new("/") && p.is_dir() && !v.contains(&p) {
+                v.push(p);
+            }
+        }
+    }
+    v
+}
+
 fn passwd_home() -> Option<PathBuf> {
     // SAFETY: getpwuid_r writes into our buffer and struct; we read the
     // returned pointer only when the call succeeded and it is non-null.
