@@ -76,6 +76,8 @@ if (privateDir.test(fs.realpathSync(root))) {
   const d = stageDir()
   staged.push(d)
   testEnv.SC_BIN = stage(d, debugSc)
+  // The suite's fake homes and workspaces must be visible in the sandbox too.
+  testEnv.SC_TEST_TMPDIR = d
   console.log(`test: the checkout is under a directory that is private inside the sandbox; using ${testEnv.SC_BIN}`)
 }
 
@@ -115,9 +117,10 @@ if (testUser && process.getuid() === 0) {
     const bin = stage(d, exe, 'sandbox-tests')
     const sc = stage(d, debugSc, 'sc')
     const home = spawnSync('getent', ['passwd', testUser], { encoding: 'utf8' }).stdout.split(':')[5] || `/home/${testUser}`
-    const env = { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: home, SC_BIN: sc, LANG: 'C.UTF-8', RUST_BACKTRACE: '1' }
+    const env = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: home, SC_BIN: sc, LANG: 'C.UTF-8', RUST_BACKTRACE: '1' }
     console.log(`\ntest: the sandbox suite again, as the unprivileged user ${testUser}`)
-    if (!runEnv('runuser', ['-u', testUser, '--', bin, '--test-threads', '4'], env, { cwd: d })) failed.push(`sandbox suite as ${testUser}`)
+    const runuser = ['/usr/sbin/runuser', '/sbin/runuser', '/usr/bin/runuser'].find((p) => fs.existsSync(p)) || 'runuser'
+    if (!runEnv(runuser, ['-u', testUser, '--', bin, '--test-threads', '4'], env, { cwd: d })) failed.push(`sandbox suite as ${testUser}`)
   }
 }
 for (const d of staged) fs.rmSync(d, { recursive: true, force: true })
