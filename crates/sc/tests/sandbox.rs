@@ -1578,3 +1578,48 @@ fn host_sysv_ipc_is_invisible() {
     let rows: Vec<&str> = out.lines().skip(1).collect();
     assert!(rows.is_empty(), "host SysV segments visible inside: {rows:?}");
 }
+
+// =============================================================================
+// Fail closed
+// =============================================================================
+
+/// A host that cannot create namespaces (here: inside a sandbox, whose filter
+/// refuses them) gets a refusal naming the cause, exit 3, and nothing runs.
+#[test]
+fn host_without_namespaces_fails_closed_and_runs_nothing() {
+    let _g = shared();
+    let t = T::new();
+    let marker = t.ws.join("inner-ran");
+    let inner = format!("{} exec --workspace {} -- touch {}", sc_bin(), t.ws.display(), marker.display());
+    let o = t.sc().no_json().sh(&format!("{inner}; echo \"inner-exit=$?\"")).run();
+    assert!(o.out().contains("inner-exit=3"), "{}", o.all());
+    assert!(o.err().contains("cannot sandbox on this host"), "{}", o.all());
+    assert!(o.err().contains("Nothing was run"), "{}", o.all());
+    assert!(!marker.exists(), "the inner command ran without a sandbox");
+}
+
+/// `sc doctor` on such a host says so (exit 3) instead of reporting layers.
+#[test]
+fn doctor_reports_unsupported_host() {
+    let _g = shared();
+    let t = T::new();
+    let o = t.sc().no_json().sh(&format!("{} doctor --json; echo \"doctor-exit=$?\"", sc_bin())).run();
+    assert!(o.out().contains("doctor-exit=3"), "{}", o.all());
+    let json_text = o.out();
+    let start = json_text.find('{').expect("doctor JSON");
+    let end = json_text.rfind('}').expect("doctor JSON");
+    let v: serde_json::Value = serde_json::from_str(&json_text[start..=end]).expect("doctor JSON parses");
+    assert_eq!(v["ok"], false);
+    assert!(v["unsupported"].as_str().unwrap_or("").contains("cannot sandbox"), "{v}");
+}
+
+/// `sc doctor` on this host: every layer works, checked by effect.
+#[test]
+fn doctor_passes_on_this_host() {
+    let _g = shared();
+    let o = std::process::Command::new(sc_bin()).args(["doctor", "--json"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("doctor JSON");
+    assert_eq!(v["ok"], true, "{v:#}");
+    assert_eq!(o.status.code(), Some(0));
+    assert!(v["checks"].as_array().unwrap().len() >= 10);
+}
