@@ -11,8 +11,8 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 /**
  * The argv that runs `argv` inside the sandbox, for a program that spawns
- * processes itself: `[launcher, "exec", "--policy-json", JSON,
- * ("--workspace", ws)?, "--", ...argv]`.
+ * processes itself: `[launcher, "exec", "--policy-json=JSON",
+ * ("--workspace=WS")?, "--", ...argv]`.
  */
 export declare function buildExecArgv(policy: object, argv: Array<string>, options?: BuildExecArgvOptions | undefined | null): Array<string>
 

@@ -37,9 +37,12 @@ test('buildExecArgv returns launcher, exec, policy JSON, workspace, --, argv', (
   const launcher = sc.launcherPath()
   const policy = { network: { allowedDomains: ['example.com'] }, filesystem: { allowWrite: ['/tmp/ws/cache'] } }
   assert.deepEqual(sc.buildExecArgv(policy, ['ls', '-l', 'a b'], { workspace: '/tmp/ws' }), [
-    launcher, 'exec', '--policy-json', JSON.stringify(policy), '--workspace', '/tmp/ws', '--', 'ls', '-l', 'a b',
+    launcher, 'exec', `--policy-json=${JSON.stringify(policy)}`, '--workspace=/tmp/ws', '--', 'ls', '-l', 'a b',
   ])
-  assert.deepEqual(sc.buildExecArgv({}, ['true']), [launcher, 'exec', '--policy-json', '{}', '--', 'true'])
+  assert.deepEqual(sc.buildExecArgv({}, ['true']), [launcher, 'exec', '--policy-json={}', '--', 'true'])
+  // A workspace whose name starts with '-' stays a value.
+  const odd = sc.buildExecArgv({}, ['pwd'], { workspace: '-odd' })
+  assert.equal(odd[3], '--workspace=-odd')
   assert.throws(() => sc.buildExecArgv({}, []), { code: 'ERR_SHARKCAGE_INVALID_ARG' })
 })
 

@@ -105,26 +105,20 @@ pub fn exec_args(
     json_fd: Option<i32>,
     argv: &[String],
 ) -> Vec<String> {
-    let mut args = vec![
-        "exec".to_owned(),
-        "--policy-json".to_owned(),
-        policy_json.to_owned(),
-    ];
+    // `--opt=value` throughout: a value that starts with `-` (a workspace
+    // named `-x`, an env value) must never be taken for an option.
+    let mut args = vec!["exec".to_owned(), format!("--policy-json={policy_json}")];
     if let Some(ws) = workspace {
-        args.push("--workspace".to_owned());
-        args.push(ws.to_owned());
+        args.push(format!("--workspace={ws}"));
     }
     if let Some(ms) = timeout_ms {
-        args.push("--timeout-ms".to_owned());
-        args.push(ms.to_string());
+        args.push(format!("--timeout-ms={ms}"));
     }
     for (name, value) in env {
-        args.push("--env".to_owned());
-        args.push(format!("{name}={value}"));
+        args.push(format!("--env={name}={value}"));
     }
     if let Some(fd) = json_fd {
-        args.push("--json-fd".to_owned());
-        args.push(fd.to_string());
+        args.push(format!("--json-fd={fd}"));
     }
     args.push("--".to_owned());
     args.extend(argv.iter().cloned());
@@ -512,16 +506,11 @@ mod tests {
             args,
             [
                 "exec",
-                "--policy-json",
-                "{}",
-                "--workspace",
-                "/w",
-                "--timeout-ms",
-                "1500",
-                "--env",
-                "A=b=c",
-                "--json-fd",
-                "3",
+                "--policy-json={}",
+                "--workspace=/w",
+                "--timeout-ms=1500",
+                "--env=A=b=c",
+                "--json-fd=3",
                 "--",
                 "echo",
                 "hi"

@@ -44,8 +44,8 @@ pub struct BuildExecArgvOptions {
 }
 
 /// The argv that runs `argv` inside the sandbox, for a program that spawns
-/// processes itself: `[launcher, "exec", "--policy-json", JSON,
-/// ("--workspace", ws)?, "--", ...argv]`.
+/// processes itself: `[launcher, "exec", "--policy-json=JSON",
+/// ("--workspace=WS")?, "--", ...argv]`.
 #[napi]
 pub fn build_exec_argv(
     env: &Env,
