@@ -102,7 +102,19 @@ impl Plan {
                 }
             }
         }
-        let mut mandatory: Vec<PathBuf> = mandatory.iter().map(|p| paths::canonicalize_lenient(&paths::normalize(p))).collect();
+        // Canonicalise only what exists (one lstat each); a missing path keeps
+        // its lexical form (its home is already canonical).
+        let mut mandatory: Vec<PathBuf> = mandatory
+            .iter()
+            .map(|p| {
+                let n = paths::normalize(p);
+                if n.symlink_metadata().is_ok() {
+                    std::fs::canonicalize(&n).unwrap_or(n)
+                } else {
+                    n
+                }
+            })
+            .collect();
         mandatory.sort();
         mandatory.dedup();
 

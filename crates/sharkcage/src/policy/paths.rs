@@ -117,17 +117,22 @@ pub fn primary_home() -> Option<PathBuf> {
     home_dirs().into_iter().next()
 }
 
-/// Home directories of every account in the passwd database that exist
-/// and are not `/`.
+/// Home directories of the accounts in the passwd database: those that
+/// exist and are owned by their account (which skips system accounts whose
+/// "home" is `/bin` or `/usr/sbin`), never `/`.
 pub fn all_user_homes() -> Vec<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
     let mut v = Vec::new();
     let text = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     for line in text.lines() {
-        if let Some(home) = line.split(':').nth(5) {
-            let p = PathBuf::from(home);
-            if p.is_absolute() && p != Path::new("/") && p.is_dir() && !v.contains(&p) {
-                v.push(p);
-            }
+        let f: Vec<&str> = line.split(':').collect();
+        let (Some(uid), Some(home)) = (f.get(2).and_then(|u| u.parse::<u32>().ok()), f.get(5)) else { continue };
+        let p = PathBuf::from(home);
+        if !p.is_absolute() || p == Path::new("/") || v.contains(&p) {
+            continue;
+        }
+        if std::fs::metadata(&p).is_ok_and(|m| m.is_dir() && m.uid() == uid) {
+            v.push(p);
         }
     }
     v
