@@ -31,4 +31,15 @@ function place(destDir) {
 
 place(root)
 const platformDir = path.join(root, 'npm', 'linux-x64-gnu')
-if (fs.existsSync(platformDir)) place(platformDir)
+if (fs.existsSync(platformDir)) {
+  place(platformDir)
+  // The platform package carries the addon too, so it is complete after a build.
+  const addon = path.join(root, 'sharkcage.linux-x64-gnu.node')
+  if (fs.existsSync(addon)) {
+    const dest = path.join(platformDir, 'sharkcage.linux-x64-gnu.node')
+    const tmp = `${dest}.tmp-${process.pid}`
+    fs.copyFileSync(addon, tmp)
+    fs.renameSync(tmp, dest)
+    console.log(`place-launcher: sharkcage.linux-x64-gnu.node -> ${path.relative(root, dest)}`)
+  }
+}

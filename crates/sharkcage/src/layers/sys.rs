@@ -27,22 +27,27 @@ pub fn mount(src: Option<&CStr>, target: &CStr, fstype: Option<&CStr>, flags: li
     check(rc as libc::c_long).map(|_| ())
 }
 
+/// `struct mount_attr` for `mount_setattr(2)`.
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// `mount_setattr(dirfd, path, flags, {set, clear})`.
+fn mount_setattr_at(dirfd: i32, path: &CStr, flags: libc::c_uint, set: u64, clear: u64) -> SysResult {
+    let attr = MountAttr { attr_set: set, attr_clr: clear, propagation: 0, userns_fd: 0 };
+    // SAFETY: attr is a valid mount_attr of the size we pass; path is a C string.
+    let rc = unsafe { libc::syscall(libc::SYS_mount_setattr, dirfd, path.as_ptr(), flags, &attr as *const MountAttr, std::mem::size_of::<MountAttr>()) };
+    check(rc).map(|_| ())
+}
+
 /// `mount_setattr(2)` on `path` (recursively when `recursive`).
 pub fn mount_setattr(path: &CStr, recursive: bool, set: u64, clear: u64) -> SysResult {
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
-    let attr = MountAttr { attr_set: set, attr_clr: clear, propagation: 0, userns_fd: 0 };
     let flags = if recursive { libc::AT_RECURSIVE as libc::c_uint } else { 0 } | libc::AT_NO_AUTOMOUNT as libc::c_uint;
-    // SAFETY: attr is a valid mount_attr of the size we pass; path is a C string.
-    let rc = unsafe {
-        libc::syscall(libc::SYS_mount_setattr, libc::AT_FDCWD, path.as_ptr(), flags, &attr as *const MountAttr, std::mem::size_of::<MountAttr>())
-    };
-    check(rc).map(|_| ())
+    mount_setattr_at(libc::AT_FDCWD, path, flags, set, clear)
 }
 
 pub fn mkdir(path: &CStr, mode: libc::mode_t) -> SysResult {
@@ -158,33 +163,12 @@ pub fn clone_tree(fd: i32, recursive: bool) -> SysResult<i32> {
 
 /// `mount_setattr` on a mount fd (recursive).
 pub fn setattr_fd(fd: i32, set: u64, clear: u64) -> SysResult {
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
-    let attr = MountAttr { attr_set: set, attr_clr: clear, propagation: 0, userns_fd: 0 };
-    let flags = (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint;
-    // SAFETY: valid mount_attr of the size passed.
-    let rc = unsafe { libc::syscall(libc::SYS_mount_setattr, fd, c"".as_ptr(), flags, &attr as *const MountAttr, std::mem::size_of::<MountAttr>()) };
-    check(rc).map(|_| ())
+    mount_setattr_at(fd, c"", (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint, set, clear)
 }
 
 /// `mount_setattr` on the mount of `fd` only (not its submounts).
 pub fn setattr_fd_one(fd: i32, set: u64, clear: u64) -> SysResult {
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
-    let attr = MountAttr { attr_set: set, attr_clr: clear, propagation: 0, userns_fd: 0 };
-    // SAFETY: valid mount_attr of the size passed.
-    let rc = unsafe { libc::syscall(libc::SYS_mount_setattr, fd, c"".as_ptr(), libc::AT_EMPTY_PATH as libc::c_uint, &attr as *const MountAttr, std::mem::size_of::<MountAttr>()) };
-    check(rc).map(|_| ())
+    mount_setattr_at(fd, c"", libc::AT_EMPTY_PATH as libc::c_uint, set, clear)
 }
 
 /// Attach detached mount `mnt` on top of the location `target` (both fds).
