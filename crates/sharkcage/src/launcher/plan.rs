@@ -91,6 +91,12 @@ impl Plan {
         for abs in paths::MANDATORY_DENY_READ_ABS {
             mandatory.push(PathBuf::from(abs));
         }
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } == 0 {
+            for abs in paths::MANDATORY_DENY_READ_ROOT {
+                mandatory.push(PathBuf::from(abs));
+            }
+        }
         for dir in ["/run/user", "/run/secrets", "/var/run/secrets"] {
             mandatory.push(PathBuf::from(dir));
         }

@@ -58,6 +58,25 @@ pub const MANDATORY_DENY_READ_ABS: &[&str] = &[
     "/etc/ssh/ssh_host_dsa_key",
 ];
 
+/// Root-only host files and directories that a root caller's sandbox (which
+/// keeps uid 0, the owner of root-owned files) could otherwise read. Not a
+/// complete list: the README recommends running the gateway as an ordinary
+/// user, where file modes protect everything not world-readable.
+pub const MANDATORY_DENY_READ_ROOT: &[&str] = &[
+    "/var/backups",
+    "/var/log/auth.log",
+    "/var/log/btmp",
+    "/var/log/secure",
+    "/etc/sudoers",
+    "/etc/sudoers.d",
+    "/etc/security/opasswd",
+    "/var/spool/cron",
+    "/etc/ssh/sshd_config.d",
+    "/var/lib/sudo",
+    "/etc/NetworkManager/system-connections",
+    "/etc/wireguard",
+];
+
 /// Names that stay read-only inside every writable root (files or dirs).
 pub const PROTECTED_NAMES: &[&str] = &[
     ".gitmodules",
