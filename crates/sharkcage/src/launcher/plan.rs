@@ -319,11 +319,11 @@ impl Plan {
         let stdio = stdio_files();
         // Landlock's read grants are the complement of the hidden set, which
         // means listing every directory on the way to a hidden path. The
-        // host's own secret files in /etc (shadow, ssh host keys) would cost
-        // a walk of /etc on every call; they stay hidden by the mount layer
-        // (and by file modes for a non-root caller), not by Landlock.
-        let landlock_hidden: Vec<PathBuf> =
-            hidden.iter().filter(|h| !paths::MANDATORY_DENY_READ_ABS.iter().any(|a| h.as_path() == Path::new(a) && a.starts_with("/etc/"))).cloned().collect();
+        // host's own secret files (/etc/shadow, ssh host keys, /var/backups…)
+        // would cost a walk of /etc and /var on every call; they stay hidden
+        // by the mount layer (and by file modes for a non-root caller).
+        let system_secret = |h: &Path| paths::MANDATORY_DENY_READ_ABS.iter().chain(paths::MANDATORY_DENY_READ_ROOT).any(|a| h == Path::new(a));
+        let landlock_hidden: Vec<PathBuf> = hidden.iter().filter(|h| !system_secret(h)).cloned().collect();
         let landlock = LandlockPlan::build(&LandlockInputs {
             hidden: &landlock_hidden,
             allow_read: &allow_read,
