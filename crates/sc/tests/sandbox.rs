@@ -1623,3 +1623,91 @@ fn doctor_passes_on_this_host() {
     assert_eq!(o.status.code(), Some(0));
     assert!(v["checks"].as_array().unwrap().len() >= 10);
 }
+
+// =============================================================================
+// Unix sockets through the launcher's broker (network.allowUnixSockets)
+// =============================================================================
+
+fn unix_listener(p: &Path) -> std::os::unix::net::UnixListener {
+    let l = std::os::unix::net::UnixListener::bind(p).expect("bind unix listener");
+    l.set_nonblocking(true).unwrap();
+    l
+}
+
+fn accepted_text(l: &std::os::unix::net::UnixListener) -> Option<String> {
+    let (mut c, _) = l.accept().ok()?;
+    c.set_nonblocking(false).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut s = String::new();
+    let _ = c.read_to_string(&mut s);
+    Some(s)
+}
+
+#[test]
+fn allowed_unix_socket_connects_and_others_stay_refused() {
+    let _g = shared();
+    let t = T::new();
+    let ok = t.ws.join("ok.sock");
+    let no = t.ws.join("no.sock");
+    let l_ok = unix_listener(&ok);
+    let l_no = unix_listener(&no);
+    let policy = format!(r#"{{"network": {{"allowUnixSockets": ["{}"]}}}}"#, ok.display());
+    let v = {
+        let o = t
+            .sc()
+            .policy(&policy)
+            .cmd([
+                sc_bin().to_string(),
+                "__probe".into(),
+                format!("connect-unix:{}", ok.display()),
+                format!("connect-unix:{}", no.display()),
+                "connect-abstract:sc-test-abstract".into(),
+                "unix_dgram_socket".into(),
+                "socketpair_dgram".into(),
+                "seccomp_new_listener".into(),
+            ])
+            .run();
+        assert_eq!(o.code, 0, "{}", o.all());
+        assert_eq!(o.j()["layers"]["unixSockets"]["mode"], "broker", "{}", o.all());
+        assert!(o.j()["violations"].to_string().contains("no.sock"), "a refusal is reported: {}", o.all());
+        serde_json::from_str::<serde_json::Value>(o.out().trim()).expect("probe JSON")
+    };
+    // The allowed socket got the sandbox's bytes; the other got nothing.
+    assert_eq!(v[&format!("connect-unix:{}", ok.display())], 0, "{v}");
+    assert_eq!(accepted_text(&l_ok).as_deref(), Some("SANDBOX-ESCAPED\n"), "allowed socket did not receive: {v}");
+    assert_ne!(v[&format!("connect-unix:{}", no.display())], 0, "{v}");
+    assert!(accepted_text(&l_no).is_none(), "a socket that is not allowed received a connection");
+    assert_ne!(v["connect-abstract:sc-test-abstract"], 0, "{v}");
+    assert_ne!(v["unix_dgram_socket"], 0, "datagram unix sockets stay refused: {v}");
+    assert_ne!(v["socketpair_dgram"], 0, "{v}");
+    assert_ne!(v["seccomp_new_listener"], 0, "the command cannot install its own notification listener: {v}");
+}
+
+#[test]
+fn unix_broker_keeps_tcp_refused() {
+    let _g = shared();
+    let t = T::new();
+    let ok = t.ws.join("ok.sock");
+    let _l = unix_listener(&ok);
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    tcp.set_nonblocking(true).unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    let policy = format!(r#"{{"network": {{"allowUnixSockets": ["{}"]}}}}"#, ok.display());
+    let o = t.sc().policy(&policy).cmd([sc_bin().to_string(), "__probe".into(), format!("connect-tcp:127.0.0.1:{port}"), "inet_socket".into()]).run();
+    let v: serde_json::Value = serde_json::from_str(o.out().trim()).expect("probe JSON");
+    assert_ne!(v[&format!("connect-tcp:127.0.0.1:{port}")], 0, "{v}");
+    assert!(tcp.accept().is_err(), "the host TCP listener received a connection");
+}
+
+#[test]
+fn without_allowed_sockets_no_unix_socket_can_be_made() {
+    let _g = shared();
+    let t = T::new();
+    let p = t.ws.join("host.sock");
+    let l = unix_listener(&p);
+    let o = t.sc().cmd([sc_bin().to_string(), "__probe".into(), format!("connect-unix:{}", p.display()), "unix_socket".into()]).run();
+    let v: serde_json::Value = serde_json::from_str(o.out().trim()).expect("probe JSON");
+    assert_eq!(v["unix_socket"], libc::EPERM, "{v}");
+    assert!(accepted_text(&l).is_none());
+    assert_eq!(o.j()["layers"]["unixSockets"]["mode"], "none");
+}

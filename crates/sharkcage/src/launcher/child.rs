@@ -22,7 +22,8 @@
 //! 3. `no_new_privs`; Landlock `restrict_self`;
 //! 4. close every inherited descriptor beyond stdio;
 //! 5. drop all capabilities (needs CAP_SETPCAP, so before the filter);
-//! 6. seccomp, last;
+//! 6. seccomp, last (with the unix-socket broker: with a notification
+//!    listener, which goes to the launcher over a socketpair);
 //! 7. `execve` each prepared candidate path in turn.
 
 use super::plan::Plan;
@@ -108,6 +109,10 @@ pub struct ChildFds {
     pub errout_r: i32,
     pub errout_w: i32,
     pub signal_fd: i32,
+    /// Unix-socket broker: our end of a socketpair (-1 without a broker) and
+    /// the launcher's end (closed here).
+    pub notify_child: i32,
+    pub notify_parent: i32,
 }
 
 /// Report `(stage, detail, errno)` and exit.
@@ -126,7 +131,7 @@ pub fn pid1(plan: &Plan, f: &ChildFds) -> ! {
     // SAFETY: closing the launcher's ends of our pipes and its signalfd;
     // dup2 of our pipe ends onto stdout/stderr. Plain fd syscalls.
     unsafe {
-        for fd in [f.sync_w, f.err_r, f.status_r, f.out_r, f.errout_r, f.signal_fd] {
+        for fd in [f.sync_w, f.err_r, f.status_r, f.out_r, f.errout_r, f.signal_fd, f.notify_parent] {
             if fd >= 0 {
                 libc::close(fd);
             }
@@ -241,11 +246,26 @@ fn worker(plan: &Plan, f: &ChildFds) -> ! {
     if let Err(errno) = plan.landlock.restrict_self() {
         fail(e, Stage::Landlock, 0, errno);
     }
-    fds::close_inherited(e);
+    fds::close_inherited_except(&[e, f.notify_child]);
     if let Err(errno) = caps::drop_all(plan.last_cap) {
         fail(e, Stage::Caps, 0, errno);
     }
-    if let Err(errno) = seccomp::apply(&plan.seccomp) {
+    if f.notify_child >= 0 {
+        // With the unix-socket broker: install the filter with a listener
+        // and hand the listener to the launcher before running anything.
+        let listener = match seccomp::apply_with_listener(&plan.seccomp) {
+            Ok(fd) => fd,
+            Err(errno) => fail(e, Stage::Seccomp, 1, errno),
+        };
+        if let Err(errno) = send_fd(f.notify_child, listener) {
+            fail(e, Stage::Seccomp, 2, errno);
+        }
+        // SAFETY: closing our copies; the launcher holds the listener now.
+        unsafe {
+            libc::close(listener);
+            libc::close(f.notify_child);
+        }
+    } else if let Err(errno) = seccomp::apply(&plan.seccomp) {
         fail(e, Stage::Seccomp, 0, errno);
     }
     let mut last = libc::ENOENT;
@@ -263,4 +283,35 @@ fn worker(plan: &Plan, f: &ChildFds) -> ! {
         }
     }
     fail(e, Stage::Exec, 0, last)
+}
+
+/// Send descriptor `fd` over the unix socket `sock` (SCM_RIGHTS), with a
+/// stack-built message: no allocation.
+fn send_fd(sock: i32, fd: i32) -> Result<(), i32> {
+    // Room for one cmsghdr carrying one int, aligned.
+    #[repr(C)]
+    struct Cmsg {
+        hdr: libc::cmsghdr,
+        fd: libc::c_int,
+    }
+    let mut byte = [b'L'];
+    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
+    // SAFETY: zeroed plain-old-data structs filled in below.
+    let mut cm: Cmsg = unsafe { std::mem::zeroed() };
+    // SAFETY: CMSG_LEN is a pure computation.
+    cm.hdr.cmsg_len = unsafe { libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) } as _;
+    cm.hdr.cmsg_level = libc::SOL_SOCKET;
+    cm.hdr.cmsg_type = libc::SCM_RIGHTS;
+    cm.fd = fd;
+    // SAFETY: msghdr pointing at stack buffers that outlive the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = (&mut cm as *mut Cmsg).cast();
+    msg.msg_controllen = std::mem::size_of::<Cmsg>() as _;
+    // SAFETY: sendmsg with the message built above.
+    if unsafe { libc::sendmsg(sock, &msg, 0) } < 0 {
+        return Err(sys::errno());
+    }
+    Ok(())
 }

@@ -14,6 +14,7 @@ pub mod plan;
 pub mod protected;
 pub mod quarantine;
 pub mod supervise;
+pub mod unix_broker;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -100,6 +101,9 @@ pub struct ExecRequest {
 /// What the supervisor observed.
 #[derive(Debug, Clone)]
 pub struct RunOutput {
+    /// Refused unix-socket connects (the broker's events).
+    pub unix_events: Vec<Violation>,
+    pub unix_connected: usize,
     pub exit_code: Option<i32>,
     pub signal: Option<i32>,
     pub timed_out: bool,
@@ -118,10 +122,21 @@ pub struct Layers {
     pub filesystem: FsReport,
     pub landlock: LandlockReport,
     pub seccomp: bool,
+    /// Unix sockets the command may connect to through the launcher's broker.
+    pub unix_sockets: UnixReport,
     pub no_new_privs: bool,
     pub capabilities: &'static str,
     pub session_keyring: &'static str,
     pub limits: LimitsReport,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnixReport {
+    /// "none" (no AF_UNIX socket at all) or "broker".
+    pub mode: &'static str,
+    pub allowed: Vec<PathBuf>,
+    pub connected: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -227,6 +242,7 @@ pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, L
     let mut violations = plan.violations.clone();
     violations.extend(recovered);
     violations.extend(after);
+    violations.extend(out.unix_events.iter().cloned());
     if out.truncated {
         violations.push(Violation::note("output", format!("output cut after {} bytes", plan.max_output_bytes)));
     }
@@ -254,6 +270,11 @@ pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, L
             filesystem: FsReport { read_only_root: true, writable: plan.writable.clone(), hidden: plan.hidden.len(), protected: plan.protected.clone() },
             landlock: plan.landlock.report.clone(),
             seccomp: true,
+            unix_sockets: UnixReport {
+                mode: if plan.allow_unix.is_empty() { "none" } else { "broker" },
+                allowed: plan.allow_unix.clone(),
+                connected: out.unix_connected,
+            },
             no_new_privs: true,
             capabilities: "none",
             session_keyring: "fresh",

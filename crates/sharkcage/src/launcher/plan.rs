@@ -26,6 +26,8 @@ pub struct Plan {
     pub mounts: MountPlan,
     pub landlock: LandlockPlan,
     pub seccomp: BpfProgram,
+    /// Unix socket paths the broker connects to (empty: no broker, no AF_UNIX).
+    pub allow_unix: Vec<PathBuf>,
     pub rlimits: Rlimits,
     pub last_cap: u32,
     pub hostname: CString,
@@ -335,7 +337,23 @@ impl Plan {
         .map_err(|e| LaunchError::Setup(format!("{e}")))?;
 
         // ---- seccomp ---------------------------------------------------------
-        let seccomp = seccomp::build().map_err(|e| LaunchError::Setup(e.to_string()))?;
+        let mut allow_unix = Vec::new();
+        for (i, s) in pol.network.allow_unix_sockets.iter().enumerate() {
+            let p = paths::resolve(s, home.as_deref()).map_err(|m| policy_err(req, &format!("network.allowUnixSockets[{i}]"), m))?;
+            // The broker compares the address the command gives, lexically:
+            // allow both the path as written and its canonical form.
+            let lexical = paths::normalize(&if let Some(rest) = s.strip_prefix("~/") {
+                home.clone().unwrap_or_default().join(rest)
+            } else {
+                PathBuf::from(s)
+            });
+            for q in [lexical, p] {
+                if !allow_unix.contains(&q) {
+                    allow_unix.push(q);
+                }
+            }
+        }
+        let seccomp = seccomp::build(seccomp::FilterOptions { unix_broker: !allow_unix.is_empty() }).map_err(|e| LaunchError::Setup(e.to_string()))?;
 
         // ---- environment, argv ----------------------------------------------
         let mut fixed = vec![("TMPDIR".to_string(), "/tmp".to_string()), ("SHARKCAGE_SANDBOX".to_string(), "1".to_string())];
@@ -380,6 +398,7 @@ impl Plan {
             mounts,
             landlock,
             seccomp,
+            allow_unix,
             rlimits: Rlimits::from_policy(&pol.limits),
             last_cap: caps::last_cap(),
             hostname: CString::new("sharkcage").unwrap(),

@@ -79,7 +79,17 @@ pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
         Cgroups::none()
     };
 
-    let fds = ChildFds { sync_r, sync_w, err_r, err_w, status_r, status_w, out_r, out_w, errout_r, errout_w, signal_fd };
+    let (notify_parent, notify_child) = if plan.allow_unix.is_empty() {
+        (-1, -1)
+    } else {
+        let mut sv = [0; 2];
+        // SAFETY: socketpair writes two descriptors into the array.
+        if unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, sv.as_mut_ptr()) } != 0 {
+            return Err(LaunchError::Io(std::io::Error::last_os_error()));
+        }
+        (sv[0], sv[1])
+    };
+    let fds = ChildFds { sync_r, sync_w, err_r, err_w, status_r, status_w, out_r, out_w, errout_r, errout_w, signal_fd, notify_child, notify_parent };
 
     // SAFETY: a fork-like clone (no new stack, SIGCHLD on exit) in the
     // single-threaded launcher; the child only runs `child::pid1`, which
@@ -87,7 +97,7 @@ pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
     let pid = unsafe { libc::syscall(libc::SYS_clone, (NS_FLAGS | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) } as i32;
     if pid < 0 {
         let errno = sys::errno();
-        for fd in [sync_r, sync_w, err_r, err_w, status_r, status_w, out_r, out_w, errout_r, errout_w, signal_fd] {
+        for fd in [sync_r, sync_w, err_r, err_w, status_r, status_w, out_r, out_w, errout_r, errout_w, signal_fd, notify_parent, notify_child] {
             close(fd);
         }
         restore_mask(&old_mask);
@@ -96,7 +106,7 @@ pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
     if pid == 0 {
         child::pid1(plan, &fds);
     }
-    for fd in [sync_r, err_w, status_w, out_w, errout_w] {
+    for fd in [sync_r, err_w, status_w, out_w, errout_w, notify_child] {
         close(fd);
     }
     let cg_ok = cgroups.add(pid);
@@ -126,7 +136,7 @@ pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
         let detail = u32::from_ne_bytes(buf[4..8].try_into().unwrap());
         let errno = i32::from_ne_bytes(buf[8..12].try_into().unwrap());
         kill_and_reap(pid);
-        for fd in [status_r, out_r, errout_r, signal_fd] {
+        for fd in [status_r, out_r, errout_r, signal_fd, notify_parent] {
             close(fd);
         }
         restore_mask(&old_mask);
@@ -151,6 +161,25 @@ pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
         });
     }
 
+    // The worker sent its notification listener before it exec'd.
+    let mut broker = if notify_parent >= 0 {
+        let l = recv_fd(notify_parent);
+        close(notify_parent);
+        match l {
+            Some(fd) => Some(super::unix_broker::Broker::new(fd, plan.allow_unix.clone())),
+            None => {
+                kill_and_reap(pid);
+                for fd in [status_r, out_r, errout_r, signal_fd] {
+                    close(fd);
+                }
+                restore_mask(&old_mask);
+                return Err(LaunchError::Setup("the unix-socket broker's listener did not arrive".into()));
+            }
+        }
+    } else {
+        None
+    };
+
     // The command runs. Relay until PID 1 reports.
     let deadline = start + Duration::from_millis(plan.timeout_ms);
     let mut relay = Relay { limit: plan.max_output_bytes, written: 0, truncated: false, sinks };
@@ -161,6 +190,7 @@ pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
     let mut timed_out = false;
     let mut killed_by: Option<i32> = None;
     let mut rbuf = vec![0u8; 64 * 1024];
+    let mut broker_done: Option<super::unix_broker::Broker> = None;
 
     while status_open || open_out || open_err {
         let now = Instant::now();
@@ -184,6 +214,7 @@ pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
             libc::pollfd { fd: if open_err { errout_r } else { -1 }, events: libc::POLLIN, revents: 0 },
             libc::pollfd { fd: if status_open { status_r } else { -1 }, events: libc::POLLIN, revents: 0 },
             libc::pollfd { fd: if killed_by.is_none() { signal_fd } else { -1 }, events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: broker.as_ref().map_or(-1, |b| b.fd()), events: libc::POLLIN, revents: 0 },
         ];
         // SAFETY: poll over a stack array of pollfds.
         let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) };
@@ -215,6 +246,16 @@ pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
             }
             if r <= 0 || r == 4 {
                 status_open = false;
+            }
+        }
+        if pfds[4].revents & libc::POLLIN != 0 {
+            if let Some(b) = broker.as_mut() {
+                b.handle();
+            }
+        } else if pfds[4].revents != 0 {
+            // POLLHUP: no filtered task is left; keep the events, stop polling.
+            if let Some(b) = broker.take() {
+                broker_done = Some(b);
             }
         }
         if pfds[3].revents != 0 {
@@ -254,7 +295,14 @@ pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
         let _ = pid1_status;
         (None, Some(libc::SIGKILL))
     };
+    let broker = broker.or(broker_done);
+    let (unix_events, unix_connected) = match broker {
+        Some(b) => (b.events(), b.connected),
+        None => (vec![], 0),
+    };
     Ok(RunOutput {
+        unix_events,
+        unix_connected,
         exit_code,
         signal,
         timed_out,
@@ -348,4 +396,29 @@ impl Relay<'_> {
         }
         true
     }
+}
+
+/// Receive one descriptor sent with SCM_RIGHTS.
+fn recv_fd(sock: RawFd) -> Option<std::os::fd::OwnedFd> {
+    #[repr(C)]
+    struct Cmsg {
+        hdr: libc::cmsghdr,
+        fd: libc::c_int,
+    }
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
+    // SAFETY: zeroed plain-old-data structs used as receive buffers.
+    let mut cm: Cmsg = unsafe { std::mem::zeroed() };
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = (&mut cm as *mut Cmsg).cast();
+    msg.msg_controllen = std::mem::size_of::<Cmsg>() as _;
+    // SAFETY: recvmsg into the buffers above; MSG_CMSG_CLOEXEC for the fd.
+    let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    if n <= 0 || cm.hdr.cmsg_type != libc::SCM_RIGHTS || cm.hdr.cmsg_level != libc::SOL_SOCKET {
+        return None;
+    }
+    // SAFETY: the kernel installed this descriptor for us.
+    Some(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(cm.fd) })
 }

@@ -5,6 +5,30 @@
 //! just before the filters go on. `keep` is the error-report pipe, which is
 //! close-on-exec and so disappears at `execve` anyway.
 
+/// Close every descriptor >= 3 except those in `keep` (no allocation).
+pub fn close_inherited_except(keep: &[i32]) {
+    let mut lo: i32 = 3;
+    loop {
+        // The smallest kept descriptor >= lo.
+        let next = keep.iter().copied().filter(|&k| k >= lo).min();
+        let hi = match next {
+            Some(k) => k - 1,
+            None => -1,
+        };
+        // SAFETY: close_range only closes descriptors.
+        unsafe {
+            if next.is_none() {
+                libc::syscall(libc::SYS_close_range, lo as u32, u32::MAX, 0u32);
+                return;
+            }
+            if hi >= lo {
+                libc::syscall(libc::SYS_close_range, lo as u32, hi as u32, 0u32);
+            }
+        }
+        lo = next.unwrap() + 1;
+    }
+}
+
 /// Close every descriptor >= 3 except `keep` (if >= 3).
 pub fn close_inherited(keep: i32) {
     // SAFETY: close_range only closes descriptors; no memory is touched.

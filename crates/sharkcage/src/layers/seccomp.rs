@@ -25,10 +25,17 @@
 //! * every x32 syscall number (bit 30 set) and any non-x86-64 ABI (i386 via
 //!   `int 0x80` kills the process): the arch check comes first.
 //!
-//! Unix sockets: with `network.allowUnixSockets` the policy would need to
-//! name socket paths; a filter cannot see paths, and a `connect` broker is
-//! not built yet, so the policy refuses non-empty `allowUnixSockets` instead
-//! of silently allowing every socket.
+//! * `seccomp` with `SECCOMP_FILTER_FLAG_NEW_LISTENER`: a listener of the
+//!   command's own could answer "continue" for calls sent to ours.
+//!
+//! Unix sockets: without `network.allowUnixSockets` no AF_UNIX socket can be
+//! created at all. With it, AF_UNIX stream/seqpacket sockets may be created
+//! (never datagram ones, which `sendto` can aim anywhere), and every
+//! `connect` is sent to the launcher through a user-notification listener.
+//! A filter cannot read the address (it is in memory), so the launcher's
+//! broker (`launcher/unix_broker.rs`) reads it once, decides, and performs the
+//! connect itself on a copy of the command's socket — the command can change
+//! its memory after the check, but not what the launcher connects to.
 
 use std::collections::BTreeMap;
 
@@ -86,9 +93,26 @@ fn setid_mode_rules(arg: u8) -> Result<Vec<SeccompRule>, SeccompError> {
     ])
 }
 
+/// What the filter must make room for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FilterOptions {
+    /// `network.allowUnixSockets` is not empty: AF_UNIX stream/seqpacket
+    /// sockets may be created, and every `connect` goes to the launcher's
+    /// broker (`launcher/unix_broker.rs`) through a user-notification listener.
+    pub unix_broker: bool,
+}
+
+/// The `SECCOMP_RET_TRACE` data value used as a placeholder for
+/// `SECCOMP_RET_USER_NOTIF`, which seccompiler cannot express; `patch_notify`
+/// rewrites it. Tracing itself is impossible here (ptrace is denied).
+const NOTIFY_PLACEHOLDER: u32 = 0x5c;
+const SECCOMP_RET_TRACE: u32 = 0x7ff0_0000;
+const SECCOMP_RET_USER_NOTIF: u32 = 0x7fc0_0000;
+const SECCOMP_FILTER_FLAG_NEW_LISTENER: u64 = 1 << 3;
+
 /// Build the filter program.
 #[cfg(target_arch = "x86_64")]
-pub fn build() -> Result<BpfProgram, SeccompError> {
+pub fn build(opts: FilterOptions) -> Result<BpfProgram, SeccompError> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     let deny_always = [
         libc::SYS_io_uring_setup,
@@ -140,14 +164,31 @@ pub fn build() -> Result<BpfProgram, SeccompError> {
     // open_tree_attr (6.15+) is not in every libc yet.
     rules.insert(467, vec![]);
 
-    // socket(): only AF_INET, AF_INET6, AF_NETLINK.
+    // socket(): only AF_INET, AF_INET6, AF_NETLINK — and, with the unix
+    // broker, AF_UNIX stream/seqpacket sockets (which can only be used
+    // through `connect`, which the broker performs).
+    let mut socket_rules = vec![];
+    let mut not_allowed = vec![
+        c(0, Len::Dword, Op::Ne, libc::AF_INET as u64)?,
+        c(0, Len::Dword, Op::Ne, libc::AF_INET6 as u64)?,
+        c(0, Len::Dword, Op::Ne, libc::AF_NETLINK as u64)?,
+    ];
+    if opts.unix_broker {
+        not_allowed.push(c(0, Len::Dword, Op::Ne, libc::AF_UNIX as u64)?);
+        for ty in [libc::SOCK_DGRAM, libc::SOCK_RAW, libc::SOCK_RDM, 10 /* SOCK_PACKET */] {
+            socket_rules.push(SeccompRule::new(vec![
+                c(0, Len::Dword, Op::Eq, libc::AF_UNIX as u64)?,
+                c(1, Len::Dword, Op::MaskedEq(0xf), ty as u64)?,
+            ])?);
+        }
+    }
+    socket_rules.push(SeccompRule::new(not_allowed)?);
+    rules.insert(libc::SYS_socket, socket_rules);
+    // A filter of the command's own with a notification listener could
+    // answer "continue" for calls ours sends to the broker: no listeners.
     rules.insert(
-        libc::SYS_socket,
-        vec![SeccompRule::new(vec![
-            c(0, Len::Dword, Op::Ne, libc::AF_INET as u64)?,
-            c(0, Len::Dword, Op::Ne, libc::AF_INET6 as u64)?,
-            c(0, Len::Dword, Op::Ne, libc::AF_NETLINK as u64)?,
-        ])?],
+        libc::SYS_seccomp,
+        vec![SeccompRule::new(vec![c(1, Len::Qword, Op::MaskedEq(SECCOMP_FILTER_FLAG_NEW_LISTENER), SECCOMP_FILTER_FLAG_NEW_LISTENER)?])?],
     );
     // socketpair(): no datagram or raw pairs (type's low 4 bits).
     rules.insert(
@@ -200,11 +241,33 @@ pub fn build() -> Result<BpfProgram, SeccompError> {
     )?;
     let clone3: BpfProgram = clone3.try_into()?;
 
-    Ok(join(prefix(), body, clone3))
+    let mut parts = vec![prefix(), body, clone3];
+    if opts.unix_broker {
+        let notify = SeccompFilter::new(
+            [(libc::SYS_connect, vec![])].into_iter().collect(),
+            SeccompAction::Allow,
+            SeccompAction::Trace(NOTIFY_PLACEHOLDER),
+            TargetArch::x86_64,
+        )?;
+        let mut notify: BpfProgram = notify.try_into()?;
+        patch_notify(&mut notify);
+        parts.push(notify);
+    }
+    Ok(join(parts))
+}
+
+/// Turn the placeholder `RET TRACE|0x5c` into `RET USER_NOTIF`.
+fn patch_notify(prog: &mut BpfProgram) {
+    const RET_K: u16 = 0x06;
+    for ins in prog.iter_mut() {
+        if ins.code == RET_K && ins.k == SECCOMP_RET_TRACE | NOTIFY_PLACEHOLDER {
+            ins.k = SECCOMP_RET_USER_NOTIF;
+        }
+    }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-pub fn build() -> Result<BpfProgram, SeccompError> {
+pub fn build(_opts: FilterOptions) -> Result<BpfProgram, SeccompError> {
     Err(SeccompError::UnsupportedArch)
 }
 
@@ -237,27 +300,44 @@ fn prefix() -> BpfProgram {
 
 /// Chain programs: every `RET ALLOW` of a non-final part becomes a jump to
 /// the start of the next part. Parts are self-contained (relative jumps), so
-/// rewriting only the allow-returns keeps them correct.
-fn join(prefix: BpfProgram, a: BpfProgram, b: BpfProgram) -> BpfProgram {
+/// rewriting only the allow-returns keeps them correct. The first part (our
+/// prologue) falls through into the second.
+fn join(parts: Vec<BpfProgram>) -> BpfProgram {
     const RET_K: u16 = 0x06;
     const JA: u16 = 0x05; // BPF_JMP | BPF_JA
     const RET_ALLOW: u32 = 0x7fff_0000;
-    let mut out = Vec::with_capacity(prefix.len() + a.len() + b.len());
-    // prefix falls through into `a` (its last instruction is a RET for x32
-    // only after a jump), so append as is.
-    out.extend(prefix);
-    let a_len = a.len();
-    for (i, ins) in a.into_iter().enumerate() {
-        if ins.code == RET_K && ins.k == RET_ALLOW {
-            // Jump to the instruction after the end of `a`.
-            let off = (a_len - i - 1) as u32;
-            out.push(sock_filter { code: JA, jt: 0, jf: 0, k: off });
-        } else {
-            out.push(ins);
+    let n = parts.len();
+    let mut out = Vec::new();
+    for (pi, part) in parts.into_iter().enumerate() {
+        let len = part.len();
+        for (i, ins) in part.into_iter().enumerate() {
+            if pi + 1 < n && ins.code == RET_K && ins.k == RET_ALLOW {
+                // Jump to the instruction after the end of this part.
+                out.push(sock_filter { code: JA, jt: 0, jf: 0, k: (len - i - 1) as u32 });
+            } else {
+                out.push(ins);
+            }
         }
     }
-    out.extend(b);
     out
+}
+
+/// Install the filter with a user-notification listener; returns the
+/// listener fd. Requires `no_new_privs`. No allocation.
+pub fn apply_with_listener(prog: &BpfProgram) -> Result<i32, i32> {
+    #[repr(C)]
+    struct SockFprog {
+        len: u16,
+        filter: *const sock_filter,
+    }
+    let fprog = SockFprog { len: prog.len() as u16, filter: prog.as_ptr() };
+    // SAFETY: seccomp(SET_MODE_FILTER, NEW_LISTENER) with a valid program
+    // that outlives the call (the kernel copies it).
+    let rc = unsafe { libc::syscall(libc::SYS_seccomp, 1 /* SET_MODE_FILTER */, SECCOMP_FILTER_FLAG_NEW_LISTENER, &fprog as *const SockFprog) };
+    if rc < 0 {
+        return Err(super::sys::errno());
+    }
+    Ok(rc as i32)
 }
 
 /// Install the filter on the calling thread. Requires `no_new_privs`.

@@ -88,7 +88,8 @@ pub struct NetworkPolicy {
     /// sharkcage is always strict: anything not allowed is denied.
     #[serde(default)]
     pub strict_allowlist: Option<bool>,
-    /// Unix socket paths the command may connect to.
+    /// Unix socket paths the command may connect to (by absolute path; the
+    /// launcher performs each connect, see `launcher/unix_broker.rs`).
     #[serde(default, deserialize_with = "unix_socket_paths")]
     pub allow_unix_sockets: Vec<String>,
     #[serde(default, deserialize_with = "must_be_false")]
@@ -277,13 +278,14 @@ fn read_paths<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<PathEntry>, D::Erro
 
 fn unix_socket_paths<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     let v = Vec::<String>::deserialize(d)?;
-    if let Some(p) = v.first() {
-        // Fail closed: a listed socket that we cannot enforce precisely is an
-        // error, not a silent "allow all" or "allow none".
-        return Err(de::Error::custom(format!(
-            "allowing unix socket {p:?} is not supported yet: sharkcage blocks all unix-socket \
-             connections; remove the entry"
-        )));
+    for p in &v {
+        check_path_syntax::<D::Error>(p)?;
+        if p.contains(['*', '?', '[']) {
+            return Err(de::Error::custom(format!("unix socket {p:?}: globs are not supported; list each socket path")));
+        }
+        if p.len() >= 108 {
+            return Err(de::Error::custom(format!("unix socket {p:?}: longer than a socket address can hold (107 bytes)")));
+        }
     }
     Ok(v)
 }

@@ -57,7 +57,9 @@ fn write_globs_and_weakening_options_refused() {
     assert!(err(r#"{"allowNestedUserNamespaces": true}"#).contains("weakens"));
     assert!(err(r#"{"network": {"allowAllUnixSockets": true}}"#).contains("weakens"));
     assert!(err(r#"{"network": {"httpProxyPort": 8080}}"#).contains("not supported"));
-    assert!(err(r#"{"network": {"allowUnixSockets": ["/run/x.sock"]}}"#).contains("unix"));
+    assert!(err(r#"{"network": {"allowUnixSockets": ["run/x.sock"]}}"#).contains("relative"));
+    assert!(err(r#"{"network": {"allowUnixSockets": ["/run/*.sock"]}}"#).contains("globs"));
+    assert!(Policy::from_json(r#"{"network": {"allowUnixSockets": ["/run/x.sock", "~/app.sock"]}}"#, "p").is_ok());
     assert!(err(r#"{"limits": {"maxProcesses": 0}}"#).contains("greater than 0"));
     assert!(err(r#"{"env": ["BAD-NAME"]}"#).contains("BAD-NAME"));
     assert!(err(r#"{"network": {"allowedDomains": ["https://x.com/"]}}"#).contains("URL"));

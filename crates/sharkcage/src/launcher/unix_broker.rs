@@ -1,0 +1,254 @@
+//! The unix-socket broker: how `network.allowUnixSockets` is enforced.
+//!
+//! A seccomp filter cannot read a socket address (it is in the caller's
+//! memory), and an address read by a supervisor can be changed by another
+//! thread before the kernel reads it again, so "check, then let the kernel
+//! continue" would not hold. Instead, when a policy allows unix sockets:
+//! * the filter lets the command create AF_UNIX stream/seqpacket sockets
+//!   (never datagram sockets, which `sendto` could aim anywhere) and sends
+//!   every `connect` to this broker through a user-notification listener;
+//! * the broker copies the address out of the command's memory once,
+//!   confirms the notification is still live, takes a duplicate of the
+//!   command's socket (`pidfd_getfd`), decides on its own copy of the
+//!   address, and performs the `connect` itself on the duplicate. The
+//!   command's socket is then connected (or the error is returned to it);
+//!   nothing the command changes after the check can alter where it goes.
+//!
+//! Decisions:
+//! * AF_UNIX to an absolute path listed in `allowUnixSockets` → connected;
+//!   anything else (other paths, relative paths, abstract names) → EACCES /
+//!   ECONNREFUSED, reported as a violation;
+//! * TCP (AF_INET/AF_INET6 stream) → EACCES, mirroring the Landlock rule that
+//!   applies when the broker is not in the way;
+//! * other sockets (UDP, netlink) → connected as asked (they stay in the
+//!   sandbox's own network namespace, which only has loopback).
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use super::Violation;
+use crate::policy::paths;
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct SeccompData {
+    nr: i32,
+    arch: u32,
+    instruction_pointer: u64,
+    args: [u64; 6],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Notif {
+    id: u64,
+    pid: u32,
+    flags: u32,
+    data: SeccompData,
+}
+
+#[repr(C)]
+struct NotifResp {
+    id: u64,
+    val: i64,
+    error: i32,
+    flags: u32,
+}
+
+const NOTIF_RECV: libc::c_ulong = 0xc050_2100;
+const NOTIF_SEND: libc::c_ulong = 0xc018_2101;
+const NOTIF_ID_VALID: libc::c_ulong = 0x4008_2102;
+/// Refusals reported in full; beyond this, only counted.
+const MAX_EVENTS: usize = 64;
+
+pub struct Broker {
+    listener: OwnedFd,
+    allowed: Vec<PathBuf>,
+    /// Distinct refusals, each with how often it happened.
+    refusals: Vec<(String, usize)>,
+    pub refused: usize,
+    pub connected: usize,
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+}
+
+impl Broker {
+    pub fn new(listener: OwnedFd, allowed: Vec<PathBuf>) -> Broker {
+        Broker { listener, allowed, refusals: vec![], refused: 0, connected: 0 }
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.listener.as_raw_fd()
+    }
+
+    /// Receive and answer one notification.
+    pub fn handle(&mut self) {
+        // SAFETY: the kernel requires a zeroed struct for NOTIF_RECV.
+        let mut n: Notif = unsafe { std::mem::zeroed() };
+        // SAFETY: ioctl with a pointer to a struct of the size encoded in the request.
+        if unsafe { libc::ioctl(self.fd(), NOTIF_RECV, &mut n as *mut Notif) } != 0 {
+            return; // the task died meanwhile (ENOENT) or nothing pending
+        }
+        let error = match self.decide(&n) {
+            Ok(()) => 0,
+            Err(e) => -e,
+        };
+        let resp = NotifResp { id: n.id, val: 0, error, flags: 0 };
+        // SAFETY: ioctl with a pointer to a seccomp_notif_resp.
+        unsafe { libc::ioctl(self.fd(), NOTIF_SEND, &resp as *const NotifResp) };
+    }
+
+    fn id_valid(&self, id: u64) -> bool {
+        // SAFETY: ioctl with a pointer to the u64 id.
+        unsafe { libc::ioctl(self.fd(), NOTIF_ID_VALID, &id as *const u64) == 0 }
+    }
+
+    fn refuse(&mut self, what: String, e: i32) -> Result<(), i32> {
+        self.refused += 1;
+        if let Some(r) = self.refusals.iter_mut().find(|r| r.0 == what) {
+            r.1 += 1;
+        } else if self.refusals.len() < MAX_EVENTS {
+            self.refusals.push((what, 1));
+        }
+        Err(e)
+    }
+
+    /// The refusals as reported events (repeats folded into a count).
+    pub fn events(&self) -> Vec<Violation> {
+        let mut v: Vec<Violation> = self
+            .refusals
+            .iter()
+            .map(|(w, n)| Violation::note("unix-socket", if *n > 1 { format!("{w} ({n} times)") } else { w.clone() }))
+            .collect();
+        let listed: usize = self.refusals.iter().map(|r| r.1).sum();
+        if self.refused > listed {
+            v.push(Violation::note("unix-socket", format!("{} more refused unix-socket connects", self.refused - listed)));
+        }
+        v
+    }
+
+    fn decide(&mut self, n: &Notif) -> Result<(), i32> {
+        if n.data.nr != libc::SYS_connect as i32 {
+            return Err(libc::ENOSYS);
+        }
+        let (fd, addr_ptr, len) = (n.data.args[0] as i32, n.data.args[1], n.data.args[2] as usize);
+        let mut buf = [0u8; 128];
+        if !(2..=buf.len()).contains(&len) {
+            return Err(libc::EINVAL);
+        }
+        let local = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: len };
+        let remote = libc::iovec { iov_base: addr_ptr as *mut libc::c_void, iov_len: len };
+        // SAFETY: reading `len` bytes of the caller's address into our buffer.
+        let got = unsafe { libc::process_vm_readv(n.pid as i32, &local, 1, &remote, 1, 0) };
+        if got != len as isize {
+            return Err(libc::EFAULT);
+        }
+        // The pid read above must still be the task that made the call.
+        if !self.id_valid(n.id) {
+            return Err(libc::ESRCH);
+        }
+        // SAFETY: pidfd_open/pidfd_getfd return new descriptors we own.
+        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, n.pid as i32, 0) } as i32;
+        if pidfd < 0 {
+            return Err(libc::ESRCH);
+        }
+        // SAFETY: pidfd is ours.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+        // SAFETY: duplicate the caller's descriptor `fd` into ours.
+        let sock = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) } as i32;
+        if sock < 0 {
+            return Err(libc::EBADF);
+        }
+        // SAFETY: sock is ours.
+        let sock = unsafe { OwnedFd::from_raw_fd(sock) };
+        if !self.id_valid(n.id) {
+            return Err(libc::ESRCH);
+        }
+        let domain = sockopt(&sock, libc::SO_DOMAIN).ok_or(libc::ENOTSOCK)?;
+        let stype = sockopt(&sock, libc::SO_TYPE).ok_or(libc::ENOTSOCK)?;
+        match domain {
+            libc::AF_UNIX => self.unix(&sock, &buf[..len]),
+            libc::AF_INET | libc::AF_INET6 if stype == libc::SOCK_STREAM => Err(libc::EACCES),
+            _ => {
+                // SAFETY: connect our duplicate with our own copy of the address.
+                let r = unsafe { libc::connect(sock.as_raw_fd(), buf.as_ptr().cast(), len as libc::socklen_t) };
+                if r == 0 {
+                    Ok(())
+                } else {
+                    Err(errno())
+                }
+            }
+        }
+    }
+
+    fn unix(&mut self, sock: &OwnedFd, addr: &[u8]) -> Result<(), i32> {
+        let family = u16::from_ne_bytes([addr[0], addr[1]]);
+        if family != libc::AF_UNIX as u16 {
+            return Err(libc::EINVAL);
+        }
+        let path = &addr[2..];
+        if path.first() == Some(&0) {
+            let name = String::from_utf8_lossy(&path[1..]).into_owned();
+            return self.refuse(format!("connect to abstract unix socket @{name} refused"), libc::ECONNREFUSED);
+        }
+        let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
+        let p = Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&path[..end]));
+        if !p.is_absolute() {
+            return self.refuse(format!("connect to unix socket {} refused: only absolute paths are brokered", p.display()), libc::EACCES);
+        }
+        let norm = paths::normalize(p);
+        if !self.allowed.contains(&norm) {
+            return self.refuse(format!("connect to unix socket {} refused: not in network.allowUnixSockets", norm.display()), libc::EACCES);
+        }
+        let r = connect_unix(sock, &norm);
+        if r.is_ok() {
+            self.connected += 1;
+        }
+        r
+    }
+}
+
+fn sockopt(fd: &OwnedFd, opt: libc::c_int) -> Option<i32> {
+    let mut v: libc::c_int = 0;
+    let mut l = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt into an int.
+    let r = unsafe { libc::getsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, opt, (&mut v as *mut libc::c_int).cast(), &mut l) };
+    (r == 0).then_some(v)
+}
+
+/// Connect `sock` (a duplicate of the command's socket) to `path`, never
+/// blocking the launcher for long: a 5 s send timeout bounds a full backlog,
+/// and the command's own timeout setting is restored afterwards.
+fn connect_unix(sock: &OwnedFd, path: &Path) -> Result<(), i32> {
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: building a sockaddr_un on the stack; the path fits (checked by the policy).
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.len() >= addr.sun_path.len() {
+        return Err(libc::ENAMETOOLONG);
+    }
+    for (i, b) in bytes.iter().enumerate() {
+        addr.sun_path[i] = *b as libc::c_char;
+    }
+    let len = (std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1) as libc::socklen_t;
+    let tv_len = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
+    let mut old = libc::timeval { tv_sec: 0, tv_usec: 0 };
+    let mut ol = tv_len;
+    let bound = libc::timeval { tv_sec: 5, tv_usec: 0 };
+    // SAFETY: get/set SO_SNDTIMEO with timeval values; connect with a valid sockaddr_un.
+    unsafe {
+        libc::getsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDTIMEO, (&mut old as *mut libc::timeval).cast(), &mut ol);
+        libc::setsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDTIMEO, (&bound as *const libc::timeval).cast(), tv_len);
+        let r = libc::connect(sock.as_raw_fd(), (&addr as *const libc::sockaddr_un).cast(), len);
+        let e = errno();
+        libc::setsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDTIMEO, (&old as *const libc::timeval).cast(), tv_len);
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    }
+}
