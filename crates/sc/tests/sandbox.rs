@@ -1711,3 +1711,23 @@ fn without_allowed_sockets_no_unix_socket_can_be_made() {
     assert!(accepted_text(&l).is_none());
     assert_eq!(o.j()["layers"]["unixSockets"]["mode"], "none");
 }
+
+/// A host file given as stdin (read-only) cannot be reopened for writing
+/// through /proc/self/fd/0 or /dev/stdin (a magic-link reopen bypasses the
+/// read-only mounts; Landlock grants stdin only the access it was opened with).
+#[test]
+fn read_only_stdin_file_cannot_be_reopened_for_writing() {
+    let _g = shared();
+    let t = T::new();
+    let f = plant(&t.root.join("outside/input.txt"), "ORIGINAL\n");
+    let o = std::process::Command::new(sc_bin())
+        .env("HOME", &t.home)
+        .args(["exec", "--workspace"])
+        .arg(&t.ws)
+        .args(["--", "sh", "-c", "cat; echo evil > /proc/self/fd/0; echo evil >> /dev/stdin; echo evil > /dev/fd/0; true"])
+        .stdin(std::fs::File::open(&f).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "ORIGINAL\n", "stdin still readable: {o:?}");
+    assert_eq!(read(&f).as_deref(), Some("ORIGINAL\n"), "the stdin file was modified through a reopen");
+}

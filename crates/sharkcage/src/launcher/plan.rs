@@ -450,26 +450,36 @@ fn exec_candidates(argv0: &OsStr, path_var: &str, cwd: &Path) -> Result<Vec<CStr
     Ok(out)
 }
 
-/// Open stdio targets that are regular files or terminals, so Landlock can
-/// allow reopening them through `/dev/stdout` and friends.
-fn stdio_files() -> Vec<OwnedFd> {
+/// The command's stdin, when it is a regular file or a terminal, opened
+/// `O_PATH` with the access it was opened for, so Landlock can allow
+/// reopening it through `/dev/stdin` (`/proc/self/fd/0`) — with exactly
+/// that access: a file given read-only as stdin must not become writable
+/// through a reopen. (stdout and stderr are always the launcher's pipes.)
+fn stdio_files() -> Vec<(OwnedFd, bool, bool)> {
     let mut v = Vec::new();
-    for fd in 0..3 {
-        // SAFETY: fstat on a possibly-closed fd just fails.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        if unsafe { libc::fstat(fd, &mut st) } != 0 {
-            continue;
-        }
-        let fmt = st.st_mode & libc::S_IFMT;
-        if fmt == libc::S_IFREG || fmt == libc::S_IFCHR {
-            let p = CString::new(format!("/proc/self/fd/{fd}")).unwrap();
-            // SAFETY: opening with O_PATH; ownership moves into OwnedFd.
-            let r = unsafe { libc::open(p.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
-            if r >= 0 {
-                // SAFETY: r is a fresh descriptor we own.
-                v.push(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(r) });
-            }
-        }
+    let fd = 0;
+    // SAFETY: fstat/fcntl on fd 0, which may be closed (then they fail).
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return v;
+    }
+    let fmt = st.st_mode & libc::S_IFMT;
+    if fmt != libc::S_IFREG && fmt != libc::S_IFCHR {
+        return v;
+    }
+    // SAFETY: F_GETFL only reads the descriptor's flags.
+    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if fl < 0 {
+        return v;
+    }
+    let acc = fl & libc::O_ACCMODE;
+    let (read, write) = (acc == libc::O_RDONLY || acc == libc::O_RDWR, acc == libc::O_WRONLY || acc == libc::O_RDWR);
+    let p = CString::new("/proc/self/fd/0").unwrap();
+    // SAFETY: opening with O_PATH; ownership moves into OwnedFd.
+    let r = unsafe { libc::open(p.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+    if r >= 0 {
+        // SAFETY: r is a fresh descriptor we own.
+        v.push((unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(r) }, read, write));
     }
     v
 }

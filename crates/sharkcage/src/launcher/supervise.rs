@@ -259,6 +259,7 @@ pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
             }
         }
         if pfds[3].revents != 0 {
+            // SAFETY: signalfd_siginfo is plain old data; zero is a valid value.
             let mut si: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
             // SAFETY: reading one siginfo record into a zeroed struct.
             let r = unsafe { libc::read(signal_fd, (&mut si as *mut libc::signalfd_siginfo).cast(), std::mem::size_of::<libc::signalfd_siginfo>()) };

@@ -74,8 +74,8 @@ pub struct LandlockInputs<'a> {
     pub allow_local_binding: bool,
     /// Paths that exist only inside the sandbox, writable (tmpfs mounts).
     pub private_writable: &'a [PathBuf],
-    /// Stdio targets that are files or terminals (reopened via /dev/stdout).
-    pub stdio_files: &'a [OwnedFd],
+    /// stdin when it is a file or terminal: (fd, opened for reading, for writing).
+    pub stdio_files: &'a [(OwnedFd, bool, bool)],
 }
 
 /// The prepared layer.
@@ -160,8 +160,16 @@ impl LandlockPlan {
             created = add(created, w, all)?;
             report.rules += 1;
         }
-        for f in inp.stdio_files {
-            let access = (AccessFs::ReadFile | AccessFs::WriteFile | AccessFs::from_all(abi) & (AccessFs::Truncate | AccessFs::IoctlDev)) & AccessFs::from_file(abi);
+        for (f, read, write) in inp.stdio_files {
+            let mut access = landlock::BitFlags::<AccessFs>::EMPTY;
+            if *read {
+                access |= AccessFs::ReadFile;
+            }
+            if *write {
+                access |= AccessFs::WriteFile;
+            }
+            access |= AccessFs::from_all(abi) & AccessFs::IoctlDev;
+            let access = access & AccessFs::from_file(abi);
             let fd = f.try_clone().map_err(LandlockError::Dup)?;
             created = created.add_rule(PathBeneath::new(fd, access))?;
             report.rules += 1;
