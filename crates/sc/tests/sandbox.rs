@@ -1731,3 +1731,18 @@ fn read_only_stdin_file_cannot_be_reopened_for_writing() {
     assert_eq!(String::from_utf8_lossy(&o.stdout), "ORIGINAL\n", "stdin still readable: {o:?}");
     assert_eq!(read(&f).as_deref(), Some("ORIGINAL\n"), "the stdin file was modified through a reopen");
 }
+
+/// sharkcage's own state (the pending-check journal) is hidden from the
+/// sandbox even when the workspace contains it, and cannot be written.
+#[test]
+fn journal_is_hidden_even_in_a_writable_home() {
+    let _g = shared();
+    let t = T::new();
+    let o = Run::new(&t.home, &t.root)
+        .workspace(&t.home)
+        .sh("ls -A .local/state/sharkcage; mkdir -p .local/state/sharkcage/pending 2>/dev/null; echo '{}' > .local/state/sharkcage/pending/9-9.json 2>/dev/null; true")
+        .run();
+    assert!(!o.out().contains("pending"), "journal directory visible: {}", o.all());
+    let planted = t.home.join(".local/state/sharkcage/pending/9-9.json");
+    assert!(!planted.exists(), "the sandbox wrote into sharkcage's journal");
+}

@@ -227,6 +227,9 @@ pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, L
     let t0 = std::time::Instant::now();
     // Checks left by a launcher that was killed before it could make them.
     let recovered = quarantine::recover();
+    // The journal directory must exist before planning, so that it is among
+    // the hidden paths of this very call (a workspace may contain it).
+    quarantine::ensure_journal_dir();
     let plan = plan::Plan::build(req)?;
     let check = quarantine::Check::from_plan(&plan);
     let journal = quarantine::journal_begin(&check);

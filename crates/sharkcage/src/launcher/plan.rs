@@ -102,7 +102,11 @@ impl Plan {
         for dir in ["/run/user", "/run/secrets", "/var/run/secrets"] {
             mandatory.push(PathBuf::from(dir));
         }
-        for var in ["OPENCLAW_STATE_DIR", "OPENCLAW_HOME", "SHARKCAGE_DATA_DIR", "SHARKCAGE_CONFIG_DIR"] {
+        if let Some(j) = super::quarantine::journal_dir() {
+            // sharkcage's own state: the pending-check journal and its parent.
+            mandatory.push(j.parent().map(Path::to_path_buf).unwrap_or(j));
+        }
+        for var in ["OPENCLAW_STATE_DIR", "OPENCLAW_HOME", "SHARKCAGE_DATA_DIR", "SHARKCAGE_CONFIG_DIR", "SHARKCAGE_STATE_DIR"] {
             if let Some(v) = std::env::var_os(var) {
                 let p = PathBuf::from(v);
                 if p.is_absolute() && p != Path::new("/") {

@@ -160,6 +160,15 @@ pub fn journal_dir() -> Option<PathBuf> {
     crate::policy::paths::primary_home().map(|h| h.join(".local/state/sharkcage/pending"))
 }
 
+/// Create the journal directory (mode 0700) if it is missing.
+pub fn ensure_journal_dir() {
+    if let Some(dir) = journal_dir() {
+        if std::fs::create_dir_all(&dir).is_ok() {
+            let _ = std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700));
+        }
+    }
+}
+
 /// Record a pending check before the call. Returns the record's path.
 pub fn journal_begin(check: &Check) -> Option<PathBuf> {
     // Nothing can appear when nothing is writable.
