@@ -7,6 +7,8 @@ import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { getEventListeners } from 'node:events'
 import { readdirSync } from 'node:fs'
+import fs from 'node:fs'
+import path from 'node:path'
 import { createRequire } from 'node:module'
 import { setTimeout as sleep } from 'node:timers/promises'
 
@@ -190,4 +192,31 @@ test('200 calls, 8 at a time, leak no file descriptors', async () => {
   }
   const after = fds()
   assert.ok(after <= before, `fds grew from ${before} to ${after}`)
+})
+
+test('exec hides the secrets of the caller HOME (the gateway\'s), not only the passwd home', async () => {
+  // The fake home must be visible in the sandbox: not under /tmp (private there).
+  const parent = process.env.SC_TEST_TMPDIR || path.join(process.cwd(), 'target')
+  fs.mkdirSync(parent, { recursive: true })
+  const base = fs.mkdtempSync(path.join(parent, 'napi-home-'))
+  const home = path.join(base, 'home')
+  fs.mkdirSync(path.join(home, '.ssh'), { recursive: true })
+  fs.mkdirSync(path.join(home, '.openclaw'), { recursive: true })
+  fs.writeFileSync(path.join(home, '.ssh', 'id_rsa'), 'NAPI-SECRET-KEY\n')
+  fs.writeFileSync(path.join(home, '.openclaw', 'openclaw.json'), '{"token":"NAPI-GATEWAY-TOKEN"}\n')
+  fs.writeFileSync(path.join(home, 'visible.txt'), 'VISIBLE\n')
+  const old = process.env.HOME
+  process.env.HOME = home
+  try {
+    const r = await sc.exec({
+      command: `cat ${home}/visible.txt; cat ${home}/.ssh/id_rsa; cat ${home}/.openclaw/openclaw.json; true`,
+    })
+    const out = r.stdout.toString() + r.stderr.toString()
+    assert.match(out, /VISIBLE/, `control: the fake home is readable: ${out}`)
+    assert.doesNotMatch(out, /NAPI-SECRET-KEY/)
+    assert.doesNotMatch(out, /NAPI-GATEWAY-TOKEN/)
+  } finally {
+    process.env.HOME = old
+    fs.rmSync(base, { recursive: true, force: true })
+  }
 })

@@ -125,6 +125,18 @@ pub fn exec_args(
     args
 }
 
+/// The few variables the launcher itself reads from the caller: where the
+/// caller's home and OpenClaw/sharkcage state are (to hide them), and the
+/// locale and PATH candidates for the sandbox's minimal environment. The
+/// launcher filters what reaches the command; everything else of this
+/// (gateway) process's environment, API keys included, is never passed.
+fn launcher_context_env() -> Vec<(String, String)> {
+    const NAMES: &[&str] = &["HOME", "USER", "LOGNAME", "PATH", "LANG", "LANGUAGE", "TERM", "TZ", "XDG_STATE_HOME", "OPENCLAW_STATE_DIR", "OPENCLAW_HOME"];
+    std::env::vars()
+        .filter(|(k, _)| NAMES.contains(&k.as_str()) || k.starts_with("LC_") || k.starts_with("SHARKCAGE_"))
+        .collect()
+}
+
 pub fn validate_argv(argv: &[String]) -> Result<(), AddonError> {
     if argv.is_empty() {
         return Err(AddonError::InvalidArg(
@@ -176,8 +188,7 @@ pub async fn run(
         &req.argv,
     );
     let mut cmd = Command::new(&req.launcher);
-    cmd.args(&args)
-        .env_clear()
+    cmd.args(&args).env_clear().envs(launcher_context_env())
         .stdin(if req.stdin.is_some() {
             Stdio::piped()
         } else {
@@ -459,6 +470,7 @@ pub async fn doctor(launcher: PathBuf) -> Result<serde_json::Value, AddonError> 
     let output = Command::new(&launcher)
         .args(["doctor", "--json"])
         .env_clear()
+        .envs(launcher_context_env())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
