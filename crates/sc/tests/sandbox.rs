@@ -1746,3 +1746,26 @@ fn journal_is_hidden_even_in_a_writable_home() {
     let planted = t.home.join(".local/state/sharkcage/pending/9-9.json");
     assert!(!planted.exists(), "the sandbox wrote into sharkcage's journal");
 }
+
+/// A root caller's sandbox runs on an unprivileged host uid: a root-only file
+/// (mode 600) outside the places it works in is unreadable, although no list
+/// names it, while workspace files stay owned by root on disk.
+#[test]
+fn root_caller_is_shifted_off_host_root() {
+    let _g = shared();
+    if !is_root() {
+        eprintln!("SKIP: the uid shift applies to root callers");
+        return;
+    }
+    let t = T::new();
+    let secret = t.secret("rootonly");
+    let f = plant(&t.root.join("srv/rootonly.key"), &secret);
+    set_mode(&f, 0o600);
+    let o = t.sc().sh(&format!("cat {}; echo made > mine.txt; id -u", f.display())).run();
+    o.assert_absent(&secret);
+    assert_eq!(o.j()["layers"]["identity"].as_str().map(|s| s.starts_with("shifted:")), Some(true), "{}", o.all());
+    assert!(o.out().contains('0'), "uid 0 inside: {}", o.all());
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(t.ws.join("mine.txt")).expect("workspace write reached the host");
+    assert_eq!(m.uid(), 0, "created files are owned by the caller (root) on disk");
+}

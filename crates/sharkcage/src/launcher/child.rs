@@ -8,7 +8,8 @@
 //! PID 1 (new user, mount, PID, network, IPC, UTS, cgroup namespaces):
 //! 1. `PR_SET_PDEATHSIG(SIGKILL)`, then wait for the launcher's go-ahead
 //!    (it first puts us into the call's cgroups); EOF means the launcher died;
-//! 2. write the uid/gid maps (`layers::userns`);
+//! 2. write the uid/gid maps (`layers::userns`) — or, for a shifted root
+//!    caller, take the maps the launcher wrote and become uid 0 inside;
 //! 3. set the host name; build the filesystem view (`layers::mounts`);
 //! 4. add the Landlock rules for sandbox-only paths;
 //! 5. become non-dumpable, fork the worker, and reap until the worker exits;
@@ -113,6 +114,10 @@ pub struct ChildFds {
     /// the launcher's end (closed here).
     pub notify_child: i32,
     pub notify_parent: i32,
+    /// Shifted root caller: our end of the socket on which the launcher
+    /// sends idmapped mounts (-1 otherwise), and the launcher's end.
+    pub id_child: i32,
+    pub id_parent: i32,
 }
 
 /// Report `(stage, detail, errno)` and exit.
@@ -131,7 +136,7 @@ pub fn pid1(plan: &Plan, f: &ChildFds) -> ! {
     // SAFETY: closing the launcher's ends of our pipes and its signalfd;
     // dup2 of our pipe ends onto stdout/stderr. Plain fd syscalls.
     unsafe {
-        for fd in [f.sync_w, f.err_r, f.status_r, f.out_r, f.errout_r, f.signal_fd, f.notify_parent] {
+        for fd in [f.sync_w, f.err_r, f.status_r, f.out_r, f.errout_r, f.signal_fd, f.notify_parent, f.id_parent] {
             if fd >= 0 {
                 libc::close(fd);
             }
@@ -153,18 +158,35 @@ pub fn pid1(plan: &Plan, f: &ChildFds) -> ! {
         // SAFETY: _exit.
         unsafe { libc::_exit(126) }
     }
-    // SAFETY: closing our sync read end.
-    unsafe { libc::close(f.sync_r) };
 
     if let Err(errno) = plan.idmap.apply() {
         fail(e, Stage::IdMap, 0, errno);
+    }
+    // A uid change (the shifted root caller's setresuid) clears the
+    // parent-death signal: arm it again, then make sure the launcher did not
+    // die in between. It holds the sync pipe's write end for the whole call,
+    // so a hang-up there means it is gone.
+    if let Err(errno) = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0) {
+        fail(e, Stage::Sync, 1, errno);
+    }
+    let mut pfd = libc::pollfd { fd: f.sync_r, events: libc::POLLIN, revents: 0 };
+    // SAFETY: poll on one stack pollfd, no wait; then close our end.
+    unsafe {
+        if libc::poll(&mut pfd, 1, 0) > 0 && pfd.revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+            libc::_exit(126);
+        }
+        libc::close(f.sync_r);
     }
     // SAFETY: sethostname with a prepared buffer and its length.
     if unsafe { libc::sethostname(plan.hostname.as_ptr(), plan.hostname.as_bytes().len()) } != 0 {
         fail(e, Stage::Hostname, 0, sys::errno());
     }
-    if let Err((step, errno)) = plan.mounts.apply() {
+    if let Err((step, errno)) = plan.mounts.apply(f.id_child) {
         fail(e, Stage::Mounts, step, errno);
+    }
+    if f.id_child >= 0 {
+        // SAFETY: closing our end of the id socket; all mounts arrived.
+        unsafe { libc::close(f.id_child) };
     }
     if let Err(errno) = plan.landlock.add_child_rules() {
         fail(e, Stage::LandlockRules, 0, errno);
@@ -257,7 +279,7 @@ fn worker(plan: &Plan, f: &ChildFds) -> ! {
             Ok(fd) => fd,
             Err(errno) => fail(e, Stage::Seccomp, 1, errno),
         };
-        if let Err(errno) = send_fd(f.notify_child, listener) {
+        if let Err(errno) = sys::send_fd(f.notify_child, listener) {
             fail(e, Stage::Seccomp, 2, errno);
         }
         // SAFETY: closing our copies; the launcher holds the listener now.
@@ -283,35 +305,4 @@ fn worker(plan: &Plan, f: &ChildFds) -> ! {
         }
     }
     fail(e, Stage::Exec, 0, last)
-}
-
-/// Send descriptor `fd` over the unix socket `sock` (SCM_RIGHTS), with a
-/// stack-built message: no allocation.
-fn send_fd(sock: i32, fd: i32) -> Result<(), i32> {
-    // Room for one cmsghdr carrying one int, aligned.
-    #[repr(C)]
-    struct Cmsg {
-        hdr: libc::cmsghdr,
-        fd: libc::c_int,
-    }
-    let mut byte = [b'L'];
-    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
-    // SAFETY: zeroed plain-old-data structs filled in below.
-    let mut cm: Cmsg = unsafe { std::mem::zeroed() };
-    // SAFETY: CMSG_LEN is a pure computation.
-    cm.hdr.cmsg_len = unsafe { libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) } as _;
-    cm.hdr.cmsg_level = libc::SOL_SOCKET;
-    cm.hdr.cmsg_type = libc::SCM_RIGHTS;
-    cm.fd = fd;
-    // SAFETY: msghdr pointing at stack buffers that outlive the call.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = (&mut cm as *mut Cmsg).cast();
-    msg.msg_controllen = std::mem::size_of::<Cmsg>() as _;
-    // SAFETY: sendmsg with the message built above.
-    if unsafe { libc::sendmsg(sock, &msg, 0) } < 0 {
-        return Err(sys::errno());
-    }
-    Ok(())
 }

@@ -40,6 +40,10 @@ pub enum LaunchError {
     Setup(String),
     #[error("{0}: cannot run: {1}")]
     CommandNotRunnable(String, std::io::Error),
+    /// The uid shift for a root caller needs idmapped mounts; the launcher
+    /// retries without it.
+    #[error("idmapped mounts unavailable: {0}")]
+    IdmapUnavailable(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -51,7 +55,7 @@ impl LaunchError {
             LaunchError::Unsupported(_) => 3,
             LaunchError::CommandNotRunnable(_, e) if e.raw_os_error() == Some(libc::ENOENT) => 127,
             LaunchError::CommandNotRunnable(..) => 126,
-            LaunchError::Setup(_) | LaunchError::Io(_) => 125,
+            LaunchError::Setup(_) | LaunchError::Io(_) | LaunchError::IdmapUnavailable(_) => 125,
         }
     }
     /// Stable machine-readable code.
@@ -60,7 +64,7 @@ impl LaunchError {
             LaunchError::Policy(_) => "policy",
             LaunchError::Usage(_) => "usage",
             LaunchError::Unsupported(_) => "unsupported-host",
-            LaunchError::Setup(_) | LaunchError::Io(_) => "setup",
+            LaunchError::Setup(_) | LaunchError::Io(_) | LaunchError::IdmapUnavailable(_) => "setup",
             LaunchError::CommandNotRunnable(..) => "command-not-runnable",
         }
     }
@@ -126,6 +130,9 @@ pub struct Layers {
     pub unix_sockets: UnixReport,
     pub no_new_privs: bool,
     pub capabilities: &'static str,
+    /// "caller" (the caller's own uid, mapped onto itself) or
+    /// "shifted:<host uid>" (a root caller on an unprivileged host uid).
+    pub identity: String,
     pub session_keyring: &'static str,
     pub limits: LimitsReport,
 }
@@ -230,11 +237,21 @@ pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, L
     // The journal directory must exist before planning, so that it is among
     // the hidden paths of this very call (a workspace may contain it).
     quarantine::ensure_journal_dir();
-    let plan = plan::Plan::build(req)?;
+    let mut plan = plan::Plan::build(req, true)?;
     let check = quarantine::Check::from_plan(&plan);
     let journal = quarantine::journal_begin(&check);
     let t1 = t0.elapsed();
-    let out = supervise::run(&plan, sinks);
+    let mut out = supervise::run(&plan, sinks);
+    let mut shift_note = None;
+    if let Err(LaunchError::IdmapUnavailable(why)) = &out {
+        // Nothing ran: the child got no go-ahead. Run with the identity map.
+        shift_note = Some(Violation::note(
+            "identity",
+            format!("root caller not shifted to an unprivileged host uid ({why}); root-owned host files rely on read-only mounts and the hidden-path list"),
+        ));
+        plan = plan::Plan::build(req, false)?;
+        out = supervise::run(&plan, sinks);
+    }
     let t2 = t0.elapsed();
     let after = quarantine::after_call(&check);
     quarantine::journal_end(journal);
@@ -243,6 +260,7 @@ pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, L
         eprintln!("plan {:?} run {:?}", t1, t2 - t1);
     }
     let mut violations = plan.violations.clone();
+    violations.extend(shift_note);
     violations.extend(recovered);
     violations.extend(after);
     violations.extend(out.unix_events.iter().cloned());
@@ -280,6 +298,10 @@ pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, L
             },
             no_new_privs: true,
             capabilities: "none",
+            identity: match plan.idmap.shift {
+                Some(n) => format!("shifted:{n}"),
+                None => "caller".to_string(),
+            },
             session_keyring: "fresh",
             limits: LimitsReport {
                 timeout_ms: plan.timeout_ms,

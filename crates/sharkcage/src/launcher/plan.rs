@@ -66,7 +66,10 @@ fn under_kernel_fs(p: &Path) -> bool {
 }
 
 impl Plan {
-    pub fn build(req: &ExecRequest) -> Result<Plan, LaunchError> {
+    /// `allow_shift`: a root caller runs on an unprivileged host uid with
+    /// idmapped mounts (see `layers::userns`); false for the retry when the
+    /// host cannot make idmapped mounts.
+    pub fn build(req: &ExecRequest, allow_shift: bool) -> Result<Plan, LaunchError> {
         let pol = &req.policy;
         let homes = paths::home_dirs();
         let home = homes.first().cloned();
@@ -319,7 +322,42 @@ impl Plan {
             }
             ops.push(PathOp::Protect(p.clone()));
         }
-        let mounts = MountPlan::build(&MountInputs { ops: &ops, cwd: &cwd, tmpfs_bytes: pol.limits.tmpfs_bytes });
+        // A root caller is shifted onto an unused host uid; the places it
+        // works in reach it through idmapped mounts (layers::userns).
+        // SAFETY: geteuid cannot fail.
+        let shift = (allow_shift && unsafe { libc::geteuid() } == 0 && std::env::var_os("SHARKCAGE_NO_UID_SHIFT").is_none())
+            .then(|| crate::layers::userns::SHIFT_BASE + std::process::id() % 1_000_000);
+        if shift.is_some() {
+            let mut expose: Vec<PathBuf> = Vec::new();
+            if let Some(h) = &home {
+                if h.is_dir() && !hidden.iter().any(|x| h.starts_with(x)) {
+                    expose.push(h.clone());
+                }
+            }
+            // Directories on the way to a writable root (or the working
+            // directory) that "other" cannot search would stop the shifted uid.
+            let mut targets: Vec<PathBuf> = writable.clone();
+            targets.push(cwd.clone());
+            targets.extend(expose.iter().cloned());
+            targets.extend(allow_read.iter().cloned());
+            for t in &targets {
+                for a in t.ancestors().skip(1) {
+                    if a == Path::new("/") {
+                        break;
+                    }
+                    use std::os::unix::fs::PermissionsExt;
+                    let searchable = std::fs::metadata(a).map(|m| m.permissions().mode() & 0o001 != 0).unwrap_or(true);
+                    if !searchable && !expose.iter().any(|e| e == a) && !hidden.iter().any(|x| a.starts_with(x)) {
+                        expose.push(a.to_path_buf());
+                    }
+                }
+            }
+            // Inside a writable root it is bound (idmapped) already.
+            for e in expose.into_iter().filter(|e| !writable.iter().any(|w| e.starts_with(w))) {
+                ops.push(PathOp::ExposeRo(e));
+            }
+        }
+        let mounts = MountPlan::build(&MountInputs { ops: &ops, cwd: &cwd, tmpfs_bytes: pol.limits.tmpfs_bytes, idmapped: shift.is_some() });
 
         // ---- Landlock --------------------------------------------------------
         let stdio = stdio_files();
@@ -398,7 +436,7 @@ impl Plan {
         let timeout_ms = req.timeout_ms.unwrap_or(pol.limits.timeout_ms);
 
         Ok(Plan {
-            idmap: IdMap::for_caller(),
+            idmap: IdMap::for_caller(shift),
             mounts,
             landlock,
             seccomp,

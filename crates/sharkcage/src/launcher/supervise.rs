@@ -89,7 +89,17 @@ pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
         }
         (sv[0], sv[1])
     };
-    let fds = ChildFds { sync_r, sync_w, err_r, err_w, status_r, status_w, out_r, out_w, errout_r, errout_w, signal_fd, notify_child, notify_parent };
+    let (id_parent, id_child) = if plan.idmap.shift.is_none() {
+        (-1, -1)
+    } else {
+        let mut sv = [0; 2];
+        // SAFETY: socketpair writes two descriptors into the array.
+        if unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, sv.as_mut_ptr()) } != 0 {
+            return Err(LaunchError::Io(std::io::Error::last_os_error()));
+        }
+        (sv[0], sv[1])
+    };
+    let fds = ChildFds { sync_r, sync_w, err_r, err_w, status_r, status_w, out_r, out_w, errout_r, errout_w, signal_fd, notify_child, notify_parent, id_child, id_parent };
 
     // SAFETY: a fork-like clone (no new stack, SIGCHLD on exit) in the
     // single-threaded launcher; the child only runs `child::pid1`, which
@@ -97,7 +107,7 @@ pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
     let pid = unsafe { libc::syscall(libc::SYS_clone, (NS_FLAGS | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) } as i32;
     if pid < 0 {
         let errno = sys::errno();
-        for fd in [sync_r, sync_w, err_r, err_w, status_r, status_w, out_r, out_w, errout_r, errout_w, signal_fd, notify_parent, notify_child] {
+        for fd in [sync_r, sync_w, err_r, err_w, status_r, status_w, out_r, out_w, errout_r, errout_w, signal_fd, notify_parent, notify_child, id_parent, id_child] {
             close(fd);
         }
         restore_mask(&old_mask);
@@ -106,15 +116,39 @@ pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
     if pid == 0 {
         child::pid1(plan, &fds);
     }
-    for fd in [sync_r, err_w, status_w, out_w, errout_w, notify_child] {
+    for fd in [sync_r, err_w, status_w, out_w, errout_w, notify_child, id_child] {
         close(fd);
     }
-    let cg_ok = cgroups.add(pid);
-    // Go (or, if the cgroup could not be joined, refuse by closing).
-    if cg_ok || cgroups.kind == crate::layers::limits::CgroupKind::None {
-        sys::write_all(sync_w, b"1");
+    // Shifted root caller: write the child's id maps, then hand it the
+    // idmapped mounts of the places it works in. Any failure: the child gets
+    // no go-ahead (it exits) and the call is retried without the shift.
+    if let Some(shift) = plan.idmap.shift {
+        if let Err(e) = send_idmapped(plan, pid, id_parent) {
+            close(sync_w);
+            close(id_parent);
+            kill_and_reap(pid);
+            for fd in [err_r, status_r, out_r, errout_r, signal_fd, notify_parent] {
+                close(fd);
+            }
+            restore_mask(&old_mask);
+            return Err(LaunchError::IdmapUnavailable(format!("host id {shift}: {e}")));
+        }
+        close(id_parent);
     }
-    close(sync_w);
+    let cg_ok = cgroups.add(pid);
+    // Go (or, if the cgroup could not be joined, refuse by closing). The
+    // write end stays open for the whole call: PID 1 reads a hang-up on it
+    // as the launcher's death.
+    if !cg_ok && cgroups.kind != crate::layers::limits::CgroupKind::None {
+        // The limits could not be applied: run nothing.
+        kill_and_reap(pid);
+        for fd in [sync_w, err_r, status_r, out_r, errout_r, signal_fd, notify_parent] {
+            close(fd);
+        }
+        restore_mask(&old_mask);
+        return Err(LaunchError::Setup("cannot put the sandbox into its per-call cgroups".into()));
+    }
+    sys::write_all(sync_w, b"1");
 
     // Wait for exec (EOF on the error pipe) or a setup error.
     let mut buf = [0u8; 12];
@@ -136,7 +170,7 @@ pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
         let detail = u32::from_ne_bytes(buf[4..8].try_into().unwrap());
         let errno = i32::from_ne_bytes(buf[8..12].try_into().unwrap());
         kill_and_reap(pid);
-        for fd in [status_r, out_r, errout_r, signal_fd, notify_parent] {
+        for fd in [status_r, out_r, errout_r, signal_fd, notify_parent, sync_w] {
             close(fd);
         }
         restore_mask(&old_mask);
@@ -163,13 +197,14 @@ pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
 
     // The worker sent its notification listener before it exec'd.
     let mut broker = if notify_parent >= 0 {
-        let l = recv_fd(notify_parent);
+        let l = sys::recv_fd(notify_parent);
         close(notify_parent);
         match l {
-            Some(fd) => Some(super::unix_broker::Broker::new(fd, plan.allow_unix.clone())),
-            None => {
+            // SAFETY: the kernel installed this descriptor for us.
+            Ok(fd) => Some(super::unix_broker::Broker::new(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }, plan.allow_unix.clone())),
+            Err(_) => {
                 kill_and_reap(pid);
-                for fd in [status_r, out_r, errout_r, signal_fd] {
+                for fd in [status_r, out_r, errout_r, signal_fd, sync_w] {
                     close(fd);
                 }
                 restore_mask(&old_mask);
@@ -270,7 +305,7 @@ pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
         }
     }
     let pid1_status = reap(pid);
-    for fd in [status_r, out_r, errout_r, signal_fd] {
+    for fd in [status_r, out_r, errout_r, signal_fd, sync_w] {
         close(fd);
     }
     let (pids_limited, memory_limited) = (cgroups.pids_limited && cg_ok, cgroups.memory_limited && cg_ok);
@@ -399,27 +434,18 @@ impl Relay<'_> {
     }
 }
 
-/// Receive one descriptor sent with SCM_RIGHTS.
-fn recv_fd(sock: RawFd) -> Option<std::os::fd::OwnedFd> {
-    #[repr(C)]
-    struct Cmsg {
-        hdr: libc::cmsghdr,
-        fd: libc::c_int,
+/// Write a shifted child's maps and send it one idmapped detached mount per
+/// host bind of its plan, in order.
+fn send_idmapped(plan: &Plan, pid: i32, sock: RawFd) -> std::io::Result<()> {
+    plan.idmap.write_for(pid)?;
+    let ns = std::fs::File::open(format!("/proc/{pid}/ns/user"))?;
+    use std::os::fd::AsRawFd as _;
+    for b in &plan.mounts.parent_binds {
+        let m = sys::idmapped_tree(&b.src, b.set, ns.as_raw_fd())
+            .map_err(|e| std::io::Error::new(std::io::Error::from_raw_os_error(e).kind(), format!("idmapped mount of {}: {}", b.src.display(), std::io::Error::from_raw_os_error(e))))?;
+        let r = sys::send_fd(sock, m);
+        close(m);
+        r.map_err(std::io::Error::from_raw_os_error)?;
     }
-    let mut byte = [0u8; 1];
-    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
-    // SAFETY: zeroed plain-old-data structs used as receive buffers.
-    let mut cm: Cmsg = unsafe { std::mem::zeroed() };
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = (&mut cm as *mut Cmsg).cast();
-    msg.msg_controllen = std::mem::size_of::<Cmsg>() as _;
-    // SAFETY: recvmsg into the buffers above; MSG_CMSG_CLOEXEC for the fd.
-    let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
-    if n <= 0 || cm.hdr.cmsg_type != libc::SCM_RIGHTS || cm.hdr.cmsg_level != libc::SOL_SOCKET {
-        return None;
-    }
-    // SAFETY: the kernel installed this descriptor for us.
-    Some(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(cm.fd) })
+    Ok(())
 }

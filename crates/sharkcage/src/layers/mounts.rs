@@ -55,6 +55,10 @@ const MOUNT_ATTR_NOEXEC: u64 = 0x8;
 pub enum PathOp {
     /// Private tmpfs (only `/tmp`, `/var/tmp`).
     PrivateTmp(PathBuf),
+    /// Bind read-only so that an idmapped view makes it reachable (home and
+    /// unsearchable directories on the way to writable roots, for a shifted
+    /// root caller).
+    ExposeRo(PathBuf),
     /// Bind read-write.
     Write(PathBuf),
     /// Hide a directory (empty read-only tmpfs).
@@ -73,6 +77,7 @@ impl PathOp {
     pub fn path(&self) -> &Path {
         match self {
             PathOp::PrivateTmp(p)
+            | PathOp::ExposeRo(p)
             | PathOp::Write(p)
             | PathOp::HideDir(p)
             | PathOp::HideFile(p)
@@ -84,6 +89,7 @@ impl PathOp {
     fn rank(&self) -> u8 {
         match self {
             PathOp::PrivateTmp(_) => 0,
+            PathOp::ExposeRo(_) => 0,
             PathOp::Write(_) => 1,
             PathOp::HideDir(_) | PathOp::HideFile(_) => 2,
             PathOp::AllowRead(_) => 3,
@@ -112,7 +118,9 @@ enum Step {
     /// `/newroot`), both resolved with `openat2(RESOLVE_NO_SYMLINKS |
     /// RESOLVE_BENEATH)` and joined with `open_tree` + `move_mount`, so a
     /// symlink swapped in after planning cannot redirect either end.
-    BindHost { src: CString, dst: CString, recursive: bool, set: u64 },
+    /// With `from_parent`, the detached (idmapped) mount comes from the
+    /// launcher over the id socket instead of being cloned here.
+    BindHost { src: CString, dst: CString, recursive: bool, set: u64, from_parent: bool },
     /// A new tmpfs on a path relative to `/newroot` (resolved the same way).
     Tmpfs { dst: CString, size: CString, mode: CString, nr_inodes: Option<CString>, attrs: u64 },
     /// Make the tmpfs mounted at a path (relative to `/newroot`) read-only,
@@ -142,7 +150,19 @@ pub struct MountPlan {
     root: CString,
     /// Mount points in the final view that are private tmpfs (for Landlock).
     pub private_writable: Vec<PathBuf>,
+    /// Host binds the launcher prepares as idmapped detached mounts, in the
+    /// order the child receives them (shifted root callers only).
+    pub parent_binds: Vec<ParentBind>,
 }
+
+/// One idmapped bind the launcher makes: host path and mount attributes.
+#[derive(Debug, Clone)]
+pub struct ParentBind {
+    pub src: PathBuf,
+    pub set: u64,
+}
+
+pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 
 const STAGE: &str = "/tmp";
 
@@ -168,6 +188,8 @@ pub struct MountInputs<'a> {
     pub ops: &'a [PathOp],
     pub cwd: &'a Path,
     pub tmpfs_bytes: u64,
+    /// Shifted root caller: every host bind is an idmapped mount made by the launcher.
+    pub idmapped: bool,
 }
 
 /// Docker's masked and read-only /proc and /sys paths.
@@ -236,6 +258,7 @@ impl MountPlan {
         // 3. the read-only host root: done first in `apply`.
 
         // 4. path operations.
+        let mut parent_binds = Vec::new();
         for op in &ops {
             let p = op.path();
             let is_dir = std::fs::metadata(p).map(|m| m.is_dir()).unwrap_or(true);
@@ -261,10 +284,18 @@ impl MountPlan {
                     attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
                 }),
                 PathOp::Write(_) | PathOp::Pin(_) => {
-                    steps.push(Step::BindHost { src: rel(p), dst, recursive: true, set: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV })
+                    let set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+                    if inp.idmapped {
+                        parent_binds.push(ParentBind { src: p.to_path_buf(), set });
+                    }
+                    steps.push(Step::BindHost { src: rel(p), dst, recursive: true, set, from_parent: inp.idmapped })
                 }
-                PathOp::AllowRead(_) | PathOp::Protect(_) => {
-                    steps.push(Step::BindHost { src: rel(p), dst, recursive: true, set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV })
+                PathOp::AllowRead(_) | PathOp::Protect(_) | PathOp::ExposeRo(_) => {
+                    let set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+                    if inp.idmapped {
+                        parent_binds.push(ParentBind { src: p.to_path_buf(), set });
+                    }
+                    steps.push(Step::BindHost { src: rel(p), dst, recursive: true, set, from_parent: inp.idmapped })
                 }
                 PathOp::HideDir(_) if seal.iter().any(|h| h == p) => steps.push(Step::Tmpfs {
                     dst,
@@ -362,12 +393,13 @@ impl MountPlan {
             dot: c("."),
             root: c("/"),
             private_writable,
+            parent_binds,
         }
     }
 
     /// Run in the child (PID 1, new user + mount namespace, full
     /// capabilities in it). Returns the failing step's index and errno.
-    pub fn apply(&self) -> Result<(), (u32, i32)> {
+    pub fn apply(&self, parent_sock: i32) -> Result<(), (u32, i32)> {
         let at = |i: u32| move |e: i32| (i, e);
         // 1. nothing propagates back to the host.
         sys::mount(None, &self.root, None, libc::MS_REC | libc::MS_PRIVATE, None).map_err(at(1000))?;
@@ -390,7 +422,7 @@ impl MountPlan {
         let new_fd = sys::open_beneath(libc::AT_FDCWD, c_static(b"newroot\0")).map_err(at(1009))?;
         let empty_fd = sys::open_beneath(libc::AT_FDCWD, c_static(b".sc-empty\0")).map_err(at(1009))?;
         // 4–5.
-        let fds = Fds { old: old_fd, new: new_fd, empty: empty_fd };
+        let fds = Fds { old: old_fd, new: new_fd, empty: empty_fd, parent: parent_sock };
         for (i, s) in self.steps.iter().enumerate() {
             run_step(s, &fds).map_err(at(i as u32))?;
         }
@@ -439,6 +471,8 @@ struct Fds {
     old: i32,
     new: i32,
     empty: i32,
+    /// Socket on which the launcher sends idmapped mounts (-1: none).
+    parent: i32,
 }
 
 /// Bind `src` (below `src_root`) onto `dst` (below `dst_root`) without
@@ -460,8 +494,28 @@ fn bind_host(src_root: i32, src: &CStr, dst_root: i32, dst: &CStr, recursive: bo
 
 fn run_step(s: &Step, fds: &Fds) -> SysResult {
     match s {
-        Step::BindHost { src, dst, recursive, set } => bind_host(fds.old, src, fds.new, dst, *recursive, *set),
+        Step::BindHost { dst, from_parent: true, .. } => {
+            let m = sys::recv_fd(fds.parent)?;
+            let r = sys::open_beneath(fds.new, dst).and_then(|d| {
+                let r = sys::move_mount_fd(m, d);
+                sys::close(d);
+                r
+            });
+            sys::close(m);
+            r
+        }
+        Step::BindHost { src, dst, recursive, set, from_parent: false } => bind_host(fds.old, src, fds.new, dst, *recursive, *set),
         Step::Tmpfs { dst, size, mode, nr_inodes, attrs } => {
+            // A path PID 1 cannot even reach (EACCES on the way: a shifted
+            // root caller and a mode-700 directory of another owner) is out
+            // of the command's reach too — it has strictly fewer rights —
+            // so there is nothing to hide. Only hiding may skip; binds fail.
+            let hiding = attrs & MOUNT_ATTR_RDONLY != 0 || nr_inodes.is_some();
+            let d = match sys::open_beneath(fds.new, dst) {
+                Err(libc::EACCES) if hiding => return Ok(()),
+                other => other?,
+            };
+            sys::close(d);
             let m = sys::new_tmpfs(size, mode, nr_inodes.as_deref(), *attrs)?;
             let r = sys::open_beneath(fds.new, dst).and_then(|d| {
                 let r = sys::move_mount_fd(m, d);
@@ -478,6 +532,12 @@ fn run_step(s: &Step, fds: &Fds) -> SysResult {
             r
         }
         Step::HideFile { dst } => {
+            // Unreachable for PID 1 means unreachable for the command (above).
+            match sys::open_beneath(fds.new, dst) {
+                Err(libc::EACCES) => return Ok(()),
+                Ok(d) => sys::close(d),
+                Err(e) => return Err(e),
+            }
             let m = sys::clone_tree(fds.empty, false)?;
             let r = sys::setattr_fd(m, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, 0).and_then(|_| {
                 let d = sys::open_beneath(fds.new, dst)?;

@@ -3,6 +3,7 @@
 //! errno on failure, so the child can report it through its error pipe.
 
 use std::ffi::CStr;
+use std::path::Path;
 
 pub type SysResult<T = ()> = Result<T, i32>;
 
@@ -202,4 +203,98 @@ pub fn new_tmpfs(size: &CStr, mode: &CStr, nr_inodes: Option<&CStr>, attrs: u64)
         libc::close(fs);
         r.map(|m| m as i32)
     }
+}
+
+/// Receive one descriptor sent with SCM_RIGHTS (stack buffers only).
+pub fn recv_fd(sock: i32) -> SysResult<i32> {
+    #[repr(C)]
+    struct Cmsg {
+        hdr: libc::cmsghdr,
+        fd: libc::c_int,
+    }
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
+    // SAFETY: zeroed plain-old-data receive buffers; recvmsg fills them.
+    unsafe {
+        let mut cm: Cmsg = std::mem::zeroed();
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = (&mut cm as *mut Cmsg).cast();
+        msg.msg_controllen = std::mem::size_of::<Cmsg>() as _;
+        let n = libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC);
+        if n < 0 {
+            return Err(errno());
+        }
+        if n == 0 || cm.hdr.cmsg_level != libc::SOL_SOCKET || cm.hdr.cmsg_type != libc::SCM_RIGHTS {
+            return Err(libc::EPROTO);
+        }
+        Ok(cm.fd)
+    }
+}
+
+/// Send descriptor `fd` over `sock` with SCM_RIGHTS (stack buffers only).
+pub fn send_fd(sock: i32, fd: i32) -> SysResult {
+    #[repr(C)]
+    struct Cmsg {
+        hdr: libc::cmsghdr,
+        fd: libc::c_int,
+    }
+    let mut byte = [b'F'];
+    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
+    // SAFETY: zeroed plain-old-data structs filled in below; sendmsg reads them.
+    unsafe {
+        let mut cm: Cmsg = std::mem::zeroed();
+        cm.hdr.cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as _;
+        cm.hdr.cmsg_level = libc::SOL_SOCKET;
+        cm.hdr.cmsg_type = libc::SCM_RIGHTS;
+        cm.fd = fd;
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = (&mut cm as *mut Cmsg).cast();
+        msg.msg_controllen = std::mem::size_of::<Cmsg>() as _;
+        if libc::sendmsg(sock, &msg, 0) < 0 {
+            return Err(errno());
+        }
+    }
+    Ok(())
+}
+
+/// Launcher side: a detached, idmapped copy of the host tree at `path`
+/// (resolved from `/` without following symlinks), with `set` attributes,
+/// mapped through the user namespace `userns_fd`.
+pub fn idmapped_tree(path: &Path, set: u64, userns_fd: i32) -> SysResult<i32> {
+    use std::os::unix::ffi::OsStrExt;
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    let crel = std::ffi::CString::new(rel.as_os_str().as_bytes()).map_err(|_| libc::EINVAL)?;
+    // SAFETY: open "/" as a directory O_PATH fd; closed below.
+    let root = unsafe { libc::open(c"/".as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    if root < 0 {
+        return Err(errno());
+    }
+    let src = open_beneath(root, &crel);
+    close(root);
+    let src = src?;
+    let m = clone_tree(src, true);
+    close(src);
+    let m = m?;
+    let attr = MountAttr { attr_set: set | super::mounts::MOUNT_ATTR_IDMAP, attr_clr: 0, propagation: 0, userns_fd: userns_fd as u64 };
+    // SAFETY: mount_setattr on our detached mount with a valid mount_attr.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            m,
+            c"".as_ptr(),
+            (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc < 0 {
+        let e = errno();
+        close(m);
+        return Err(e);
+    }
+    Ok(m)
 }
