@@ -111,6 +111,17 @@ pub fn run() -> Report {
         Err(e) => rep.checks.push(Check { name: "sandbox", ok: false, detail: e.to_string() }),
         Ok((o, out)) => {
             rep.layers = Some(o.layers.clone());
+            // SAFETY: geteuid cannot fail.
+            let root = unsafe { libc::geteuid() } == 0;
+            rep.checks.push(Check {
+                name: "identity",
+                ok: !root || o.layers.identity.starts_with("shifted:"),
+                detail: if root {
+                    format!("root caller runs as {} (needs idmapped mounts to be shifted off host uid 0)", o.layers.identity)
+                } else {
+                    "the caller's own uid".to_string()
+                },
+            });
             let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_default();
             let st = &v["status"];
             let caps_ok = ["CapEff", "CapPrm", "CapBnd", "CapAmb", "CapInh"].iter().all(|k| st[k] == "0000000000000000");
