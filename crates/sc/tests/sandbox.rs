@@ -1769,3 +1769,38 @@ fn root_caller_is_shifted_off_host_root() {
     let m = std::fs::metadata(t.ws.join("mine.txt")).expect("workspace write reached the host");
     assert_eq!(m.uid(), 0, "created files are owned by the caller (root) on disk");
 }
+
+/// Without the uid shift (a host with no idmapped mounts; forced here), a
+/// root caller still gets every other layer, its process count bounded by a
+/// per-call pids cgroup (the kernel ignores RLIMIT_NPROC for uid 0), and the
+/// result says it was not shifted.
+#[test]
+fn unshifted_root_fallback_still_bounds_processes() {
+    let _g = shared();
+    if !is_root() {
+        eprintln!("SKIP: the fallback applies to root callers");
+        return;
+    }
+    let t = T::new();
+    let json = t.root.join("fallback.json");
+    let arg = unique_sleep(66);
+    let o = std::process::Command::new(sc_bin())
+        .env("HOME", &t.home)
+        .env("SHARKCAGE_NO_UID_SHIFT", "1")
+        .args(["exec", "--policy-json", r#"{"limits":{"maxProcesses":20,"timeoutMs":5000}}"#, "--json"])
+        .arg(&json)
+        .arg("--workspace")
+        .arg(&t.ws)
+        .args(["--", "sh", "-c", &format!("echo ok > f; i=0; while [ $i -lt 60 ]; do sleep {arg} & i=$((i+1)); echo started $i; done; wait")])
+        .output()
+        .unwrap();
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).expect("json result")).unwrap();
+    assert_eq!(j["layers"]["identity"], "caller", "{j}");
+    assert_eq!(j["layers"]["limits"]["processLimitBy"], "cgroup", "{j}");
+    assert_eq!(read(&t.ws.join("f")).as_deref(), Some("ok\n"));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let started = out.lines().filter_map(|l| l.strip_prefix("started ")?.trim().parse::<usize>().ok()).max().unwrap_or(0);
+    assert!(started > 0 && started < 20, "{started} background processes started with maxProcesses 20");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("fork"), "the limit was hit: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(pids_with_argv(&["sleep", &arg]).is_empty(), "leftovers");
+}

@@ -8,9 +8,12 @@
 //!   not enforce it for host uid 0. `RLIMIT_AS` bounds each process's
 //!   address space, `RLIMIT_FSIZE` file size, `RLIMIT_CPU` CPU seconds,
 //!   `RLIMIT_CORE` is 0.
-//! * **cgroups**, where the caller may create them (typically root): a
-//!   per-call `pids` and `memory` cgroup (v1 controllers, or a v2 subtree
-//!   when delegated). This is what bounds a root caller's process count.
+//! * **cgroups**, for a root caller that could not be shifted to an
+//!   unprivileged host uid (see `userns`): a per-call `pids` and `memory`
+//!   cgroup (v1 controllers, or a v2 subtree when delegated), because the
+//!   kernel does not enforce RLIMIT_NPROC for host uid 0. A shifted root
+//!   caller is bounded by RLIMIT_NPROC like anyone else (and spared the
+//!   10–20 ms that moving a process into a v1 cgroup costs).
 //!   The launcher puts PID 1 in them before it runs anything, and removes
 //!   them after the call (killing anything left, though nothing can be).
 
