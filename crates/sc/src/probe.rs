@@ -135,6 +135,13 @@ fn probe(name: &str) -> serde_json::Value {
                 sys(libc::ioctl(0, libc::TIOCLINUX, &sub) as libc::c_long)
             }
             "x32_getpid" => sys(libc::syscall(0x4000_0000 + libc::SYS_getpid)),
+            "i386_getpid" => {
+                // The 32-bit ABI through `int 0x80` (getpid is 20 there). The
+                // filter's architecture check kills the process: no return.
+                let mut ret: i64 = 20;
+                std::arch::asm!("int 0x80", inout("rax") ret, options(nostack));
+                ret
+            }
             "sethostname" => sys(libc::sethostname(c"evil".as_ptr(), 4) as libc::c_long),
             "kill_pid1" => sys(libc::kill(1, libc::SIGKILL) as libc::c_long),
             "setuid0" => sys(libc::setuid(0) as libc::c_long),

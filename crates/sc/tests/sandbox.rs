@@ -1804,3 +1804,15 @@ fn unshifted_root_fallback_still_bounds_processes() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("fork"), "the limit was hit: {}", String::from_utf8_lossy(&o.stderr));
     assert!(pids_with_argv(&["sleep", &arg]).is_empty(), "leftovers");
 }
+
+/// The i386 system-call ABI (`int 0x80`) is not filtered by an x86-64 filter's
+/// syscall numbers, so the filter's architecture check kills the process.
+#[test]
+fn i386_abi_kills_the_process() {
+    let _g = shared();
+    let t = T::new();
+    let o = t.sc().cmd([sc_bin(), "__probe", "i386_getpid"]).run();
+    assert_eq!(o.j()["signal"], "SIGSYS", "{}", o.all());
+    assert_eq!(o.code, 128 + libc::SIGSYS, "{}", o.all());
+    assert!(!o.out().contains("i386_getpid"), "the probe returned: {}", o.all());
+}
