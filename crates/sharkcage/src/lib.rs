@@ -7,8 +7,10 @@
 //! * [`layers`]: the kernel mechanisms, one file each: user namespace and
 //!   id maps, mounts, Landlock, seccomp, limits, capabilities, fds.
 //! * [`doctor`]: a real smoke test of every layer.
+//! * [`fsbridge`]: file operations under the same rules, for OpenClaw's file tools.
 
 pub mod doctor;
+pub mod fsbridge;
 pub mod launcher;
 pub mod layers;
 pub mod policy;

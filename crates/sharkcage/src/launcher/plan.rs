@@ -41,6 +41,8 @@ pub struct Plan {
     pub cwd: PathBuf,
     pub writable: Vec<PathBuf>,
     pub hidden: Vec<PathBuf>,
+    /// Paths re-opened inside hidden regions (allowRead).
+    pub allow_read: Vec<PathBuf>,
     pub protected: Vec<PathBuf>,
     /// Protected entries as they were before the call (no symlink followed).
     pub protected_before: Vec<protected::Entry>,
@@ -452,6 +454,7 @@ impl Plan {
             cwd,
             writable,
             hidden,
+            allow_read,
             protected,
             protected_before,
             scan_depth: depth,

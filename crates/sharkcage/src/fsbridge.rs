@@ -1,0 +1,447 @@
+//! File operations under the sandbox's rules, without a sandbox launch.
+//!
+//! OpenClaw's file tools (`read`, `write`, `edit`, `apply_patch`, `ls`) go
+//! through a backend "fs bridge". This is its core: each operation resolves
+//! its path the way the sandbox would see it and applies the same policy as
+//! `sc exec` (the same [`Plan`] computes both), in Rust, with no shell and no
+//! per-operation process:
+//! * **reads**: anywhere the sandbox can read — never a hidden path (the
+//!   mandatory secrets, `denyRead` minus `allowRead`), never the private
+//!   `/tmp`, `/var/tmp`, `/dev`, `/proc`, `/sys`;
+//! * **writes** (write, create, mkdir, remove, rename): only inside writable
+//!   roots, never at a protected name (`.git/hooks`, `.bashrc`, `.vscode`, …,
+//!   also when it does not exist yet — here a name *can* be refused) and
+//!   never inside a hidden path;
+//! * **resolution**: inside a writable root every path is opened below the
+//!   root's descriptor with `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)`,
+//!   so neither `..` nor a symlink can leave it; a path elsewhere is opened
+//!   without magic links and its real location is checked after opening;
+//! * **atomicity**: a write goes to an exclusive temporary file in the target
+//!   directory, is synced, and is renamed into place; an exclusive create is
+//!   `renameat2(RENAME_NOREPLACE)`, so of two racing creators exactly one wins.
+//!
+//! Errors are [`FsError`] with a stable kind, for the JS layer to map.
+
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use crate::launcher::plan::Plan;
+use crate::policy::paths;
+
+/// Why an operation was refused or failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FsError {
+    #[error("{0}: outside what the sandbox may read")]
+    NotReadable(PathBuf),
+    #[error("{0}: outside the writable roots")]
+    NotWritable(PathBuf),
+    #[error("{0}: a protected path (shell rc, git hooks/config, editor or agent settings) cannot be written")]
+    Protected(PathBuf),
+    #[error("{0}: a symlink or '..' leads outside the writable root")]
+    Escapes(PathBuf),
+    #[error("{0}: not found")]
+    NotFound(PathBuf),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+impl FsError {
+    /// Stable machine-readable kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FsError::NotReadable(_) => "not-readable",
+            FsError::NotWritable(_) => "not-writable",
+            FsError::Protected(_) => "protected",
+            FsError::Escapes(_) => "escapes",
+            FsError::NotFound(_) => "not-found",
+            FsError::Io { .. } => "io",
+        }
+    }
+}
+
+/// What a path is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stat {
+    pub kind: &'static str, // "file" | "directory" | "other"
+    pub size: u64,
+    pub mtime_ms: f64,
+}
+
+/// The policy view for file operations of one sandbox.
+pub struct FsBridge {
+    hidden: Vec<PathBuf>,
+    allow_read: Vec<PathBuf>,
+    writable: Vec<PathBuf>,
+    cwd: PathBuf,
+}
+
+const PRIVATE: &[&str] = &["/tmp", "/var/tmp", "/dev", "/proc", "/sys"];
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FsError + '_ {
+    move |source| {
+        if source.raw_os_error() == Some(libc::ENOENT) {
+            FsError::NotFound(path.to_path_buf())
+        } else if source.raw_os_error() == Some(libc::EXDEV) || source.raw_os_error() == Some(libc::ELOOP) {
+            FsError::Escapes(path.to_path_buf())
+        } else {
+            FsError::Io { path: path.to_path_buf(), source }
+        }
+    }
+}
+
+fn cstr(p: &Path) -> std::io::Result<CString> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+/// `openat2` with the given flags and resolve mode.
+fn openat2(dirfd: i32, path: &Path, flags: i32, mode: u32, resolve: u64) -> std::io::Result<OwnedFd> {
+    #[repr(C)]
+    struct OpenHow {
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    }
+    let how = OpenHow { flags: (flags | libc::O_CLOEXEC) as u64, mode: mode as u64, resolve };
+    let p = if path.as_os_str().is_empty() { CString::new(".").unwrap() } else { cstr(path)? };
+    // SAFETY: openat2 with a valid open_how; the new fd is owned below.
+    let fd = unsafe { libc::syscall(libc::SYS_openat2, dirfd, p.as_ptr(), &how as *const OpenHow, std::mem::size_of::<OpenHow>()) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+const BENEATH: u64 = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
+
+/// The real path of an open descriptor.
+fn real_path(fd: &OwnedFd) -> std::io::Result<PathBuf> {
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// Is `rel` (relative to a writable root) at or below a protected name?
+pub fn is_protected(rel: &Path) -> bool {
+    let comps: Vec<&str> = rel.components().filter_map(|c| c.as_os_str().to_str()).collect();
+    for (i, c) in comps.iter().enumerate() {
+        if paths::PROTECTED_NAMES.iter().any(|n| !n.contains('/') && n == c) {
+            return true;
+        }
+        if let Some(next) = comps.get(i + 1) {
+            let pair = format!("{c}/{next}");
+            if paths::PROTECTED_NAMES.iter().any(|n| *n == pair) {
+                return true;
+            }
+            if *c == ".git" && (*next == "commondir" || *next == "config.worktree") {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+impl FsBridge {
+    /// A view from explicit lists (canonical absolute paths).
+    pub fn new(hidden: Vec<PathBuf>, allow_read: Vec<PathBuf>, writable: Vec<PathBuf>, cwd: PathBuf) -> FsBridge {
+        FsBridge { hidden, allow_read, writable, cwd }
+    }
+
+    /// The view of a prepared plan: the same hidden paths and writable
+    /// roots `sc exec` would use for this policy and workspace.
+    pub fn from_plan(plan: &Plan) -> FsBridge {
+        FsBridge { hidden: plan.hidden.clone(), allow_read: plan.allow_read.clone(), writable: plan.writable.clone(), cwd: plan.cwd.clone() }
+    }
+
+    /// Absolute, lexically normalised form of a tool's path.
+    pub fn absolute(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        let joined = if p.is_absolute() { p.to_path_buf() } else { self.cwd.join(p) };
+        paths::normalize(&joined)
+    }
+
+    fn hidden(&self, p: &Path) -> bool {
+        self.hidden.iter().any(|h| p.starts_with(h)) && !self.allow_read.iter().any(|a| p.starts_with(a))
+    }
+
+    /// The writable root containing `p` (deepest) and `p` relative to it.
+    fn writable_root(&self, p: &Path) -> Option<(&Path, PathBuf)> {
+        self.writable
+            .iter()
+            .filter(|w| p.starts_with(w))
+            .max_by_key(|w| w.components().count())
+            .map(|w| (w.as_path(), p.strip_prefix(w).unwrap().to_path_buf()))
+    }
+
+    fn root_fd(root: &Path) -> std::io::Result<OwnedFd> {
+        let c = cstr(root)?;
+        // SAFETY: open the root directory O_PATH; owned below.
+        let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: a fresh descriptor we own.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
+    /// Open for reading, under the read rules.
+    fn open_read(&self, path: &str, flags: i32) -> Result<(OwnedFd, PathBuf), FsError> {
+        let p = self.absolute(path);
+        let fd = if let Some((root, rel)) = self.writable_root(&p) {
+            let rfd = Self::root_fd(root).map_err(io(&p))?;
+            openat2(rfd.as_raw_fd(), &rel, flags, 0, BENEATH).map_err(io(&p))?
+        } else {
+            openat2(libc::AT_FDCWD, &p, flags, 0, libc::RESOLVE_NO_MAGICLINKS).map_err(io(&p))?
+        };
+        // Judge where it really is, after symlinks.
+        let real = real_path(&fd).map_err(io(&p))?;
+        if self.hidden(&real) || self.hidden(&p) || PRIVATE.iter().any(|x| real.starts_with(x) && self.writable_root(&real).is_none()) {
+            return Err(FsError::NotReadable(p));
+        }
+        Ok((fd, real))
+    }
+
+    pub fn read_file(&self, path: &str, max_bytes: Option<u64>) -> Result<Vec<u8>, FsError> {
+        let (fd, _) = self.open_read(path, libc::O_RDONLY)?;
+        let mut f = std::fs::File::from(fd);
+        let mut buf = Vec::new();
+        match max_bytes {
+            Some(m) => (&mut f).take(m).read_to_end(&mut buf),
+            None => f.read_to_end(&mut buf),
+        }
+        .map_err(io(&self.absolute(path)))?;
+        Ok(buf)
+    }
+
+    pub fn stat(&self, path: &str) -> Result<Option<Stat>, FsError> {
+        let (fd, _) = match self.open_read(path, libc::O_PATH) {
+            Ok(x) => x,
+            Err(FsError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        // SAFETY: fstat into a zeroed struct.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+            return Err(io(&self.absolute(path))(std::io::Error::last_os_error()));
+        }
+        let kind = match st.st_mode & libc::S_IFMT {
+            libc::S_IFREG => "file",
+            libc::S_IFDIR => "directory",
+            _ => "other",
+        };
+        Ok(Some(Stat { kind, size: st.st_size as u64, mtime_ms: st.st_mtime as f64 * 1000.0 + st.st_mtime_nsec as f64 / 1e6 }))
+    }
+
+    /// Directory entries (name, is a directory), hidden ones left out.
+    pub fn read_dir(&self, path: &str) -> Result<Vec<(String, bool)>, FsError> {
+        let (fd, real) = self.open_read(path, libc::O_RDONLY | libc::O_DIRECTORY)?;
+        let rd = std::fs::read_dir(format!("/proc/self/fd/{}", fd.as_raw_fd())).map_err(io(&real))?;
+        let mut out = Vec::new();
+        for e in rd.flatten() {
+            let full = real.join(e.file_name());
+            if self.hidden(&full) {
+                continue;
+            }
+            let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
+            out.push((e.file_name().to_string_lossy().into_owned(), is_dir));
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Check a write target and open its parent directory (creating it
+    /// when `mkdir`). Returns the parent fd and the final name.
+    fn write_target(&self, path: &str, mkdir: bool) -> Result<(OwnedFd, CString, PathBuf), FsError> {
+        let p = self.absolute(path);
+        let Some((root, rel)) = self.writable_root(&p) else { return Err(FsError::NotWritable(p)) };
+        if rel.as_os_str().is_empty() {
+            return Err(FsError::NotWritable(p));
+        }
+        if is_protected(&rel) {
+            return Err(FsError::Protected(p));
+        }
+        if self.hidden(&p) {
+            return Err(FsError::NotWritable(p));
+        }
+        let name = rel.file_name().ok_or_else(|| FsError::NotWritable(p.clone()))?;
+        let parent = rel.parent().unwrap_or(Path::new(""));
+        let rfd = Self::root_fd(root).map_err(io(&p))?;
+        if mkdir {
+            self.mkdir_beneath(&rfd, parent, &p)?;
+        }
+        let dfd = openat2(rfd.as_raw_fd(), parent, libc::O_PATH | libc::O_DIRECTORY, 0, BENEATH).map_err(io(&p))?;
+        let real = real_path(&dfd).map_err(io(&p))?;
+        // The parent may be reached through an in-root symlink: judge the real place too.
+        match self.writable_root(&real) {
+            Some((_, real_rel)) if !is_protected(&real_rel.join(name)) && !self.hidden(&real) => {}
+            Some(_) => return Err(FsError::Protected(p)),
+            None => return Err(FsError::Escapes(p)),
+        }
+        Ok((dfd, cstr(Path::new(name)).map_err(io(&p))?, p))
+    }
+
+    fn mkdir_beneath(&self, rfd: &OwnedFd, rel: &Path, shown: &Path) -> Result<(), FsError> {
+        let mut cur = PathBuf::new();
+        for c in rel.components() {
+            if let Component::Normal(n) = c {
+                cur.push(n);
+                if is_protected(&cur) {
+                    return Err(FsError::Protected(shown.to_path_buf()));
+                }
+                let parent = cur.parent().unwrap_or(Path::new(""));
+                let pfd = openat2(rfd.as_raw_fd(), parent, libc::O_PATH | libc::O_DIRECTORY, 0, BENEATH).map_err(io(shown))?;
+                let name = cstr(Path::new(n)).map_err(io(shown))?;
+                // SAFETY: mkdirat below a directory fd.
+                if unsafe { libc::mkdirat(pfd.as_raw_fd(), name.as_ptr(), 0o777) } != 0 {
+                    let e = std::io::Error::last_os_error();
+                    if e.raw_os_error() != Some(libc::EEXIST) {
+                        return Err(io(shown)(e));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Write a whole file atomically (temporary file + rename).
+    pub fn write_file(&self, path: &str, data: &[u8], mkdir: bool) -> Result<(), FsError> {
+        let (dfd, name, p) = self.write_target(path, mkdir)?;
+        let tmp = self.write_temp(&dfd, &name, data, &p)?;
+        // SAFETY: renameat within one directory fd.
+        if unsafe { libc::renameat(dfd.as_raw_fd(), tmp.as_ptr(), dfd.as_raw_fd(), name.as_ptr()) } != 0 {
+            let e = std::io::Error::last_os_error();
+            // SAFETY: remove our temporary file.
+            unsafe { libc::unlinkat(dfd.as_raw_fd(), tmp.as_ptr(), 0) };
+            return Err(io(&p)(e));
+        }
+        Ok(())
+    }
+
+    /// Create a file only if nothing is there: `Ok(true)` created,
+    /// `Ok(false)` it exists. Atomic: the content appears whole or not at all.
+    pub fn create_file_exclusive(&self, path: &str, data: &[u8], mkdir: bool) -> Result<bool, FsError> {
+        let (dfd, name, p) = self.write_target(path, mkdir)?;
+        let tmp = self.write_temp(&dfd, &name, data, &p)?;
+        // SAFETY: renameat2(RENAME_NOREPLACE) within one directory fd.
+        let rc = unsafe { libc::renameat2(dfd.as_raw_fd(), tmp.as_ptr(), dfd.as_raw_fd(), name.as_ptr(), libc::RENAME_NOREPLACE) };
+        let e = std::io::Error::last_os_error();
+        if rc != 0 {
+            // SAFETY: remove our temporary file.
+            unsafe { libc::unlinkat(dfd.as_raw_fd(), tmp.as_ptr(), 0) };
+            if e.raw_os_error() == Some(libc::EEXIST) {
+                return Ok(false);
+            }
+            return Err(io(&p)(e));
+        }
+        Ok(true)
+    }
+
+    fn write_temp(&self, dfd: &OwnedFd, name: &CString, data: &[u8], p: &Path) -> Result<CString, FsError> {
+        let dir = openat2(dfd.as_raw_fd(), Path::new(""), libc::O_RDONLY | libc::O_DIRECTORY, 0, BENEATH).map_err(io(p))?;
+        for n in 0..100u32 {
+            let tmp = CString::new(format!(".{}.sc-tmp-{}-{}", name.to_string_lossy(), std::process::id(), n)).unwrap();
+            // SAFETY: openat with O_CREAT|O_EXCL|O_NOFOLLOW in our directory fd.
+            let fd = unsafe { libc::openat(dir.as_raw_fd(), tmp.as_ptr(), libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC, 0o644) };
+            if fd < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.raw_os_error() == Some(libc::EEXIST) {
+                    continue;
+                }
+                return Err(io(p)(e));
+            }
+            // SAFETY: a fresh descriptor we own.
+            let mut f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+            let r = f.write_all(data).and_then(|_| f.sync_all());
+            if let Err(e) = r {
+                // SAFETY: remove the partial temporary file.
+                unsafe { libc::unlinkat(dir.as_raw_fd(), tmp.as_ptr(), 0) };
+                return Err(io(p)(e));
+            }
+            return Ok(tmp);
+        }
+        Err(FsError::Io { path: p.to_path_buf(), source: std::io::Error::other("no free temporary name") })
+    }
+
+    /// `mkdir -p` inside a writable root.
+    pub fn mkdirp(&self, path: &str) -> Result<(), FsError> {
+        let p = self.absolute(path);
+        let Some((root, rel)) = self.writable_root(&p) else { return Err(FsError::NotWritable(p)) };
+        if is_protected(&rel) {
+            return Err(FsError::Protected(p));
+        }
+        let rfd = Self::root_fd(root).map_err(io(&p))?;
+        self.mkdir_beneath(&rfd, &rel, &p)
+    }
+
+    /// Remove a file or (with `recursive`) a directory tree.
+    pub fn remove(&self, path: &str, recursive: bool, force: bool) -> Result<(), FsError> {
+        let (dfd, name, p) = match self.write_target(path, false) {
+            Err(FsError::NotFound(_)) if force => return Ok(()),
+            other => other?,
+        };
+        let dir = openat2(dfd.as_raw_fd(), Path::new(""), libc::O_RDONLY | libc::O_DIRECTORY, 0, BENEATH).map_err(io(&p))?;
+        // SAFETY: unlinkat within our directory fd (a symlink is removed, not followed).
+        if unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) } == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::ENOENT) if force => Ok(()),
+            Some(libc::EISDIR) | Some(libc::EPERM) if recursive => {
+                let sub = openat2(dir.as_raw_fd(), Path::new(name.to_str().unwrap_or("")), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0, BENEATH | libc::RESOLVE_NO_SYMLINKS)
+                    .map_err(io(&p))?;
+                remove_tree(&sub).map_err(io(&p))?;
+                // SAFETY: rmdir the now empty directory.
+                if unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), libc::AT_REMOVEDIR) } != 0 {
+                    return Err(io(&p)(std::io::Error::last_os_error()));
+                }
+                Ok(())
+            }
+            Some(libc::EISDIR) => {
+                // SAFETY: rmdir of an (expected) empty directory.
+                if unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), libc::AT_REMOVEDIR) } != 0 {
+                    return Err(io(&p)(std::io::Error::last_os_error()));
+                }
+                Ok(())
+            }
+            _ => Err(io(&p)(e)),
+        }
+    }
+
+    /// Rename inside the writable roots; neither end may be protected.
+    pub fn rename(&self, from: &str, to: &str) -> Result<(), FsError> {
+        let (ffd, fname, fp) = self.write_target(from, false)?;
+        let (tfd, tname, _) = self.write_target(to, false)?;
+        let fdir = openat2(ffd.as_raw_fd(), Path::new(""), libc::O_RDONLY | libc::O_DIRECTORY, 0, BENEATH).map_err(io(&fp))?;
+        let tdir = openat2(tfd.as_raw_fd(), Path::new(""), libc::O_RDONLY | libc::O_DIRECTORY, 0, BENEATH).map_err(io(&fp))?;
+        // SAFETY: renameat between two directory fds.
+        if unsafe { libc::renameat(fdir.as_raw_fd(), fname.as_ptr(), tdir.as_raw_fd(), tname.as_ptr()) } != 0 {
+            return Err(io(&fp)(std::io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+}
+
+/// Remove everything inside the directory `dir` without following symlinks.
+fn remove_tree(dir: &OwnedFd) -> std::io::Result<()> {
+    let names: Vec<std::ffi::OsString> = std::fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd()))?.flatten().map(|e| e.file_name()).collect();
+    for n in names {
+        let c = CString::new(n.as_bytes()).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+        // SAFETY: unlinkat within our directory fd.
+        if unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), 0) } == 0 {
+            continue;
+        }
+        let sub = openat2(dir.as_raw_fd(), Path::new(&n), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0, BENEATH | libc::RESOLVE_NO_SYMLINKS)?;
+        remove_tree(&sub)?;
+        // SAFETY: rmdir the emptied subdirectory.
+        if unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), libc::AT_REMOVEDIR) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,128 @@
+use super::*;
+
+struct Fx {
+    _d: tempfile::TempDir,
+    root: PathBuf,
+    ws: PathBuf,
+    secret: PathBuf,
+    outside: PathBuf,
+    b: FsBridge,
+}
+
+/// Test files must not be under /tmp: that is private inside the sandbox,
+/// and the bridge applies the sandbox's view. ($SC_TEST_TMPDIR is set by
+/// scripts/test.js when the checkout itself is under /tmp.)
+fn test_dir() -> tempfile::TempDir {
+    let base = std::env::var_os("SC_TEST_TMPDIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/tmp")));
+    std::fs::create_dir_all(&base).unwrap();
+    tempfile::Builder::new().prefix("fsbridge-").tempdir_in(base).unwrap()
+}
+
+fn fx() -> Fx {
+    let d = test_dir();
+    let root = std::fs::canonicalize(d.path()).unwrap();
+    let ws = root.join("ws");
+    let secret = root.join("home/.ssh");
+    let outside = root.join("outside");
+    for p in [&ws, &secret, &outside] {
+        std::fs::create_dir_all(p).unwrap();
+    }
+    std::fs::write(secret.join("id_rsa"), "KEY").unwrap();
+    std::fs::write(outside.join("o.txt"), "OUT").unwrap();
+    std::fs::write(ws.join("a.txt"), "A").unwrap();
+    std::fs::create_dir_all(ws.join(".git/hooks")).unwrap();
+    let b = FsBridge::new(vec![secret.clone()], vec![], vec![ws.clone()], ws.clone());
+    Fx { _d: d, root, ws, secret, outside, b }
+}
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+#[test]
+fn reads_follow_the_read_rules() {
+    let f = fx();
+    assert_eq!(f.b.read_file("a.txt", None).unwrap(), b"A");
+    assert_eq!(f.b.read_file(&s(&f.outside.join("o.txt")), None).unwrap(), b"OUT");
+    assert_eq!(f.b.read_file(&s(&f.ws.join("a.txt")), Some(0)).unwrap(), b"");
+    assert!(matches!(f.b.read_file(&s(&f.secret.join("id_rsa")), None), Err(FsError::NotReadable(_))));
+    // Through a symlink in the workspace: refused (escapes the root).
+    std::os::unix::fs::symlink(f.secret.join("id_rsa"), f.ws.join("link")).unwrap();
+    assert!(f.b.read_file("link", None).is_err());
+    assert!(matches!(f.b.read_file("../home/.ssh/id_rsa", None), Err(FsError::NotReadable(_))));
+    // Private areas of the sandbox.
+    assert!(matches!(f.b.read_file("/proc/self/environ", None), Err(FsError::NotReadable(_))));
+    assert_eq!(f.b.stat("a.txt").unwrap().unwrap().kind, "file");
+    assert_eq!(f.b.stat("missing").unwrap(), None);
+}
+
+#[test]
+fn writes_stay_in_writable_roots_and_off_protected_names() {
+    let f = fx();
+    f.b.write_file("new/dir/b.txt", b"B", true).unwrap();
+    assert_eq!(std::fs::read(f.ws.join("new/dir/b.txt")).unwrap(), b"B");
+    assert!(matches!(f.b.write_file(&s(&f.outside.join("x")), b"x", false), Err(FsError::NotWritable(_))));
+    assert!(!f.outside.join("x").exists());
+    for p in [".bashrc", ".git/hooks/pre-commit", ".git/config", ".vscode/settings.json", "sub/.mcp.json", ".claude/commands/x.md", ".git/commondir"] {
+        assert!(matches!(f.b.write_file(p, b"evil", true), Err(FsError::Protected(_))), "{p}");
+        assert!(!f.ws.join(p).exists(), "{p} was created");
+    }
+    // `..` out of the root and a symlinked directory out of the root.
+    assert!(f.b.write_file("../outside/y", b"y", false).is_err());
+    assert!(!f.outside.join("y").exists());
+    std::os::unix::fs::symlink(&f.outside, f.ws.join("out")).unwrap();
+    assert!(matches!(f.b.write_file("out/z", b"z", false), Err(FsError::Escapes(_))));
+    assert!(!f.outside.join("z").exists());
+    // A symlinked directory inside the root that points at a protected place.
+    std::os::unix::fs::symlink(f.ws.join(".git"), f.ws.join("g")).unwrap();
+    assert!(f.b.write_file("g/hooks/post-merge", b"evil", false).is_err());
+    assert!(!f.ws.join(".git/hooks/post-merge").exists());
+    // No temporary files are left.
+    let leftovers: Vec<_> = std::fs::read_dir(&f.ws).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().contains(".sc-tmp-")).collect();
+    assert!(leftovers.is_empty());
+    let _ = &f.root;
+}
+
+#[test]
+fn exclusive_create_has_exactly_one_winner() {
+    let f = fx();
+    assert_eq!(f.b.create_file_exclusive("c.txt", b"one", false).unwrap(), true);
+    assert_eq!(f.b.create_file_exclusive("c.txt", b"two", false).unwrap(), false);
+    assert_eq!(std::fs::read(f.ws.join("c.txt")).unwrap(), b"one");
+    let b = std::sync::Arc::new(f.b);
+    let wins: usize = (0..8)
+        .map(|i| {
+            let b = b.clone();
+            std::thread::spawn(move || b.create_file_exclusive("race.txt", format!("{i}").as_bytes(), false).unwrap())
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap() as usize)
+        .sum();
+    assert_eq!(wins, 1);
+}
+
+#[test]
+fn list_mkdir_remove_rename() {
+    let f = fx();
+    f.b.mkdirp("d/e/f").unwrap();
+    f.b.write_file("d/e/f/x", b"x", false).unwrap();
+    let names: Vec<String> = f.b.read_dir(".").unwrap().into_iter().map(|(n, _)| n).collect();
+    assert!(names.contains(&"d".to_string()) && names.contains(&"a.txt".to_string()));
+    f.b.rename("d/e/f/x", "d/y").unwrap();
+    assert!(f.ws.join("d/y").exists());
+    assert!(matches!(f.b.rename("d/y", ".bashrc"), Err(FsError::Protected(_))));
+    f.b.remove("d", true, false).unwrap();
+    assert!(!f.ws.join("d").exists());
+    f.b.remove("nothing", false, true).unwrap();
+    assert!(matches!(f.b.remove(".git/hooks", true, false), Err(FsError::Protected(_))));
+    assert!(f.ws.join(".git/hooks").exists());
+    // Removing a symlink removes the link, not its target.
+    std::os::unix::fs::symlink(&f.outside, f.ws.join("lnk")).unwrap();
+    f.b.remove("lnk", true, false).unwrap();
+    assert!(f.outside.join("o.txt").exists());
+    // Listing a hidden directory is refused.
+    assert!(matches!(f.b.read_dir(&s(&f.secret)), Err(FsError::NotReadable(_))));
+}
