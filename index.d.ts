@@ -9,6 +9,24 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** File operations of one sandbox (policy + workspace). */
+export declare class SandboxFs {
+  /**
+   * Build the view for `policy` and a workspace, with the same planning
+   * `sc exec` does (mandatory secrets, denyRead/allowRead, writable roots).
+   */
+  constructor(policy: object, options?: SandboxFsOptions | undefined | null)
+  readFile(path: string, maxBytes?: number | undefined | null): Buffer
+  stat(path: string): FsStat | null
+  readDirectory(path: string): Array<FsDirEntry>
+  writeFile(path: string, data: string | Buffer, mkdir?: boolean | undefined | null): void
+  /** "created", or "exists" when something is already there. */
+  createFileExclusive(path: string, data: string | Buffer, mkdir?: boolean | undefined | null): 'created' | 'exists'
+  mkdirp(path: string): void
+  remove(path: string, recursive?: boolean | undefined | null, force?: boolean | undefined | null): void
+  rename(from: string, to: string): void
+}
+
 /**
  * The argv that runs `argv` inside the sandbox, for a program that spawns
  * processes itself: `[launcher, "exec", "--policy-json=JSON",
@@ -70,9 +88,26 @@ export interface ExecResult {
   violations: Array<Record<string, unknown>>
 }
 
+export interface FsDirEntry {
+  name: string
+  isDirectory: boolean
+}
+
+export interface FsStat {
+  /** "file" | "directory" | "other" */
+  type: string
+  size: number
+  mtimeMs: number
+}
+
 /**
  * Where the launcher binary is: `$SHARKCAGE_LAUNCHER`, else
  * `sharkcage-launcher` next to the loaded `.node` file. Throws with code
  * `ERR_SHARKCAGE_LAUNCHER_NOT_FOUND` naming the paths it tried.
  */
 export declare function launcherPath(): string
+
+export interface SandboxFsOptions {
+  /** The sandbox's writable workspace (as `--workspace`). */
+  workspace?: string
+}

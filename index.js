@@ -835,6 +835,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.SandboxFs = nativeBinding.SandboxFs
 module.exports.buildExecArgv = nativeBinding.buildExecArgv
 module.exports.doctor = nativeBinding.doctor
 module.exports.exec = nativeBinding.exec

@@ -19,6 +19,12 @@ pub mod codes {
     pub const UNSUPPORTED_HOST: &str = "ERR_SHARKCAGE_UNSUPPORTED_HOST";
     pub const INVALID_ARG: &str = "ERR_SHARKCAGE_INVALID_ARG";
     pub const PROTOCOL: &str = "ERR_SHARKCAGE_LAUNCHER_PROTOCOL";
+    pub const FS_NOT_READABLE: &str = "ERR_SHARKCAGE_FS_NOT_READABLE";
+    pub const FS_NOT_WRITABLE: &str = "ERR_SHARKCAGE_FS_NOT_WRITABLE";
+    pub const FS_PROTECTED: &str = "ERR_SHARKCAGE_FS_PROTECTED";
+    pub const FS_ESCAPES: &str = "ERR_SHARKCAGE_FS_ESCAPES";
+    pub const FS_NOT_FOUND: &str = "ENOENT";
+    pub const FS_IO: &str = "ERR_SHARKCAGE_FS_IO";
 }
 
 /// Every way an addon call can fail.
@@ -38,6 +44,9 @@ pub enum AddonError {
     Aborted { stdout: Vec<u8>, stderr: Vec<u8> },
     /// A bad argument from the caller (empty argv, bad env name, ...).
     InvalidArg(String),
+    /// A file operation refused or failed (`SandboxFs`); the code follows
+    /// the kind, and a missing path is a plain `ENOENT`.
+    Fs { kind: &'static str, message: String },
 }
 
 impl AddonError {
@@ -50,6 +59,14 @@ impl AddonError {
             AddonError::Protocol(_) => codes::PROTOCOL,
             AddonError::Aborted { .. } => codes::ABORTED,
             AddonError::InvalidArg(_) => codes::INVALID_ARG,
+            AddonError::Fs { kind, .. } => match *kind {
+                "not-readable" => codes::FS_NOT_READABLE,
+                "not-writable" => codes::FS_NOT_WRITABLE,
+                "protected" => codes::FS_PROTECTED,
+                "escapes" => codes::FS_ESCAPES,
+                "not-found" => codes::FS_NOT_FOUND,
+                _ => codes::FS_IO,
+            },
         }
     }
 
@@ -64,6 +81,7 @@ impl AddonError {
                 non_empty(m, "this host cannot run the sharkcage sandbox")
             }
             AddonError::Spawn(m) | AddonError::Protocol(m) | AddonError::InvalidArg(m) => m.clone(),
+            AddonError::Fs { message, .. } => message.clone(),
             AddonError::Aborted { .. } => "the operation was aborted".to_owned(),
         }
     }

@@ -10,6 +10,7 @@
 
 mod error;
 mod exec;
+mod fs;
 mod launcher;
 
 use std::collections::BTreeMap;

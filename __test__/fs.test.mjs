@@ -1,0 +1,66 @@
+// SandboxFs: the file-tool operations under the sandbox's rules, checked on
+// the host (files present or absent, secret bytes never returned).
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import path from 'node:path'
+import { createRequire } from 'node:module'
+
+const require = createRequire(import.meta.url)
+const sc = require('../index.js')
+
+function fixture() {
+  // Not under /tmp: that is private inside the sandbox, and so for the bridge.
+  const parent = process.env.SC_TEST_TMPDIR || path.join(process.cwd(), 'target')
+  fs.mkdirSync(parent, { recursive: true })
+  const base = fs.mkdtempSync(path.join(parent, 'fs-test-'))
+  const home = path.join(base, 'home')
+  const ws = path.join(home, '.openclaw', 'workspace')
+  fs.mkdirSync(path.join(home, '.ssh'), { recursive: true })
+  fs.mkdirSync(path.join(ws, '.git', 'hooks'), { recursive: true })
+  fs.writeFileSync(path.join(home, '.ssh', 'id_rsa'), 'FS-SECRET-KEY')
+  fs.writeFileSync(path.join(home, '.openclaw', 'openclaw.json'), '{"token":"FS-GATEWAY-TOKEN"}')
+  fs.writeFileSync(path.join(ws, 'a.txt'), 'hello')
+  return { base, home, ws }
+}
+
+function withHome(home, fn) {
+  const old = process.env.HOME
+  process.env.HOME = home
+  try {
+    return fn()
+  } finally {
+    process.env.HOME = old
+  }
+}
+
+test('SandboxFs reads, writes, lists and creates under the sandbox rules', () => {
+  const { base, home, ws } = fixture()
+  try {
+    const f = withHome(home, () => new sc.SandboxFs({}, { workspace: ws }))
+    assert.equal(f.readFile('a.txt').toString(), 'hello')
+    assert.equal(f.stat('a.txt').type, 'file')
+    assert.equal(f.stat('missing.txt'), null)
+    f.writeFile('dir/b.txt', 'B', true)
+    assert.equal(fs.readFileSync(path.join(ws, 'dir', 'b.txt'), 'utf8'), 'B')
+    assert.equal(f.createFileExclusive('c.txt', 'one'), 'created')
+    assert.equal(f.createFileExclusive('c.txt', 'two'), 'exists')
+    assert.equal(fs.readFileSync(path.join(ws, 'c.txt'), 'utf8'), 'one')
+    const names = f.readDirectory('.').map((e) => e.name)
+    assert.ok(names.includes('dir') && names.includes('a.txt'))
+    // Secrets: by path, through a symlink in the workspace, and the gateway config.
+    assert.throws(() => f.readFile(path.join(home, '.ssh', 'id_rsa')), { code: 'ERR_SHARKCAGE_FS_NOT_READABLE' })
+    fs.symlinkSync(path.join(home, '.ssh', 'id_rsa'), path.join(ws, 'key-link'))
+    assert.throws(() => f.readFile('key-link'), (e) => /ERR_SHARKCAGE_FS/.test(e.code) && !String(e.message).includes('FS-SECRET-KEY'))
+    assert.throws(() => f.readFile(path.join(home, '.openclaw', 'openclaw.json')), { code: 'ERR_SHARKCAGE_FS_NOT_READABLE' })
+    // Writes outside the workspace and to protected names leave nothing on the host.
+    assert.throws(() => f.writeFile(path.join(home, 'evil.txt'), 'x'), { code: 'ERR_SHARKCAGE_FS_NOT_WRITABLE' })
+    assert.ok(!fs.existsSync(path.join(home, 'evil.txt')))
+    assert.throws(() => f.writeFile('.git/hooks/pre-commit', 'x'), { code: 'ERR_SHARKCAGE_FS_PROTECTED' })
+    assert.ok(!fs.existsSync(path.join(ws, '.git', 'hooks', 'pre-commit')))
+    assert.throws(() => f.writeFile('../../escape.txt', 'x'), /ERR_SHARKCAGE_FS/)
+    assert.ok(!fs.existsSync(path.join(home, 'escape.txt')))
+  } finally {
+    fs.rmSync(base, { recursive: true, force: true })
+  }
+})
