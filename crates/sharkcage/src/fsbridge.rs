@@ -162,8 +162,14 @@ impl FsBridge {
         paths::normalize(&joined)
     }
 
+    /// Hidden as in the sandbox's mount view: under a hidden path, unless a
+    /// deeper allowRead path or writable root re-exposes it (the workspace
+    /// inside `~/.openclaw` is visible although `~/.openclaw` is hidden).
     fn hidden(&self, p: &Path) -> bool {
-        self.hidden.iter().any(|h| p.starts_with(h)) && !self.allow_read.iter().any(|a| p.starts_with(a))
+        self.hidden.iter().any(|h| {
+            p.starts_with(h)
+                && !self.allow_read.iter().chain(self.writable.iter()).any(|w| w.starts_with(h) && w != h && p.starts_with(w))
+        })
     }
 
     /// The writable root containing `p` (deepest) and `p` relative to it.

@@ -126,3 +126,19 @@ fn list_mkdir_remove_rename() {
     // Listing a hidden directory is refused.
     assert!(matches!(f.b.read_dir(&s(&f.secret)), Err(FsError::NotReadable(_))));
 }
+
+#[test]
+fn workspace_inside_a_hidden_directory_is_usable() {
+    let d = test_dir();
+    let root = std::fs::canonicalize(d.path()).unwrap();
+    let oc = root.join("home/.openclaw");
+    let ws = oc.join("workspace");
+    std::fs::create_dir_all(&ws).unwrap();
+    std::fs::write(oc.join("openclaw.json"), "TOKEN").unwrap();
+    std::fs::write(ws.join("a.txt"), "A").unwrap();
+    let b = FsBridge::new(vec![oc.clone()], vec![], vec![ws.clone()], ws.clone());
+    assert_eq!(b.read_file("a.txt", None).unwrap(), b"A");
+    b.write_file("b.txt", b"B", false).unwrap();
+    assert!(matches!(b.read_file(&oc.join("openclaw.json").display().to_string(), None), Err(FsError::NotReadable(_))));
+    assert!(matches!(b.read_file("../openclaw.json", None), Err(FsError::NotReadable(_))));
+}
