@@ -170,3 +170,27 @@ test('a real OpenClaw turn: exec and file tools run in the sharkcage sandbox', {
     fs.rmSync(w.dir, { recursive: true, force: true })
   }
 })
+
+test('workspaceAccess "ro": the agent workspace is readable, and neither exec nor file tools can write it', { timeout: 300_000 }, async (t) => {
+  if (skip) return t.skip(skip)
+  const w = await world(
+    ({ ws }) => {
+      fs.writeFileSync(path.join(ws, 'present.txt'), 'READABLE-IN-RO')
+      return [
+        { name: 'exec', arguments: { command: `cat ${ws}/present.txt; echo x > ${ws}/ro-exec.txt; true` } },
+        { name: 'write', arguments: { path: path.join(ws, 'ro-write.txt'), content: 'nope' } },
+      ]
+    },
+    { mode: 'all', backend: 'sharkcage', scope: 'session', workspaceAccess: 'ro' },
+  )
+  try {
+    const r = w.turn('try to write')
+    assert.equal(r.status, 0, r.stderr.slice(-3000))
+    assert.match(w.modelSaw(), /READABLE-IN-RO/, 'the workspace is readable')
+    assert.ok(!fs.existsSync(path.join(w.ws, 'ro-exec.txt')), 'exec wrote into a read-only workspace')
+    assert.ok(!fs.existsSync(path.join(w.ws, 'ro-write.txt')), 'the write tool wrote into a read-only workspace')
+  } finally {
+    w.stop()
+    fs.rmSync(w.dir, { recursive: true, force: true })
+  }
+})

@@ -95,6 +95,10 @@ function createFactory(api) {
   return async (params) => {
     const sc = loadAddon(api.rootDir)
     const policy = api.pluginConfig?.policy ?? {}
+    // OpenClaw decides what the sandbox's workspace is: with workspaceAccess
+    // "rw" the agent's own workspace, with "none"/"ro" a private copy under
+    // ~/.openclaw/sandboxes (the agent workspace then stays read-only: it is
+    // not a writable root here).
     const workspace = params.workspaceDir
     const view = new sc.SandboxFs(policy, { workspace })
     const runtimeId = `sharkcage-${crypto.createHash('sha256').update(params.scopeKey ?? params.sessionKey ?? workspace).digest('hex').slice(0, 16)}`
