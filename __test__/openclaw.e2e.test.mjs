@@ -87,9 +87,15 @@ async function world(makeScript, sandbox = { mode: 'all', backend: 'sharkcage', 
   const cfgPath = path.join(home, '.openclaw', 'openclaw.json')
   const cfg = JSON.parse(fs.readFileSync(cfgPath, 'utf8'))
   cfg.models = { mode: 'merge', providers: { fake: { baseUrl: `http://127.0.0.1:${port}/v1`, apiKey: 'fake-key', api: 'openai-completions', models: [{ id: 'fake-tool-model', name: 'Fake', reasoning: false, input: ['text'], cost: { input: 0, output: 0, cacheRead: 0, cacheWrite: 0 }, contextWindow: 128000, maxTokens: 4096 }] } } }
-  cfg.agents = { defaults: { model: { primary: 'fake/fake-tool-model' }, workspace: ws, skipBootstrap: true, ...(sandbox ? { sandbox } : {}) } }
+  cfg.agents = { defaults: { model: { primary: 'fake/fake-tool-model' }, workspace: ws, skipBootstrap: true } }
   cfg.gateway = { mode: 'local', port: 18789, bind: 'loopback', auth: { mode: 'token', token: 'test-token' } }
   fs.writeFileSync(cfgPath, JSON.stringify(cfg, null, 1))
+  // The sandbox settings come from `sc init`, as a user would get them.
+  if (sandbox) {
+    sh(path.join(root, 'sharkcage-launcher'), ['init', '--config', cfgPath, '--mode', sandbox.mode, '--scope', sandbox.scope, '--workspace-access', sandbox.workspaceAccess])
+    const written = JSON.parse(fs.readFileSync(cfgPath, 'utf8'))
+    assert.equal(written.agents.defaults.sandbox.backend, 'sharkcage')
+  }
   const turn = (message, extraEnv = {}) => {
     const r = spawnSync(openclawBin, ['agent', '--local', '--agent', 'main', '--session-key', `e2e-${path.basename(dir)}`, '--message', message, '--json'], {
       env: { ...henv, ...extraEnv },

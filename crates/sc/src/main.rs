@@ -5,6 +5,7 @@
 //! single-threaded process, and this binary is one (clap and the core
 //! library start no threads).
 
+mod init;
 mod probe;
 
 use std::ffi::OsString;
@@ -32,6 +33,22 @@ enum Cmd {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Make an existing OpenClaw config use the sharkcage sandbox backend
+    /// (idempotent; keeps everything else; backs up the old file).
+    Init {
+        /// The OpenClaw config (default: $OPENCLAW_STATE_DIR/openclaw.json or ~/.openclaw/openclaw.json).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Which sessions are sandboxed: all, non-main.
+        #[arg(long, default_value = "all")]
+        mode: String,
+        /// One sandbox per: session, agent, shared.
+        #[arg(long, default_value = "session")]
+        scope: String,
+        /// The agent workspace: rw, ro, none.
+        #[arg(long = "workspace-access", default_value = "rw")]
+        workspace_access: String,
     },
     /// Internal: probes run inside the sandbox by `sc doctor` and the tests.
     #[command(name = "__probe", hide = true)]
@@ -84,6 +101,7 @@ fn main() -> ExitCode {
         Cmd::Exec(a) => exec(a),
         Cmd::Doctor { json } => sharkcage::doctor::run_cli(json),
         Cmd::Probe { names } => probe::run(&names),
+        Cmd::Init { config, mode, scope, workspace_access } => init::run(init::InitArgs { config, mode, scope, workspace_access }),
     };
     ExitCode::from(code.clamp(0, 255) as u8)
 }

@@ -1,0 +1,69 @@
+//! `sc init` on real files: the config gains the sharkcage backend and keeps
+//! everything else; a backup is made; a second run changes nothing; a file
+//! that is not strict JSON is left byte-for-byte unchanged.
+
+use std::path::Path;
+use std::process::Command;
+
+fn sc() -> Command {
+    Command::new(std::env::var("SC_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_sc").to_string()))
+}
+
+fn backups(dir: &Path) -> usize {
+    std::fs::read_dir(dir).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().contains(".bak-")).count()
+}
+
+#[test]
+fn init_sets_backend_keeps_the_rest_and_is_idempotent() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = d.path().join("openclaw.json");
+    std::fs::write(
+        &cfg,
+        r#"{"models":{"mode":"merge"},"agents":{"defaults":{"workspace":"/w","sandbox":{"mode":"off","prune":{"idleHours":2}}}},"plugins":{"entries":{"sharkcage":{"config":{"policy":{"env":["EDITOR"]}}},"other":{"enabled":false}}},"gateway":{"auth":{"token":"keep-me"}}}"#,
+    )
+    .unwrap();
+    std::fs::set_permissions(&cfg, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let o = sc().arg("init").arg("--config").arg(&cfg).output().unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+    let sb = &v["agents"]["defaults"]["sandbox"];
+    assert_eq!(sb["backend"], "sharkcage");
+    assert_eq!(sb["mode"], "all");
+    assert_eq!(sb["scope"], "session");
+    assert_eq!(sb["workspaceAccess"], "rw");
+    assert_eq!(sb["prune"]["idleHours"], 2, "other sandbox keys kept");
+    assert_eq!(v["agents"]["defaults"]["workspace"], "/w");
+    assert_eq!(v["plugins"]["entries"]["sharkcage"]["enabled"], true);
+    assert_eq!(v["plugins"]["entries"]["sharkcage"]["config"]["policy"]["env"][0], "EDITOR", "plugin config kept");
+    assert_eq!(v["plugins"]["entries"]["other"]["enabled"], false);
+    assert_eq!(v["gateway"]["auth"]["token"], "keep-me");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&cfg).unwrap().permissions().mode() & 0o777, 0o600, "file mode kept");
+    assert_eq!(backups(d.path()), 1);
+    // Idempotent: nothing written the second time.
+    let before = std::fs::read(&cfg).unwrap();
+    let o = sc().arg("init").arg("--config").arg(&cfg).output().unwrap();
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("nothing changed"));
+    assert_eq!(std::fs::read(&cfg).unwrap(), before);
+    assert_eq!(backups(d.path()), 1);
+}
+
+#[test]
+fn init_refuses_what_it_cannot_rewrite_faithfully() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = d.path().join("openclaw.json");
+    let json5 = "{\n  // a comment\n  agents: {},\n}\n";
+    std::fs::write(&cfg, json5).unwrap();
+    let o = sc().arg("init").arg("--config").arg(&cfg).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("openclaw.json:2:"), "names file and position: {err}");
+    assert_eq!(std::fs::read_to_string(&cfg).unwrap(), json5, "left unchanged");
+    assert_eq!(backups(d.path()), 0);
+    // Bad option values and a missing file are errors too.
+    let o = sc().args(["init", "--workspace-access", "all"]).arg("--config").arg(&cfg).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let o = sc().arg("init").arg("--config").arg(d.path().join("missing.json")).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+}
