@@ -148,7 +148,13 @@ export default {
   name: 'sharkcage',
   description: 'Kernel sandbox backend for exec and file tools',
   register(api) {
-    if (api.registrationMode !== 'full' || state.unregister) return
+    // Hooks belong to the registry being loaded, and OpenClaw records a
+    // plugin's hook surface at install time (discovery mode): register them
+    // in every mode; they only observe.
+    registerTimingHooks(api)
+    if (api.registrationMode !== 'full') return
+    // The backend registry is process-global: register once.
+    if (state.unregister) return
     state.unregister = registerSandboxBackend(BACKEND_ID, { factory: createFactory(api), manager })
     api.lifecycle?.registerRuntimeLifecycle?.({
       id: 'sharkcage-backend',
@@ -161,4 +167,25 @@ export default {
       },
     })
   },
+}
+
+function registerTimingHooks(api) {
+    // Per-call timing, before_tool_call → after_tool_call, as structured log
+    // lines (and, for examples/openclaw-bench.mjs, as JSON lines in a file).
+    const started = new Map()
+    const benchLog = process.env.SHARKCAGE_BENCH_LOG
+    const callId = (ev, ctx) => ev?.toolCallId ?? ctx?.toolCallId
+    api.on?.('before_tool_call', (ev, ctx) => {
+      const id = callId(ev, ctx)
+      if (id) started.set(id, process.hrtime.bigint())
+    })
+    api.on?.('after_tool_call', (ev, ctx) => {
+      const id = callId(ev, ctx)
+      const t0 = id && started.get(id)
+      if (!t0) return
+      started.delete(id)
+      const rec = { event: 'tool_call', tool: ev.toolName, toolCallId: id, ms: Number(process.hrtime.bigint() - t0) / 1e6, error: ev.error ? String(ev.error).slice(0, 200) : undefined }
+      api.logger?.debug?.(`sharkcage: ${JSON.stringify(rec)}`)
+      if (benchLog) fs.appendFileSync(benchLog, JSON.stringify(rec) + '\n')
+    })
 }
