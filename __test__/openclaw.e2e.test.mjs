@@ -171,6 +171,14 @@ test('a real OpenClaw turn: exec and file tools run in the sharkcage sandbox', {
     assert.match(fs.readFileSync(path.join(w.ws, 'patched.txt'), 'utf8'), /PATCHED-LINE/)
     // No process of the call is left.
     assert.deepEqual(leftover(`sleep ${sleepMark}`), [], 'a background process survived the turn')
+    // `openclaw sandbox list | explain | recreate` reach the backend's manager.
+    const henv = { ...env, HOME: w.home }
+    const list = JSON.parse(sh(openclawBin, ['sandbox', 'list', '--json'], { env: henv }))
+    assert.ok(list.containers.some((c) => c.backendId === 'sharkcage' && c.imageMatch === true), JSON.stringify(list))
+    const explain = JSON.parse(sh(openclawBin, ['sandbox', 'explain', '--json'], { env: henv }))
+    assert.equal(explain.sandbox.backend, 'sharkcage')
+    assert.match(sh(openclawBin, ['sandbox', 'recreate', '--all', '--force'], { env: henv }), /removed, 0 failed/)
+    assert.equal(JSON.parse(sh(openclawBin, ['sandbox', 'list', '--json'], { env: henv })).containers.length, 0)
   } finally {
     w.stop()
     fs.rmSync(w.dir, { recursive: true, force: true })

@@ -111,14 +111,17 @@ function createFactory(api) {
       configLabel: 'sharkcage',
       configLabelKind: 'Policy',
       async buildExecSpec({ command, workdir, env }) {
+        api.logger?.debug?.(`sharkcage: ${JSON.stringify({ event: 'buildExecSpec', runtimeId, workdir, bytes: command.length })}`)
         const argv = sc.buildExecArgv(policy, ['/bin/sh', '-c', command], { workspace, env: commandEnv(env) })
         return { argv, env: launcherEnv(), cwd: workdir && fs.existsSync(workdir) ? workdir : workspace, stdinMode: 'pipe-open' }
       },
-      async finalizeExec() {
+      async finalizeExec({ status, exitCode, timedOut } = {}) {
+        api.logger?.debug?.(`sharkcage: ${JSON.stringify({ event: 'finalizeExec', runtimeId, status, exitCode, timedOut })}`)
         // The launcher kills the sandbox's whole PID namespace when the
         // command ends, times out, or the launcher itself is killed.
       },
       async runShellCommand({ script, args = [], stdin, allowFailure, signal }) {
+        api.logger?.debug?.(`sharkcage: ${JSON.stringify({ event: 'runShellCommand', runtimeId, args: args.length })}`)
         const r = await sc.exec({ command: ['/bin/sh', '-c', script, 'openclaw-sandbox-fs', ...args], cwd: workspace, policy, stdin, signal })
         const code = r.exitCode ?? 128
         if (code !== 0 && !allowFailure) {
