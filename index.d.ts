@@ -42,6 +42,11 @@ export interface BuildExecArgvOptions {
    * withholds secret-looking names the policy does not list).
    */
   env?: Record<string, string>
+  /**
+   * Where the launcher writes its result JSON (`--json FILE`: exit
+   * status, layers, violations), for the caller to collect afterwards.
+   */
+  resultFile?: string
   /** Accepted for symmetry with `exec`; the launcher argv does not carry it. */
   cwd?: string
 }

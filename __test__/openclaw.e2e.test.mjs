@@ -138,6 +138,7 @@ test('a real OpenClaw turn: exec and file tools run in the sharkcage sandbox', {
       { name: 'exec', arguments: { command: 'cat ~/.ssh/id_rsa; cat $HOME/.ssh/id_rsa; cat ~/.openclaw/openclaw.json; true' } },
       { name: 'exec', arguments: { command: `cat ${home}/.ssh/id_rsa ${home}/.openclaw/openclaw.json; echo bad > ${outside}; true` } },
       { name: 'exec', arguments: { command: 'env' } },
+      { name: 'exec', arguments: { command: 'echo "tok=${MY_API_TOKEN:-withheld} plain=${PLAIN_VAR:-missing}"', env: { MY_API_TOKEN: 'E2E-MODEL-TOKEN', PLAIN_VAR: 'passed' } } },
       { name: 'exec', arguments: { command: `sleep ${sleepMark} & echo started` } },
       { name: 'write', arguments: { path: 'written.txt', content: 'WRITTEN-BY-TOOL' } },
       { name: 'read', arguments: { path: 'written.txt' } },
@@ -169,6 +170,12 @@ test('a real OpenClaw turn: exec and file tools run in the sharkcage sandbox', {
     assert.match(saw, /WRITTEN-BY-TOOL/)
     assert.equal(fs.readFileSync(path.join(w.ws, 'edit-me.txt'), 'utf8'), 'after\n')
     assert.match(fs.readFileSync(path.join(w.ws, 'patched.txt'), 'utf8'), /PATCHED-LINE/)
+    // The model's own variables reach the command, except secret-looking
+    // ones, which are withheld and reported through finalizeExec.
+    assert.match(saw, /tok=withheld plain=passed/)
+    assert.match(r.stderr, /violations.*MY_API_TOKEN/, 'the withheld variable is reported in the plugin log')
+    const results = path.join(w.home, '.local', 'state', 'sharkcage', 'results')
+    assert.deepEqual(fs.existsSync(results) ? fs.readdirSync(results) : [], [], 'every result file was collected')
     // No process of the call is left.
     assert.deepEqual(leftover(`sleep ${sleepMark}`), [], 'a background process survived the turn')
     // `openclaw sandbox list | explain | recreate` reach the backend's manager.

@@ -37,6 +37,13 @@ function commandEnv(env) {
   return out
 }
 
+/** sharkcage's state directory (hidden from every sandbox). */
+function stateDir() {
+  if (process.env.SHARKCAGE_STATE_DIR) return process.env.SHARKCAGE_STATE_DIR
+  if (process.env.XDG_STATE_HOME) return path.join(process.env.XDG_STATE_HOME, 'sharkcage')
+  return path.join(process.env.HOME ?? '/', '.local', 'state', 'sharkcage')
+}
+
 function loadAddon(rootDir) {
   if (!state.sc) {
     const launcher = path.join(rootDir, 'sharkcage-launcher')
@@ -112,11 +119,25 @@ function createFactory(api) {
       configLabelKind: 'Policy',
       async buildExecSpec({ command, workdir, env }) {
         api.logger?.debug?.(`sharkcage: ${JSON.stringify({ event: 'buildExecSpec', runtimeId, workdir, bytes: command.length })}`)
-        const argv = sc.buildExecArgv(policy, ['/bin/sh', '-c', command], { workspace, env: commandEnv(env) })
-        return { argv, env: launcherEnv(), cwd: workdir && fs.existsSync(workdir) ? workdir : workspace, stdinMode: 'pipe-open' }
+        // The launcher's result (layers, violations) goes to a file in the
+        // state directory, which no sandbox can see; finalizeExec reads it.
+        const results = path.join(stateDir(), 'results')
+        fs.mkdirSync(results, { recursive: true, mode: 0o700 })
+        const resultFile = path.join(results, `${runtimeId}-${crypto.randomUUID()}.json`)
+        const argv = sc.buildExecArgv(policy, ['/bin/sh', '-c', command], { workspace, env: commandEnv(env), resultFile })
+        return { argv, env: launcherEnv(), cwd: workdir && fs.existsSync(workdir) ? workdir : workspace, stdinMode: 'pipe-open', finalizeToken: resultFile }
       },
-      async finalizeExec({ status, exitCode, timedOut } = {}) {
+      async finalizeExec({ status, exitCode, timedOut, token } = {}) {
         api.logger?.debug?.(`sharkcage: ${JSON.stringify({ event: 'finalizeExec', runtimeId, status, exitCode, timedOut })}`)
+        if (typeof token !== 'string' || !token.startsWith(path.join(stateDir(), 'results') + path.sep)) return
+        let result = null
+        try {
+          result = JSON.parse(fs.readFileSync(token, 'utf8'))
+        } catch {}
+        fs.rmSync(token, { force: true })
+        if (result?.violations?.length) {
+          api.logger?.warn?.(`sharkcage: ${JSON.stringify({ event: 'violations', runtimeId, exitCode: result.exitCode, violations: result.violations })}`)
+        }
         // The launcher kills the sandbox's whole PID namespace when the
         // command ends, times out, or the launcher itself is killed.
       },

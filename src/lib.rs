@@ -43,6 +43,9 @@ pub struct BuildExecArgvOptions {
     /// Variables for the command (`--env NAME=VALUE`; the launcher still
     /// withholds secret-looking names the policy does not list).
     pub env: Option<std::collections::BTreeMap<String, String>>,
+    /// Where the launcher writes its result JSON (`--json FILE`: exit
+    /// status, layers, violations), for the caller to collect afterwards.
+    pub result_file: Option<String>,
     /// Accepted for symmetry with `exec`; the launcher argv does not carry it.
     pub cwd: Option<String>,
 }
@@ -64,9 +67,9 @@ pub fn build_exec_argv(
         // Validate with the same parser the launcher uses, so a bad policy
         // fails here, with its position and key, not later at spawn time.
         sharkcage::policy::Policy::from_json(&policy_json, "policy").map_err(|e| AddonError::Policy(e.to_string()))?;
-        let (workspace, env_vars) = match options {
-            Some(o) => (o.workspace.filter(|w| !w.is_empty()), o.env.unwrap_or_default()),
-            None => (None, Default::default()),
+        let (workspace, env_vars, result_file) = match options {
+            Some(o) => (o.workspace.filter(|w| !w.is_empty()), o.env.unwrap_or_default(), o.result_file.filter(|f| !f.is_empty())),
+            None => (None, Default::default(), None),
         };
         let env_pairs: Vec<(String, String)> = env_vars.into_iter().collect();
         exec::validate_env(&env_pairs)?;
@@ -79,6 +82,11 @@ pub fn build_exec_argv(
             None,
             &argv,
         ));
+        if let Some(f) = result_file {
+            // Before the `--` that ends the launcher's options.
+            let at = out.iter().position(|a| a == "--").unwrap_or(out.len());
+            out.insert(at, format!("--json={f}"));
+        }
         Ok(out)
     };
     build().map_err(|e| to_js(env, e))
