@@ -174,6 +174,7 @@ test('a real OpenClaw turn: exec and file tools run in the sharkcage sandbox', {
     // ones, which are withheld and reported through finalizeExec.
     assert.match(saw, /tok=withheld plain=passed/)
     assert.match(r.stderr, /violations.*MY_API_TOKEN/, 'the withheld variable is reported in the plugin log')
+    assert.match(r.stderr, /fs-refused.*ERR_SHARKCAGE_FS_NOT_READABLE/, 'the refused read is reported in the plugin log')
     const results = path.join(w.home, '.local', 'state', 'sharkcage', 'results')
     assert.deepEqual(fs.existsSync(results) ? fs.readdirSync(results) : [], [], 'every result file was collected')
     // No process of the call is left.

@@ -53,8 +53,28 @@ function loadAddon(rootDir) {
   return state.sc
 }
 
-function makeFsBridge(sc, view, workspace) {
+function makeFsBridge(sc, view0, workspace, log) {
+  let view
   const abs = (filePath, cwd) => path.resolve(cwd ?? workspace, filePath)
+  // Every refusal is a structured event in the plugin log, then rethrown.
+  const guard = (op, fn) => (...a) => {
+    try {
+      return fn(...a)
+    } catch (e) {
+      if (typeof e?.code === 'string' && e.code.startsWith('ERR_SHARKCAGE_FS_')) log?.warn?.(`sharkcage: ${JSON.stringify({ event: 'fs-refused', op, code: e.code, message: e.message })}`)
+      throw e
+    }
+  }
+  view = {
+    readFile: guard('readFile', (p, m) => view0.readFile(p, m)),
+    stat: guard('stat', (p) => view0.stat(p)),
+    readDirectory: guard('readDirectory', (p) => view0.readDirectory(p)),
+    writeFile: guard('writeFile', (p, d, m) => view0.writeFile(p, d, m)),
+    createFileExclusive: guard('createFileExclusive', (p, d, m) => view0.createFileExclusive(p, d, m)),
+    mkdirp: guard('mkdirp', (p) => view0.mkdirp(p)),
+    remove: guard('remove', (p, r, f) => view0.remove(p, r, f)),
+    rename: guard('rename', (a, b) => view0.rename(a, b)),
+  }
   const data = (d, encoding) => (Buffer.isBuffer(d) ? d : Buffer.from(String(d), encoding ?? 'utf8'))
   return {
     pathMappings: [{ hostRoot: workspace, containerRoot: workspace }],
@@ -153,7 +173,7 @@ function createFactory(api) {
         return { stdout: r.stdout, stderr: r.stderr, code }
       },
       createFsBridge() {
-        return makeFsBridge(sc, view, workspace)
+        return makeFsBridge(sc, view, workspace, api.logger)
       },
     }
   }
