@@ -38,6 +38,19 @@ fn pipe() -> Result<(RawFd, RawFd), LaunchError> {
     Ok((fds[0], fds[1]))
 }
 
+/// A close-on-exec SOCK_SEQPACKET pair, or (-1, -1) when not `wanted`.
+fn seqpacket_pair(wanted: bool) -> Result<(RawFd, RawFd), LaunchError> {
+    if !wanted {
+        return Ok((-1, -1));
+    }
+    let mut sv = [0; 2];
+    // SAFETY: socketpair writes two descriptors into the array.
+    if unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, sv.as_mut_ptr()) } != 0 {
+        return Err(LaunchError::Io(std::io::Error::last_os_error()));
+    }
+    Ok((sv[0], sv[1]))
+}
+
 fn close(fd: RawFd) {
     if fd >= 0 {
         // SAFETY: closing a descriptor we own.
@@ -59,6 +72,10 @@ pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
     let (status_r, status_w) = pipe()?;
     let (out_r, out_w) = pipe()?;
     let (errout_r, errout_w) = pipe()?;
+    // The unix-socket broker's listener and a shifted caller's idmapped
+    // mounts travel from/to the child over these.
+    let (notify_parent, notify_child) = seqpacket_pair(!plan.allow_unix.is_empty())?;
+    let (id_parent, id_child) = seqpacket_pair(plan.idmap.shift.is_some())?;
 
     // Termination signals arrive on a signalfd instead of interrupting us.
     // SAFETY: sigset manipulation on a stack value; sigprocmask/signalfd.
@@ -83,26 +100,6 @@ pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
         Cgroups::none()
     };
 
-    let (notify_parent, notify_child) = if plan.allow_unix.is_empty() {
-        (-1, -1)
-    } else {
-        let mut sv = [0; 2];
-        // SAFETY: socketpair writes two descriptors into the array.
-        if unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, sv.as_mut_ptr()) } != 0 {
-            return Err(LaunchError::Io(std::io::Error::last_os_error()));
-        }
-        (sv[0], sv[1])
-    };
-    let (id_parent, id_child) = if plan.idmap.shift.is_none() {
-        (-1, -1)
-    } else {
-        let mut sv = [0; 2];
-        // SAFETY: socketpair writes two descriptors into the array.
-        if unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, sv.as_mut_ptr()) } != 0 {
-            return Err(LaunchError::Io(std::io::Error::last_os_error()));
-        }
-        (sv[0], sv[1])
-    };
     let fds = ChildFds { sync_r, sync_w, err_r, err_w, status_r, status_w, out_r, out_w, errout_r, errout_w, signal_fd, notify_child, notify_parent, id_child, id_parent };
 
     // SAFETY: a fork-like clone (no new stack, SIGCHLD on exit) in the
