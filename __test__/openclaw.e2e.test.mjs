@@ -216,3 +216,19 @@ test('workspaceAccess "ro": the agent workspace is readable, and neither exec no
     fs.rmSync(w.dir, { recursive: true, force: true })
   }
 })
+
+test('a host that cannot sandbox fails the run closed: nothing runs, the reason is reported', { timeout: 300_000 }, async (t) => {
+  if (skip) return t.skip(skip)
+  const w = await world(({ ws }) => [{ name: 'exec', arguments: { command: `touch ${ws}/ran-without-sandbox.txt` } }])
+  // A launcher that answers like sharkcage on a host without user namespaces.
+  const fake = path.join(w.dir, 'no-userns-launcher')
+  fs.writeFileSync(fake, '#!/bin/sh\necho "sc: cannot sandbox on this host: creating the sandbox namespaces failed (Operation not permitted). Nothing was run." >&2\nexit 3\n', { mode: 0o755 })
+  try {
+    const r = w.turn('run it', { SHARKCAGE_LAUNCHER: fake })
+    assert.ok(!fs.existsSync(path.join(w.ws, 'ran-without-sandbox.txt')), 'the command ran although the host cannot sandbox')
+    assert.match(r.stderr + JSON.stringify(r.json), /cannot sandbox/, 'the reason is reported')
+  } finally {
+    w.stop()
+    fs.rmSync(w.dir, { recursive: true, force: true })
+  }
+})

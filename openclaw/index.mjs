@@ -127,6 +127,17 @@ function createFactory(api) {
     // ~/.openclaw/sandboxes (the agent workspace then stays read-only: it is
     // not a writable root here).
     const workspace = params.workspaceDir
+    // Fail closed before anything runs: one real sandboxed call proves this
+    // host can sandbox (and the policy is valid). Otherwise OpenClaw gets an
+    // error with the launcher's explanation and the run fails; file tools
+    // never work without it either.
+    try {
+      const probe = await sc.exec({ command: ['true'], cwd: workspace, policy, timeoutMs: 30_000 })
+      if (probe.exitCode !== 0) throw Object.assign(new Error(`sandbox self-test exited ${probe.exitCode}: ${probe.stderr}`), { code: 'ERR_SHARKCAGE_SELFTEST' })
+    } catch (e) {
+      api.logger?.error?.(`sharkcage: ${JSON.stringify({ event: 'unavailable', code: e.code, message: e.message })}`)
+      throw new Error(`sharkcage cannot sandbox here (${e.code ?? 'error'}): ${e.message}`)
+    }
     const view = new sc.SandboxFs(policy, { workspace })
     const runtimeId = `sharkcage-${crypto.createHash('sha256').update(params.scopeKey ?? params.sessionKey ?? workspace).digest('hex').slice(0, 16)}`
     api.logger?.info?.(`sharkcage: sandbox ${runtimeId} for ${params.sessionKey} on ${workspace}`)
