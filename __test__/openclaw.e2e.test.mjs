@@ -232,3 +232,30 @@ test('a host that cannot sandbox fails the run closed: nothing runs, the reason 
     fs.rmSync(w.dir, { recursive: true, force: true })
   }
 })
+
+test('the installed backend: runShellCommand honours args, stdin, allowFailure and AbortSignal in the sandbox', { timeout: 300_000 }, async (t) => {
+  if (skip) return t.skip(skip)
+  const w = await world(() => [])
+  try {
+    const projects = path.join(w.home, '.openclaw', 'npm', 'projects')
+    const pluginDir = fs
+      .readdirSync(projects)
+      .map((p) => path.join(projects, p, 'node_modules', '@sharkcage', 'openclaw'))
+      .find((p) => fs.existsSync(path.join(p, 'openclaw.plugin.json')))
+    assert.ok(pluginDir, 'the plugin is installed')
+    const node24 = path.join(tools, 'node_modules', '.bin', 'node')
+    const out = JSON.parse(sh(node24, [path.join(root, '__test__', 'e2e', 'drive-backend.mjs'), pluginDir, w.ws], { env: { ...env, HOME: w.home } }).trim().split('\n').pop())
+    assert.equal(out.id, 'sharkcage')
+    assert.equal(out.args.stdout, 'openclaw-sandbox-fs|a|b c\nSTDIN-DATA')
+    assert.equal(out.args.code, 0)
+    assert.match(out.failure, /^rejected: .*exit code 3/)
+    assert.equal(out.allowFailure, 3)
+    assert.match(out.abort, /^rejected ERR_SHARKCAGE_ABORTED after \d+ ms/)
+    assert.ok(Number(out.abort.match(/after (\d+)/)[1]) < 5000, out.abort)
+    assert.ok(!out.secret.includes(w.secrets.ssh), 'runShellCommand read the ssh key')
+    assert.deepEqual(leftover('sleep 29.7'), [], 'the aborted command survived')
+  } finally {
+    w.stop()
+    fs.rmSync(w.dir, { recursive: true, force: true })
+  }
+})

@@ -1,0 +1,45 @@
+// Drives the installed plugin's backend directly (run with OpenClaw's Node
+// 24): registers it through the real `openclaw/plugin-sdk/sandbox`, creates a
+// sandbox with the factory, and exercises `runShellCommand` (args, stdin,
+// allowFailure, AbortSignal). Prints one JSON object with what happened.
+//   node drive-backend.mjs <installed plugin dir> <workspace>
+import { createRequire } from 'node:module'
+import path from 'node:path'
+
+const [pluginDir, ws] = process.argv.slice(2)
+const entry = path.join(pluginDir, 'openclaw', 'index.mjs')
+const sdkPath = createRequire(entry).resolve('openclaw/plugin-sdk/sandbox')
+const sdk = await import(sdkPath)
+const { default: plugin } = await import(entry)
+const logs = []
+const api = {
+  registrationMode: 'full',
+  rootDir: pluginDir,
+  pluginConfig: {},
+  logger: { info: (m) => logs.push(m), warn: (m) => logs.push(m), debug: () => {}, error: (m) => logs.push(m) },
+  on() {},
+  lifecycle: { registerRuntimeLifecycle() {} },
+}
+plugin.register(api)
+const factory = sdk.getSandboxBackendFactory('sharkcage')
+const handle = await factory({ sessionKey: 'agent:main:drive', scopeKey: 'agent:main:drive:workspace:0', workspaceDir: ws, agentWorkspaceDir: ws, cfg: { workspaceAccess: 'rw' } })
+const out = { id: handle.id, workdir: handle.workdir }
+const r1 = await handle.runShellCommand({ script: 'printf "%s|%s|%s\\n" "$0" "$1" "$2"; cat', args: ['a', 'b c'], stdin: 'STDIN-DATA' })
+out.args = { stdout: r1.stdout.toString(), code: r1.code }
+try {
+  await handle.runShellCommand({ script: 'exit 3' })
+  out.failure = 'resolved'
+} catch (e) {
+  out.failure = `rejected: ${e.message}`
+}
+out.allowFailure = (await handle.runShellCommand({ script: 'exit 3', allowFailure: true })).code
+const t0 = Date.now()
+try {
+  await handle.runShellCommand({ script: 'sleep 29.7', signal: AbortSignal.timeout(300) })
+  out.abort = 'resolved'
+} catch (e) {
+  out.abort = `rejected ${e.code} after ${Date.now() - t0} ms`
+}
+const s = await handle.runShellCommand({ script: 'cat ~/.ssh/id_rsa; true', allowFailure: true })
+out.secret = s.stdout.toString() + s.stderr.toString()
+console.log(JSON.stringify(out))
