@@ -259,3 +259,27 @@ test('the installed backend: runShellCommand honours args, stdin, allowFailure a
     fs.rmSync(w.dir, { recursive: true, force: true })
   }
 })
+
+test('workspaceAccess "none": the sandbox works on a private copy, the agent workspace is untouched', { timeout: 300_000 }, async (t) => {
+  if (skip) return t.skip(skip)
+  const w = await world(
+    () => [
+      { name: 'exec', arguments: { command: 'pwd; echo made > made-in-sandbox.txt; ls' } },
+      { name: 'write', arguments: { path: 'tool-written.txt', content: 'X' } },
+    ],
+    { mode: 'all', backend: 'sharkcage', scope: 'session', workspaceAccess: 'none' },
+  )
+  try {
+    const r = w.turn('work')
+    assert.equal(r.status, 0, r.stderr.slice(-3000))
+    assert.match(w.modelSaw(), /made-in-sandbox\.txt/, 'the command ran and wrote in its workspace')
+    assert.ok(!fs.existsSync(path.join(w.ws, 'made-in-sandbox.txt')), 'exec wrote into the agent workspace')
+    assert.ok(!fs.existsSync(path.join(w.ws, 'tool-written.txt')), 'the write tool wrote into the agent workspace')
+    const copies = path.join(w.home, '.openclaw', 'sandboxes')
+    const found = fs.existsSync(copies) && fs.readdirSync(copies).some((d) => fs.existsSync(path.join(copies, d, 'made-in-sandbox.txt')))
+    assert.ok(found, 'the write went to the private copy under ~/.openclaw/sandboxes')
+  } finally {
+    w.stop()
+    fs.rmSync(w.dir, { recursive: true, force: true })
+  }
+})
