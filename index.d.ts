@@ -47,8 +47,6 @@ export interface BuildExecArgvOptions {
    * status, layers, violations), for the caller to collect afterwards.
    */
   resultFile?: string
-  /** Accepted for symmetry with `exec`; the launcher argv does not carry it. */
-  cwd?: string
 }
 
 /** Run `launcher doctor --json` and resolve with the parsed report. */
@@ -109,6 +107,14 @@ export interface FsStat {
   size: number
   mtimeMs: number
 }
+
+/**
+ * The environment for a process that runs the launcher argv from
+ * `buildExecArgv`: only what the launcher itself reads (home, locale,
+ * PATH, OpenClaw/sharkcage state locations) — the same allowlist `exec`
+ * uses. Everything else of this process's environment stays out.
+ */
+export declare function launcherEnv(): Record<string, string>
 
 /**
  * Where the launcher binary is: `$SHARKCAGE_LAUNCHER`, else

@@ -839,4 +839,5 @@ module.exports.SandboxFs = nativeBinding.SandboxFs
 module.exports.buildExecArgv = nativeBinding.buildExecArgv
 module.exports.doctor = nativeBinding.doctor
 module.exports.exec = nativeBinding.exec
+module.exports.launcherEnv = nativeBinding.launcherEnv
 module.exports.launcherPath = nativeBinding.launcherPath

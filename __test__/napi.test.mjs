@@ -220,3 +220,19 @@ test('exec hides the secrets of the caller HOME (the gateway\'s), not only the p
     fs.rmSync(base, { recursive: true, force: true })
   }
 })
+
+test('launcherEnv carries only what the launcher reads, never other variables of this process', () => {
+  process.env.SHARKCAGE_TEST_PLANTED_API_KEY = 'sk-launcher-env-secret'
+  process.env.SOME_UNRELATED_VAR = 'unrelated'
+  try {
+    const e = sc.launcherEnv()
+    assert.equal(e.HOME, process.env.HOME)
+    assert.ok(!Object.values(e).includes('unrelated'), JSON.stringify(e))
+    // SHARKCAGE_* settings pass to the launcher (it reads them), but the
+    // launcher never hands a secret-looking name to the command.
+    assert.ok(Object.keys(e).every((k) => ['HOME', 'USER', 'LOGNAME', 'PATH', 'LANG', 'LANGUAGE', 'TERM', 'TZ', 'XDG_STATE_HOME', 'OPENCLAW_STATE_DIR', 'OPENCLAW_HOME'].includes(k) || k.startsWith('LC_') || k.startsWith('SHARKCAGE_')), JSON.stringify(Object.keys(e)))
+  } finally {
+    delete process.env.SHARKCAGE_TEST_PLANTED_API_KEY
+    delete process.env.SOME_UNRELATED_VAR
+  }
+})

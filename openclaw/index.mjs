@@ -18,15 +18,6 @@ const require = createRequire(import.meta.url)
 const BACKEND_ID = 'sharkcage'
 const state = globalThis.__sharkcageBackend ?? (globalThis.__sharkcageBackend = { unregister: null, sc: null })
 
-/** Variables the launcher itself needs (where the real home and state are). */
-function launcherEnv() {
-  const keep = ['HOME', 'USER', 'LOGNAME', 'LANG', 'LANGUAGE', 'TZ', 'XDG_STATE_HOME', 'OPENCLAW_STATE_DIR', 'OPENCLAW_HOME']
-  const env = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' }
-  for (const k of keep) if (process.env[k] !== undefined) env[k] = process.env[k]
-  for (const [k, v] of Object.entries(process.env)) if (k.startsWith('SHARKCAGE_') || k.startsWith('LC_')) env[k] = v
-  return env
-}
-
 /** The command's own variables from OpenClaw's exec env (the launcher filters secrets). */
 function commandEnv(env) {
   const out = {}
@@ -53,29 +44,24 @@ function loadAddon(rootDir) {
   return state.sc
 }
 
-function makeFsBridge(sc, view0, workspace, log) {
-  let view
+function makeFsBridge(fsView, workspace, log) {
   const abs = (filePath, cwd) => path.resolve(cwd ?? workspace, filePath)
-  // Every refusal is a structured event in the plugin log, then rethrown.
-  const guard = (op, fn) => (...a) => {
-    try {
-      return fn(...a)
-    } catch (e) {
-      if (typeof e?.code === 'string' && e.code.startsWith('ERR_SHARKCAGE_FS_')) log?.warn?.(`sharkcage: ${JSON.stringify({ event: 'fs-refused', op, code: e.code, message: e.message })}`)
-      throw e
-    }
-  }
-  view = {
-    readFile: guard('readFile', (p, m) => view0.readFile(p, m)),
-    stat: guard('stat', (p) => view0.stat(p)),
-    readDirectory: guard('readDirectory', (p) => view0.readDirectory(p)),
-    writeFile: guard('writeFile', (p, d, m) => view0.writeFile(p, d, m)),
-    createFileExclusive: guard('createFileExclusive', (p, d, m) => view0.createFileExclusive(p, d, m)),
-    mkdirp: guard('mkdirp', (p) => view0.mkdirp(p)),
-    remove: guard('remove', (p, r, f) => view0.remove(p, r, f)),
-    rename: guard('rename', (a, b) => view0.rename(a, b)),
-  }
   const data = (d, encoding) => (Buffer.isBuffer(d) ? d : Buffer.from(String(d), encoding ?? 'utf8'))
+  // Every SandboxFs call; a refusal becomes a structured event in the plugin log, then is rethrown.
+  const view = new Proxy(fsView, {
+    get(target, op) {
+      const fn = target[op]
+      if (typeof fn !== 'function') return fn
+      return (...args) => {
+        try {
+          return fn.apply(target, args)
+        } catch (e) {
+          if (typeof e?.code === 'string' && e.code.startsWith('ERR_SHARKCAGE_FS_')) log?.warn?.(`sharkcage: ${JSON.stringify({ event: 'fs-refused', op, code: e.code, message: e.message })}`)
+          throw e
+        }
+      }
+    },
+  })
   return {
     pathMappings: [{ hostRoot: workspace, containerRoot: workspace }],
     resolvePath({ filePath, cwd }) {
@@ -156,7 +142,7 @@ function createFactory(api) {
         fs.mkdirSync(results, { recursive: true, mode: 0o700 })
         const resultFile = path.join(results, `${runtimeId}-${crypto.randomUUID()}.json`)
         const argv = sc.buildExecArgv(policy, ['/bin/sh', '-c', command], { workspace, env: commandEnv(env), resultFile })
-        return { argv, env: launcherEnv(), cwd: workdir && fs.existsSync(workdir) ? workdir : workspace, stdinMode: 'pipe-open', finalizeToken: resultFile }
+        return { argv, env: sc.launcherEnv(), cwd: workdir && fs.existsSync(workdir) ? workdir : workspace, stdinMode: 'pipe-open', finalizeToken: resultFile }
       },
       async finalizeExec({ status, exitCode, timedOut, token } = {}) {
         api.logger?.debug?.(`sharkcage: ${JSON.stringify({ event: 'finalizeExec', runtimeId, status, exitCode, timedOut })}`)
@@ -184,7 +170,7 @@ function createFactory(api) {
         return { stdout: r.stdout, stderr: r.stderr, code }
       },
       createFsBridge() {
-        return makeFsBridge(sc, view, workspace, api.logger)
+        return makeFsBridge(view, workspace, api.logger)
       },
     }
   }

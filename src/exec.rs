@@ -130,7 +130,7 @@ pub fn exec_args(
 /// locale and PATH candidates for the sandbox's minimal environment. The
 /// launcher filters what reaches the command; everything else of this
 /// (gateway) process's environment, API keys included, is never passed.
-fn launcher_context_env() -> Vec<(String, String)> {
+pub fn launcher_context_env() -> Vec<(String, String)> {
     const NAMES: &[&str] = &["HOME", "USER", "LOGNAME", "PATH", "LANG", "LANGUAGE", "TERM", "TZ", "XDG_STATE_HOME", "OPENCLAW_STATE_DIR", "OPENCLAW_HOME"];
     std::env::vars()
         .filter(|(k, _)| NAMES.contains(&k.as_str()) || k.starts_with("LC_") || k.starts_with("SHARKCAGE_"))

@@ -46,8 +46,15 @@ pub struct BuildExecArgvOptions {
     /// Where the launcher writes its result JSON (`--json FILE`: exit
     /// status, layers, violations), for the caller to collect afterwards.
     pub result_file: Option<String>,
-    /// Accepted for symmetry with `exec`; the launcher argv does not carry it.
-    pub cwd: Option<String>,
+}
+
+/// The environment for a process that runs the launcher argv from
+/// `buildExecArgv`: only what the launcher itself reads (home, locale,
+/// PATH, OpenClaw/sharkcage state locations) — the same allowlist `exec`
+/// uses. Everything else of this process's environment stays out.
+#[napi]
+pub fn launcher_env() -> std::collections::HashMap<String, String> {
+    exec::launcher_context_env().into_iter().collect()
 }
 
 /// The argv that runs `argv` inside the sandbox, for a program that spawns

@@ -131,13 +131,10 @@ fn write(path: &Path, old: &str, cfg: &Value) -> std::io::Result<PathBuf> {
     let mut b = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&backup)?;
     b.write_all(old.as_bytes())?;
     b.sync_all()?;
-    let tmp = dir.join(format!(".{name}.sc-init-{}", std::process::id()));
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).custom_flags(libc::O_NOFOLLOW).open(&tmp)?;
     let mut text = serde_json::to_string_pretty(cfg).map_err(std::io::Error::other)?;
     text.push('\n');
-    let r = f.write_all(text.as_bytes()).and_then(|_| f.sync_all()).and_then(|_| std::fs::rename(&tmp, path));
-    if r.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    r.map(|_| backup)
+    sharkcage::fileio::write_atomic(path, text.as_bytes(), mode)?;
+    // Creation modes pass through the umask: restore the old mode exactly.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    Ok(backup)
 }

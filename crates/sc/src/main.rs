@@ -9,7 +9,6 @@ mod init;
 mod probe;
 
 use std::ffi::OsString;
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -133,7 +132,7 @@ fn exec(a: ExecArgs) -> i32 {
         (None, None) => (Policy::default(), "<default>".to_string()),
     };
     for k in policy.ignored_keys() {
-        eprintln!("sc: note: {source}: key `{k}` names an srt tool location and has no effect in sharkcage");
+        eprintln!("sc: note: {source}: srt key `{k}` has no effect in sharkcage");
     }
     let mut env = Vec::new();
     for kv in &a.env {
@@ -166,7 +165,7 @@ fn exec(a: ExecArgs) -> i32 {
     };
     let json = serde_json::to_string(&outcome).expect("outcome serialises");
     if let Some(path) = &a.json {
-        if let Err(e) = write_atomic(path, json.as_bytes()) {
+        if let Err(e) = sharkcage::fileio::write_atomic(path, json.as_bytes(), 0o600) {
             eprintln!("sc: --json {}: {e}", path.display());
         }
     }
@@ -176,30 +175,4 @@ fn exec(a: ExecArgs) -> i32 {
         unsafe { libc::close(fd) };
     }
     outcome.process_exit_code()
-}
-
-/// Write via a temporary file and rename, so a reader never sees half a
-/// file. The temporary file is created exclusively and never through a
-/// symlink (`O_EXCL | O_NOFOLLOW`): the directory may be a workspace the
-/// sandboxed command could write to while it ran.
-fn write_atomic(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let base = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0) ^ std::process::id();
-    for _ in 0..100 {
-        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-        let tmp = dir.join(format!(".{base}.tmp-{:08x}", seed));
-        let mut f = match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(&tmp) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        };
-        let r = f.write_all(data).and_then(|_| f.sync_all()).and_then(|_| std::fs::rename(&tmp, path));
-        if r.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        return r;
-    }
-    Err(std::io::Error::other("could not create a temporary file"))
 }

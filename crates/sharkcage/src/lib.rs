@@ -10,6 +10,7 @@
 //! * [`fsbridge`]: file operations under the same rules, for OpenClaw's file tools.
 
 pub mod doctor;
+pub mod fileio;
 pub mod fsbridge;
 pub mod launcher;
 pub mod layers;

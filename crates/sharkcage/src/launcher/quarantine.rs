@@ -179,9 +179,7 @@ pub fn journal_begin(check: &Check) -> Option<PathBuf> {
     std::fs::create_dir_all(&dir).ok()?;
     let _ = std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700));
     let path = dir.join(format!("{}-{}.json", check.pid, check.start_time));
-    let tmp = dir.join(format!(".{}-{}.tmp", check.pid, check.start_time));
-    std::fs::write(&tmp, serde_json::to_vec(check).ok()?).ok()?;
-    std::fs::rename(&tmp, &path).ok()?;
+    crate::fileio::write_atomic(&path, &serde_json::to_vec(check).ok()?, 0o600).ok()?;
     Some(path)
 }
 

@@ -240,9 +240,10 @@ pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
         };
         if timeout_ms == -2 {
             timed_out = true;
-            kill_pid1(pid);
-            // Keep looping: the status pipe closes when PID 1 dies.
-            break_after_kill(pid, status_r, &mut status_open);
+            // PID 1 dies at once and the kernel kills the rest; reap it and
+            // keep looping only to drain the output pipes.
+            kill_and_reap(pid);
+            status_open = false;
             continue;
         }
         let mut pfds = [
@@ -305,7 +306,7 @@ pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
             }
         }
     }
-    let pid1_status = reap(pid);
+    reap(pid);
     for fd in [status_r, out_r, errout_r, signal_fd, sync_w] {
         close(fd);
     }
@@ -329,7 +330,6 @@ pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
         }
     } else {
         // PID 1 died without a report (killed from outside).
-        let _ = pid1_status;
         (None, Some(libc::SIGKILL))
     };
     let broker = broker.or(broker_done);
@@ -361,13 +361,6 @@ fn process_limit_by(plan: &Plan, pids_cgroup: bool) -> &'static str {
     } else {
         "none"
     }
-}
-
-fn break_after_kill(pid: i32, _status_r: RawFd, status_open: &mut bool) {
-    // After SIGKILL, PID 1 dies promptly; the status pipe then hits EOF and
-    // the output pipes close. Reap here so the loop can drain and end.
-    let _ = reap(pid);
-    *status_open = false;
 }
 
 fn kill_pid1(pid: i32) {

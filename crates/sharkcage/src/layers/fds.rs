@@ -2,8 +2,8 @@
 //!
 //! The launcher's own descriptors (pipes to the supervisor, the Landlock
 //! ruleset) and anything the caller leaked to us are closed in the worker
-//! just before the filters go on. `keep` is the error-report pipe, which is
-//! close-on-exec and so disappears at `execve` anyway.
+//! just before the filters go on. Kept: the error-report pipe (close-on-exec,
+//! gone at `execve`) and the broker socket (closed once the listener is sent).
 
 /// Close every descriptor >= 3 except those in `keep` (no allocation).
 pub fn close_inherited_except(keep: &[i32]) {
@@ -26,20 +26,5 @@ pub fn close_inherited_except(keep: &[i32]) {
             }
         }
         lo = next.unwrap() + 1;
-    }
-}
-
-/// Close every descriptor >= 3 except `keep` (if >= 3).
-pub fn close_inherited(keep: i32) {
-    // SAFETY: close_range only closes descriptors; no memory is touched.
-    unsafe {
-        if keep >= 3 {
-            if keep > 3 {
-                libc::syscall(libc::SYS_close_range, 3u32, (keep - 1) as u32, 0u32);
-            }
-            libc::syscall(libc::SYS_close_range, (keep + 1) as u32, u32::MAX, 0u32);
-        } else {
-            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
-        }
     }
 }

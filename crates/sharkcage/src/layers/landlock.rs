@@ -222,9 +222,6 @@ impl LandlockPlan {
         sys::check(rc).map(|_| ())
     }
 
-    pub fn raw_fd(&self) -> i32 {
-        self.fd.as_ref().map_or(-1, |f| f.as_raw_fd())
-    }
 }
 
 fn open_nofollow(p: &Path) -> std::io::Result<OwnedFd> {

@@ -140,7 +140,7 @@ enum Step {
 #[derive(Debug)]
 pub struct MountPlan {
     steps: Vec<Step>,
-    /// Index of the first step after the staging pivot.
+    /// Where the staging tmpfs goes (`/tmp`, in our private mount namespace).
     stage: CString,
     stage_opts: CString,
     old: CString,

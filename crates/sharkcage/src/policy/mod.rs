@@ -56,9 +56,13 @@ impl Policy {
         Policy::from_json(&text, &path.display().to_string())
     }
 
-    /// Keys that were accepted for srt compatibility but have no effect here.
+    /// srt keys accepted so that srt files load, which change nothing here
+    /// (tool locations, the violation filter); `sc` names them in a note.
     pub fn ignored_keys(&self) -> Vec<&'static str> {
         let mut v = Vec::new();
+        if self.ignore_violations.is_some() {
+            v.push("ignoreViolations");
+        }
         if self.ripgrep.is_some() {
             v.push("ripgrep");
         }

@@ -260,11 +260,6 @@ pub fn resolve_entries(entries: &[PathEntry], home: Option<&Path>, globs: bool) 
     Ok(out)
 }
 
-/// Is `p` equal to or beneath `root`?
-pub fn is_within(p: &Path, root: &Path) -> bool {
-    p.starts_with(root)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

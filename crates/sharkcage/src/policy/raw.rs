@@ -29,8 +29,8 @@ pub struct Policy {
     /// How deep (1–10) to look for nested protected paths in writable roots.
     #[serde(default, deserialize_with = "search_depth")]
     pub mandatory_deny_search_depth: Option<u8>,
-    /// srt's violation filter. Accepted for compatibility; sharkcage reports
-    /// every violation, and this map only marks matching ones as ignored.
+    /// srt's violation filter. Accepted so srt files load; sharkcage reports
+    /// every violation regardless (listed by `ignored_keys`).
     #[serde(default)]
     pub ignore_violations: Option<BTreeMap<String, Vec<String>>>,
     #[serde(default, deserialize_with = "must_be_false")]
