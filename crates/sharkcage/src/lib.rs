@@ -6,6 +6,8 @@
 //!   computed and allocated before any fork), runs it, supervises the call.
 //! * [`layers`]: the kernel mechanisms, one file each: user namespace and
 //!   id maps, mounts, Landlock, seccomp, limits, capabilities, fds.
+//! * [`proxy`]: the network proxy (HTTP, CONNECT, SOCKS5) the sandbox's
+//!   loopback listeners lead to, with the domain policy and SSRF guard.
 //! * [`doctor`]: a real smoke test of every layer.
 //! * [`fsbridge`]: file operations under the same rules, for OpenClaw's file tools.
 
@@ -15,3 +17,4 @@ pub mod fsbridge;
 pub mod launcher;
 pub mod layers;
 pub mod policy;
+pub mod proxy;

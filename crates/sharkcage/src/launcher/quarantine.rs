@@ -151,13 +151,7 @@ fn process_start_time(pid: u32) -> Option<u64> {
 /// `$XDG_STATE_HOME/sharkcage`, else `~/.local/state/sharkcage` — all hidden
 /// from every sandbox by the mandatory read-deny list.
 pub fn journal_dir() -> Option<PathBuf> {
-    if let Some(d) = std::env::var_os("SHARKCAGE_STATE_DIR").map(PathBuf::from).filter(|p| p.is_absolute()) {
-        return Some(d.join("pending"));
-    }
-    if let Some(d) = std::env::var_os("XDG_STATE_HOME").map(PathBuf::from).filter(|p| p.is_absolute()) {
-        return Some(d.join("sharkcage").join("pending"));
-    }
-    crate::policy::paths::primary_home().map(|h| h.join(".local/state/sharkcage/pending"))
+    crate::fileio::state_dir().map(|d| d.join("pending"))
 }
 
 /// Create the journal directory (mode 0700) if it is missing.

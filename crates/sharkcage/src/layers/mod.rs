@@ -13,6 +13,7 @@
 //! | [`caps`] | no capabilities in any namespace, also for a root caller |
 //! | [`limits`] | rlimits and cgroup limits |
 //! | [`fds`] | no inherited descriptors beyond stdio |
+//! | [`net`] | loopback-only network namespace; the proxy's listeners inside it |
 //! | [`host`] | can this host sandbox at all, and if not, why and how to fix it |
 
 pub mod caps;
@@ -21,6 +22,7 @@ pub mod host;
 pub mod landlock;
 pub mod limits;
 pub mod mounts;
+pub mod net;
 pub mod seccomp;
 pub mod sys;
 pub mod userns;

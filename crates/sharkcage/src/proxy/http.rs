@@ -1,0 +1,271 @@
+//! HTTP forward proxy (absolute-form requests) and CONNECT tunnels, on hyper.
+//!
+//! hyper parses every request head (httparse underneath) with a size limit
+//! and a read timeout, and answers malformed input with 400/431 itself; this
+//! file decides. Every request on a keep-alive connection is decided on its
+//! own; each forwarded request gets its own upstream connection to the
+//! address checked for it.
+//!
+//! Refused before any upstream byte is sent:
+//! * a request target that is not absolute-form `http://` (origin-form,
+//!   `https://` — use CONNECT —, userinfo in the authority);
+//! * a `Host` header that is missing, repeated, or names another host or
+//!   port than the target;
+//! * smuggling shapes: `Content-Length` together with `Transfer-Encoding`,
+//!   repeated `Content-Length`, a `Transfer-Encoding` other than exactly
+//!   `chunked`, `Transfer-Encoding` on HTTP/1.0;
+//! * a destination the policy does not allow (403, `x-proxy-error`).
+//!
+//! Hop-by-hop headers (RFC 9110 §7.6.1: `Connection` and every field it
+//! names, `Keep-Alive`, `Proxy-Connection`, `Proxy-Authorization`,
+//! `Proxy-Authenticate`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`) are
+//! not forwarded either way; hyper re-frames the bodies.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderName, CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::{Method, Request, Response, StatusCode, Version};
+use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+
+use super::host::{canonicalize, split_host_port, Host};
+use super::relay::{relay, watchdog, Counted, Counters, RelayEnd};
+use super::{Ctx, Outcome, Protocol};
+
+type Body = BoxBody<Bytes, hyper::Error>;
+
+const HOP_BY_HOP: [&str; 9] = ["connection", "keep-alive", "proxy-connection", "proxy-authorization", "proxy-authenticate", "te", "trailer", "transfer-encoding", "upgrade"];
+
+fn empty() -> Body {
+    Empty::<Bytes>::new().map_err(|never| match never {}).boxed()
+}
+
+fn refusal(status: StatusCode, tag: &str, reason: &str) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(format!("sharkcage proxy: {reason}\n"))).map_err(|never| match never {}).boxed());
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert("content-type", "text/plain; charset=utf-8".parse().unwrap());
+    if let Ok(v) = tag.parse() {
+        h.insert("x-proxy-error", v);
+    }
+    h.insert(CONNECTION, "close".parse().unwrap());
+    r
+}
+
+/// Serve one HTTP proxy connection from the sandbox.
+pub async fn serve(s: TcpStream, ctx: Arc<Ctx>) {
+    let t0 = Instant::now();
+    let c2 = ctx.clone();
+    let svc = service_fn(move |req| {
+        let ctx = c2.clone();
+        async move { Ok::<_, Infallible>(handle(req, ctx).await) }
+    });
+    let mut b = hyper::server::conn::http1::Builder::new();
+    b.timer(TokioTimer::new())
+        .header_read_timeout(ctx.limits().header_timeout)
+        .max_buf_size(ctx.limits().max_header_bytes.max(8192))
+        .max_headers(128)
+        .keep_alive(true);
+    let conn = b.serve_connection(TokioIo::new(s), svc).with_upgrades();
+    tokio::pin!(conn);
+    let stop = ctx.stopped();
+    tokio::pin!(stop);
+    let r = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = &mut stop => return,
+    };
+    if let Err(e) = r {
+        if e.is_parse() || e.is_parse_too_large() || e.is_timeout() {
+            ctx.record_malformed(Protocol::Http, &e.to_string(), t0);
+        }
+    }
+}
+
+async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>) -> Response<Body> {
+    let t0 = Instant::now();
+    if req.method() == Method::CONNECT {
+        connect(req, ctx, t0).await
+    } else {
+        forward(req, ctx, t0).await
+    }
+}
+
+fn bad(ctx: &Ctx, p: Protocol, host: &str, port: u16, why: &str, t0: Instant) -> Response<Body> {
+    ctx.record_refused(p, host, port, why, t0);
+    refusal(StatusCode::BAD_REQUEST, "bad-request", why)
+}
+
+fn deny_response(o: Outcome) -> Response<Body> {
+    match o {
+        Outcome::Denied => refusal(StatusCode::FORBIDDEN, "blocked-by-policy", "destination not allowed by the sandbox's network policy"),
+        Outcome::Refused | Outcome::Unreachable => refusal(StatusCode::BAD_GATEWAY, "upstream-failed", "could not reach the destination"),
+    }
+}
+
+async fn connect(req: Request<Incoming>, ctx: Arc<Ctx>, t0: Instant) -> Response<Body> {
+    let p = Protocol::Connect;
+    let uri = req.uri();
+    let Some(auth) = uri.authority().filter(|_| uri.scheme().is_none() && uri.path_and_query().is_none()) else {
+        return bad(&ctx, p, "", 0, "CONNECT needs an authority-form target host:port", t0);
+    };
+    if auth.as_str().contains('@') {
+        return bad(&ctx, p, auth.as_str(), 0, "userinfo in a CONNECT target", t0);
+    }
+    let (h, port) = match split_host_port(auth.as_str()) {
+        Ok((h, Some(port))) => (h, port),
+        _ => return bad(&ctx, p, auth.as_str(), 0, "CONNECT target needs host:port", t0),
+    };
+    let host = match canonicalize(h) {
+        Ok(h) => h,
+        Err(e) => return bad(&ctx, p, h, port, &format!("malformed host: {e}"), t0),
+    };
+    let up = match ctx.open(p, &host, port, t0).await {
+        Ok(u) => u,
+        Err(o) => return deny_response(o),
+    };
+    tokio::spawn(async move {
+        let c = Counters::new();
+        match hyper::upgrade::on(req).await {
+            Ok(upgraded) => {
+                let end = relay(TokioIo::new(upgraded), Counted::new(up.stream, c.clone()), ctx.limits().idle, ctx.limits().total, ctx.stopped()).await;
+                ctx.record_allowed(p, &host, port, up.ip, &c, end, t0);
+            }
+            Err(e) => ctx.record_allowed(p, &host, port, up.ip, &c, if e.is_canceled() { RelayEnd::Closed } else { RelayEnd::Error }, t0),
+        }
+    });
+    Response::new(empty())
+}
+
+/// Field names listed in `Connection` headers (also hop-by-hop).
+fn connection_tokens(h: &HeaderMap) -> Vec<HeaderName> {
+    h.get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect()
+}
+
+fn strip_hop_by_hop(h: &mut HeaderMap) {
+    for t in connection_tokens(h) {
+        h.remove(t);
+    }
+    for n in HOP_BY_HOP {
+        h.remove(n);
+    }
+}
+
+/// The smuggling shapes this proxy refuses, if any.
+fn framing_problem(req: &Request<Incoming>) -> Option<&'static str> {
+    let h = req.headers();
+    let cl = h.get_all(CONTENT_LENGTH).iter().count();
+    let te: Vec<_> = h.get_all(TRANSFER_ENCODING).iter().collect();
+    if cl > 1 {
+        return Some("more than one Content-Length");
+    }
+    if cl == 1 && !te.is_empty() {
+        return Some("both Content-Length and Transfer-Encoding");
+    }
+    if !te.is_empty() {
+        if req.version() == Version::HTTP_10 {
+            return Some("Transfer-Encoding on HTTP/1.0");
+        }
+        if te.len() != 1 || !te[0].to_str().is_ok_and(|v| v.trim().eq_ignore_ascii_case("chunked")) {
+            return Some("Transfer-Encoding other than exactly \"chunked\"");
+        }
+    }
+    None
+}
+
+async fn forward(req: Request<Incoming>, ctx: Arc<Ctx>, t0: Instant) -> Response<Body> {
+    let p = Protocol::Http;
+    let uri = req.uri().clone();
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some(_) => return bad(&ctx, p, "", 0, "only http:// targets are forwarded; use CONNECT for https", t0),
+        None => return bad(&ctx, p, "", 0, "this is a proxy: requests need an absolute-form http:// target", t0),
+    }
+    let Some(auth) = uri.authority() else {
+        return bad(&ctx, p, "", 0, "request target has no host", t0);
+    };
+    if auth.as_str().contains('@') {
+        return bad(&ctx, p, auth.as_str(), 0, "userinfo in the request target", t0);
+    }
+    let (h, port) = match split_host_port(auth.as_str()) {
+        Ok((h, port)) => (h, port.unwrap_or(80)),
+        Err(e) => return bad(&ctx, p, auth.as_str(), 0, &format!("malformed target: {e}"), t0),
+    };
+    let host = match canonicalize(h) {
+        Ok(h) => h,
+        Err(e) => return bad(&ctx, p, h, port, &format!("malformed host: {e}"), t0),
+    };
+    let hs = host.to_string();
+    // The Host header must name the same destination as the target.
+    let hosts: Vec<_> = req.headers().get_all(HOST).iter().collect();
+    if hosts.len() != 1 {
+        return bad(&ctx, p, &hs, port, "exactly one Host header is required", t0);
+    }
+    let same = hosts[0].to_str().ok().and_then(|v| split_host_port(v).ok()).and_then(|(hh, hp)| Some((canonicalize(hh).ok()?, hp.unwrap_or(80))));
+    if same != Some((host.clone(), port)) {
+        return bad(&ctx, p, &hs, port, "Host header does not match the request target", t0);
+    }
+    if let Some(why) = framing_problem(&req) {
+        return bad(&ctx, p, &hs, port, &format!("ambiguous message framing: {why}"), t0);
+    }
+    let up = match ctx.open(p, &host, port, t0).await {
+        Ok(u) => u,
+        Err(o) => return deny_response(o),
+    };
+    let c = Counters::new();
+    let (mut sender, conn) = match hyper::client::conn::http1::Builder::new().handshake::<_, Incoming>(TokioIo::new(Counted::new(up.stream, c.clone()))).await {
+        Ok(v) => v,
+        Err(e) => {
+            ctx.record_error(p, &hs, port, &format!("upstream handshake failed: {e}"), t0);
+            return deny_response(Outcome::Unreachable);
+        }
+    };
+    let (parts, body) = req.into_parts();
+    let mut out = Request::new(body);
+    *out.method_mut() = parts.method;
+    *out.uri_mut() = match uri.path_and_query() {
+        Some(pq) => pq.as_str().parse().unwrap_or_else(|_| "/".parse().unwrap()),
+        None => "/".parse().unwrap(),
+    };
+    *out.version_mut() = Version::HTTP_11;
+    *out.headers_mut() = parts.headers;
+    strip_hop_by_hop(out.headers_mut());
+    let ip = up.ip;
+    {
+        let ctx = ctx.clone();
+        let c = c.clone();
+        let host: Host = host.clone();
+        tokio::spawn(async move {
+            let end = tokio::select! {
+                r = conn => if r.is_ok() { RelayEnd::Closed } else { RelayEnd::Error },
+                e = watchdog(&c, ctx.limits().idle, ctx.limits().total) => e,
+                _ = ctx.stopped() => RelayEnd::Stopped,
+            };
+            ctx.record_allowed(p, &host, port, ip, &c, end, t0);
+        });
+    }
+    match sender.send_request(out).await {
+        Ok(resp) => {
+            if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+                return refusal(StatusCode::BAD_GATEWAY, "upgrade-refused", "protocol upgrades are not forwarded");
+            }
+            let (mut parts, body) = resp.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            Response::from_parts(parts, body.boxed())
+        }
+        Err(e) => {
+            ctx.record_error(p, &hs, port, &format!("upstream request failed: {e}"), t0);
+            refusal(StatusCode::BAD_GATEWAY, "upstream-failed", "the destination did not answer")
+        }
+    }
+}
