@@ -74,6 +74,16 @@ struct ExecArgs {
     /// Allowed network domain (repeatable).
     #[arg(long = "allow-domain", value_name = "DOMAIN")]
     allow_domain: Vec<String>,
+    /// Answer NAME with IP in the proxy instead of asking DNS, like curl's
+    /// --resolve (repeatable; NAME=IP[,IP…]). The policy still decides.
+    #[arg(long = "net-resolve", value_name = "NAME=IP")]
+    net_resolve: Vec<String>,
+    /// Serve the network through a gateway's proxy at this unix socket
+    /// (used by the OpenClaw addon, with --net-ticket).
+    #[arg(long = "net-attach", value_name = "SOCKET", requires = "net_ticket", hide = true)]
+    net_attach: Option<PathBuf>,
+    #[arg(long = "net-ticket", value_name = "TICKET", requires = "net_attach", hide = true)]
+    net_ticket: Option<String>,
     /// Wall-clock timeout in seconds.
     #[arg(long, value_name = "SECS", conflicts_with = "timeout_ms")]
     timeout: Option<f64>,
@@ -154,6 +164,8 @@ fn exec(a: ExecArgs) -> i32 {
         extra_allow_write: a.allow_write,
         extra_deny_read: a.deny_read,
         extra_allow_domains: a.allow_domain,
+        net_attach: a.net_attach.zip(a.net_ticket),
+        net_resolve: a.net_resolve,
         expose_read_only: vec![],
         timeout_ms,
         env,

@@ -10,7 +10,9 @@
 //!    (it first puts us into the call's cgroups); EOF means the launcher died;
 //! 2. write the uid/gid maps (`layers::userns`) — or, for a shifted root
 //!    caller, take the maps the launcher wrote and become uid 0 inside;
-//! 3. set the host name; build the filesystem view (`layers::mounts`);
+//! 3. set the host name; bring loopback up and, when the call has network,
+//!    create the proxy's listeners on it and send them to the launcher
+//!    (`layers::net`); build the filesystem view (`layers::mounts`);
 //! 4. add the Landlock rules for sandbox-only paths;
 //! 5. become non-dumpable, fork the worker, and reap until the worker exits;
 //!    then report the worker's wait status and exit, which makes the kernel
@@ -28,7 +30,7 @@
 //! 7. `execve` each prepared candidate path in turn.
 
 use super::plan::Plan;
-use crate::layers::{caps, fds, seccomp, sys};
+use crate::layers::{caps, fds, net, seccomp, sys};
 
 /// Stage codes reported through the error pipe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +52,7 @@ pub enum Stage {
     Seccomp = 13,
     Exec = 14,
     Dumpable = 15,
+    Network = 16,
 }
 
 impl Stage {
@@ -71,6 +74,7 @@ impl Stage {
             13 => Seccomp,
             14 => Exec,
             15 => Dumpable,
+            16 => Network,
             _ => return None,
         })
     }
@@ -92,6 +96,7 @@ impl Stage {
             Stage::Seccomp => "installing the seccomp filter",
             Stage::Exec => "executing the command",
             Stage::Dumpable => "making PID 1 non-dumpable",
+            Stage::Network => "setting up the sandbox's loopback and proxy listeners",
         }
     }
 }
@@ -118,6 +123,10 @@ pub struct ChildFds {
     /// sends idmapped mounts (-1 otherwise), and the launcher's end.
     pub id_child: i32,
     pub id_parent: i32,
+    /// Network: our end of the socket on which the proxy's listeners go to
+    /// the launcher (-1 without network), and the launcher's end.
+    pub net_child: i32,
+    pub net_parent: i32,
 }
 
 /// Report `(stage, detail, errno)` and exit.
@@ -136,7 +145,7 @@ pub fn pid1(plan: &Plan, f: &ChildFds) -> ! {
     // SAFETY: closing the launcher's ends of our pipes and its signalfd;
     // dup2 of our pipe ends onto stdout/stderr. Plain fd syscalls.
     unsafe {
-        for fd in [f.sync_w, f.err_r, f.status_r, f.out_r, f.errout_r, f.signal_fd, f.notify_parent, f.id_parent] {
+        for fd in [f.sync_w, f.err_r, f.status_r, f.out_r, f.errout_r, f.signal_fd, f.notify_parent, f.id_parent, f.net_parent] {
             if fd >= 0 {
                 libc::close(fd);
             }
@@ -180,6 +189,24 @@ pub fn pid1(plan: &Plan, f: &ChildFds) -> ! {
     // SAFETY: sethostname with a prepared buffer and its length.
     if unsafe { libc::sethostname(plan.hostname.as_ptr(), plan.hostname.as_bytes().len()) } != 0 {
         fail(e, Stage::Hostname, 0, sys::errno());
+    }
+    if let Err(errno) = net::loopback_up() {
+        fail(e, Stage::Network, 0, errno);
+    }
+    if f.net_child >= 0 {
+        for (i, port) in [crate::proxy::HTTP_PORT, crate::proxy::SOCKS_PORT].into_iter().enumerate() {
+            let l = match net::listen_loopback(port) {
+                Ok(fd) => fd,
+                Err(errno) => fail(e, Stage::Network, 1 + i as u32, errno),
+            };
+            if let Err(errno) = sys::send_fd(f.net_child, l) {
+                fail(e, Stage::Network, 3, errno);
+            }
+            // SAFETY: closing our copy; the launcher holds the listener now.
+            unsafe { libc::close(l) };
+        }
+        // SAFETY: closing our end of the net socket.
+        unsafe { libc::close(f.net_child) };
     }
     if let Err((step, errno)) = plan.mounts.apply(f.id_child) {
         fail(e, Stage::Mounts, step, errno);

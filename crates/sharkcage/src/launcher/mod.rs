@@ -12,6 +12,7 @@
 pub mod child;
 pub mod plan;
 pub mod protected;
+pub mod proxy_session;
 pub mod quarantine;
 pub mod supervise;
 pub mod unix_broker;
@@ -93,6 +94,11 @@ pub struct ExecRequest {
     pub extra_allow_write: Vec<String>,
     pub extra_deny_read: Vec<String>,
     pub extra_allow_domains: Vec<String>,
+    /// Serve the network through the gateway's proxy: its attach socket and
+    /// the ticket it issued for this call (see `proxy::attach`).
+    pub net_attach: Option<(PathBuf, String)>,
+    /// Fixed answers for names (`NAME=IP`), for the embedded proxy.
+    pub net_resolve: Vec<String>,
     /// Host paths made visible read-only even where the sandbox has its own
     /// private tmpfs (used by `sc doctor` to run its probe binary).
     pub expose_read_only: Vec<PathBuf>,
@@ -105,6 +111,8 @@ pub struct ExecRequest {
 /// What the supervisor observed.
 #[derive(Debug, Clone)]
 pub struct RunOutput {
+    /// The proxy's report (None: the call had no network).
+    pub net: Option<proxy_session::NetOutcome>,
     /// Refused unix-socket connects (the broker's events).
     pub unix_events: Vec<Violation>,
     pub unix_connected: usize,
@@ -135,6 +143,28 @@ pub struct Layers {
     pub identity: String,
     pub session_keyring: &'static str,
     pub limits: LimitsReport,
+}
+
+/// The call's network: the proxy, its rules, and every decision it made.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkReport {
+    /// "none" (no network at all) or "proxy".
+    pub mode: &'static str,
+    /// "launcher" (embedded) or "gateway" (the OpenClaw addon's proxy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub served_by: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<String>,
+    /// Where the command finds the proxy (inside its own network namespace).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_proxy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub socks_proxy: Option<String>,
+    pub allowed_domains: Vec<String>,
+    pub events: Vec<crate::proxy::NetEvent>,
+    /// Events beyond the per-call cap, only counted.
+    pub dropped_events: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -181,6 +211,7 @@ pub struct ExecOutcome {
     pub truncated: bool,
     pub duration_ms: f64,
     pub layers: Layers,
+    pub network: NetworkReport,
     pub violations: Vec<Violation>,
 }
 
@@ -264,6 +295,28 @@ pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, L
     violations.extend(recovered);
     violations.extend(after);
     violations.extend(out.unix_events.iter().cloned());
+    if let Some(n) = &out.net {
+        violations.extend(n.notes.iter().cloned());
+        for e in n.events.iter().filter(|e| e.decision != crate::proxy::Decision::Allow) {
+            violations.push(Violation::note("network", e.summary()));
+        }
+        if n.dropped > 0 {
+            violations.push(Violation::note("network", format!("{} more network events not listed", n.dropped)));
+        }
+    }
+    let network = match (&plan.net, &out.net) {
+        (Some(np), Some(n)) => NetworkReport {
+            mode: "proxy",
+            served_by: Some(n.served_by),
+            sandbox: Some(n.sandbox.clone()),
+            http_proxy: Some(format!("127.0.0.1:{}", crate::proxy::HTTP_PORT)),
+            socks_proxy: Some(format!("127.0.0.1:{}", crate::proxy::SOCKS_PORT)),
+            allowed_domains: np.allowed.clone(),
+            events: n.events.clone(),
+            dropped_events: n.dropped,
+        },
+        _ => NetworkReport { mode: "none", served_by: None, sandbox: None, http_proxy: None, socks_proxy: None, allowed_domains: vec![], events: vec![], dropped_events: 0 },
+    };
     if out.truncated {
         violations.push(Violation::note("output", format!("output cut after {} bytes", plan.max_output_bytes)));
     }
@@ -313,6 +366,7 @@ pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, L
                 max_file_size_bytes: plan.limits.max_file_size_bytes,
             },
         },
+        network,
         violations,
     })
 }

@@ -28,6 +28,8 @@ pub struct Plan {
     pub seccomp: BpfProgram,
     /// Unix socket paths the broker connects to (empty: no broker, no AF_UNIX).
     pub allow_unix: Vec<PathBuf>,
+    /// The proxy for this call (None: no network at all).
+    pub net: Option<NetPlan>,
     pub rlimits: Rlimits,
     pub last_cap: u32,
     pub hostname: CString,
@@ -54,6 +56,19 @@ pub struct Plan {
     pub timeout_ms: u64,
     pub max_output_bytes: u64,
     pub limits: crate::policy::Limits,
+}
+
+/// The network part of a call: the sandbox gets the proxy's listeners on
+/// its loopback, served by the launcher (`embedded`) or the gateway.
+#[derive(Debug, Clone)]
+pub struct NetPlan {
+    pub rules: crate::proxy::rules::NetRules,
+    /// The gateway's attach socket and this call's ticket.
+    pub attach: Option<(PathBuf, String)>,
+    /// Fixed name answers for the embedded proxy (`--net-resolve`).
+    pub resolve: Vec<String>,
+    /// The domain entries, as reported.
+    pub allowed: Vec<String>,
 }
 
 /// Default depth of the protected-path scan (srt's default).
@@ -361,6 +376,21 @@ impl Plan {
         }
         let mounts = MountPlan::build(&MountInputs { ops: &ops, cwd: &cwd, tmpfs_bytes: pol.limits.tmpfs_bytes, idmapped: shift.is_some() });
 
+        // ---- network -----------------------------------------------------------
+        let mut allowed_domains = pol.network.allowed_domains.clone();
+        for (i, d) in req.extra_allow_domains.iter().enumerate() {
+            crate::proxy::rules::Pattern::parse(d, false).map_err(|m| policy_err(req, &format!("--allow-domain[{i}]"), m))?;
+            allowed_domains.push(d.clone());
+        }
+        let rules = crate::proxy::rules::NetRules::compile(&allowed_domains, &pol.network.denied_domains, &pol.network.denied_domain_reasons)
+            .map_err(|m| policy_err(req, "network", m))?;
+        crate::proxy::resolve::SystemResolver::with_fixed(&req.net_resolve).map_err(LaunchError::Usage)?;
+        let net = if !rules.is_empty() || req.net_attach.is_some() {
+            Some(NetPlan { rules, attach: req.net_attach.clone(), resolve: req.net_resolve.clone(), allowed: allowed_domains })
+        } else {
+            None
+        };
+
         // ---- Landlock --------------------------------------------------------
         let stdio = stdio_files();
         // Landlock's read grants are the complement of the hidden set, which
@@ -375,6 +405,7 @@ impl Plan {
             allow_read: &allow_read,
             writable: &writable,
             allow_local_binding: pol.network.allow_local_binding,
+            connect_ports: if net.is_some() { &[crate::proxy::HTTP_PORT, crate::proxy::SOCKS_PORT] } else { &[] },
             private_writable: &mounts.private_writable,
             stdio_files: &stdio,
         })
@@ -405,6 +436,19 @@ impl Plan {
             fixed.push(("HOME".into(), h.display().to_string()));
         }
         fixed.push(("PWD".into(), cwd.display().to_string()));
+        if net.is_some() {
+            let http = format!("http://127.0.0.1:{}", crate::proxy::HTTP_PORT);
+            let socks = format!("socks5h://127.0.0.1:{}", crate::proxy::SOCKS_PORT);
+            for k in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
+                fixed.push((k.into(), http.clone()));
+            }
+            for k in ["ALL_PROXY", "all_proxy"] {
+                fixed.push((k.into(), socks.clone()));
+            }
+            for k in ["NO_PROXY", "no_proxy"] {
+                fixed.push((k.into(), "localhost,127.0.0.1,::1".into()));
+            }
+        }
         let envb = env::build(std::env::vars(), &req.env, &pol.env, &fixed);
         for name in &envb.dropped_secret {
             violations.push(Violation::note("env", format!("variable {name} withheld: its name looks secret and the policy does not name it")));
@@ -429,12 +473,6 @@ impl Plan {
         let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|c| c.as_ptr()).collect();
         envp_ptrs.push(std::ptr::null());
 
-        if !pol.network.allowed_domains.is_empty() || !req.extra_allow_domains.is_empty() {
-            violations.push(Violation::note(
-                "network",
-                "allowedDomains is not enforced by this version (no proxy yet): the sandbox has no network at all".to_string(),
-            ));
-        }
         let timeout_ms = req.timeout_ms.unwrap_or(pol.limits.timeout_ms);
 
         Ok(Plan {
@@ -443,6 +481,7 @@ impl Plan {
             landlock,
             seccomp,
             allow_unix,
+            net,
             rlimits: Rlimits::from_policy(&pol.limits),
             last_cap: caps::last_cap(),
             hostname: CString::new("sharkcage").unwrap(),

@@ -76,6 +76,8 @@ pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
     // mounts travel from/to the child over these.
     let (notify_parent, notify_child) = seqpacket_pair(!plan.allow_unix.is_empty())?;
     let (id_parent, id_child) = seqpacket_pair(plan.idmap.shift.is_some())?;
+    // The proxy's listeners travel from PID 1 to us over this.
+    let (net_parent, net_child) = seqpacket_pair(plan.net.is_some())?;
 
     // Termination signals arrive on a signalfd instead of interrupting us.
     // SAFETY: sigset manipulation on a stack value; sigprocmask/signalfd.
@@ -100,7 +102,7 @@ pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
         Cgroups::none()
     };
 
-    let fds = ChildFds { sync_r, sync_w, err_r, err_w, status_r, status_w, out_r, out_w, errout_r, errout_w, signal_fd, notify_child, notify_parent, id_child, id_parent };
+    let fds = ChildFds { sync_r, sync_w, err_r, err_w, status_r, status_w, out_r, out_w, errout_r, errout_w, signal_fd, notify_child, notify_parent, id_child, id_parent, net_child, net_parent };
 
     // SAFETY: a fork-like clone (no new stack, SIGCHLD on exit) in the
     // single-threaded launcher; the child only runs `child::pid1`, which
@@ -108,7 +110,7 @@ pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
     let pid = unsafe { libc::syscall(libc::SYS_clone, (NS_FLAGS | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) } as i32;
     if pid < 0 {
         let errno = sys::errno();
-        for fd in [sync_r, sync_w, err_r, err_w, status_r, status_w, out_r, out_w, errout_r, errout_w, signal_fd, notify_parent, notify_child, id_parent, id_child] {
+        for fd in [sync_r, sync_w, err_r, err_w, status_r, status_w, out_r, out_w, errout_r, errout_w, signal_fd, notify_parent, notify_child, id_parent, id_child, net_parent, net_child] {
             close(fd);
         }
         restore_mask(&old_mask);
@@ -117,7 +119,7 @@ pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
     if pid == 0 {
         child::pid1(plan, &fds);
     }
-    for fd in [sync_r, err_w, status_w, out_w, errout_w, notify_child, id_child] {
+    for fd in [sync_r, err_w, status_w, out_w, errout_w, notify_child, id_child, net_child] {
         close(fd);
     }
     // Shifted root caller: write the child's id maps, then hand it the
@@ -128,7 +130,7 @@ pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
             close(sync_w);
             close(id_parent);
             kill_and_reap(pid);
-            for fd in [err_r, status_r, out_r, errout_r, signal_fd, notify_parent] {
+            for fd in [err_r, status_r, out_r, errout_r, signal_fd, notify_parent, net_parent] {
                 close(fd);
             }
             restore_mask(&old_mask);
@@ -143,7 +145,7 @@ pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
     if !cg_ok && cgroups.kind != crate::layers::limits::CgroupKind::None {
         // The limits could not be applied: run nothing.
         kill_and_reap(pid);
-        for fd in [sync_w, err_r, status_r, out_r, errout_r, signal_fd, notify_parent] {
+        for fd in [sync_w, err_r, status_r, out_r, errout_r, signal_fd, notify_parent, net_parent] {
             close(fd);
         }
         restore_mask(&old_mask);
@@ -171,7 +173,7 @@ pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
         let detail = u32::from_ne_bytes(buf[4..8].try_into().unwrap());
         let errno = i32::from_ne_bytes(buf[8..12].try_into().unwrap());
         kill_and_reap(pid);
-        for fd in [status_r, out_r, errout_r, signal_fd, notify_parent, sync_w] {
+        for fd in [status_r, out_r, errout_r, signal_fd, notify_parent, sync_w, net_parent] {
             close(fd);
         }
         restore_mask(&old_mask);
@@ -202,10 +204,14 @@ pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
         close(notify_parent);
         match l {
             // SAFETY: the kernel installed this descriptor for us.
-            Ok(fd) => Some(super::unix_broker::Broker::new(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }, plan.allow_unix.clone())),
+            Ok(fd) => Some(super::unix_broker::Broker::new(
+                unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) },
+                plan.allow_unix.clone(),
+                if plan.net.is_some() { vec![crate::proxy::HTTP_PORT, crate::proxy::SOCKS_PORT] } else { vec![] },
+            )),
             Err(_) => {
                 kill_and_reap(pid);
-                for fd in [status_r, out_r, errout_r, signal_fd, sync_w] {
+                for fd in [status_r, out_r, errout_r, signal_fd, sync_w, net_parent] {
                     close(fd);
                 }
                 restore_mask(&old_mask);
@@ -215,6 +221,35 @@ pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
     } else {
         None
     };
+
+    // PID 1 sent the proxy's listeners before the worker started; serve
+    // them (threads may start now: nothing forks after the clone).
+    let mut net_notes = Vec::new();
+    let mut proxy = None;
+    if let Some(np) = &plan.net {
+        let got = (sys::recv_fd(net_parent), sys::recv_fd(net_parent));
+        close(net_parent);
+        let started = match got {
+            (Ok(h), Ok(s)) => super::proxy_session::ProxySession::start(np, h, s, &mut net_notes).map_err(|e| e.to_string()),
+            (a, b) => {
+                for fd in [a, b].into_iter().flatten() {
+                    close(fd);
+                }
+                Err("the proxy's listeners did not arrive".to_string())
+            }
+        };
+        match started {
+            Ok(p) => proxy = Some(p),
+            Err(why) => {
+                kill_and_reap(pid);
+                for fd in [status_r, out_r, errout_r, signal_fd, sync_w] {
+                    close(fd);
+                }
+                restore_mask(&old_mask);
+                return Err(LaunchError::Setup(format!("cannot start the network proxy: {why}")));
+            }
+        }
+    }
 
     // The command runs. Relay until PID 1 reports.
     let deadline = start + Duration::from_millis(plan.timeout_ms);
@@ -333,11 +368,18 @@ pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
         (None, Some(libc::SIGKILL))
     };
     let broker = broker.or(broker_done);
+    let net = proxy.map(|p| {
+        let mut o = p.finish();
+        net_notes.append(&mut o.notes);
+        o.notes = net_notes;
+        o
+    });
     let (unix_events, unix_connected) = match broker {
         Some(b) => (b.events(), b.connected),
         None => (vec![], 0),
     };
     Ok(RunOutput {
+        net,
         unix_events,
         unix_connected,
         exit_code,

@@ -18,8 +18,10 @@
 //! * AF_UNIX to an absolute path listed in `allowUnixSockets` → connected;
 //!   anything else (other paths, relative paths, abstract names) → EACCES /
 //!   ECONNREFUSED, reported as a violation;
-//! * TCP (AF_INET/AF_INET6 stream) → EACCES, mirroring the Landlock rule that
-//!   applies when the broker is not in the way;
+//! * TCP (AF_INET/AF_INET6 stream) → connected (by the broker, on its copy
+//!   of the address) only to the proxy's ports on the sandbox's loopback when
+//!   the call has network, EACCES otherwise — mirroring the Landlock rule
+//!   that applies when the broker is not in the way;
 //! * other sockets (UDP, netlink) → connected as asked (they stay in the
 //!   sandbox's own network namespace, which only has loopback).
 
@@ -64,10 +66,21 @@ const MAX_EVENTS: usize = 64;
 pub struct Broker {
     listener: OwnedFd,
     allowed: Vec<PathBuf>,
+    /// TCP ports the command may connect to (the proxy's; empty without network).
+    tcp_ports: Vec<u16>,
     /// Distinct refusals, each with how often it happened.
     refusals: Vec<(String, usize)>,
     pub refused: usize,
     pub connected: usize,
+}
+
+/// The port of an AF_INET/AF_INET6 socket address.
+fn tcp_port(addr: &[u8]) -> Option<u16> {
+    let family = u16::from_ne_bytes([*addr.first()?, *addr.get(1)?]) as i32;
+    if family != libc::AF_INET && family != libc::AF_INET6 {
+        return None;
+    }
+    Some(u16::from_be_bytes([*addr.get(2)?, *addr.get(3)?]))
 }
 
 fn errno() -> i32 {
@@ -75,8 +88,8 @@ fn errno() -> i32 {
 }
 
 impl Broker {
-    pub fn new(listener: OwnedFd, allowed: Vec<PathBuf>) -> Broker {
-        Broker { listener, allowed, refusals: vec![], refused: 0, connected: 0 }
+    pub fn new(listener: OwnedFd, allowed: Vec<PathBuf>, tcp_ports: Vec<u16>) -> Broker {
+        Broker { listener, allowed, tcp_ports, refusals: vec![], refused: 0, connected: 0 }
     }
 
     pub fn fd(&self) -> RawFd {
@@ -170,7 +183,15 @@ impl Broker {
         let stype = sockopt(&sock, libc::SO_TYPE).ok_or(libc::ENOTSOCK)?;
         match domain {
             libc::AF_UNIX => self.unix(&sock, &buf[..len]),
-            libc::AF_INET | libc::AF_INET6 if stype == libc::SOCK_STREAM => Err(libc::EACCES),
+            libc::AF_INET | libc::AF_INET6 if stype == libc::SOCK_STREAM => {
+                if !self.tcp_ports.is_empty() && tcp_port(&buf[..len]).is_some_and(|p| self.tcp_ports.contains(&p)) {
+                    // Our copy of the address; the namespace has only loopback.
+                    // SAFETY: connect our duplicate with our own copy of the address.
+                    let r = unsafe { libc::connect(sock.as_raw_fd(), buf.as_ptr().cast(), len as libc::socklen_t) };
+                    return if r == 0 { Ok(()) } else { Err(errno()) };
+                }
+                Err(libc::EACCES)
+            }
             _ => {
                 // SAFETY: connect our duplicate with our own copy of the address.
                 let r = unsafe { libc::connect(sock.as_raw_fd(), buf.as_ptr().cast(), len as libc::socklen_t) };

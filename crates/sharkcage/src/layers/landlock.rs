@@ -11,9 +11,10 @@
 //! * **write** (every write right of the ABI, incl. `REFER` and `TRUNCATE`) only
 //!   on writable roots and the private tmpfs mounts;
 //! * `/dev`: read, write and `IOCTL_DEV` (ABI 5) for the minimal device set;
-//! * **TCP** (ABI 4): `connect` (and `bind`, unless `allowLocalBinding`) are
-//!   denied outright — the sandbox reaches the network only through the
-//!   proxy, which a later layer grants by port;
+//! * **TCP** (ABI 4): `bind` is denied unless `allowLocalBinding`; `connect`
+//!   only to the proxy's two ports (the namespace has nothing but loopback,
+//!   so that is the proxy's listeners), or to nothing when the call has no
+//!   network;
 //! * **scoping** (ABI 6): no abstract unix sockets and no signals outside the
 //!   sandbox's own Landlock domain.
 //!
@@ -72,6 +73,8 @@ pub struct LandlockInputs<'a> {
     pub allow_read: &'a [PathBuf],
     pub writable: &'a [PathBuf],
     pub allow_local_binding: bool,
+    /// TCP ports `connect` may reach (the proxy's, on the sandbox's own loopback).
+    pub connect_ports: &'a [u16],
     /// Paths that exist only inside the sandbox, writable (tmpfs mounts).
     pub private_writable: &'a [PathBuf],
     /// stdin when it is a file or terminal: (fd, opened for reading, for writing).
@@ -173,6 +176,13 @@ impl LandlockPlan {
             let fd = f.try_clone().map_err(LandlockError::Dup)?;
             created = created.add_rule(PathBeneath::new(fd, access))?;
             report.rules += 1;
+        }
+
+        if report.network {
+            for &port in inp.connect_ports {
+                created = created.add_rule(landlock::NetPort::new(port, AccessNet::ConnectTcp))?;
+                report.rules += 1;
+            }
         }
 
         let bits = |a: landlock::BitFlags<AccessFs>| a.bits();

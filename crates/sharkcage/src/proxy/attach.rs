@@ -71,14 +71,18 @@ pub fn attach(path: &Path, ticket: &str, http: RawFd, socks: RawFd) -> io::Resul
 
 impl Attached {
     /// End the sandbox's network and collect its events.
-    pub fn finish(self) -> io::Result<(Vec<serde_json::Value>, usize)> {
+    pub fn finish(self) -> io::Result<(Vec<super::NetEvent>, usize)> {
         (&self.stream).write_all(b"{\"done\":true}\n")?;
         let mut r = BufReader::new(&self.stream);
         let mut reply = String::new();
         r.read_line(&mut reply)?;
-        let v: serde_json::Value = serde_json::from_str(&reply).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        let events = v["events"].as_array().cloned().unwrap_or_default();
-        Ok((events, v["dropped"].as_u64().unwrap_or(0) as usize))
+        #[derive(Deserialize)]
+        struct Done {
+            events: Vec<super::NetEvent>,
+            dropped: usize,
+        }
+        let d: Done = serde_json::from_str(&reply).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        Ok((d.events, d.dropped))
     }
 }
 

@@ -56,7 +56,7 @@ pub const SOCKS_PORT: u16 = 1080;
 /// Events kept per sandbox (the rest are counted).
 const MAX_EVENTS: usize = 2000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum Protocol {
@@ -91,7 +91,7 @@ impl Default for NetLimits {
 
 /// Who a sandbox is working for (from the caller, never from the sandbox).
 #[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Labels {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub session: Option<String>,
@@ -103,8 +103,21 @@ pub struct Labels {
     pub tool_call: Option<String>,
 }
 
+/// What happened to a connection or request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Decision {
+    /// Allowed and connected.
+    Allow,
+    /// Refused by the policy or the address guard.
+    Deny,
+    /// Malformed input, an upstream failure, or a limit.
+    Error,
+}
+
 /// One network decision.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct NetEvent {
     /// Milliseconds since the Unix epoch.
@@ -113,9 +126,7 @@ pub struct NetEvent {
     #[serde(flatten)]
     pub labels: Labels,
     pub protocol: Protocol,
-    /// "allow", "deny" (policy or guard) or "error" (malformed input,
-    /// upstream failure, limits).
-    pub decision: &'static str,
+    pub decision: Decision,
     pub reason: String,
     pub host: String,
     pub port: u16,
@@ -135,7 +146,12 @@ impl NetEvent {
             Protocol::Socks5 => "SOCKS5",
         };
         let dest = if self.host.is_empty() { String::new() } else { format!(" {}:{}", self.host, self.port) };
-        format!("{} {what}{dest}: {}", self.decision, self.reason)
+        let d = match self.decision {
+            Decision::Allow => "allowed",
+            Decision::Deny => "denied",
+            Decision::Error => "failed",
+        };
+        format!("{d} {what}{dest}: {}", self.reason)
     }
 }
 
@@ -361,7 +377,7 @@ impl Ctx {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn record(&self, protocol: Protocol, decision: &'static str, reason: String, host: String, port: u16, ip: Option<IpAddr>, up: u64, down: u64, t0: Instant) {
+    fn record(&self, protocol: Protocol, decision: Decision, reason: String, host: String, port: u16, ip: Option<IpAddr>, up: u64, down: u64, t0: Instant) {
         let ev = NetEvent {
             ts: now_ms(),
             sandbox: self.sb.id.clone(),
@@ -389,20 +405,20 @@ impl Ctx {
     }
 
     pub fn record_malformed(&self, p: Protocol, why: &str, t0: Instant) {
-        self.record(p, "error", format!("malformed request: {why}"), String::new(), 0, None, 0, 0, t0);
+        self.record(p, Decision::Error, format!("malformed request: {why}"), String::new(), 0, None, 0, 0, t0);
     }
 
     pub fn record_refused(&self, p: Protocol, host: &str, port: u16, why: &str, t0: Instant) {
-        self.record(p, "deny", why.to_string(), host.to_string(), port, None, 0, 0, t0);
+        self.record(p, Decision::Deny, why.to_string(), host.to_string(), port, None, 0, 0, t0);
     }
 
     pub fn record_error(&self, p: Protocol, host: &str, port: u16, why: &str, t0: Instant) {
-        self.record(p, "error", why.to_string(), host.to_string(), port, None, 0, 0, t0);
+        self.record(p, Decision::Error, why.to_string(), host.to_string(), port, None, 0, 0, t0);
     }
 
     #[allow(clippy::too_many_arguments)]
     pub fn record_allowed(&self, p: Protocol, host: &Host, port: u16, ip: IpAddr, c: &Counters, end: RelayEnd, t0: Instant) {
-        self.record(p, "allow", format!("allowed; {}", end.describe()), host.to_string(), port, Some(ip), c.up(), c.down(), t0);
+        self.record(p, Decision::Allow, format!("allowed; {}", end.describe()), host.to_string(), port, Some(ip), c.up(), c.down(), t0);
     }
 
     /// Decide on `host:port` and connect to a checked address. A refusal
@@ -479,7 +495,7 @@ impl Ctx {
             }
         }
         let (a, why, refused) = last.expect("at least one address was tried");
-        self.record(p, "error", format!("upstream connect to {a} failed: {why}"), hs, port, Some(a), 0, 0, t0);
+        self.record(p, Decision::Error, format!("upstream connect to {a} failed: {why}"), hs, port, Some(a), 0, 0, t0);
         Err(if refused { Outcome::Refused } else { Outcome::Unreachable })
     }
 }
