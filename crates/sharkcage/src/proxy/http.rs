@@ -32,7 +32,7 @@ use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::host::{canonicalize, split_host_port, Host};
 use super::relay::{relay, watchdog, Counted, Counters, RelayEnd};
@@ -59,7 +59,7 @@ fn refusal(status: StatusCode, tag: &str, reason: &str) -> Response<Body> {
 }
 
 /// Serve one HTTP proxy connection from the sandbox.
-pub async fn serve(s: TcpStream, ctx: Arc<Ctx>) {
+pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(s: S, ctx: Arc<Ctx>) {
     let t0 = Instant::now();
     let c2 = ctx.clone();
     let svc = service_fn(move |req| {

@@ -268,6 +268,22 @@ impl Proxy {
     }
 }
 
+impl Proxy {
+    /// Serve one already-accepted connection of `sb` (any byte stream) to
+    /// its end. Used by the listeners above, and by tests and fuzzing with
+    /// in-memory streams.
+    pub async fn serve_connection<S>(&self, sb: &Arc<SandboxNet>, s: S, proto: Protocol)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let ctx = Arc::new(Ctx { shared: self.shared.clone(), sb: sb.clone() });
+        match proto {
+            Protocol::Socks5 => socks5::serve(s, ctx).await,
+            _ => http::serve(s, ctx).await,
+        }
+    }
+}
+
 async fn refuse_busy(mut s: TcpStream, proto: Protocol) {
     use tokio::io::AsyncWriteExt;
     let msg: &[u8] = match proto {

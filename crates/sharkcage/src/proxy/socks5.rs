@@ -16,8 +16,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::host::{canonicalize, Host};
 use super::relay::{relay, Counted, Counters};
@@ -136,7 +135,7 @@ fn reply(code: u8) -> [u8; 10] {
 }
 
 /// Read until `parse` completes (or the peer closes / sends too much).
-async fn read_msg<T>(s: &mut TcpStream, buf: &mut Vec<u8>, parse: fn(&[u8]) -> Result<Parse<T>, SocksError>) -> Result<(T, usize), String> {
+async fn read_msg<T, S: AsyncRead + Unpin>(s: &mut S, buf: &mut Vec<u8>, parse: fn(&[u8]) -> Result<Parse<T>, SocksError>) -> Result<(T, usize), String> {
     loop {
         match parse(buf) {
             Ok(Parse::Done(v, n)) => return Ok((v, n)),
@@ -156,7 +155,7 @@ async fn read_msg<T>(s: &mut TcpStream, buf: &mut Vec<u8>, parse: fn(&[u8]) -> R
 }
 
 /// Serve one SOCKS5 connection from the sandbox.
-pub async fn serve(mut s: TcpStream, ctx: Arc<Ctx>) {
+pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(mut s: S, ctx: Arc<Ctx>) {
     let t0 = Instant::now();
     let hs = tokio::time::timeout(ctx.limits().header_timeout, async {
         let mut buf = Vec::with_capacity(64);
