@@ -44,6 +44,15 @@ impl Policy {
                 });
             }
         };
+        for k in policy.network.denied_domain_reasons.keys() {
+            if !policy.network.denied_domains.contains(k) {
+                return Err(PolicyError::Resolve {
+                    source_name: source.to_string(),
+                    key: format!("network.deniedDomainReasons.{k}"),
+                    message: "not an entry of network.deniedDomains".into(),
+                });
+            }
+        }
         Ok(policy)
     }
 

@@ -79,9 +79,13 @@ pub struct FilesystemPolicy {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NetworkPolicy {
-    #[serde(default, deserialize_with = "domains")]
+    /// Hosts the proxy may reach: `example.com`, `*.example.com` (subdomains
+    /// only), IP literals, each with an optional `:port` (without one: 80
+    /// and 443). See `proxy/rules.rs`.
+    #[serde(default, deserialize_with = "allowed_domains")]
     pub allowed_domains: Vec<String>,
-    #[serde(default, deserialize_with = "domains")]
+    /// Checked before `allowedDomains`; also `*` and `*:port`.
+    #[serde(default, deserialize_with = "denied_domains")]
     pub denied_domains: Vec<String>,
     #[serde(default)]
     pub denied_domain_reasons: BTreeMap<String, String>,
@@ -290,19 +294,20 @@ fn unix_socket_paths<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::
     Ok(v)
 }
 
-fn domains<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+fn domain_list<'de, D: Deserializer<'de>>(d: D, deny: bool) -> Result<Vec<String>, D::Error> {
     let v = Vec::<String>::deserialize(d)?;
-    for dom in &v {
-        if dom.is_empty() || dom.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            return Err(de::Error::custom(format!("invalid domain pattern {dom:?}")));
-        }
-        if dom.contains('/') || dom.contains('@') {
-            return Err(de::Error::custom(format!(
-                "domain pattern {dom:?} looks like a URL; write a host name such as example.com or *.example.com"
-            )));
-        }
+    for (i, dom) in v.iter().enumerate() {
+        crate::proxy::rules::Pattern::parse(dom, deny).map_err(|m| de::Error::custom(format!("entry {i}: {m}")))?;
     }
     Ok(v)
+}
+
+fn allowed_domains<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    domain_list(d, false)
+}
+
+fn denied_domains<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    domain_list(d, true)
 }
 
 fn env_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {

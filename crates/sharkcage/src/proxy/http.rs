@@ -6,7 +6,9 @@
 //! own; each forwarded request gets its own upstream connection to the
 //! address checked for it.
 //!
-//! Refused before any upstream byte is sent:
+//! Every head is also re-parsed on the raw bytes (`framing.rs`), because
+//! hyper quietly normalises some ambiguous shapes. Refused before any
+//! upstream byte is sent:
 //! * a request target that is not absolute-form `http://` (origin-form,
 //!   `https://` — use CONNECT —, userinfo in the authority);
 //! * a `Host` header that is missing, repeated, or names another host or
@@ -22,7 +24,8 @@
 //! not forwarded either way; hyper re-frames the bodies.
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -33,7 +36,9 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::OwnedSemaphorePermit;
 
+use super::framing::{Framing, Sniffed};
 use super::host::{canonicalize, split_host_port, Host};
 use super::relay::{relay, watchdog, Counted, Counters, RelayEnd};
 use super::{Ctx, Outcome, Protocol};
@@ -59,12 +64,27 @@ fn refusal(status: StatusCode, tag: &str, reason: &str) -> Response<Body> {
 }
 
 /// Serve one HTTP proxy connection from the sandbox.
-pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(s: S, ctx: Arc<Ctx>) {
+/// `permit` is the connection's slot in the sandbox's connection limit; a
+/// CONNECT tunnel takes it over, since it outlives this function.
+pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(s: S, ctx: Arc<Ctx>, permit: Option<OwnedSemaphorePermit>) {
     let t0 = Instant::now();
     let c2 = ctx.clone();
+    // Every request head is also checked on the raw bytes (`framing.rs`).
+    let framing = Arc::new(Mutex::new(Framing::new(ctx.limits().max_header_bytes.max(8192))));
+    let f2 = framing.clone();
+    let seq = Arc::new(AtomicUsize::new(0));
+    let slot = Arc::new(Mutex::new(permit));
     let svc = service_fn(move |req| {
         let ctx = c2.clone();
-        async move { Ok::<_, Infallible>(handle(req, ctx).await) }
+        let slot = slot.clone();
+        let k = seq.fetch_add(1, Ordering::Relaxed);
+        let verdict = f2.lock().unwrap_or_else(|e| e.into_inner()).verdict(k);
+        async move {
+            Ok::<_, Infallible>(match verdict {
+                Ok(()) => handle(req, ctx, slot).await,
+                Err(why) => bad(&ctx, Protocol::Http, "", 0, &format!("ambiguous message framing: {why}"), Instant::now()),
+            })
+        }
     });
     let mut b = hyper::server::conn::http1::Builder::new();
     b.timer(TokioTimer::new())
@@ -72,7 +92,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(s: S, ctx
         .max_buf_size(ctx.limits().max_header_bytes.max(8192))
         .max_headers(128)
         .keep_alive(true);
-    let conn = b.serve_connection(TokioIo::new(s), svc).with_upgrades();
+    let conn = b.serve_connection(TokioIo::new(Sniffed::new(s, framing)), svc).with_upgrades();
     tokio::pin!(conn);
     let stop = ctx.stopped();
     tokio::pin!(stop);
@@ -87,10 +107,12 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(s: S, ctx
     }
 }
 
-async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>) -> Response<Body> {
+type Slot = Arc<Mutex<Option<OwnedSemaphorePermit>>>;
+
+async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>, slot: Slot) -> Response<Body> {
     let t0 = Instant::now();
     if req.method() == Method::CONNECT {
-        connect(req, ctx, t0).await
+        connect(req, ctx, t0, slot).await
     } else {
         forward(req, ctx, t0).await
     }
@@ -108,7 +130,7 @@ fn deny_response(o: Outcome) -> Response<Body> {
     }
 }
 
-async fn connect(req: Request<Incoming>, ctx: Arc<Ctx>, t0: Instant) -> Response<Body> {
+async fn connect(req: Request<Incoming>, ctx: Arc<Ctx>, t0: Instant, slot: Slot) -> Response<Body> {
     let p = Protocol::Connect;
     let uri = req.uri();
     let Some(auth) = uri.authority().filter(|_| uri.scheme().is_none() && uri.path_and_query().is_none()) else {
@@ -130,6 +152,8 @@ async fn connect(req: Request<Incoming>, ctx: Arc<Ctx>, t0: Instant) -> Response
         Err(o) => return deny_response(o),
     };
     tokio::spawn(async move {
+        // The tunnel holds the connection's slot until it ends.
+        let _permit = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
         let c = Counters::new();
         match hyper::upgrade::on(req).await {
             Ok(upgraded) => {

@@ -26,6 +26,7 @@
 //! address. Every decision becomes a [`NetEvent`].
 
 pub mod attach;
+pub mod framing;
 pub mod guard;
 pub mod host;
 pub mod http;
@@ -257,10 +258,12 @@ impl Proxy {
                 let ctx = ctx.clone();
                 tokio::spawn(async move {
                     match proto {
-                        Protocol::Socks5 => socks5::serve(s, ctx).await,
-                        _ => http::serve(s, ctx).await,
+                        Protocol::Socks5 => {
+                            socks5::serve(s, ctx).await;
+                            drop(permit);
+                        }
+                        _ => http::serve(s, ctx, Some(permit)).await,
                     }
-                    drop(permit);
                 });
             }
         });
@@ -279,7 +282,7 @@ impl Proxy {
         let ctx = Arc::new(Ctx { shared: self.shared.clone(), sb: sb.clone() });
         match proto {
             Protocol::Socks5 => socks5::serve(s, ctx).await,
-            _ => http::serve(s, ctx).await,
+            _ => http::serve(s, ctx, None).await,
         }
     }
 }
