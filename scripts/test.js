@@ -100,27 +100,29 @@ if (!runEnv(process.execPath, ['--test', '__test__/'], testEnv)) failed.push('no
 // normal user, and the kernel treats the two differently.
 const testUser = process.env.SHARKCAGE_TEST_USER
 if (testUser && process.getuid() === 0) {
-  const r = spawnSync('cargo', ['test', '-p', 'sc', '--test', 'sandbox', '--no-run', '--message-format=json'], { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20 })
-  const exe = (r.stdout || '')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => { try { return JSON.parse(l) } catch { return {} } })
-    .filter((m) => m.reason === 'compiler-artifact' && m.target && m.target.name === 'sandbox' && m.executable)
-    .map((m) => m.executable)
-    .pop()
-  if (r.status !== 0 || !exe) {
-    console.error(r.stderr)
-    failed.push(`sandbox suite as ${testUser} (build)`)
-  } else {
+  for (const suite of ['sandbox', 'network']) {
+    const r = spawnSync('cargo', ['test', '-p', 'sc', '--test', suite, '--no-run', '--message-format=json'], { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20 })
+    const exe = (r.stdout || '')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => { try { return JSON.parse(l) } catch { return {} } })
+      .filter((m) => m.reason === 'compiler-artifact' && m.target && m.target.name === suite && m.executable)
+      .map((m) => m.executable)
+      .pop()
+    if (r.status !== 0 || !exe) {
+      console.error(r.stderr)
+      failed.push(`${suite} suite as ${testUser} (build)`)
+      continue
+    }
     const d = stageDir()
     staged.push(d)
-    const bin = stage(d, exe, 'sandbox-tests')
+    const bin = stage(d, exe, `${suite}-tests`)
     const sc = stage(d, debugSc, 'sc')
     const home = spawnSync('getent', ['passwd', testUser], { encoding: 'utf8' }).stdout.split(':')[5] || `/home/${testUser}`
     const env = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: home, SC_BIN: sc, LANG: 'C.UTF-8', RUST_BACKTRACE: '1' }
-    console.log(`\ntest: the sandbox suite again, as the unprivileged user ${testUser}`)
+    console.log(`\ntest: the ${suite} suite again, as the unprivileged user ${testUser}`)
     const runuser = ['/usr/sbin/runuser', '/sbin/runuser', '/usr/bin/runuser'].find((p) => fs.existsSync(p)) || 'runuser'
-    if (!runEnv(runuser, ['-u', testUser, '--', bin, '--test-threads', '4'], env, { cwd: d })) failed.push(`sandbox suite as ${testUser}`)
+    if (!runEnv(runuser, ['-u', testUser, '--', bin, '--test-threads', '4'], env, { cwd: d })) failed.push(`${suite} suite as ${testUser}`)
   }
 }
 for (const d of staged) fs.rmSync(d, { recursive: true, force: true })

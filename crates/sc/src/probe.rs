@@ -161,6 +161,19 @@ fn probe(name: &str) -> serde_json::Value {
                 if let Some(rest) = other.strip_prefix("connect-tcp:") {
                     return json!(connect_tcp(rest));
                 }
+                if let Some(rest) = other.strip_prefix("udp-send:") {
+                    return json!(udp_send(rest));
+                }
+                if let Some(rest) = other.strip_prefix("exchange:") {
+                    return exchange(rest);
+                }
+                if let Some(name) = other.strip_prefix("resolve:") {
+                    use std::net::ToSocketAddrs as _;
+                    return match (name, 80).to_socket_addrs() {
+                        Ok(a) => json!({"ok": a.map(|a| a.ip().to_string()).collect::<Vec<_>>()}),
+                        Err(e) => json!({"error": e.to_string()}),
+                    };
+                }
                 if let Some(path) = other.strip_prefix("connect-unix:") {
                     return json!(connect_unix(path.as_bytes(), false));
                 }
@@ -255,4 +268,32 @@ pub fn run(names: &[String]) -> i32 {
     }
     println!("{}", serde_json::to_string(&out).unwrap());
     0
+}
+
+/// Send one UDP datagram to ADDR; 0 if the kernel accepted it.
+fn udp_send(addr: &str) -> i64 {
+    let Ok(a) = addr.parse::<std::net::SocketAddr>() else { return -1 };
+    let bind = if a.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+    match std::net::UdpSocket::bind(bind).and_then(|s| s.send_to(b"sharkcage-probe", a)) {
+        Ok(_) => 0,
+        Err(e) => e.raw_os_error().unwrap_or(-1) as i64,
+    }
+}
+
+/// `ADDR:HEX`: connect, send the bytes, half-close, read the answer (3 s).
+fn exchange(spec: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let Some((addr, hex)) = spec.rsplit_once(':') else { return serde_json::json!({"error": "expected ADDR:HEX"}) };
+    let bytes: Vec<u8> = (0..hex.len() / 2).filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()).collect();
+    let Ok(a) = addr.parse::<std::net::SocketAddr>() else { return serde_json::json!({"error": "bad address"}) };
+    let mut s = match std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(3)) {
+        Ok(s) => s,
+        Err(e) => return serde_json::json!({"errno": e.raw_os_error()}),
+    };
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(3)));
+    let _ = s.write_all(&bytes);
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    serde_json::json!({"errno": 0, "reply": String::from_utf8_lossy(&out)})
 }

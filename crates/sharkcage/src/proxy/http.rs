@@ -91,6 +91,8 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(s: S, ctx
         .header_read_timeout(ctx.limits().header_timeout)
         .max_buf_size(ctx.limits().max_header_bytes.max(8192))
         .max_headers(128)
+        // A client that half-closes after its request still gets the answer.
+        .half_close(true)
         .keep_alive(true);
     let conn = b.serve_connection(TokioIo::new(Sniffed::new(s, framing)), svc).with_upgrades();
     tokio::pin!(conn);
