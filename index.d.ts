@@ -47,6 +47,8 @@ export interface BuildExecArgvOptions {
    * status, layers, violations), for the caller to collect afterwards.
    */
   resultFile?: string
+  /** Labels and scope for the call's network (see `exec`). */
+  network?: NetworkOptions
 }
 
 /** Run `launcher doctor --json` and resolve with the parsed report. */
@@ -77,6 +79,12 @@ export interface ExecOptions {
   timeoutMs?: number
   /** Aborting kills the sandbox; the promise rejects with `ERR_SHARKCAGE_ABORTED`. */
   signal?: AbortSignal
+  /**
+   * Who the call works for (in every network event) and the scope whose
+   * `setNetworkPolicy` rules apply to it. With allowed domains or a
+   * scope, the call's network is served by this process's proxy.
+   */
+  network?: NetworkOptions
 }
 
 export interface ExecResult {
@@ -94,6 +102,11 @@ export interface ExecResult {
   layers: Record<string, unknown>
   /** Policy violations the launcher observed. */
   violations: Array<Record<string, unknown>>
+  /**
+   * The call's network: `mode` ("none" | "proxy"), `servedBy`, and
+   * `events` (every proxy decision: host, port, ip, bytes, reason).
+   */
+  network: Record<string, unknown>
 }
 
 export interface FsDirEntry {
@@ -123,7 +136,30 @@ export declare function launcherEnv(): Record<string, string>
  */
 export declare function launcherPath(): string
 
+/** Who a call works for, and the scope whose approvals apply to it. */
+export interface NetworkOptions {
+  /** OpenClaw session key. */
+  session?: string
+  agent?: string
+  skill?: string
+  /** The tool call this sandbox runs. */
+  toolCall?: string
+  /**
+   * Rules set with `setNetworkPolicy(scope, …)` apply to this call too,
+   * including changes made while it runs.
+   */
+  scope?: string
+}
+
 export interface SandboxFsOptions {
   /** The sandbox's writable workspace (as `--workspace`). */
   workspace?: string
 }
+
+/**
+ * Replace the network rules of `scope` (`{allowedDomains, deniedDomains,
+ * deniedDomainReasons}`, checked like a policy's `network`). Every sandbox
+ * started with `network.scope === scope` uses them for its next
+ * connection, including sandboxes already running; nothing restarts.
+ */
+export declare function setNetworkPolicy(scope: string, rules: object): void

@@ -841,3 +841,4 @@ module.exports.doctor = nativeBinding.doctor
 module.exports.exec = nativeBinding.exec
 module.exports.launcherEnv = nativeBinding.launcherEnv
 module.exports.launcherPath = nativeBinding.launcherPath
+module.exports.setNetworkPolicy = nativeBinding.setNetworkPolicy

@@ -37,7 +37,7 @@ function withEnv(name, value, fn) {
 
 test('buildExecArgv returns launcher, exec, policy JSON, workspace, --, argv', () => {
   const launcher = sc.launcherPath()
-  const policy = { network: { allowedDomains: ['example.com'] }, filesystem: { allowWrite: ['/tmp/ws/cache'] } }
+  const policy = { filesystem: { allowWrite: ['/tmp/ws/cache'] } }
   assert.deepEqual(sc.buildExecArgv(policy, ['ls', '-l', 'a b'], { workspace: '/tmp/ws' }), [
     launcher, 'exec', `--policy-json=${JSON.stringify(policy)}`, '--workspace=/tmp/ws', '--', 'ls', '-l', 'a b',
   ])

@@ -45,6 +45,8 @@ const DRAIN_GRACE: Duration = Duration::from_secs(2);
 #[derive(Debug)]
 pub struct ExecRequest {
     pub launcher: PathBuf,
+    /// `--net-attach`/`--net-ticket` when the gateway's proxy serves the call.
+    pub net_args: Vec<String>,
     pub argv: Vec<String>,
     pub workspace: Option<String>,
     pub env: Vec<(String, String)>,
@@ -65,6 +67,7 @@ pub struct LauncherReport {
     pub duration_ms: Option<f64>,
     pub layers: Option<serde_json::Value>,
     pub violations: Option<Vec<serde_json::Value>>,
+    pub network: Option<serde_json::Value>,
 }
 
 /// What a finished call hands back to the JS thread.
@@ -103,6 +106,7 @@ pub fn exec_args(
     timeout_ms: Option<u64>,
     env: &[(String, String)],
     json_fd: Option<i32>,
+    extra: &[String],
     argv: &[String],
 ) -> Vec<String> {
     // `--opt=value` throughout: a value that starts with `-` (a workspace
@@ -120,6 +124,7 @@ pub fn exec_args(
     if let Some(fd) = json_fd {
         args.push(format!("--json-fd={fd}"));
     }
+    args.extend(extra.iter().cloned());
     args.push("--".to_owned());
     args.extend(argv.iter().cloned());
     args
@@ -185,6 +190,7 @@ pub async fn run(
         req.timeout_ms,
         &req.env,
         Some(RESULT_FD),
+        &req.net_args,
         &req.argv,
     );
     let mut cmd = Command::new(&req.launcher);
@@ -512,6 +518,7 @@ mod tests {
             Some(1500),
             &[("A".into(), "b=c".into())],
             Some(3),
+            &["--net-ticket=t".into()],
             &["echo".into(), "hi".into()],
         );
         assert_eq!(
@@ -523,6 +530,7 @@ mod tests {
                 "--timeout-ms=1500",
                 "--env=A=b=c",
                 "--json-fd=3",
+                "--net-ticket=t",
                 "--",
                 "echo",
                 "hi"

@@ -12,6 +12,7 @@ mod error;
 mod exec;
 mod fs;
 mod launcher;
+mod net;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -46,6 +47,8 @@ pub struct BuildExecArgvOptions {
     /// Where the launcher writes its result JSON (`--json FILE`: exit
     /// status, layers, violations), for the caller to collect afterwards.
     pub result_file: Option<String>,
+    /// Labels and scope for the call's network (see `exec`).
+    pub network: Option<net::NetworkOptions>,
 }
 
 /// The environment for a process that runs the launcher argv from
@@ -74,10 +77,11 @@ pub fn build_exec_argv(
         // Validate with the same parser the launcher uses, so a bad policy
         // fails here, with its position and key, not later at spawn time.
         sharkcage::policy::Policy::from_json(&policy_json, "policy").map_err(|e| AddonError::Policy(e.to_string()))?;
-        let (workspace, env_vars, result_file) = match options {
-            Some(o) => (o.workspace.filter(|w| !w.is_empty()), o.env.unwrap_or_default(), o.result_file.filter(|f| !f.is_empty())),
-            None => (None, Default::default(), None),
+        let (workspace, env_vars, result_file, network) = match options {
+            Some(o) => (o.workspace.filter(|w| !w.is_empty()), o.env.unwrap_or_default(), o.result_file.filter(|f| !f.is_empty()), o.network),
+            None => (None, Default::default(), None, None),
         };
+        let net_args = net::attach_args(&policy_json, network.as_ref())?;
         let env_pairs: Vec<(String, String)> = env_vars.into_iter().collect();
         exec::validate_env(&env_pairs)?;
         let mut out = vec![launcher.to_string_lossy().into_owned()];
@@ -87,6 +91,7 @@ pub fn build_exec_argv(
             None,
             &env_pairs,
             None,
+            &net_args,
             &argv,
         ));
         if let Some(f) = result_file {
@@ -120,6 +125,10 @@ pub struct ExecOptions<'env> {
     /// Aborting kills the sandbox; the promise rejects with `ERR_SHARKCAGE_ABORTED`.
     #[napi(ts_type = "AbortSignal")]
     pub signal: Option<Object<'env>>,
+    /// Who the call works for (in every network event) and the scope whose
+    /// `setNetworkPolicy` rules apply to it. With allowed domains or a
+    /// scope, the call's network is served by this process's proxy.
+    pub network: Option<net::NetworkOptions>,
 }
 
 #[napi(object, use_nullable = true)]
@@ -140,6 +149,10 @@ pub struct ExecResult {
     /// Policy violations the launcher observed.
     #[napi(ts_type = "Array<Record<string, unknown>>")]
     pub violations: Vec<serde_json::Value>,
+    /// The call's network: `mode` ("none" | "proxy"), `servedBy`, and
+    /// `events` (every proxy decision: host, port, ip, bytes, reason).
+    #[napi(ts_type = "Record<string, unknown>")]
+    pub network: serde_json::Value,
 }
 
 /// Run a command in the sandbox. Resolves when it has finished, whatever its
@@ -247,8 +260,10 @@ fn prepare_exec<'env>(
         Either::A(text) => text.into_bytes(),
         Either::B(buf) => buf.to_vec(),
     });
+    let net_args = net::attach_args(&policy_json, options.network.as_ref())?;
     let req = ExecRequest {
         launcher: launcher::resolve()?,
+        net_args,
         argv,
         workspace: options.cwd.filter(|c| !c.is_empty()),
         env: child_env,
@@ -303,7 +318,21 @@ fn into_js_result(output: ExecOutput) -> ExecResult {
             .layers
             .unwrap_or_else(|| serde_json::Value::Object(Default::default())),
         violations: r.violations.unwrap_or_default(),
+        network: r.network.unwrap_or_else(|| serde_json::json!({"mode": "none", "events": []})),
     }
+}
+
+/// Replace the network rules of `scope` (`{allowedDomains, deniedDomains,
+/// deniedDomainReasons}`, checked like a policy's `network`). Every sandbox
+/// started with `network.scope === scope` uses them for its next
+/// connection, including sandboxes already running; nothing restarts.
+#[napi]
+pub fn set_network_policy(env: &Env, scope: String, #[napi(ts_arg_type = "object")] rules: Unknown<'_>) -> Result<()> {
+    let set = || -> std::result::Result<(), AddonError> {
+        let json = policy_to_json(env, Some(rules))?;
+        net::set_scope(&scope, &json)
+    };
+    set().map_err(|e| to_js(env, e))
 }
 
 /// The listener: `() => abortState.abort()`, made from a Rust closure.
