@@ -12,6 +12,7 @@ import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
+import http from 'node:http'
 import path from 'node:path'
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..')
@@ -66,7 +67,7 @@ after(() => {
 
 /** A fresh OpenClaw home with the plugin installed and a fake model scripted. */
 /** `makeScript(paths)` returns the scripted tool calls (it may plant files). */
-async function world(makeScript, sandbox = { mode: 'all', backend: 'sharkcage', scope: 'session', workspaceAccess: 'rw' }) {
+async function world(makeScript, sandbox = { mode: 'all', backend: 'sharkcage', scope: 'session', workspaceAccess: 'rw' }, policy = undefined) {
   const dir = fs.mkdtempSync(path.join(base, 'oc-e2e-'))
   const home = path.join(dir, 'home')
   const ws = path.join(dir, 'ws')
@@ -89,6 +90,11 @@ async function world(makeScript, sandbox = { mode: 'all', backend: 'sharkcage', 
   cfg.models = { mode: 'merge', providers: { fake: { baseUrl: `http://127.0.0.1:${port}/v1`, apiKey: 'fake-key', api: 'openai-completions', models: [{ id: 'fake-tool-model', name: 'Fake', reasoning: false, input: ['text'], cost: { input: 0, output: 0, cacheRead: 0, cacheWrite: 0 }, contextWindow: 128000, maxTokens: 4096 }] } } }
   cfg.agents = { defaults: { model: { primary: 'fake/fake-tool-model' }, workspace: ws, skipBootstrap: true } }
   cfg.gateway = { mode: 'local', port: 18789, bind: 'loopback', auth: { mode: 'token', token: 'test-token' } }
+  if (policy) {
+    cfg.plugins ??= {}
+    cfg.plugins.entries ??= {}
+    cfg.plugins.entries.sharkcage = { ...(cfg.plugins.entries.sharkcage ?? {}), config: { policy } }
+  }
   fs.writeFileSync(cfgPath, JSON.stringify(cfg, null, 1))
   // The sandbox settings come from `sc init`, as a user would get them.
   if (sandbox) {
@@ -279,6 +285,54 @@ test('workspaceAccess "none": the sandbox works on a private copy, the agent wor
     const found = fs.existsSync(copies) && fs.readdirSync(copies).some((d) => fs.existsSync(path.join(copies, d, 'made-in-sandbox.txt')))
     assert.ok(found, 'the write went to the private copy under ~/.openclaw/sandboxes')
   } finally {
+    w.stop()
+    fs.rmSync(w.dir, { recursive: true, force: true })
+  }
+})
+
+test('network through real OpenClaw: an allowed host is reached through the gateway proxy, others are refused and logged', { timeout: 300_000 }, async (t) => {
+  if (skip) return t.skip(skip)
+  const hits = []
+  const marker = `E2E-NET-${process.pid}`
+  const srv = http.createServer((req, res) => {
+    hits.push(req.url)
+    res.end(`${marker}\n`)
+  })
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r))
+  const port = srv.address().port
+  const w = await world(
+    () => [
+      // Through HTTP_PROXY (curl's --noproxy '' because NO_PROXY lists localhost for the sandbox's own servers).
+      { name: 'exec', arguments: { command: `curl --noproxy '' -sS http://localhost:${port}/allowed` } },
+      { name: 'exec', arguments: { command: `curl --noproxy '' -sS -o /dev/null -w 'code=%{http_code}' http://127.0.0.1:${port}/by-ip; curl -sS --noproxy '*' --max-time 3 http://127.0.0.1:${port}/direct || echo direct-failed` } },
+    ],
+    undefined,
+    { network: { allowedDomains: [`localhost:${port}`] } },
+  )
+  try {
+    // The turn runs in a child process; this process serves the test server.
+    const r = await new Promise((resolve) => {
+      const child = spawn(openclawBin, ['agent', '--local', '--agent', 'main', '--session-key', `e2e-net-${process.pid}`, '--message', 'net', '--json'], { env: { ...env, HOME: w.home } })
+      let out = ''
+      let err = ''
+      child.stdout.on('data', (d) => (out += d))
+      child.stderr.on('data', (d) => (err += d))
+      child.on('close', (status) => resolve({ status, out, err }))
+    })
+    assert.equal(r.status, 0, r.err.slice(-3000))
+    const saw = w.modelSaw()
+    assert.ok(saw.includes(marker), 'the allowed host answered through the proxy')
+    assert.match(saw, /code=403/)
+    assert.match(saw, /direct-failed/)
+    assert.deepEqual(hits, ['/allowed'], 'only the allowed request reached the server')
+    // Every decision is a structured line in the plugin log, labelled with the session.
+    assert.match(r.err, /"event":"network"[^\n]*"decision":"allow"[^\n]*"host":"localhost"/)
+    assert.match(r.err, /"event":"network"[^\n]*"decision":"deny"[^\n]*"host":"127.0.0.1"/)
+    assert.match(r.err, /"event":"network"[^\n]*"session":"[^"]*e2e-net-/)
+    // Served by the gateway's proxy (the plugin's addon runtime), not a per-call one.
+    assert.match(r.err, /"event":"network","runtimeId":"[^"]+","servedBy":"gateway"/)
+  } finally {
+    srv.close()
     w.stop()
     fs.rmSync(w.dir, { recursive: true, force: true })
   }

@@ -104,6 +104,13 @@ function makeFsBridge(fsView, workspace, log) {
   }
 }
 
+/** One structured line per proxy decision of a call (for the audit log). */
+function logNetwork(api, runtimeId, network) {
+  for (const e of network?.events ?? []) {
+    api.logger?.info?.(`sharkcage: ${JSON.stringify({ event: 'network', runtimeId, servedBy: network.servedBy, ...e })}`)
+  }
+}
+
 function createFactory(api) {
   return async (params) => {
     const sc = loadAddon(api.rootDir)
@@ -125,6 +132,9 @@ function createFactory(api) {
       throw new Error(`sharkcage cannot sandbox here (${e.code ?? 'error'}): ${e.message}`)
     }
     const view = new sc.SandboxFs(policy, { workspace })
+    // Every network decision of this sandbox's calls carries these labels.
+    const agent = typeof params.sessionKey === 'string' && params.sessionKey.startsWith('agent:') ? params.sessionKey.split(':')[1] : undefined
+    const network = { session: params.sessionKey ?? undefined, agent }
     const runtimeId = `sharkcage-${crypto.createHash('sha256').update(params.scopeKey ?? params.sessionKey ?? workspace).digest('hex').slice(0, 16)}`
     api.logger?.info?.(`sharkcage: sandbox ${runtimeId} for ${params.sessionKey} on ${workspace}`)
     return {
@@ -141,7 +151,7 @@ function createFactory(api) {
         const results = path.join(stateDir(), 'results')
         fs.mkdirSync(results, { recursive: true, mode: 0o700 })
         const resultFile = path.join(results, `${runtimeId}-${crypto.randomUUID()}.json`)
-        const argv = sc.buildExecArgv(policy, ['/bin/sh', '-c', command], { workspace, env: commandEnv(env), resultFile })
+        const argv = sc.buildExecArgv(policy, ['/bin/sh', '-c', command], { workspace, env: commandEnv(env), resultFile, network })
         return { argv, env: sc.launcherEnv(), cwd: workdir && fs.existsSync(workdir) ? workdir : workspace, stdinMode: 'pipe-open', finalizeToken: resultFile }
       },
       async finalizeExec({ status, exitCode, timedOut, token } = {}) {
@@ -155,12 +165,14 @@ function createFactory(api) {
         if (result?.violations?.length) {
           api.logger?.warn?.(`sharkcage: ${JSON.stringify({ event: 'violations', runtimeId, exitCode: result.exitCode, violations: result.violations })}`)
         }
+        logNetwork(api, runtimeId, result?.network)
         // The launcher kills the sandbox's whole PID namespace when the
         // command ends, times out, or the launcher itself is killed.
       },
       async runShellCommand({ script, args = [], stdin, allowFailure, signal }) {
         api.logger?.debug?.(`sharkcage: ${JSON.stringify({ event: 'runShellCommand', runtimeId, args: args.length })}`)
-        const r = await sc.exec({ command: ['/bin/sh', '-c', script, 'openclaw-sandbox-fs', ...args], cwd: workspace, policy, stdin, signal })
+        const r = await sc.exec({ command: ['/bin/sh', '-c', script, 'openclaw-sandbox-fs', ...args], cwd: workspace, policy, stdin, signal, network })
+        logNetwork(api, runtimeId, r.network)
         const code = r.exitCode ?? 128
         if (code !== 0 && !allowFailure) {
           const e = new Error(`sandboxed command failed with exit code ${code}: ${r.stderr.toString().slice(0, 500)}`)
