@@ -6,6 +6,7 @@
 //! library start no threads).
 
 mod init;
+mod connect;
 mod probe;
 
 use std::ffi::OsString;
@@ -52,6 +53,9 @@ enum Cmd {
     /// Internal: probes run inside the sandbox by `sc doctor` and the tests.
     #[command(name = "__probe", hide = true)]
     Probe { names: Vec<String> },
+    /// ssh's ProxyCommand inside a sandbox (see GIT_SSH_COMMAND).
+    #[command(name = "__connect", hide = true)]
+    Connect { host: String, port: u16 },
 }
 
 #[derive(clap::Args)]
@@ -110,6 +114,7 @@ fn main() -> ExitCode {
         Cmd::Exec(a) => exec(a),
         Cmd::Doctor { json } => sharkcage::doctor::run_cli(json),
         Cmd::Probe { names } => probe::run(&names),
+        Cmd::Connect { host, port } => connect::run(&host, port),
         Cmd::Init { config, mode, scope, workspace_access } => init::run(init::InitArgs { config, mode, scope, workspace_access }),
     };
     ExitCode::from(code.clamp(0, 255) as u8)

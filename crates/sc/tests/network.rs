@@ -289,6 +289,9 @@ fn bad_network_policy_is_a_clear_error() {
         (r#"{"network":{"allowedDomains":["example.com:0"]}}"#, "port"),
         (r#"{"network":{"deniedDomains":["a.com"],"deniedDomainReasons":{"b.com":"x"}}}"#, "deniedDomainReasons"),
         (r#"{"network":{"allowedDomain":["a.com"]}}"#, "allowedDomain"),
+        // Sockets in secret or sharkcage-state directories (the gateway's attach socket).
+        (r#"{"network":{"allowUnixSockets":["~/.ssh/agent.sock"]}}"#, "mandatory read-deny"),
+        (r#"{"network":{"allowUnixSockets":["~/.local/state/sharkcage/run/proxy-1.sock"]}}"#, "mandatory read-deny"),
     ] {
         let o = t.sc().policy(pol).sh("true").run();
         assert_eq!(o.code, 2, "{pol}: {}", o.all());
@@ -296,4 +299,29 @@ fn bad_network_policy_is_a_clear_error() {
     }
     let o = t.sc().opt("--net-resolve").opt("not-an-entry").sh("true").run();
     assert_eq!(o.code, 2, "{}", o.all());
+}
+
+#[test]
+fn ssh_goes_through_the_proxy_via_git_ssh_command() {
+    let _g = shared();
+    let t = T::new();
+    let s = Server::start();
+    let p = s.port;
+    // Without an ssh destination there is no GIT_SSH_COMMAND.
+    let o = t.sc().policy(&format!(r#"{{"network":{{"allowedDomains":["web.test:{p}"]}}}}"#)).sh("echo ${GIT_SSH_COMMAND:-unset}").run();
+    o.assert_ok();
+    assert_eq!(o.out().trim(), "unset");
+    // With one, ssh's ProxyCommand is this launcher's CONNECT helper; drive
+    // it the way ssh would (stdin/stdout) against the test server.
+    let policy = format!(r#"{{"network":{{"allowedDomains":["git.test:22","web.test:{p}"]}}}}"#);
+    let script = format!(
+        "echo \"$GIT_SSH_COMMAND\"; cmd=$(echo \"$GIT_SSH_COMMAND\" | sed -e \"s/.*ProxyCommand='//\" -e \"s/'$//\" -e 's/%h/web.test/' -e 's/%p/{p}/'); printf 'GET /over-ssh-helper HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n' | $cmd; cmd2=$(echo \"$GIT_SSH_COMMAND\" | sed -e \"s/.*ProxyCommand='//\" -e \"s/'$//\" -e 's/%h/evil.test/' -e 's/%p/22/'); echo x | $cmd2 || echo helper-refused"
+    );
+    let o = t.sc().policy(&policy).opt("--net-resolve").opt("web.test=127.0.0.1").opt("--net-resolve").opt("evil.test=127.0.0.1").sh(&script).run();
+    o.assert_ok();
+    assert!(o.out().contains("ssh -o ProxyCommand="), "{}", o.all());
+    assert!(o.out().contains(&s.marker), "{}", o.all());
+    assert!(o.out().contains("helper-refused"), "{}", o.all());
+    assert_eq!(s.heads().len(), 1, "{:?}", s.heads());
+    assert!(s.heads()[0].starts_with("GET /over-ssh-helper"));
 }

@@ -69,6 +69,8 @@ pub struct NetPlan {
     pub resolve: Vec<String>,
     /// The domain entries, as reported.
     pub allowed: Vec<String>,
+    /// An `host:22` entry is allowed (`GIT_SSH_COMMAND` is set).
+    pub ssh: bool,
 }
 
 /// Default depth of the protected-path scan (srt's default).
@@ -88,6 +90,25 @@ impl Plan {
     /// host cannot make idmapped mounts.
     pub fn build(req: &ExecRequest, allow_shift: bool) -> Result<Plan, LaunchError> {
         let pol = &req.policy;
+        // ---- network -----------------------------------------------------------
+        let mut allowed_domains = pol.network.allowed_domains.clone();
+        for (i, d) in req.extra_allow_domains.iter().enumerate() {
+            crate::proxy::rules::Pattern::parse(d, false).map_err(|m| policy_err(req, &format!("--allow-domain[{i}]"), m))?;
+            allowed_domains.push(d.clone());
+        }
+        let rules = crate::proxy::rules::NetRules::compile(&allowed_domains, &pol.network.denied_domains, &pol.network.denied_domain_reasons)
+            .map_err(|m| policy_err(req, "network", m))?;
+        crate::proxy::resolve::SystemResolver::with_fixed(&req.net_resolve).map_err(LaunchError::Usage)?;
+        let net = if !rules.is_empty() || req.net_attach.is_some() {
+            Some(NetPlan { ssh: rules.allows_ssh(), rules, attach: req.net_attach.clone(), resolve: req.net_resolve.clone(), allowed: allowed_domains })
+        } else {
+            None
+        };
+
+        // With an ssh destination allowed, `GIT_SSH_COMMAND` runs this
+        // launcher's `__connect` as ssh's ProxyCommand: it must be visible.
+        let ssh_helper: Option<PathBuf> = net.as_ref().filter(|n| n.ssh).and_then(|_| std::env::current_exe().ok());
+
         let homes = paths::home_dirs();
         let home = homes.first().cloned();
         let mut violations = Vec::new();
@@ -176,7 +197,7 @@ impl Plan {
             }
         }
         let mut allow_read: Vec<PathBuf> = allow_read.into_iter().filter(|p| p.exists() && hidden.iter().any(|h| p.starts_with(h))).collect();
-        for p in &req.expose_read_only {
+        for p in req.expose_read_only.iter().chain(ssh_helper.iter()) {
             let c = paths::canonicalize_lenient(p);
             if in_mandatory(&c) {
                 return Err(LaunchError::Usage(format!("{} is inside a mandatory read-deny", c.display())));
@@ -376,21 +397,6 @@ impl Plan {
         }
         let mounts = MountPlan::build(&MountInputs { ops: &ops, cwd: &cwd, tmpfs_bytes: pol.limits.tmpfs_bytes, idmapped: shift.is_some() });
 
-        // ---- network -----------------------------------------------------------
-        let mut allowed_domains = pol.network.allowed_domains.clone();
-        for (i, d) in req.extra_allow_domains.iter().enumerate() {
-            crate::proxy::rules::Pattern::parse(d, false).map_err(|m| policy_err(req, &format!("--allow-domain[{i}]"), m))?;
-            allowed_domains.push(d.clone());
-        }
-        let rules = crate::proxy::rules::NetRules::compile(&allowed_domains, &pol.network.denied_domains, &pol.network.denied_domain_reasons)
-            .map_err(|m| policy_err(req, "network", m))?;
-        crate::proxy::resolve::SystemResolver::with_fixed(&req.net_resolve).map_err(LaunchError::Usage)?;
-        let net = if !rules.is_empty() || req.net_attach.is_some() {
-            Some(NetPlan { rules, attach: req.net_attach.clone(), resolve: req.net_resolve.clone(), allowed: allowed_domains })
-        } else {
-            None
-        };
-
         // ---- Landlock --------------------------------------------------------
         let stdio = stdio_files();
         // Landlock's read grants are the complement of the hidden set, which
@@ -415,6 +421,15 @@ impl Plan {
         let mut allow_unix = Vec::new();
         for (i, s) in pol.network.allow_unix_sockets.iter().enumerate() {
             let p = paths::resolve(s, home.as_deref()).map_err(|m| policy_err(req, &format!("network.allowUnixSockets[{i}]"), m))?;
+            // Never a socket inside the secrets or sharkcage's own state
+            // (the gateway proxy's attach socket lives there).
+            if in_mandatory(&p) {
+                return Err(policy_err(
+                    req,
+                    &format!("network.allowUnixSockets[{i}]"),
+                    format!("{} is inside a mandatory read-deny (secrets, OpenClaw or sharkcage state)", p.display()),
+                ));
+            }
             // The broker compares the address the command gives, lexically:
             // allow both the path as written and its canonical form.
             let lexical = paths::normalize(&if let Some(rest) = s.strip_prefix("~/") {
@@ -447,6 +462,11 @@ impl Plan {
             }
             for k in ["NO_PROXY", "no_proxy"] {
                 fixed.push((k.into(), "localhost,127.0.0.1,::1".into()));
+            }
+            // ssh through the proxy: this launcher's `__connect` opens a
+            // CONNECT tunnel and relays stdin/stdout (ssh's ProxyCommand).
+            if let Some(exe) = ssh_helper.as_ref().map(|p| p.display().to_string()).filter(|e| !e.contains(['\'', '"', '\\', '%', ' '])) {
+                fixed.push(("GIT_SSH_COMMAND".into(), format!("ssh -o ProxyCommand='{exe} __connect %h %p'")));
             }
         }
         let envb = env::build(std::env::vars(), &req.env, &pol.env, &fixed);
