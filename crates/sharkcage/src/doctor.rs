@@ -186,7 +186,13 @@ pub fn run() -> Report {
         Err(e) => rep.checks.push(Check { name: "process cleanup", ok: false, detail: e.to_string() }),
     }
 
-    // 5. Landlock is reported, never silently missing.
+    // 5. network proxy (last: its server thread and the launcher's proxy
+    // runtime make this process multi-threaded; the sandbox child runs only
+    // prepared system calls, so the clone is still safe, but no later check
+    // depends on that).
+    rep.checks.push(network_check(&exe, &ws, &scratch.dir));
+
+    // 6. Landlock is reported, never silently missing.
     rep.checks.push(Check {
         name: "landlock",
         ok: landlock_abi > 0,
@@ -194,6 +200,50 @@ pub fn run() -> Report {
     });
     rep.ok = rep.checks.iter().all(|c| c.ok);
     rep
+}
+
+/// An allowed name reaches a host server through the sandbox's proxy; a
+/// name the policy does not list reaches nothing.
+fn network_check(exe: &str, ws: &Path, dir: &Path) -> Check {
+    use std::io::{Read, Write};
+    let name = "network proxy";
+    let Ok(l) = std::net::TcpListener::bind("127.0.0.1:0") else {
+        return Check { name, ok: false, detail: "cannot open a loopback listener for the check".into() };
+    };
+    let port = l.local_addr().map(|a| a.port()).unwrap_or(0);
+    let marker = format!("DOCTOR-NET-{}", std::process::id());
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (m, n) = (marker.clone(), served.clone());
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let mut s = s;
+            n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+            let mut buf = [0u8; 2048];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{m}", m.len()).as_bytes());
+        }
+    });
+    let hex = |t: &str| -> String { t.bytes().map(|b| format!("{b:02x}")).collect() };
+    let via = |host: &str| format!("exchange:127.0.0.1:{}:{}", crate::proxy::HTTP_PORT, hex(&format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\nGET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")));
+    let (ok_probe, denied_probe) = (via("doctor.test"), via("other.test"));
+    let mut r = req(&[exe, "__probe", &ok_probe, &denied_probe], Some(ws), vec![]);
+    r.extra_allow_domains = vec![format!("doctor.test:{port}")];
+    r.net_resolve = vec!["doctor.test=127.0.0.1".into(), "other.test=127.0.0.1".into()];
+    match run_captured(&r, dir) {
+        Ok((_, out)) => {
+            let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_default();
+            let reached = v[&ok_probe]["reply"].as_str().is_some_and(|t| t.contains(&marker));
+            let refused = v[&denied_probe]["reply"].as_str().is_some_and(|t| t.starts_with("HTTP/1.1 403"));
+            let count = served.load(std::sync::atomic::Ordering::SeqCst);
+            Check {
+                name,
+                ok: reached && refused && count == 1,
+                detail: format!("allowed name reached the host server: {reached}; unlisted name refused (403): {refused}; server connections: {count} (expected 1)"),
+            }
+        }
+        Err(e) => Check { name, ok: false, detail: e.to_string() },
+    }
 }
 
 /// Count host processes whose command line equals `cmdline` (space-joined).
