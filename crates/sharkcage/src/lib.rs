@@ -8,9 +8,12 @@
 //!   id maps, mounts, Landlock, seccomp, limits, capabilities, fds.
 //! * [`proxy`]: the network proxy (HTTP, CONNECT, SOCKS5) the sandbox's
 //!   loopback listeners lead to, with the domain policy and SSRF guard.
+//! * [`audit`]: the tamper-evident audit log (hash chain, signed
+//!   checkpoints, group commit) and its verifier.
 //! * [`doctor`]: a real smoke test of every layer.
 //! * [`fsbridge`]: file operations under the same rules, for OpenClaw's file tools.
 
+pub mod audit;
 pub mod doctor;
 pub mod fileio;
 pub mod fsbridge;

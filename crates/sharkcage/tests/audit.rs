@@ -1,0 +1,360 @@
+//! The audit log against real files: damage made by editing the log on
+//! disk is found with the right name and seq; `kill -9` loses no
+//! acknowledged record; many producers make one gapless chain; bad input is
+//! named.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sharkcage::audit::query::{query, Filter};
+use sharkcage::audit::verify::{verify, Checkpoint};
+use sharkcage::audit::{Audit, AuditConfig, AuditError, DamageKind, Record};
+
+fn dir() -> tempfile::TempDir {
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    tempfile::Builder::new().prefix("audit-").tempdir_in(base).unwrap()
+}
+
+fn rec(i: u64) -> Record {
+    let mut r = Record::new("exec");
+    r.session = Some("s1".into());
+    r.tool = Some("exec".into());
+    r.decision = Some(if i % 7 == 0 { "deny" } else { "allow" }.into());
+    r.params = Some(serde_json::json!({"command": format!("echo {i}"), "token": "sk-should-not-appear-1234567890"}));
+    r.exit_code = Some((i % 3) as i64);
+    r
+}
+
+/// A log of `n` records (one segment unless `cfg` says otherwise).
+fn log(d: &Path, n: u64, cfg: impl FnOnce(&mut AuditConfig)) {
+    let mut c = AuditConfig::new(d);
+    cfg(&mut c);
+    let a = Audit::open(c).unwrap();
+    for i in 1..=n {
+        a.submit(rec(i));
+    }
+    a.close().unwrap();
+}
+
+fn seg1(d: &Path) -> PathBuf {
+    d.join("audit-000001.jsonl")
+}
+
+fn lines(p: &Path) -> Vec<String> {
+    std::fs::read_to_string(p).unwrap().lines().map(String::from).collect()
+}
+
+fn write_lines(p: &Path, l: &[String]) {
+    std::fs::write(p, l.iter().map(|x| format!("{x}\n")).collect::<String>()).unwrap();
+}
+
+fn damage(d: &Path) -> (DamageKind, u64) {
+    let r = verify(d, None).unwrap();
+    let dm = r.damage.clone().unwrap_or_else(|| panic!("no damage found: {r:?}"));
+    (dm.kind, dm.seq)
+}
+
+#[test]
+fn intact_log_verifies_and_secrets_are_redacted() {
+    let d = dir();
+    log(d.path(), 50, |_| {});
+    let r = verify(d.path(), None).unwrap();
+    assert!(r.ok, "{r:?}");
+    assert_eq!((r.records, r.first_seq, r.last_seq), (50, 1, 50));
+    assert!(r.checkpoints >= 1, "a checkpoint at close");
+    let text = std::fs::read_to_string(seg1(d.path())).unwrap();
+    assert!(!text.contains("sk-should-not-appear"), "a secret reached the log");
+    for p in [d.path().to_path_buf(), seg1(d.path()), d.path().join("chain.key"), d.path().join("signing.pk8"), d.path().join("meta.json")] {
+        let mode = std::fs::metadata(&p).unwrap().permissions();
+        let m = std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777;
+        assert!(m == 0o600 || m == 0o700, "{} has mode {m:o}", p.display());
+    }
+    // Reopening continues the chain.
+    log(d.path(), 5, |_| {});
+    let r = verify(d.path(), None).unwrap();
+    assert!(r.ok && r.last_seq == 55, "{r:?}");
+    let blocked = query(d.path(), &Filter { blocked: true, ..Default::default() }).unwrap();
+    assert_eq!(blocked.len(), 7, "seqs divisible by 7 were denied");
+    assert_eq!(query(d.path(), &Filter { tail: Some(3), ..Default::default() }).unwrap().iter().map(|r| r.seq).collect::<Vec<_>>(), [53, 54, 55]);
+}
+
+#[test]
+fn each_kind_of_damage_is_named_with_its_seq() {
+    // edited: a field changed in place.
+    let d = dir();
+    log(d.path(), 20, |_| {});
+    let mut l = lines(&seg1(d.path()));
+    l[9] = l[9].replace("\"exitCode\":1", "\"exitCode\":0");
+    assert_ne!(l[9], lines(&seg1(d.path()))[9]);
+    write_lines(&seg1(d.path()), &l);
+    assert_eq!(damage(d.path()), (DamageKind::Edited, 10));
+
+    // deleted: a line removed.
+    let d = dir();
+    log(d.path(), 20, |_| {});
+    let mut l = lines(&seg1(d.path()));
+    l.remove(4);
+    write_lines(&seg1(d.path()), &l);
+    assert_eq!(damage(d.path()), (DamageKind::Deleted, 5));
+
+    // reordered: two lines swapped.
+    let d = dir();
+    log(d.path(), 20, |_| {});
+    let mut l = lines(&seg1(d.path()));
+    l.swap(6, 7);
+    write_lines(&seg1(d.path()), &l);
+    assert_eq!(damage(d.path()), (DamageKind::Reordered, 7));
+
+    // inserted: a copy of a valid line added again.
+    let d = dir();
+    log(d.path(), 20, |_| {});
+    let mut l = lines(&seg1(d.path()));
+    let dup = l[11].clone();
+    l.insert(12, dup);
+    write_lines(&seg1(d.path()), &l);
+    assert_eq!(damage(d.path()), (DamageKind::Inserted, 12));
+
+    // torn-tail: half a line at the end.
+    let d = dir();
+    log(d.path(), 20, |_| {});
+    let mut f = std::fs::OpenOptions::new().append(true).open(seg1(d.path())).unwrap();
+    f.write_all(b"{\"v\":1,\"seq\":21,\"ts\":\"2026-").unwrap();
+    assert_eq!(damage(d.path()), (DamageKind::TornTail, 21));
+
+    // truncated: the last records cut off (the checkpoint says there were 20).
+    let d = dir();
+    log(d.path(), 20, |_| {});
+    let l = lines(&seg1(d.path()));
+    write_lines(&seg1(d.path()), &l[..15]);
+    assert_eq!(damage(d.path()), (DamageKind::Truncated, 16));
+
+    // bad-signature: a checkpoint altered.
+    let d = dir();
+    log(d.path(), 20, |_| {});
+    let cp = d.path().join("checkpoints.jsonl");
+    let mut c: Checkpoint = serde_json::from_str(lines(&cp).last().unwrap()).unwrap();
+    c.seq = 19;
+    std::fs::write(&cp, format!("{}\n", serde_json::to_string(&c).unwrap())).unwrap();
+    assert_eq!(damage(d.path()), (DamageKind::BadSignature, 19));
+}
+
+/// Rewrite records `from..` of segment 1 with the plain SHA-256 rule (what
+/// someone without the chain key could do), keeping them internally valid.
+fn rechain_unkeyed(d: &Path, from: usize, change: impl Fn(&mut Record)) {
+    let mut l = lines(&seg1(d));
+    let mut prev: Option<String> = if from == 0 { None } else { serde_json::from_str::<Record>(&l[from - 1]).unwrap().hash };
+    for (i, line) in l.iter_mut().enumerate().skip(from) {
+        let mut r: Record = serde_json::from_str(line).unwrap();
+        if i == from {
+            change(&mut r);
+        }
+        r.prev = prev.clone();
+        let out = r.seal(&sharkcage::audit::record::Hasher::Sha256);
+        prev = r.hash.clone();
+        *line = String::from_utf8(out).unwrap();
+    }
+    write_lines(&seg1(d), &l);
+}
+
+#[test]
+fn keyed_chain_cannot_be_rebuilt_and_checkpoints_catch_rewrites() {
+    // Keyed (default): re-hashing with SHA-256 does not verify.
+    let d = dir();
+    log(d.path(), 10, |_| {});
+    rechain_unkeyed(d.path(), 3, |r| r.decision = Some("allow".into()));
+    assert_eq!(damage(d.path()), (DamageKind::Edited, 4));
+
+    // Unkeyed: a consistent rewrite passes the chain check, but not the
+    // signed checkpoint, and an exported checkpoint catches truncation
+    // even when the local checkpoint file is deleted too.
+    let d = dir();
+    log(d.path(), 10, |c| c.keyed = false);
+    let cp_line = lines(&d.path().join("checkpoints.jsonl")).last().unwrap().clone();
+    let exported = d.path().join("..").join(format!("{}.checkpoint", d.path().file_name().unwrap().to_string_lossy()));
+    std::fs::write(&exported, &cp_line).unwrap();
+    rechain_unkeyed(d.path(), 3, |r| r.exit_code = Some(99));
+    let r = verify(d.path(), None).unwrap();
+    let dm = r.damage.unwrap();
+    assert_eq!(dm.kind, DamageKind::Edited, "{dm:?}");
+    assert!(dm.detail.contains("checkpoint"), "{dm:?}");
+    // Truncate and remove the local checkpoints: only the exported one knows.
+    let d = dir();
+    log(d.path(), 10, |c| c.keyed = false);
+    let c: Checkpoint = serde_json::from_str(lines(&d.path().join("checkpoints.jsonl")).last().unwrap()).unwrap();
+    std::fs::remove_file(d.path().join("checkpoints.jsonl")).unwrap();
+    let l = lines(&seg1(d.path()));
+    write_lines(&seg1(d.path()), &l[..6]);
+    assert!(verify(d.path(), None).unwrap().ok, "without a checkpoint, a clean truncation is invisible");
+    let r = verify(d.path(), Some((&c, PathBuf::from("exported")))).unwrap();
+    assert_eq!(r.damage.map(|d| (d.kind, d.seq)), Some((DamageKind::Truncated, 7)));
+    let _ = std::fs::remove_file(exported);
+}
+
+#[test]
+fn rotation_keeps_the_chain_and_records_deletions() {
+    let d = dir();
+    log(d.path(), 400, |c| {
+        c.max_segment_bytes = 16 * 1024;
+        c.keep_segments = 3;
+        c.checkpoint_every = 50;
+    });
+    let segs: Vec<String> = std::fs::read_dir(d.path()).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("audit-")).collect();
+    assert_eq!(segs.len(), 3, "{segs:?}");
+    assert!(!d.path().join("audit-000001.jsonl").exists());
+    let r = verify(d.path(), None).unwrap();
+    assert!(r.ok, "{r:?}");
+    assert!(r.first_seq > 1);
+    let rotated = query(d.path(), &Filter { kind: Some("rotated".into()), ..Default::default() }).unwrap();
+    assert!(!rotated.is_empty());
+    // Deleting a kept segment without a record is found.
+    let mut names: Vec<_> = segs.clone();
+    names.sort();
+    std::fs::remove_file(d.path().join(&names[0])).unwrap();
+    let (k, _) = damage(d.path());
+    assert_eq!(k, DamageKind::Deleted);
+}
+
+#[test]
+fn many_producers_one_gapless_chain() {
+    let d = dir();
+    let a = Arc::new(Audit::open(AuditConfig::new(d.path())).unwrap());
+    let mut hs = vec![];
+    for t in 0..8 {
+        let a = a.clone();
+        hs.push(std::thread::spawn(move || (0..500).map(|i| a.append_blocking(rec(t * 1000 + i)).unwrap()).collect::<Vec<u64>>()));
+    }
+    let mut seqs: Vec<u64> = hs.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    a.close().unwrap();
+    seqs.sort();
+    assert_eq!(seqs, (1..=4000).collect::<Vec<_>>(), "acknowledged seqs are unique and gapless");
+    let r = verify(d.path(), None).unwrap();
+    assert!(r.ok && r.records == 4000, "{r:?}");
+}
+
+#[test]
+fn bad_input_is_named_and_a_broken_head_is_not_appended_to() {
+    let d = dir();
+    log(d.path(), 5, |_| {});
+    std::fs::write(d.path().join("notes.txt"), "x").unwrap();
+    let e = verify(d.path(), None).unwrap_err();
+    assert!(matches!(e, AuditError::Foreign(ref p) if p.ends_with("notes.txt")), "{e}");
+    assert!(Audit::open(AuditConfig::new(d.path())).is_err());
+    std::fs::remove_file(d.path().join("notes.txt")).unwrap();
+    std::fs::write(d.path().join("meta.json"), "{not json").unwrap();
+    let e = verify(d.path(), None).unwrap_err().to_string();
+    assert!(e.contains("meta.json"), "{e}");
+
+    let d = dir();
+    log(d.path(), 5, |_| {});
+    let mut l = lines(&seg1(d.path()));
+    l[4] = l[4].replace("allow", "alloW");
+    write_lines(&seg1(d.path()), &l);
+    let e = Audit::open(AuditConfig::new(d.path())).err().expect("refused");
+    let msg = e.to_string();
+    assert!(msg.contains("refusing to append") && msg.contains("edited") && msg.contains("seq 5"), "{msg}");
+    assert_eq!(lines(&seg1(d.path())).len(), 5, "nothing appended");
+
+    // A second writer on the same directory is refused, naming the holder.
+    let d = dir();
+    let a = Audit::open(AuditConfig::new(d.path())).unwrap();
+    let e = Audit::open(AuditConfig::new(d.path())).err().expect("second writer refused").to_string();
+    assert!(e.contains("in use") && e.contains(&format!("pid {}", std::process::id())), "{e}");
+    a.close().unwrap();
+}
+
+/// Child side of the crash test: append as fast as possible, print each
+/// acknowledged seq. Runs only when the parent sets SC_AUDIT_CHILD_DIR.
+#[test]
+fn crash_child() {
+    let Ok(d) = std::env::var("SC_AUDIT_CHILD_DIR") else { return };
+    let a = Arc::new(Audit::open(AuditConfig::new(&d)).unwrap());
+    let out = Arc::new(std::sync::Mutex::new(std::io::stdout()));
+    let mut hs = vec![];
+    for t in 0..4 {
+        let (a, out) = (a.clone(), out.clone());
+        hs.push(std::thread::spawn(move || {
+            for i in 0.. {
+                let seq = a.append_blocking(rec(t * 1_000_000 + i)).unwrap();
+                let mut o = out.lock().unwrap();
+                let _ = writeln!(o, "ACK {seq}");
+                let _ = o.flush();
+            }
+        }));
+    }
+    for h in hs {
+        let _ = h.join();
+    }
+}
+
+#[test]
+fn kill_9_loses_no_acknowledged_record() {
+    let d = dir();
+    let exe = std::env::current_exe().unwrap();
+    let mut rng = 0x2545_f491_4f6c_dd1du64 ^ std::process::id() as u64;
+    let rounds = std::env::var("SC_AUDIT_CRASH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(25);
+    let mut recovered_seen = 0;
+    for round in 0..rounds {
+        let mut child = Command::new(&exe)
+            .args(["--exact", "crash_child", "--nocapture", "--test-threads", "1"])
+            .env("SC_AUDIT_CHILD_DIR", d.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let wait_ms = 20 + rng % 180;
+        let reader = std::thread::spawn(move || {
+            let mut acked = vec![];
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                if let Some(s) = l.strip_prefix("ACK ") {
+                    acked.push(s.parse::<u64>().unwrap());
+                }
+            }
+            acked
+        });
+        std::thread::sleep(Duration::from_millis(wait_ms));
+        // SAFETY: SIGKILL to our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        let _ = child.wait();
+        let acked = reader.join().unwrap();
+        // Recovery happens on open; then everything acknowledged is there.
+        let a = Audit::open(AuditConfig::new(d.path())).unwrap_or_else(|e| panic!("round {round}: reopen failed: {e}"));
+        a.close().unwrap();
+        let r = verify(d.path(), None).unwrap();
+        assert!(r.ok, "round {round}: {r:?}");
+        let all = query(d.path(), &Filter::default()).unwrap();
+        let have: std::collections::HashSet<u64> = all.iter().map(|r| r.seq).collect();
+        for s in &acked {
+            assert!(have.contains(s), "round {round}: acknowledged seq {s} lost");
+        }
+        recovered_seen = all.iter().filter(|r| r.kind == "recovered").count();
+        assert_eq!(recovered_seen, round + 1, "round {round}: every unclean stop is recorded");
+    }
+    eprintln!("{rounds} kills; {recovered_seen} recoveries recorded");
+}
+
+#[test]
+fn a_torn_tail_is_cut_on_start_and_the_cut_is_recorded() {
+    let d = dir();
+    log(d.path(), 10, |_| {});
+    let before = std::fs::read(seg1(d.path())).unwrap();
+    let mut f = std::fs::OpenOptions::new().append(true).open(seg1(d.path())).unwrap();
+    f.write_all(b"{\"v\":1,\"seq\":11,\"kind\":\"exe").unwrap();
+    drop(f);
+    let a = Audit::open(AuditConfig::new(d.path())).unwrap();
+    a.close().unwrap();
+    let after = std::fs::read(seg1(d.path())).unwrap();
+    assert!(after.starts_with(&before), "complete records untouched");
+    assert!(!String::from_utf8_lossy(&after).contains("\"exe{"), "torn bytes gone");
+    let r = query(d.path(), &Filter { kind: Some("recovered".into()), ..Default::default() }).unwrap();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].seq, 11);
+    assert_eq!(r[0].detail.as_ref().unwrap()["cutBytes"], 27);
+    assert!(verify(d.path(), None).unwrap().ok);
+}
