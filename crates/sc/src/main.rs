@@ -6,6 +6,7 @@
 //! library start no threads).
 
 mod init;
+mod audit_cmd;
 mod connect;
 mod probe;
 
@@ -50,6 +51,9 @@ enum Cmd {
         #[arg(long = "workspace-access", default_value = "rw")]
         workspace_access: String,
     },
+    /// Show the audit log (what ran, what was blocked); `verify` it; sign and
+    /// export a `checkpoint`.
+    Audit(audit_cmd::AuditArgs),
     /// Internal: probes run inside the sandbox by `sc doctor` and the tests.
     #[command(name = "__probe", hide = true)]
     Probe { names: Vec<String> },
@@ -97,6 +101,10 @@ struct ExecArgs {
     /// Set a variable for the command (repeatable; still secret-filtered).
     #[arg(long = "env", value_name = "NAME=VALUE")]
     env: Vec<String>,
+    /// Record the call (exec, violations, network decisions) in the audit
+    /// log in DIR (created if new; see `sc audit`).
+    #[arg(long = "audit-dir", value_name = "DIR")]
+    audit_dir: Option<PathBuf>,
     /// Write the result as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -114,6 +122,7 @@ fn main() -> ExitCode {
         Cmd::Exec(a) => exec(a),
         Cmd::Doctor { json } => sharkcage::doctor::run_cli(json),
         Cmd::Probe { names } => probe::run(&names),
+        Cmd::Audit(a) => audit_cmd::run(a),
         Cmd::Connect { host, port } => connect::run(&host, port),
         Cmd::Init { config, mode, scope, workspace_access } => init::run(init::InitArgs { config, mode, scope, workspace_access }),
     };
@@ -176,10 +185,27 @@ fn exec(a: ExecArgs) -> i32 {
         env,
         argv: a.command,
     };
+    let argv: Vec<String> = req.argv.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    let workspace = req.workspace.as_ref().map(|w| w.display().to_string());
     let outcome = match launcher::run(&req, &Sinks { stdout: 1, stderr: 2 }) {
         Ok(o) => o,
         Err(e) => return fail(&e),
     };
+    // The audit writer starts only now: the sandbox is gone, so this
+    // process may have threads.
+    if let Some(dir) = &a.audit_dir {
+        let recs = sharkcage::audit::events::exec(&outcome, &argv, workspace.as_deref(), &Default::default());
+        let res = sharkcage::audit::Audit::open(sharkcage::audit::AuditConfig::new(dir)).and_then(|w| {
+            for r in recs {
+                w.submit(r);
+            }
+            // Everything queued is written and synced before close returns.
+            w.close()
+        });
+        if let Err(e) = res {
+            eprintln!("sc: --audit-dir {}: {e}", dir.display());
+        }
+    }
     let json = serde_json::to_string(&outcome).expect("outcome serialises");
     if let Some(path) = &a.json {
         if let Err(e) = sharkcage::fileio::write_atomic(path, json.as_bytes(), 0o600) {

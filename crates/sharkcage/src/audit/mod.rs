@@ -12,10 +12,12 @@
 //! * [`query`]: filtered reading for `sc audit` and the addon.
 //! * [`redact`]: secrets out of parameters before anything is written.
 //! * [`store`]: the directory's files and keys.
+//! * [`events`]: records made from finished calls and proxy decisions.
 //!
 //! The directory is sharkcage's state directory's `audit/` (hidden from
 //! every sandbox), or `sc exec --audit-dir DIR`.
 
+pub mod events;
 pub mod query;
 pub mod record;
 pub mod redact;

@@ -170,7 +170,7 @@ impl Record {
 
     /// Was this a refusal (for `sc audit --blocked`)?
     pub fn blocked(&self) -> bool {
-        matches!(self.decision.as_deref(), Some("deny" | "denied" | "blocked")) || self.kind == "violation"
+        matches!(self.decision.as_deref(), Some("deny" | "denied" | "blocked"))
     }
 }
 
