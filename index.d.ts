@@ -28,6 +28,38 @@ export declare class SandboxFs {
 }
 
 /**
+ * Append a record to the audit log (`{kind, session, agent, run, skill,
+ * tool, toolCall, decision, reason, params, exitCode, durationMs, host,
+ * port, ip, path, detail}`; unknown keys are errors). Parameters are
+ * redacted before writing. Resolves with the record's seq once it is
+ * durable; rejects with `ERR_SHARKCAGE_AUDIT` if the log cannot be written.
+ */
+export declare function auditAppend(record: Record<string, unknown>): Promise<number>
+
+/**
+ * Write everything queued for the audit log, sign a final checkpoint and
+ * stop the writer (call at process exit; blocks until durable).
+ */
+export declare function auditClose(): void
+
+/**
+ * Records of the audit log matching `filter` (`{tail, skill, tool, session,
+ * kind, blocked, since, until}`), oldest first.
+ */
+export declare function auditQuery(filter?: Record<string, unknown>): Promise<Array<Record<string, unknown>>>
+
+/**
+ * Verify the audit log: `{ok, records, firstSeq, lastSeq, head, damage:
+ * {kind, seq, segment, detail} | null, …}`.
+ */
+export declare function auditVerify(options?: AuditVerifyOptions | undefined | null): Promise<Record<string, unknown>>
+
+export interface AuditVerifyOptions {
+  /** An exported checkpoint file (`sc audit checkpoint --export`). */
+  checkpoint?: string
+}
+
+/**
  * The argv that runs `argv` inside the sandbox, for a program that spawns
  * processes itself: `[launcher, "exec", "--policy-json=JSON",
  * ("--workspace=WS")?, "--", ...argv]`.

@@ -836,6 +836,10 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.SandboxFs = nativeBinding.SandboxFs
+module.exports.auditAppend = nativeBinding.auditAppend
+module.exports.auditClose = nativeBinding.auditClose
+module.exports.auditQuery = nativeBinding.auditQuery
+module.exports.auditVerify = nativeBinding.auditVerify
 module.exports.buildExecArgv = nativeBinding.buildExecArgv
 module.exports.doctor = nativeBinding.doctor
 module.exports.exec = nativeBinding.exec

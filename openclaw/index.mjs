@@ -16,7 +16,34 @@ import { registerSandboxBackend } from 'openclaw/plugin-sdk/sandbox'
 
 const require = createRequire(import.meta.url)
 const BACKEND_ID = 'sharkcage'
-const state = globalThis.__sharkcageBackend ?? (globalThis.__sharkcageBackend = { unregister: null, sc: null })
+const state = globalThis.__sharkcageBackend ?? (globalThis.__sharkcageBackend = { unregister: null, sc: null, currentCall: new Map() })
+
+/**
+ * Append to sharkcage's tamper-evident audit log (the addon redacts
+ * parameters and writes durably in the background). A failure is logged,
+ * never thrown into the tool call.
+ */
+function audit(api, rec) {
+  const sc = state.sc
+  if (!sc?.auditAppend) return
+  for (const k of Object.keys(rec)) if (rec[k] === undefined || rec[k] === null) delete rec[k]
+  sc.auditAppend(rec).catch((e) => api.logger?.warn?.(`sharkcage: ${JSON.stringify({ event: 'audit-failed', code: e.code, message: e.message })}`))
+}
+
+/** The exec/violation records of one finished sandboxed call. */
+function auditExec(api, labels, command, result) {
+  audit(api, {
+    kind: 'exec', ...labels, tool: 'exec', sandbox: result?.network?.sandbox, decision: 'allow',
+    params: { command }, exitCode: result?.exitCode ?? undefined, durationMs: result?.durationMs,
+    detail: { signal: result?.signal ?? null, timedOut: !!result?.timedOut, network: result?.network?.mode ?? 'none' },
+  })
+  for (const v of result?.violations ?? []) {
+    // Network refusals are recorded by the proxy itself (kind "net").
+    if (v.kind === 'network' && result?.network?.servedBy === 'gateway') continue
+    const deny = ['env', 'network', 'unix-socket', 'protected-path'].includes(v.kind)
+    audit(api, { kind: 'violation', ...labels, tool: 'exec', decision: deny ? 'deny' : 'note', reason: v.detail, detail: { kind: v.kind } })
+  }
+}
 
 /** The command's own variables from OpenClaw's exec env (the launcher filters secrets). */
 function commandEnv(env) {
@@ -40,11 +67,17 @@ function loadAddon(rootDir) {
     const launcher = path.join(rootDir, 'sharkcage-launcher')
     if (!process.env.SHARKCAGE_LAUNCHER && fs.existsSync(launcher)) process.env.SHARKCAGE_LAUNCHER = launcher
     state.sc = require(path.join(rootDir, 'index.js'))
+    // Audit records still queued when the process exits are written first.
+    process.once('exit', () => {
+      try {
+        state.sc.auditClose()
+      } catch {}
+    })
   }
   return state.sc
 }
 
-function makeFsBridge(fsView, workspace, log) {
+function makeFsBridge(fsView, workspace, log, onOp) {
   const abs = (filePath, cwd) => path.resolve(cwd ?? workspace, filePath)
   const data = (d, encoding) => (Buffer.isBuffer(d) ? d : Buffer.from(String(d), encoding ?? 'utf8'))
   // Every SandboxFs call; a refusal becomes a structured event in the plugin log, then is rethrown.
@@ -53,10 +86,17 @@ function makeFsBridge(fsView, workspace, log) {
       const fn = target[op]
       if (typeof fn !== 'function') return fn
       return (...args) => {
+        const target0 = typeof args[0] === 'string' ? args[0] : undefined
         try {
-          return fn.apply(target, args)
+          const r = fn.apply(target, args)
+          // Reads of metadata are not worth a record; contents and changes are.
+          if (op !== 'stat' && op !== 'readDirectory') onOp?.({ op, path: target0, decision: 'allow' })
+          return r
         } catch (e) {
-          if (typeof e?.code === 'string' && e.code.startsWith('ERR_SHARKCAGE_FS_')) log?.warn?.(`sharkcage: ${JSON.stringify({ event: 'fs-refused', op, code: e.code, message: e.message })}`)
+          if (typeof e?.code === 'string' && e.code.startsWith('ERR_SHARKCAGE_FS_')) {
+            log?.warn?.(`sharkcage: ${JSON.stringify({ event: 'fs-refused', op, code: e.code, message: e.message })}`)
+            onOp?.({ op, path: target0, decision: 'deny', reason: `${e.code}: ${e.message}` })
+          }
           throw e
         }
       }
@@ -135,6 +175,9 @@ function createFactory(api) {
     // Every network decision of this sandbox's calls carries these labels.
     const agent = typeof params.sessionKey === 'string' && params.sessionKey.startsWith('agent:') ? params.sessionKey.split(':')[1] : undefined
     const network = { session: params.sessionKey ?? undefined, agent }
+    // The tool call this session is running (from before_tool_call), for records.
+    const labels = () => ({ session: params.sessionKey, agent, toolCall: state.currentCall.get(params.sessionKey) })
+    const pendingExec = new Map()
     const runtimeId = `sharkcage-${crypto.createHash('sha256').update(params.scopeKey ?? params.sessionKey ?? workspace).digest('hex').slice(0, 16)}`
     api.logger?.info?.(`sharkcage: sandbox ${runtimeId} for ${params.sessionKey} on ${workspace}`)
     return {
@@ -151,7 +194,9 @@ function createFactory(api) {
         const results = path.join(stateDir(), 'results')
         fs.mkdirSync(results, { recursive: true, mode: 0o700 })
         const resultFile = path.join(results, `${runtimeId}-${crypto.randomUUID()}.json`)
-        const argv = sc.buildExecArgv(policy, ['/bin/sh', '-c', command], { workspace, env: commandEnv(env), resultFile, network })
+        const l = labels()
+        const argv = sc.buildExecArgv(policy, ['/bin/sh', '-c', command], { workspace, env: commandEnv(env), resultFile, network: { ...network, toolCall: l.toolCall } })
+        pendingExec.set(resultFile, { command, labels: l })
         return { argv, env: sc.launcherEnv(), cwd: workdir && fs.existsSync(workdir) ? workdir : workspace, stdinMode: 'pipe-open', finalizeToken: resultFile }
       },
       async finalizeExec({ status, exitCode, timedOut, token } = {}) {
@@ -162,6 +207,9 @@ function createFactory(api) {
           result = JSON.parse(fs.readFileSync(token, 'utf8'))
         } catch {}
         fs.rmSync(token, { force: true })
+        const pend = pendingExec.get(token)
+        pendingExec.delete(token)
+        auditExec(api, pend?.labels ?? labels(), pend?.command, result ?? { exitCode, timedOut, violations: [] })
         if (result?.violations?.length) {
           api.logger?.warn?.(`sharkcage: ${JSON.stringify({ event: 'violations', runtimeId, exitCode: result.exitCode, violations: result.violations })}`)
         }
@@ -171,8 +219,9 @@ function createFactory(api) {
       },
       async runShellCommand({ script, args = [], stdin, allowFailure, signal }) {
         api.logger?.debug?.(`sharkcage: ${JSON.stringify({ event: 'runShellCommand', runtimeId, args: args.length })}`)
-        const r = await sc.exec({ command: ['/bin/sh', '-c', script, 'openclaw-sandbox-fs', ...args], cwd: workspace, policy, stdin, signal, network })
+        const r = await sc.exec({ command: ['/bin/sh', '-c', script, 'openclaw-sandbox-fs', ...args], cwd: workspace, policy, stdin, signal, network: { ...network, toolCall: labels().toolCall } })
         logNetwork(api, runtimeId, r.network)
+        auditExec(api, labels(), script, r)
         const code = r.exitCode ?? 128
         if (code !== 0 && !allowFailure) {
           const e = new Error(`sandboxed command failed with exit code ${code}: ${r.stderr.toString().slice(0, 500)}`)
@@ -182,7 +231,9 @@ function createFactory(api) {
         return { stdout: r.stdout, stderr: r.stderr, code }
       },
       createFsBridge() {
-        return makeFsBridge(view, workspace, api.logger)
+        return makeFsBridge(view, workspace, api.logger, (op) =>
+          audit(api, { kind: 'file_op', ...labels(), tool: `fs.${op.op}`, path: op.path, decision: op.decision, reason: op.reason }),
+        )
       },
     }
   }
@@ -231,14 +282,26 @@ function registerTimingHooks(api) {
     api.on?.('before_tool_call', (ev, ctx) => {
       const id = callId(ev, ctx)
       if (id) started.set(id, process.hrtime.bigint())
+      if (id && ctx?.sessionKey) state.currentCall.set(ctx.sessionKey, id)
     })
     api.on?.('after_tool_call', (ev, ctx) => {
       const id = callId(ev, ctx)
       const t0 = id && started.get(id)
-      if (!t0) return
-      started.delete(id)
-      const rec = { event: 'tool_call', tool: ev.toolName, toolCallId: id, ms: Number(process.hrtime.bigint() - t0) / 1e6, error: ev.error ? String(ev.error).slice(0, 200) : undefined }
-      api.logger?.debug?.(`sharkcage: ${JSON.stringify(rec)}`)
-      if (benchLog) fs.appendFileSync(benchLog, JSON.stringify(rec) + '\n')
+      if (id) started.delete(id)
+      const ms = t0 ? Number(process.hrtime.bigint() - t0) / 1e6 : ev.durationMs
+      if (t0) {
+        const rec = { event: 'tool_call', tool: ev.toolName, toolCallId: id, ms, error: ev.error ? String(ev.error).slice(0, 200) : undefined }
+        api.logger?.debug?.(`sharkcage: ${JSON.stringify(rec)}`)
+        if (benchLog) fs.appendFileSync(benchLog, JSON.stringify(rec) + '\n')
+      }
+      // Every tool call, sandboxed or not, blocked or not, in the audit log.
+      try {
+        loadAddon(api.rootDir)
+      } catch {}
+      audit(api, {
+        kind: 'tool_call', session: ctx?.sessionKey, agent: ctx?.agentId, run: ev.runId ?? ctx?.runId, tool: ev.toolName, toolCall: id,
+        params: ev.params, durationMs: ms, decision: ev.error ? (/block|denied|not allowed/i.test(String(ev.error)) ? 'deny' : 'error') : 'allow',
+        reason: ev.error ? String(ev.error).slice(0, 500) : undefined,
+      })
     })
 }

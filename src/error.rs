@@ -25,6 +25,7 @@ pub mod codes {
     pub const FS_ESCAPES: &str = "ERR_SHARKCAGE_FS_ESCAPES";
     pub const FS_NOT_FOUND: &str = "ENOENT";
     pub const FS_IO: &str = "ERR_SHARKCAGE_FS_IO";
+    pub const AUDIT: &str = "ERR_SHARKCAGE_AUDIT";
 }
 
 /// Every way an addon call can fail.
@@ -47,6 +48,8 @@ pub enum AddonError {
     /// A file operation refused or failed (`SandboxFs`); the code follows
     /// the kind, and a missing path is a plain `ENOENT`.
     Fs { kind: &'static str, message: String },
+    /// The audit log cannot be written or read (names the file and why).
+    Audit(String),
 }
 
 impl AddonError {
@@ -59,6 +62,7 @@ impl AddonError {
             AddonError::Protocol(_) => codes::PROTOCOL,
             AddonError::Aborted { .. } => codes::ABORTED,
             AddonError::InvalidArg(_) => codes::INVALID_ARG,
+            AddonError::Audit(_) => codes::AUDIT,
             AddonError::Fs { kind, .. } => match *kind {
                 "not-readable" => codes::FS_NOT_READABLE,
                 "not-writable" => codes::FS_NOT_WRITABLE,
@@ -80,7 +84,7 @@ impl AddonError {
             AddonError::UnsupportedHost(m) => {
                 non_empty(m, "this host cannot run the sharkcage sandbox")
             }
-            AddonError::Spawn(m) | AddonError::Protocol(m) | AddonError::InvalidArg(m) => m.clone(),
+            AddonError::Spawn(m) | AddonError::Protocol(m) | AddonError::InvalidArg(m) | AddonError::Audit(m) => m.clone(),
             AddonError::Fs { message, .. } => message.clone(),
             AddonError::Aborted { .. } => "the operation was aborted".to_owned(),
         }

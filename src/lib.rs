@@ -8,6 +8,7 @@
 //! `exec.rs`, the launcher lookup in `launcher.rs`, and `error.rs` is the one
 //! place errors become JS errors with a stable `code`.
 
+mod audit;
 mod error;
 mod exec;
 mod fs;
@@ -281,7 +282,17 @@ fn policy_to_json(
     env: &Env,
     policy: Option<Unknown<'_>>,
 ) -> std::result::Result<String, AddonError> {
-    let invalid = |what: String| AddonError::InvalidArg(format!("the policy {what}"));
+    js_to_json(env, policy, "the policy")
+}
+
+/// `JSON.stringify(value)` of a plain object (`None`/null/undefined → `{}`);
+/// `what` names the value in errors.
+fn js_to_json(
+    env: &Env,
+    policy: Option<Unknown<'_>>,
+    what_is: &str,
+) -> std::result::Result<String, AddonError> {
+    let invalid = |what: String| AddonError::InvalidArg(format!("{what_is} {what}"));
     let Some(policy) = policy else {
         return Ok("{}".to_owned());
     };
@@ -320,6 +331,95 @@ fn into_js_result(output: ExecOutput) -> ExecResult {
         violations: r.violations.unwrap_or_default(),
         network: r.network.unwrap_or_else(|| serde_json::json!({"mode": "none", "events": []})),
     }
+}
+
+/// Append a record to the audit log (`{kind, session, agent, run, skill,
+/// tool, toolCall, decision, reason, params, exitCode, durationMs, host,
+/// port, ip, path, detail}`; unknown keys are errors). Parameters are
+/// redacted before writing. Resolves with the record's seq once it is
+/// durable; rejects with `ERR_SHARKCAGE_AUDIT` if the log cannot be written.
+#[napi(ts_return_type = "Promise<number>")]
+pub fn audit_append<'env>(env: &'env Env, #[napi(ts_arg_type = "Record<string, unknown>")] record: Unknown<'env>) -> Result<PromiseRaw<'env, f64>> {
+    let prepared = (|| -> std::result::Result<_, AddonError> {
+        let json = js_to_json(env, Some(record), "the audit record")?;
+        let r = audit::parse_input(&json)?;
+        Ok((audit::audit()?, r))
+    })();
+    let (a, r) = match prepared {
+        Ok(v) => v,
+        Err(e) => return reject(env, e),
+    };
+    env.spawn_future_with_callback(
+        async move { Ok(a.append(r).await.map(|s| s as f64).map_err(|e| AddonError::Audit(e.to_string()))) },
+        |env, r| r.map_err(|e| to_js(env, e)),
+    )
+}
+
+/// Write everything queued for the audit log, sign a final checkpoint and
+/// stop the writer (call at process exit; blocks until durable).
+#[napi]
+pub fn audit_close(env: &Env) -> Result<()> {
+    audit::close().map_err(|e| to_js(env, e))
+}
+
+#[napi(object)]
+pub struct AuditVerifyOptions {
+    /// An exported checkpoint file (`sc audit checkpoint --export`).
+    pub checkpoint: Option<String>,
+}
+
+/// Verify the audit log: `{ok, records, firstSeq, lastSeq, head, damage:
+/// {kind, seq, segment, detail} | null, …}`.
+#[napi(ts_return_type = "Promise<Record<string, unknown>>")]
+pub fn audit_verify(env: &Env, options: Option<AuditVerifyOptions>) -> Result<PromiseRaw<'_, serde_json::Value>> {
+    let cp = options.and_then(|o| o.checkpoint);
+    env.spawn_future_with_callback(
+        async move {
+            Ok(tokio::task::spawn_blocking(move || -> std::result::Result<serde_json::Value, AddonError> {
+                let dir = audit::read_dir()?;
+                let exported = match &cp {
+                    Some(p) => {
+                        let text = std::fs::read_to_string(p).map_err(|e| AddonError::Audit(format!("{p}: {e}")))?;
+                        let c: sharkcage::audit::Checkpoint = serde_json::from_str(text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(""))
+                            .map_err(|e| AddonError::Audit(format!("{p}: not a sharkcage checkpoint: {e}")))?;
+                        Some((c, std::path::PathBuf::from(p)))
+                    }
+                    None => None,
+                };
+                let rep = sharkcage::audit::verify::verify(&dir, exported.as_ref().map(|(c, p)| (c, p.clone()))).map_err(|e| AddonError::Audit(e.to_string()))?;
+                Ok(serde_json::to_value(rep).unwrap_or_default())
+            })
+            .await
+            .unwrap_or_else(|e| Err(AddonError::Audit(e.to_string()))))
+        },
+        |env, r| r.map_err(|e| to_js(env, e)),
+    )
+}
+
+/// Records of the audit log matching `filter` (`{tail, skill, tool, session,
+/// kind, blocked, since, until}`), oldest first.
+#[napi(ts_return_type = "Promise<Array<Record<string, unknown>>>")]
+pub fn audit_query<'env>(env: &'env Env, #[napi(ts_arg_type = "Record<string, unknown>")] filter: Option<Unknown<'env>>) -> Result<PromiseRaw<'env, serde_json::Value>> {
+    let f = (|| -> std::result::Result<sharkcage::audit::query::Filter, AddonError> {
+        let json = js_to_json(env, filter, "the audit filter")?;
+        let de = &mut serde_json::Deserializer::from_str(&json);
+        serde_path_to_error::deserialize(de).map_err(|e| AddonError::InvalidArg(format!("audit filter: {}: {}", e.path(), e.inner())))
+    })();
+    let f = match f {
+        Ok(f) => f,
+        Err(e) => return reject(env, e),
+    };
+    env.spawn_future_with_callback(
+        async move {
+            Ok(tokio::task::spawn_blocking(move || -> std::result::Result<serde_json::Value, AddonError> {
+                let recs = sharkcage::audit::query::query(&audit::read_dir()?, &f).map_err(|e| AddonError::Audit(e.to_string()))?;
+                Ok(serde_json::to_value(recs).unwrap_or_default())
+            })
+            .await
+            .unwrap_or_else(|e| Err(AddonError::Audit(e.to_string()))))
+        },
+        |env, r| r.map_err(|e| to_js(env, e)),
+    )
 }
 
 /// Replace the network rules of `scope` (`{allowedDomains, deniedDomains,

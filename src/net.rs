@@ -55,6 +55,12 @@ pub fn gateway() -> Result<Arc<Gateway>, String> {
         .get_or_init(|| {
             let path = socket_path()?;
             let proxy = Proxy::new(Arc::new(SystemResolver::default()));
+            // Every proxy decision goes to the audit log too.
+            proxy.set_sink(Some(Arc::new(|ev: &sharkcage::proxy::NetEvent| {
+                if let Ok(a) = crate::audit::audit() {
+                    a.submit(sharkcage::audit::events::net(ev));
+                }
+            })));
             napi::bindgen_prelude::within_runtime_if_available(|| Gateway::start(proxy, path)).map_err(|e| e.to_string())
         })
         .clone()
