@@ -181,6 +181,20 @@ test('a real OpenClaw turn: exec and file tools run in the sharkcage sandbox', {
     assert.match(saw, /tok=withheld plain=passed/)
     assert.match(r.stderr, /violations.*MY_API_TOKEN/, 'the withheld variable is reported in the plugin log')
     assert.match(r.stderr, /fs-refused.*ERR_SHARKCAGE_FS_NOT_READABLE/, 'the refused read is reported in the plugin log')
+    // The audit log has the turn: every tool call, each exec with its tool
+    // call id, the withheld variable, the refused read; no secret; intact.
+    const auditDir = path.join(w.home, '.local', 'state', 'sharkcage', 'audit')
+    const recs = sh(path.join(root, 'sharkcage-launcher'), ['audit', '--json', '--dir', auditDir]).trim().split('\n').map((l) => JSON.parse(l))
+    const calls = recs.filter((x) => x.kind === 'tool_call')
+    for (const tool of ['exec', 'write', 'read', 'edit', 'apply_patch']) assert.ok(calls.some((x) => x.tool === tool && x.toolCall && /e2e-/.test(x.session)), `no tool_call record for ${tool}`)
+    const echo = recs.find((x) => x.kind === 'exec' && x.params?.command === 'echo hello > out.txt; cat out.txt')
+    assert.ok(echo && echo.exitCode === 0, 'the exec record of the first command')
+    assert.ok(calls.some((x) => x.toolCall === echo.toolCall && x.tool === 'exec'), 'the exec record carries its tool call id')
+    assert.ok(recs.some((x) => x.kind === 'violation' && /MY_API_TOKEN/.test(x.reason)), 'the withheld variable is recorded')
+    assert.ok(recs.some((x) => x.kind === 'file_op' && x.decision === 'deny' && x.path?.endsWith('.ssh/id_rsa')), 'the refused read is recorded')
+    const auditText = fs.readdirSync(auditDir).map((f) => fs.readFileSync(path.join(auditDir, f), 'latin1')).join('')
+    assert.ok(!auditText.includes(w.secrets.ssh), 'the ssh key reached the audit log')
+    assert.match(sh(path.join(root, 'sharkcage-launcher'), ['audit', 'verify', '--dir', auditDir]), /audit log OK/)
     const results = path.join(w.home, '.local', 'state', 'sharkcage', 'results')
     assert.deepEqual(fs.existsSync(results) ? fs.readdirSync(results) : [], [], 'every result file was collected')
     // No process of the call is left.
@@ -329,6 +343,11 @@ test('network through real OpenClaw: an allowed host is reached through the gate
     assert.match(r.err, /"event":"network"[^\n]*"decision":"allow"[^\n]*"host":"localhost"/)
     assert.match(r.err, /"event":"network"[^\n]*"decision":"deny"[^\n]*"host":"127.0.0.1"/)
     assert.match(r.err, /"event":"network"[^\n]*"session":"[^"]*e2e-net-/)
+    // The proxy's decisions are in the audit log, with the session.
+    const auditDir = path.join(w.home, '.local', 'state', 'sharkcage', 'audit')
+    const net = sh(path.join(root, 'sharkcage-launcher'), ['audit', '--json', '--kind', 'net', '--dir', auditDir]).trim().split('\n').filter(Boolean).map((l) => JSON.parse(l))
+    assert.ok(net.some((x) => x.decision === 'allow' && x.host === 'localhost' && /e2e-net-/.test(x.session)), JSON.stringify(net))
+    assert.ok(net.some((x) => x.decision === 'deny' && x.host === '127.0.0.1'), JSON.stringify(net))
     // Served by the gateway's proxy (the plugin's addon runtime), not a per-call one.
     assert.match(r.err, /"event":"network","runtimeId":"[^"]+","servedBy":"gateway"/)
   } finally {
