@@ -185,6 +185,15 @@ fn exec(a: ExecArgs) -> i32 {
         env,
         argv: a.command,
     };
+    // The audit directory must not be reachable from the sandbox it records.
+    let mut req = req;
+    if let Some(dir) = &a.audit_dir {
+        if let Err(e) = sharkcage::fileio::ensure_private_dir(dir) {
+            return fail(&LaunchError::Usage(format!("--audit-dir {}: {e}", dir.display())));
+        }
+        let abs = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
+        req.extra_deny_read.push(abs.display().to_string());
+    }
     let argv: Vec<String> = req.argv.iter().map(|a| a.to_string_lossy().into_owned()).collect();
     let workspace = req.workspace.as_ref().map(|w| w.display().to_string());
     let outcome = match launcher::run(&req, &Sinks { stdout: 1, stderr: 2 }) {

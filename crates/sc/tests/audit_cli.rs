@@ -94,3 +94,28 @@ fn foreign_files_and_missing_logs_are_named() {
     assert!(o.out().contains("still-ran"));
     assert!(o.err().contains("stray.bin"), "{}", o.err());
 }
+
+#[test]
+fn the_audit_dir_is_out_of_the_sandboxes_reach() {
+    let _g = shared();
+    let t = T::new();
+    // An audit directory inside the writable workspace.
+    let dir = t.ws.join("audit");
+    let first = t.sc().opt("--audit-dir").opt(dir.to_str().unwrap()).sh("true").run();
+    first.assert_ok();
+    let key_before = std::fs::read(dir.join("chain.key")).unwrap();
+    let seg = dir.join("audit-000001.jsonl");
+    let before = std::fs::read(&seg).unwrap();
+    let o = t
+        .sc()
+        .opt("--audit-dir")
+        .opt(dir.to_str().unwrap())
+        .sh("cat audit/chain.key; echo forged >> audit/audit-000001.jsonl; rm -f audit/checkpoints.jsonl; ls -a audit")
+        .run();
+    assert!(!o.out().contains(&String::from_utf8_lossy(&key_before).to_string()), "the chain key was readable");
+    let after = std::fs::read(&seg).unwrap();
+    assert!(after.starts_with(&before) && !String::from_utf8_lossy(&after).contains("forged"), "the sandbox wrote to the log");
+    assert!(dir.join("checkpoints.jsonl").exists());
+    let (code, out, _) = sc(&["audit", "verify", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+}
