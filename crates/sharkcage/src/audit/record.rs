@@ -97,9 +97,25 @@ impl Hasher {
         }
     }
     pub fn hash(&self, bytes: &[u8]) -> String {
+        self.hash_parts(&[bytes])
+    }
+    /// The hash of the concatenation of `parts` (without building it).
+    pub fn hash_parts(&self, parts: &[&[u8]]) -> String {
         match self {
-            Hasher::Sha256 => hex(&Sha256::digest(bytes)),
-            Hasher::Hmac(k) => hex(hmac::sign(k, bytes).as_ref()),
+            Hasher::Sha256 => {
+                let mut d = Sha256::new();
+                for p in parts {
+                    d.update(p);
+                }
+                hex(&d.finalize())
+            }
+            Hasher::Hmac(k) => {
+                let mut c = hmac::Context::with_key(k);
+                for p in parts {
+                    c.update(p);
+                }
+                hex(c.sign().as_ref())
+            }
         }
     }
 }
@@ -121,8 +137,23 @@ pub fn unhex(s: &str) -> Option<Vec<u8>> {
     (0..s.len() / 2).map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()).collect()
 }
 
+/// serde_json's `Map` keeps keys sorted (its default `BTreeMap`), unless a
+/// dependency turned on its `preserve_order` feature; checked once.
+fn map_is_sorted() -> bool {
+    static SORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SORTED.get_or_init(|| {
+        let mut m = serde_json::Map::new();
+        m.insert("b".into(), Value::Null);
+        m.insert("a".into(), Value::Null);
+        m.keys().next().map(String::as_str) == Some("a")
+    })
+}
+
 /// `v` with every object's keys sorted (whatever serde_json's map type).
 pub fn canonical_value(v: Value) -> Value {
+    if map_is_sorted() {
+        return v;
+    }
     match v {
         Value::Object(m) => {
             let mut pairs: Vec<(String, Value)> = m.into_iter().collect();
@@ -135,26 +166,39 @@ pub fn canonical_value(v: Value) -> Value {
 }
 
 impl Record {
+    /// Put nested objects in canonical key order (a no-op with serde_json's
+    /// default sorted map).
+    fn canonicalize(&mut self) {
+        if !map_is_sorted() {
+            self.params = self.params.take().map(canonical_value);
+            self.detail = self.detail.take().map(canonical_value);
+        }
+    }
+
     /// The canonical bytes (the record without `hash`).
     pub fn canonical(&self) -> Vec<u8> {
         let mut r = self.clone();
         r.hash = None;
-        r.params = r.params.map(canonical_value);
-        r.detail = r.detail.map(canonical_value);
+        r.canonicalize();
         serde_json::to_vec(&r).expect("a record always serialises")
     }
 
-    /// Compute and set `hash`; return the line (without newline).
+    /// Compute and set `hash`; return the line (without newline): the
+    /// canonical bytes with `,"hash":"…"` before the closing brace.
     pub fn seal(&mut self, h: &Hasher) -> Vec<u8> {
-        self.params = self.params.take().map(canonical_value);
-        self.detail = self.detail.take().map(canonical_value);
-        if let Some(d) = self.duration_ms {
-            if !d.is_finite() {
-                self.duration_ms = None;
-            }
+        self.canonicalize();
+        if self.duration_ms.is_some_and(|d| !d.is_finite()) {
+            self.duration_ms = None;
         }
-        self.hash = Some(h.hash(&self.canonical()));
-        serde_json::to_vec(self).expect("a record always serialises")
+        self.hash = None;
+        let mut line = serde_json::to_vec(self).expect("a record always serialises");
+        let hash = h.hash(&line);
+        line.pop(); // the closing brace
+        line.extend_from_slice(b",\"hash\":\"");
+        line.extend_from_slice(hash.as_bytes());
+        line.extend_from_slice(b"\"}");
+        self.hash = Some(hash);
+        line
     }
 
     /// The stored hash matches the record's content.

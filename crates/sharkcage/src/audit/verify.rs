@@ -21,13 +21,14 @@
 //! * `bad-signature` — a checkpoint's signature does not verify, or it was
 //!   signed by another key than the log's.
 
-use std::collections::{BTreeMap, HashSet};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use ring::signature::{UnparsedPublicKey, ED25519};
 use serde::{Deserialize, Serialize};
 
-use super::record::{unhex, Hasher, Record};
+use super::record::{unhex, Hasher};
 use super::store::{self, Keys};
 use super::AuditError;
 
@@ -134,130 +135,227 @@ pub struct Tail {
 /// Bytes appended after the canonical form: `,"hash":"<64 hex>"}`.
 const HASH_SUFFIX: usize = 9 + 64 + 2;
 
-fn check_line(line: &[u8], h: &Hasher) -> Result<Record, String> {
-    let r: Record = serde_json::from_slice(line).map_err(|e| format!("not a record: {e}"))?;
-    if line.len() < HASH_SUFFIX + 2 || !line.ends_with(b"\"}") || &line[line.len() - HASH_SUFFIX..line.len() - HASH_SUFFIX + 9] != b",\"hash\":\"" {
-        return Err("no hash at the end of the line".into());
-    }
-    let canon_prefix = &line[..line.len() - HASH_SUFFIX];
-    let canon = r.canonical();
-    if canon.len() != canon_prefix.len() + 1 || &canon[..canon.len() - 1] != canon_prefix {
-        return Err("not in canonical form".into());
-    }
-    if !r.hash_ok(h) {
-        return Err("hash does not match the content".into());
-    }
-    Ok(r)
+/// What the walk keeps of a verified line.
+struct Line {
+    seq: u64,
+    prev: Option<String>,
+    hash: String,
+    /// A `rotated` record: (deletedLastSeq, deletedLastHash).
+    rotated: Option<(u64, String)>,
 }
 
-/// Walk every segment; checkpoint heads to compare are looked up on the way.
+/// Parse and check one line. The writer hashes the canonical bytes and
+/// appends `,"hash":"…"` before the closing brace, so the hashed bytes are
+/// exactly the line's prefix plus `}`: the hash is checked over the bytes as
+/// stored (any changed byte is an edit), and the line must parse as a
+/// record (known keys only, none twice) for its seq and prev to count.
+fn check_line(line: &[u8], h: &Hasher) -> Result<Line, String> {
+    let r: View = serde_json::from_slice(line).map_err(|e| format!("not a record: {e}"))?;
+    let n = line.len();
+    if n < HASH_SUFFIX + 2 || !line.ends_with(b"\"}") || &line[n - HASH_SUFFIX..n - HASH_SUFFIX + 9] != b",\"hash\":\"" {
+        return Err("no hash at the end of the line".into());
+    }
+    let stored = r.hash.ok_or("no hash")?;
+    if h.hash_parts(&[&line[..n - HASH_SUFFIX], b"}"]) != *stored {
+        return Err("hash does not match the content".into());
+    }
+    let rotated = if r.kind == "rotated" {
+        let d: Option<serde_json::Value> = r.detail.and_then(|d| serde_json::from_str(d.get()).ok());
+        d.and_then(|d| Some((d["deletedLastSeq"].as_u64()?, d["deletedLastHash"].as_str()?.to_string())))
+    } else {
+        None
+    };
+    Ok(Line { seq: r.seq, prev: r.prev.map(|p| p.into_owned()), hash: stored.into_owned(), rotated })
+}
+
+/// A record as the verifier reads it: the same keys and types as
+/// [`super::Record`] (unknown or repeated keys are errors), without copying strings.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(dead_code)] // fields are read to validate their types
+struct View<'a> {
+    v: u32,
+    seq: u64,
+    #[serde(borrow)]
+    ts: Cow<'a, str>,
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    session: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    agent: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    run: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    skill: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    tool: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    tool_call: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    sandbox: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    decision: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    reason: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    params: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow, default)]
+    params_digest: Option<Cow<'a, str>>,
+    #[serde(default)]
+    exit_code: Option<i64>,
+    #[serde(default)]
+    duration_ms: Option<f64>,
+    #[serde(default)]
+    bytes_up: Option<u64>,
+    #[serde(default)]
+    bytes_down: Option<u64>,
+    #[serde(borrow, default)]
+    host: Option<Cow<'a, str>>,
+    #[serde(default)]
+    port: Option<u16>,
+    #[serde(borrow, default)]
+    ip: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    path: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    detail: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    prev: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    hash: Option<Cow<'a, str>>,
+}
+
+/// Check every complete line of `data` on all cores; returns the lines'
+/// results in order and the offset where each line ends (after its '\n').
+fn check_all(data: &[u8], h: &Hasher) -> (Vec<(Result<Line, String>, usize)>, usize) {
+    let mut bounds = Vec::new();
+    let mut pos = 0;
+    while let Some(i) = data[pos..].iter().position(|&b| b == b'\n') {
+        bounds.push((pos, pos + i));
+        pos += i + 1;
+    }
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
+    let chunk = bounds.len().div_ceil(threads).max(1);
+    let results: Vec<Vec<(Result<Line, String>, usize)>> = std::thread::scope(|sc| {
+        let hs: Vec<_> = bounds.chunks(chunk).map(|part| sc.spawn(move || part.iter().map(|&(a, b)| (check_line(&data[a..b], h), b + 1)).collect())).collect();
+        hs.into_iter().map(|t| t.join().unwrap_or_default()).collect()
+    });
+    (results.into_iter().flatten().collect(), pos)
+}
+
+/// Does a record with `seq` appear at or after byte `from` of segment `si`,
+/// or in a later segment? (Only asked once damage is found.)
+fn appears_later(segs: &[(u64, PathBuf)], si: usize, from: usize, seq: u64) -> bool {
+    #[derive(Deserialize)]
+    struct SeqOnly {
+        seq: u64,
+    }
+    for (i, (_, p)) in segs.iter().enumerate().skip(si) {
+        let Ok(data) = std::fs::read(p) else { continue };
+        let start = if i == si { from.min(data.len()) } else { 0 };
+        if data[start..].split(|&b| b == b'\n').any(|l| serde_json::from_slice::<SeqOnly>(l).is_ok_and(|x| x.seq == seq)) {
+            return true;
+        }
+    }
+    false
+}
+
+/// Walk every segment, streaming: each line is checked and linked to the
+/// one before as it is read; nothing but the chain's state is kept.
+/// Checkpoint heads to compare (`seq → (hash, where from)`) are looked up
+/// on the way.
 pub fn walk(dir: &Path, keys: &Keys, expect: &BTreeMap<u64, (String, String)>) -> Result<(VerifyReport, Tail), AuditError> {
     let segs = store::scan(dir)?;
     let mut rep = VerifyReport { log_id: keys.meta.log_id.clone(), alg: keys.meta.alg.clone(), segments: segs.len(), ..Default::default() };
     let mut tail = Tail::default();
-    // Every record, to classify gaps (seq → seen) — seqs only.
-    let mut all: Vec<(u64, usize, usize)> = Vec::new(); // (seq, segment index, line index)
-    let mut parsed: Vec<Vec<Result<Record, String>>> = Vec::new();
-    let mut rotated_hashes: HashSet<(u64, String)> = HashSet::new();
-    for (si, (_, path)) in segs.iter().enumerate() {
-        let data = std::fs::read(path).map_err(|e| AuditError::Io(path.clone(), e))?;
-        rep.bytes += data.len() as u64;
-        let mut lines: Vec<Result<Record, String>> = Vec::new();
-        let mut pos = 0;
-        while pos < data.len() {
-            let end = match data[pos..].iter().position(|&b| b == b'\n') {
-                Some(i) => pos + i,
-                None => {
-                    // Incomplete last line.
-                    if si + 1 == segs.len() {
-                        tail.torn = data[pos..].to_vec();
-                    } else {
-                        lines.push(Err("incomplete line in an older segment".into()));
-                    }
-                    break;
-                }
-            };
-            let r = check_line(&data[pos..end], &keys.hasher);
-            if let Ok(rec) = &r {
-                all.push((rec.seq, si, lines.len()));
-                if rec.kind == "rotated" {
-                    if let (Some(s), Some(h)) = (rec.detail.as_ref().and_then(|d| d["deletedLastSeq"].as_u64()), rec.detail.as_ref().and_then(|d| d["deletedLastHash"].as_str())) {
-                        rotated_hashes.insert((s, h.to_string()));
-                    }
-                }
-            }
-            lines.push(r);
-            pos = end + 1;
-        }
-        if si + 1 == segs.len() {
-            tail.good_len = (data.len() - tail.torn.len()) as u64;
-        }
-        parsed.push(lines);
-    }
-    let seen: HashSet<u64> = all.iter().map(|a| a.0).collect();
     let name = |si: usize| segs[si].1.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let mut expected: Option<u64> = None;
     let mut prev: Option<String> = None;
     let mut prev_seq = 0u64;
-    let mut seen_so_far: HashSet<u64> = HashSet::new();
+    let mut first_seq = 0u64;
+    // The oldest kept record, when it is not seq 1: its `prev` must be
+    // announced by a `rotated` record (checked at the end).
+    let mut unexplained: Option<(u64, String, usize)> = None;
+    let mut rotated: Vec<(u64, String)> = Vec::new();
     let damage = |kind, seq, si: usize, detail: String| Some(Damage { kind, seq, segment: name(si), detail });
-    'walk: for (si, lines) in parsed.iter().enumerate() {
-        for (li, r) in lines.iter().enumerate() {
-            let guess = expected.unwrap_or(1);
-            let r = match r {
-                Ok(r) => r,
+    'walk: for (si, (_, path)) in segs.iter().enumerate() {
+        let data = std::fs::read(path).map_err(|e| AuditError::Io(path.clone(), e))?;
+        rep.bytes += data.len() as u64;
+        let newest = si + 1 == segs.len();
+        let (lines, complete) = check_all(&data, &keys.hasher);
+        if complete < data.len() {
+            if newest {
+                tail.torn = data[complete..].to_vec();
+            } else {
+                rep.damage = damage(DamageKind::Edited, prev_seq + 1, si, "an incomplete line in an older segment".into());
+            }
+        }
+        for (li0, (checked, pos)) in lines.into_iter().enumerate() {
+            let li = li0 + 1;
+            let line = match checked {
+                Ok(l) => l,
                 Err(why) => {
-                    rep.damage = damage(DamageKind::Edited, guess, si, format!("line {}: {why}", li + 1));
+                    rep.damage = damage(DamageKind::Edited, expected.unwrap_or(prev_seq + 1), si, format!("line {li}: {why}"));
                     break 'walk;
                 }
             };
             match expected {
                 None => {
-                    // The first record of the oldest kept segment.
-                    if r.seq == 1 {
-                        if r.prev.is_some() {
+                    if line.seq == 1 {
+                        if line.prev.is_some() {
                             rep.damage = damage(DamageKind::Edited, 1, si, "the first record links to a predecessor".into());
                             break 'walk;
                         }
                     } else {
-                        let explained = r.prev.as_ref().is_some_and(|p| rotated_hashes.contains(&(r.seq - 1, p.clone())));
-                        if !explained {
-                            rep.damage = damage(DamageKind::Deleted, r.seq - 1, si, format!("records before seq {} are gone and no rotation record says so", r.seq));
-                            break 'walk;
-                        }
+                        unexplained = Some((line.seq, line.prev.clone().unwrap_or_default(), si));
                     }
-                    rep.first_seq = r.seq;
+                    first_seq = line.seq;
                 }
-                Some(exp) if r.seq == exp => {
-                    if r.prev != prev {
-                        rep.damage = damage(DamageKind::Edited, prev_seq, si, format!("record {} does not link to record {prev_seq} as stored (it was changed and re-hashed)", r.seq));
+                Some(exp) if line.seq == exp => {
+                    if line.prev != prev {
+                        rep.damage = damage(DamageKind::Edited, prev_seq, si, format!("record {} does not link to record {prev_seq} as stored (it was changed and re-hashed)", line.seq));
                         break 'walk;
                     }
                 }
-                Some(exp) if r.seq > exp => {
-                    let (kind, what) = if seen.contains(&exp) { (DamageKind::Reordered, "appears later") } else { (DamageKind::Deleted, "is missing") };
-                    rep.damage = damage(kind, exp, si, format!("seq {exp} {what}; found {} at line {}", r.seq, li + 1));
+                Some(exp) if line.seq > exp => {
+                    let (kind, what) = if appears_later(&segs, si, pos, exp) { (DamageKind::Reordered, "appears later") } else { (DamageKind::Deleted, "is missing") };
+                    rep.damage = damage(kind, exp, si, format!("seq {exp} {what}; found {} at line {li}", line.seq));
                     break 'walk;
                 }
                 Some(_) => {
-                    let (kind, what) = if seen_so_far.contains(&r.seq) { (DamageKind::Inserted, "appears twice") } else { (DamageKind::Reordered, "comes after a larger seq") };
-                    rep.damage = damage(kind, r.seq, si, format!("seq {} {what} (line {})", r.seq, li + 1));
+                    let (kind, what) = if line.seq >= first_seq { (DamageKind::Inserted, "appears twice") } else { (DamageKind::Reordered, "comes after a larger seq") };
+                    rep.damage = damage(kind, line.seq, si, format!("seq {} {what} (line {li})", line.seq));
                     break 'walk;
                 }
             }
-            if let Some((head, origin)) = expect.get(&r.seq) {
-                if r.hash.as_deref() != Some(head.as_str()) {
-                    rep.damage = damage(DamageKind::Edited, r.seq, si, format!("record {} differs from the signed checkpoint in {origin} (the log was rewritten)", r.seq));
+            if let Some((head, origin)) = expect.get(&line.seq) {
+                if *head != line.hash {
+                    rep.damage = damage(DamageKind::Edited, line.seq, si, format!("record {} differs from the signed checkpoint in {origin} (the log was rewritten)", line.seq));
                     break 'walk;
                 }
             }
-            seen_so_far.insert(r.seq);
-            expected = Some(r.seq + 1);
-            prev = r.hash.clone();
-            prev_seq = r.seq;
+            rotated.extend(line.rotated);
+            expected = Some(line.seq + 1);
+            prev = Some(line.hash);
+            prev_seq = line.seq;
             rep.records += 1;
         }
+        if newest {
+            tail.good_len = (data.len() - tail.torn.len()) as u64;
+        }
+        if rep.damage.is_some() {
+            break;
+        }
     }
+    if rep.damage.is_none() {
+        if let Some((seq, p, si)) = unexplained {
+            if !rotated.iter().any(|(s, h)| *s == seq - 1 && *h == p) {
+                rep.damage = damage(DamageKind::Deleted, seq - 1, si, format!("records before seq {seq} are gone and no rotation record says so"));
+            }
+        }
+    }
+    rep.first_seq = first_seq;
     rep.last_seq = prev_seq;
     rep.head = prev.clone();
     tail.last_seq = prev_seq;

@@ -3,11 +3,14 @@
 //!
 //! Producers call [`Audit::submit`] (fire and forget) or [`Audit::append`]
 //! (resolves once the record is durable); neither ever waits for the disk.
-//! The writer thread takes whatever is queued, writes it with one `write`,
-//! `fdatasync`s, and only then acknowledges — so an acknowledged record
-//! survives `kill -9` and power loss. Between two syncs at least
-//! `commit_interval` passes (default 2 ms), which bounds fsyncs per second
-//! while the queue grows into one batch.
+//! The writer thread takes what is queued (up to [`MAX_BATCH`] records),
+//! writes it with one `write`, `fdatasync`s, and only then acknowledges —
+//! so an acknowledged record survives `kill -9` and power loss. Group
+//! commit: while one sync runs, new records queue up and become the next
+//! batch. `commit_interval` sets a minimum time from the start of one sync
+//! to the start of the next (default 200 µs: at most 5000 syncs a second; a
+//! sync takes ~0.15 ms on our machines, so the pause rarely adds latency,
+//! and under load batches grow instead of syncs).
 //!
 //! Order of steps that matters:
 //! 1. on open: take the directory lock; load keys; walk the whole chain —
@@ -69,7 +72,7 @@ impl AuditConfig {
             keyed: true,
             max_segment_bytes: 5 * 1024 * 1024,
             keep_segments: 5,
-            commit_interval: Duration::from_millis(2),
+            commit_interval: Duration::from_micros(200),
             durability: Durability::GroupCommit,
             checkpoint_every: 1000,
             checkpoint_interval: Duration::from_secs(60),
@@ -78,6 +81,9 @@ impl AuditConfig {
 }
 
 type Ack = oneshot::Sender<Result<u64, String>>;
+
+/// Records per commit at most (bounds the writer's working memory).
+pub const MAX_BATCH: usize = 4096;
 
 enum Msg {
     Append(Record, Option<Ack>),
@@ -235,7 +241,7 @@ impl Writer {
             head: tail.head,
             since_checkpoint: 0,
             last_checkpoint: Instant::now(),
-            last_sync: Instant::now() - cfg.commit_interval,
+            last_sync: Instant::now().checked_sub(cfg.commit_interval).unwrap_or_else(Instant::now),
             pending,
             broken: None,
         })
@@ -248,16 +254,17 @@ impl Writer {
         }
         while let Some(m) = rx.blocking_recv() {
             batch.push(m);
-            while let Ok(m) = rx.try_recv() {
-                batch.push(m);
-            }
             if self.cfg.durability == Durability::GroupCommit {
+                // `last_sync` is when the previous sync *started*.
                 let since = self.last_sync.elapsed();
                 if since < self.cfg.commit_interval {
                     std::thread::sleep(self.cfg.commit_interval - since);
-                    while let Ok(m) = rx.try_recv() {
-                        batch.push(m);
-                    }
+                }
+            }
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(m) => batch.push(m),
+                    Err(_) => break,
                 }
             }
             self.commit(&mut batch);
@@ -287,7 +294,7 @@ impl Writer {
     }
 
     /// The line (with newline) and hash of `r` as record `seq` after `prev`.
-    fn make_line(&self, mut r: Record, seq: u64, prev: Option<String>) -> (Vec<u8>, Option<String>) {
+    fn make_line(&self, r: &mut Record, seq: u64, prev: Option<String>) -> (Vec<u8>, Option<String>) {
         r.v = VERSION;
         r.seq = seq;
         if r.ts.is_empty() {
@@ -296,12 +303,12 @@ impl Writer {
         r.prev = prev;
         let mut line = r.seal(&self.keys.hasher);
         line.push(b'\n');
-        (line, r.hash)
+        (line, r.hash.take())
     }
 
     /// Seal `r` as the next record and add its line to `buf`.
-    fn seal_into(&mut self, r: Record, buf: &mut Vec<u8>) -> u64 {
-        let (line, hash) = self.make_line(r, self.seq + 1, self.head.clone());
+    fn seal_into(&mut self, mut r: Record, buf: &mut Vec<u8>) -> u64 {
+        let (line, hash) = self.make_line(&mut r, self.seq + 1, self.head.clone());
         self.seq += 1;
         self.head = hash;
         self.since_checkpoint += 1;
@@ -310,10 +317,10 @@ impl Writer {
     }
 
     fn write_sync(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.last_sync = Instant::now();
         self.file.write_all(buf)?;
         self.file.sync_data()?;
         self.seg_bytes += buf.len() as u64;
-        self.last_sync = Instant::now();
         Ok(())
     }
 
@@ -332,8 +339,8 @@ impl Writer {
                 Msg::Flush(a) => flushes.push(a),
             }
         }
-        for (r, ack) in records {
-            let (mut line, mut hash) = self.make_line(r.clone(), self.seq + 1, self.head.clone());
+        for (mut r, ack) in records {
+            let (mut line, mut hash) = self.make_line(&mut r, self.seq + 1, self.head.clone());
             // Rotate before a line that would overflow a non-empty segment.
             let used = self.seg_bytes + buf.len() as u64;
             if used > 0 && used + line.len() as u64 > self.cfg.max_segment_bytes {
@@ -349,7 +356,7 @@ impl Writer {
                     return self.fail(msg, batch);
                 }
                 // After the rotation record(s): this record's seq and prev.
-                (line, hash) = self.make_line(r, self.seq + 1, self.head.clone());
+                (line, hash) = self.make_line(&mut r, self.seq + 1, self.head.clone());
             }
             self.seq += 1;
             self.head = hash;
