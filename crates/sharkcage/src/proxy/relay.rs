@@ -141,3 +141,85 @@ where
         _ = stop => RelayEnd::Stopped,
     }
 }
+
+/// One direction of a TCP-to-TCP relay with `splice(2)` through a pipe:
+/// the bytes never enter this process's memory. Ends at EOF (then the
+/// destination's write side is shut down) or on an error.
+async fn splice_one(src: &tokio::net::TcpStream, dst: &tokio::net::TcpStream, counter: &AtomicU64, c: &Counters) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use tokio::io::Interest;
+    let mut p = [0; 2];
+    // SAFETY: pipe2 writes two new descriptors into the array.
+    if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the pipe's descriptors are ours from here on.
+    let (pr, pw) = unsafe { (<std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(p[0]), <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(p[1])) };
+    const CHUNK: usize = 1 << 20;
+    // A bigger pipe moves more per system call (best effort: the default
+    // limit for unprivileged processes is 1 MiB).
+    // SAFETY: fcntl on our own pipe descriptor.
+    unsafe { libc::fcntl(pw.as_raw_fd(), libc::F_SETPIPE_SZ, CHUNK as libc::c_int) };
+    let flags = libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK;
+    let splice = |from: i32, to: i32, len: usize| -> std::io::Result<usize> {
+        // SAFETY: splice between descriptors we hold, no offsets.
+        let n = unsafe { libc::splice(from, std::ptr::null_mut(), to, std::ptr::null_mut(), len, flags) };
+        if n < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    };
+    loop {
+        src.readable().await?;
+        let n = match src.try_io(Interest::READABLE, || splice(src.as_raw_fd(), pw.as_raw_fd(), CHUNK)) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            // EOF: pass the half-close on.
+            // SAFETY: shutdown of a socket we hold.
+            unsafe { libc::shutdown(dst.as_raw_fd(), libc::SHUT_WR) };
+            return Ok(());
+        }
+        let mut left = n;
+        while left > 0 {
+            dst.writable().await?;
+            match dst.try_io(Interest::WRITABLE, || splice(pr.as_raw_fd(), dst.as_raw_fd(), left)) {
+                Ok(m) => left -= m,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+        c.touch();
+    }
+}
+
+/// [`relay`] for two TCP sockets, zero-copy (`splice`); `early` is what the
+/// client sent before the relay began (already read by a protocol parser).
+pub async fn relay_tcp(client: tokio::net::TcpStream, early: &[u8], upstream: tokio::net::TcpStream, c: Arc<Counters>, idle: Duration, total: Duration, stop: impl std::future::Future<Output = ()>) -> RelayEnd {
+    use tokio::io::AsyncWriteExt;
+    c.touch();
+    let mut upstream = upstream;
+    if !early.is_empty() {
+        if upstream.write_all(early).await.is_err() {
+            return RelayEnd::Error;
+        }
+        c.up.fetch_add(early.len() as u64, Ordering::Relaxed);
+    }
+    let both = async {
+        let (a, b) = tokio::join!(splice_one(&client, &upstream, &c.up, &c), splice_one(&upstream, &client, &c.down, &c));
+        if a.is_ok() && b.is_ok() {
+            RelayEnd::Closed
+        } else {
+            RelayEnd::Error
+        }
+    };
+    tokio::select! {
+        e = both => e,
+        end = watchdog(&c, idle, total) => end,
+        _ = stop => RelayEnd::Stopped,
+    }
+}
