@@ -234,7 +234,7 @@ fn direct_connections_udp_and_dns_bypass_nothing() {
     let ua = udp.local_addr().unwrap();
     let policy = format!(r#"{{"network":{{"allowedDomains":["web.test:{p}"]}}}}"#);
     let direct = format!("connect-tcp:127.0.0.1:{p}");
-    let raw_http = exch(&format!("127.0.0.1:{p}"), format!("GET /direct HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+    let raw_http = exch(&format!("127.0.0.1:{p}"), "GET /direct HTTP/1.1\r\nHost: x\r\n\r\n".to_string().as_bytes());
     let udp_probe = format!("udp-send:{ua}");
     let probes = vec![direct.clone(), raw_http.clone(), udp_probe.clone(), "resolve:example.com".to_string(), "resolve:web.test".to_string(), "udp-send:8.8.8.8:53".to_string()];
     let (v, _) = run(&t, &policy, &["web.test=127.0.0.1"], &probes);

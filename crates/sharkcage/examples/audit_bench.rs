@@ -85,7 +85,7 @@ fn record(i: u64) -> Record {
     r.tool = Some(tool.into());
     r.decision = Some("allow".into());
     r.params = Some(json!({ "command": command }));
-    r.exit_code = Some((i % 3 == 0) as i64);
+    r.exit_code = Some(i.is_multiple_of(3) as i64);
     r.duration_ms = Some(3.25 + (i % 977) as f64 * 0.5);
     r
 }

@@ -336,7 +336,7 @@ fn raise_nofile() -> u64 {
             }
         }
     }
-    r.rlim_cur as u64
+    r.rlim_cur
 }
 
 fn read_trim(path: &str) -> String {

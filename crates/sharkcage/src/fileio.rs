@@ -31,6 +31,26 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> 
     Err(std::io::Error::other("could not create a temporary file"))
 }
 
+/// sharkcage's private state directory: `$SHARKCAGE_STATE_DIR`, else
+/// `$XDG_STATE_HOME/sharkcage`, else `~/.local/state/sharkcage`. Every
+/// sandbox has it hidden (the launcher adds it to the hidden paths).
+pub fn state_dir() -> Option<std::path::PathBuf> {
+    use std::path::PathBuf;
+    if let Some(d) = std::env::var_os("SHARKCAGE_STATE_DIR").map(PathBuf::from).filter(|p| p.is_absolute()) {
+        return Some(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_STATE_HOME").map(PathBuf::from).filter(|p| p.is_absolute()) {
+        return Some(d.join("sharkcage"));
+    }
+    crate::policy::paths::primary_home().map(|h| h.join(".local/state/sharkcage"))
+}
+
+/// Create `dir` (and parents) and make it mode 0700.
+pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,24 +71,4 @@ mod tests {
         write_atomic(&target, b"[1]", 0o600).unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"[1]");
     }
-}
-
-/// sharkcage's private state directory: `$SHARKCAGE_STATE_DIR`, else
-/// `$XDG_STATE_HOME/sharkcage`, else `~/.local/state/sharkcage`. Every
-/// sandbox has it hidden (the launcher adds it to the hidden paths).
-pub fn state_dir() -> Option<std::path::PathBuf> {
-    use std::path::PathBuf;
-    if let Some(d) = std::env::var_os("SHARKCAGE_STATE_DIR").map(PathBuf::from).filter(|p| p.is_absolute()) {
-        return Some(d);
-    }
-    if let Some(d) = std::env::var_os("XDG_STATE_HOME").map(PathBuf::from).filter(|p| p.is_absolute()) {
-        return Some(d.join("sharkcage"));
-    }
-    crate::policy::paths::primary_home().map(|h| h.join(".local/state/sharkcage"))
-}
-
-/// Create `dir` (and parents) and make it mode 0700.
-pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
 }

@@ -22,7 +22,7 @@ fn rec(i: u64) -> Record {
     let mut r = Record::new("exec");
     r.session = Some("s1".into());
     r.tool = Some("exec".into());
-    r.decision = Some(if i % 7 == 0 { "deny" } else { "allow" }.into());
+    r.decision = Some(if i.is_multiple_of(7) { "deny" } else { "allow" }.into());
     r.params = Some(serde_json::json!({"command": format!("echo {i}"), "token": "sk-should-not-appear-1234567890"}));
     r.exit_code = Some((i % 3) as i64);
     r

@@ -228,7 +228,10 @@ struct View<'a> {
 
 /// Check every complete line of `data` on all cores; returns the lines'
 /// results in order and the offset where each line ends (after its '\n').
-fn check_all(data: &[u8], h: &Hasher) -> (Vec<(Result<Line, String>, usize)>, usize) {
+/// Each line's check result and the offset just after it.
+type Checked = Vec<(Result<Line, String>, usize)>;
+
+fn check_all(data: &[u8], h: &Hasher) -> (Checked, usize) {
     let mut bounds = Vec::new();
     let mut pos = 0;
     while let Some(i) = data[pos..].iter().position(|&b| b == b'\n') {
@@ -237,7 +240,7 @@ fn check_all(data: &[u8], h: &Hasher) -> (Vec<(Result<Line, String>, usize)>, us
     }
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
     let chunk = bounds.len().div_ceil(threads).max(1);
-    let results: Vec<Vec<(Result<Line, String>, usize)>> = std::thread::scope(|sc| {
+    let results: Vec<Checked> = std::thread::scope(|sc| {
         let hs: Vec<_> = bounds.chunks(chunk).map(|part| sc.spawn(move || part.iter().map(|&(a, b)| (check_line(&data[a..b], h), b + 1)).collect())).collect();
         hs.into_iter().map(|t| t.join().unwrap_or_default()).collect()
     });

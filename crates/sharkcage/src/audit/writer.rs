@@ -86,7 +86,7 @@ type Ack = oneshot::Sender<Result<u64, String>>;
 pub const MAX_BATCH: usize = 4096;
 
 enum Msg {
-    Append(Record, Option<Ack>),
+    Append(Box<Record>, Option<Ack>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -130,13 +130,13 @@ impl Audit {
 
     /// Queue a record; never blocks.
     pub fn submit(&self, r: Record) {
-        self.send(Msg::Append(r, None));
+        self.send(Msg::Append(Box::new(r), None));
     }
 
     /// Queue a record; resolves with its seq once it is durable.
     pub async fn append(&self, r: Record) -> Result<u64, AuditError> {
         let (tx, rx) = oneshot::channel();
-        if !self.send(Msg::Append(r, Some(tx))) {
+        if !self.send(Msg::Append(Box::new(r), Some(tx))) {
             return Err(AuditError::Closed);
         }
         rx.await.map_err(|_| AuditError::Closed)?.map_err(AuditError::Write)
@@ -145,7 +145,7 @@ impl Audit {
     /// [`Audit::append`] for code without a runtime.
     pub fn append_blocking(&self, r: Record) -> Result<u64, AuditError> {
         let (tx, rx) = oneshot::channel();
-        if !self.send(Msg::Append(r, Some(tx))) {
+        if !self.send(Msg::Append(Box::new(r), Some(tx))) {
             return Err(AuditError::Closed);
         }
         rx.blocking_recv().map_err(|_| AuditError::Closed)?.map_err(AuditError::Write)
@@ -335,7 +335,7 @@ impl Writer {
         let mut records: Vec<(Record, Option<Ack>)> = std::mem::take(&mut self.pending).into_iter().map(|r| (r, None)).collect();
         for m in batch.drain(..) {
             match m {
-                Msg::Append(r, a) => records.push((prepare(r), a)),
+                Msg::Append(r, a) => records.push((prepare(*r), a)),
                 Msg::Flush(a) => flushes.push(a),
             }
         }

@@ -88,8 +88,8 @@ fn writes_stay_in_writable_roots_and_off_protected_names() {
 #[test]
 fn exclusive_create_has_exactly_one_winner() {
     let f = fx();
-    assert_eq!(f.b.create_file_exclusive("c.txt", b"one", false).unwrap(), true);
-    assert_eq!(f.b.create_file_exclusive("c.txt", b"two", false).unwrap(), false);
+    assert!(f.b.create_file_exclusive("c.txt", b"one", false).unwrap());
+    assert!(!f.b.create_file_exclusive("c.txt", b"two", false).unwrap());
     assert_eq!(std::fs::read(f.ws.join("c.txt")).unwrap(), b"one");
     let b = std::sync::Arc::new(f.b);
     let wins: usize = (0..8)

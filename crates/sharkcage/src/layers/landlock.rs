@@ -106,7 +106,7 @@ impl LandlockPlan {
         let Some(kabi) = super::host::landlock_abi() else {
             return Ok(LandlockPlan::unavailable());
         };
-        let abi = ABI::from(kabi as i32);
+        let abi = ABI::from(kabi);
         let all = AccessFs::from_all(abi);
         let read = AccessFs::ReadFile | AccessFs::Execute;
         let mut report = LandlockReport {

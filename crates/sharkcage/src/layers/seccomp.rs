@@ -284,7 +284,7 @@ fn jump(code: u16, k: u32, jt: u8, jf: u8) -> sock_filter {
 /// Our own prologue: wrong architecture → kill; x32 syscall number → ENOSYS.
 /// seccompiler's program checks the architecture again, which is harmless.
 fn prefix() -> BpfProgram {
-    const LD_W_ABS: u16 = 0x00 | 0x00 | 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const LD_W_ABS: u16 = 0x20; // BPF_LD (0) | BPF_W (0) | BPF_ABS (0x20)
     const JEQ_K: u16 = 0x05 | 0x10; // BPF_JMP | BPF_JEQ | BPF_K
     const JGE_K: u16 = 0x05 | 0x30; // BPF_JMP | BPF_JGE | BPF_K
     const RET_K: u16 = 0x06;
