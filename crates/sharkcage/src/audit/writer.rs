@@ -293,6 +293,16 @@ impl Writer {
         }
     }
 
+    /// A write failed: every record of the batch gets the error, and the
+    /// writer stops (the next start recovers the segment's tail).
+    fn abort(&mut self, e: std::io::Error, acks: Vec<(Ack, u64)>, batch: &mut Vec<Msg>) {
+        let msg = format!("writing {}: {e}", self.dir.join(store::segment_name(self.seg)).display());
+        for (a, _) in acks {
+            let _ = a.send(Err(msg.clone()));
+        }
+        self.fail(msg, batch)
+    }
+
     /// The line (with newline) and hash of `r` as record `seq` after `prev`.
     fn make_line(&self, r: &mut Record, seq: u64, prev: Option<String>) -> (Vec<u8>, Option<String>) {
         r.v = VERSION;
@@ -346,14 +356,8 @@ impl Writer {
             if used > 0 && used + line.len() as u64 > self.cfg.max_segment_bytes {
                 let res = self.write_sync(&buf).and_then(|_| self.rotate(&mut buf, &mut delete_after));
                 if let Err(e) = res {
-                    let msg = format!("writing {}: {e}", self.dir.join(store::segment_name(self.seg)).display());
-                    for (a, _) in acks.drain(..) {
-                        let _ = a.send(Err(msg.clone()));
-                    }
-                    if let Some(a) = ack {
-                        let _ = a.send(Err(msg.clone()));
-                    }
-                    return self.fail(msg, batch);
+                    acks.extend(ack.map(|a| (a, 0)));
+                    return self.abort(e, acks, batch);
                 }
                 // After the rotation record(s): this record's seq and prev.
                 (line, hash) = self.make_line(&mut r, self.seq + 1, self.head.clone());
@@ -367,22 +371,14 @@ impl Writer {
             }
             if self.cfg.durability == Durability::PerRecord {
                 if let Err(e) = self.write_sync(&buf) {
-                    let msg = format!("writing {}: {e}", self.dir.join(store::segment_name(self.seg)).display());
-                    for (a, _) in acks.drain(..) {
-                        let _ = a.send(Err(msg.clone()));
-                    }
-                    return self.fail(msg, batch);
+                    return self.abort(e, acks, batch);
                 }
                 buf.clear();
             }
         }
         if !buf.is_empty() {
             if let Err(e) = self.write_sync(&buf) {
-                let msg = format!("writing {}: {e}", self.dir.join(store::segment_name(self.seg)).display());
-                for (a, _) in acks.drain(..) {
-                    let _ = a.send(Err(msg.clone()));
-                }
-                return self.fail(msg, batch);
+                return self.abort(e, acks, batch);
             }
         }
         // Durable: acknowledge, then delete what the rotation records announced.
