@@ -218,6 +218,126 @@ impl Record {
     }
 }
 
+/// A record made ready by its producer: redacted and serialised except for
+/// what only the writer knows (`v`, `seq`, `prev`, `hash`). This is what
+/// waits in the writer's queue — a few hundred bytes, not a parsed record —
+/// and it moves the serialisation work off the writer thread.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    ts: String,
+    /// The canonical JSON of the fields from `kind` to `detail`, without
+    /// braces.
+    body: Vec<u8>,
+}
+
+/// `kind` … `detail` of a record, serialised exactly as in [`Record`].
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Body<'a> {
+    kind: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    run: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    skill: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_call: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sandbox: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decision: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    params: &'a Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    params_digest: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exit_code: &'a Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration_ms: &'a Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes_up: &'a Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes_down: &'a Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: &'a Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: &'a Option<Value>,
+}
+
+impl Prepared {
+    /// Serialise `r` (already redacted) for the writer.
+    pub fn new(mut r: Record) -> Prepared {
+        r.canonicalize();
+        if r.duration_ms.is_some_and(|d| !d.is_finite()) {
+            r.duration_ms = None;
+        }
+        let b = Body {
+            kind: &r.kind,
+            session: &r.session,
+            agent: &r.agent,
+            run: &r.run,
+            skill: &r.skill,
+            tool: &r.tool,
+            tool_call: &r.tool_call,
+            sandbox: &r.sandbox,
+            decision: &r.decision,
+            reason: &r.reason,
+            params: &r.params,
+            params_digest: &r.params_digest,
+            exit_code: &r.exit_code,
+            duration_ms: &r.duration_ms,
+            bytes_up: &r.bytes_up,
+            bytes_down: &r.bytes_down,
+            host: &r.host,
+            port: &r.port,
+            ip: &r.ip,
+            path: &r.path,
+            detail: &r.detail,
+        };
+        let mut body = serde_json::to_vec(&b).expect("a record always serialises");
+        body.pop();
+        body.remove(0);
+        let ts = if r.ts.is_empty() { format_ts(now_ms()) } else { r.ts };
+        Prepared { ts, body }
+    }
+
+    /// The line (with `\n`) and hash of this record as `seq` after `prev`:
+    /// the same bytes as [`Record::seal`] would give.
+    pub fn seal(&self, seq: u64, prev: Option<&str>, h: &Hasher) -> (Vec<u8>, String) {
+        let mut line = Vec::with_capacity(self.body.len() + 200);
+        line.extend_from_slice(b"{\"v\":");
+        line.extend_from_slice(VERSION.to_string().as_bytes());
+        line.extend_from_slice(b",\"seq\":");
+        line.extend_from_slice(seq.to_string().as_bytes());
+        line.extend_from_slice(b",\"ts\":");
+        serde_json::to_writer(&mut line, &self.ts).expect("a string serialises");
+        line.push(b',');
+        line.extend_from_slice(&self.body);
+        line.extend_from_slice(b",\"prev\":");
+        serde_json::to_writer(&mut line, &prev).expect("a string serialises");
+        line.push(b'}');
+        let hash = h.hash(&line);
+        line.pop();
+        line.extend_from_slice(b",\"hash\":\"");
+        line.extend_from_slice(hash.as_bytes());
+        line.extend_from_slice(b"\"}\n");
+        (line, hash)
+    }
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
@@ -311,6 +431,29 @@ mod tests {
         assert!(!edited.hash_ok(&Hasher::Sha256));
         let key = Hasher::Hmac(hmac::Key::new(hmac::HMAC_SHA256, b"k"));
         assert!(!back.hash_ok(&key), "a keyed log does not accept plain hashes");
+    }
+
+    #[test]
+    fn prepared_lines_are_the_records_canonical_lines() {
+        let mut r = Record::new("net");
+        r.ts = "2026-11-26T20:51:00.123Z".into();
+        r.session = Some("s \"quoted\" \u{e9}".into());
+        r.params = Some(serde_json::json!({"z": [1, 2.5, null], "a": {"y": true}}));
+        r.duration_ms = Some(1.25);
+        r.port = Some(443);
+        r.detail = Some(serde_json::json!({"k": "v"}));
+        let h = Hasher::Hmac(hmac::Key::new(hmac::HMAC_SHA256, b"key"));
+        for prev in [None, Some("ab".repeat(32))] {
+            let (line, hash) = Prepared::new(r.clone()).seal(9, prev.as_deref(), &h);
+            let mut full = r.clone();
+            full.v = VERSION;
+            full.seq = 9;
+            full.prev = prev.clone();
+            let mut want = full.seal(&h);
+            want.push(b'\n');
+            assert_eq!(String::from_utf8(line).unwrap(), String::from_utf8(want).unwrap());
+            assert_eq!(Some(hash), full.hash);
+        }
     }
 
     #[test]

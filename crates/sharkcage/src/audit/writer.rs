@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
-use super::record::{format_ts, hex, now_ms, Record, VERSION};
+use super::record::{format_ts, hex, now_ms, Prepared, Record};
 use super::store::{self, Keys};
 use super::verify::{self, Checkpoint};
 use super::AuditError;
@@ -86,7 +86,7 @@ type Ack = oneshot::Sender<Result<u64, String>>;
 pub const MAX_BATCH: usize = 4096;
 
 enum Msg {
-    Append(Box<Record>, Option<Ack>),
+    Append(Prepared, Option<Ack>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -128,15 +128,16 @@ impl Audit {
         self.tx.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|tx| tx.send(m).is_ok())
     }
 
-    /// Queue a record; never blocks.
+    /// Queue a record; never blocks. The record is redacted and serialised
+    /// here, on the producer's thread.
     pub fn submit(&self, r: Record) {
-        self.send(Msg::Append(Box::new(r), None));
+        self.send(Msg::Append(prepare(r), None));
     }
 
     /// Queue a record; resolves with its seq once it is durable.
     pub async fn append(&self, r: Record) -> Result<u64, AuditError> {
         let (tx, rx) = oneshot::channel();
-        if !self.send(Msg::Append(Box::new(r), Some(tx))) {
+        if !self.send(Msg::Append(prepare(r), Some(tx))) {
             return Err(AuditError::Closed);
         }
         rx.await.map_err(|_| AuditError::Closed)?.map_err(AuditError::Write)
@@ -145,7 +146,7 @@ impl Audit {
     /// [`Audit::append`] for code without a runtime.
     pub fn append_blocking(&self, r: Record) -> Result<u64, AuditError> {
         let (tx, rx) = oneshot::channel();
-        if !self.send(Msg::Append(Box::new(r), Some(tx))) {
+        if !self.send(Msg::Append(prepare(r), Some(tx))) {
             return Err(AuditError::Closed);
         }
         rx.blocking_recv().map_err(|_| AuditError::Closed)?.map_err(AuditError::Write)
@@ -192,7 +193,7 @@ struct Writer {
     since_checkpoint: u64,
     last_checkpoint: Instant,
     last_sync: Instant,
-    pending: Vec<Record>,
+    pending: Vec<Prepared>,
     broken: Option<String>,
 }
 
@@ -215,14 +216,14 @@ impl Writer {
             let mut r = Record::new("recovered");
             r.reason = Some(format!("cut an incomplete last line ({} bytes) left by an interrupted write", tail.torn.len()));
             r.detail = Some(json!({"segment": store::segment_name(seg), "offset": tail.good_len, "cutBytes": tail.torn.len(), "cutSha256": hex(&<sha2::Sha256 as sha2::Digest>::digest(&tail.torn)), "preview": preview}));
-            pending.push(r);
+            pending.push(prepare(r));
         } else if let Some(who) = before.strip_prefix("running ") {
             // The previous writer never closed: say so, even though nothing
             // had to be cut (every acknowledged record is in the log).
             let mut r = Record::new("recovered");
             r.reason = Some(format!("the previous writer ({who}) stopped without closing; the log ends at seq {} and verifies", tail.last_seq));
             r.detail = Some(json!({"previousWriter": who, "lastSeq": tail.last_seq, "cutBytes": 0}));
-            pending.push(r);
+            pending.push(prepare(r));
         }
         let file = OpenOptions::new().append(true).create(true).mode(0o600).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(&path).map_err(|e| AuditError::Io(path.clone(), e))?;
         let seg_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -303,24 +304,11 @@ impl Writer {
         self.fail(msg, batch)
     }
 
-    /// The line (with newline) and hash of `r` as record `seq` after `prev`.
-    fn make_line(&self, r: &mut Record, seq: u64, prev: Option<String>) -> (Vec<u8>, Option<String>) {
-        r.v = VERSION;
-        r.seq = seq;
-        if r.ts.is_empty() {
-            r.ts = format_ts(now_ms());
-        }
-        r.prev = prev;
-        let mut line = r.seal(&self.keys.hasher);
-        line.push(b'\n');
-        (line, r.hash.take())
-    }
-
-    /// Seal `r` as the next record and add its line to `buf`.
-    fn seal_into(&mut self, mut r: Record, buf: &mut Vec<u8>) -> u64 {
-        let (line, hash) = self.make_line(&mut r, self.seq + 1, self.head.clone());
+    /// Seal `p` as the next record and add its line to `buf`.
+    fn seal_into(&mut self, p: &Prepared, buf: &mut Vec<u8>) -> u64 {
+        let (line, hash) = p.seal(self.seq + 1, self.head.as_deref(), &self.keys.hasher);
         self.seq += 1;
-        self.head = hash;
+        self.head = Some(hash);
         self.since_checkpoint += 1;
         buf.extend_from_slice(&line);
         self.seq
@@ -342,15 +330,15 @@ impl Writer {
         let mut acks: Vec<(Ack, u64)> = Vec::new();
         let mut flushes = Vec::new();
         let mut delete_after: Vec<PathBuf> = Vec::new();
-        let mut records: Vec<(Record, Option<Ack>)> = std::mem::take(&mut self.pending).into_iter().map(|r| (r, None)).collect();
+        let mut records: Vec<(Prepared, Option<Ack>)> = std::mem::take(&mut self.pending).into_iter().map(|r| (r, None)).collect();
         for m in batch.drain(..) {
             match m {
-                Msg::Append(r, a) => records.push((prepare(*r), a)),
+                Msg::Append(r, a) => records.push((r, a)),
                 Msg::Flush(a) => flushes.push(a),
             }
         }
-        for (mut r, ack) in records {
-            let (mut line, mut hash) = self.make_line(&mut r, self.seq + 1, self.head.clone());
+        for (r, ack) in records {
+            let (mut line, mut hash) = r.seal(self.seq + 1, self.head.as_deref(), &self.keys.hasher);
             // Rotate before a line that would overflow a non-empty segment.
             let used = self.seg_bytes + buf.len() as u64;
             if used > 0 && used + line.len() as u64 > self.cfg.max_segment_bytes {
@@ -360,10 +348,10 @@ impl Writer {
                     return self.abort(e, acks, batch);
                 }
                 // After the rotation record(s): this record's seq and prev.
-                (line, hash) = self.make_line(&mut r, self.seq + 1, self.head.clone());
+                (line, hash) = r.seal(self.seq + 1, self.head.as_deref(), &self.keys.hasher);
             }
             self.seq += 1;
-            self.head = hash;
+            self.head = Some(hash);
             self.since_checkpoint += 1;
             buf.extend_from_slice(&line);
             if let Some(a) = ack {
@@ -419,7 +407,7 @@ impl Writer {
                 let mut r = Record::new("rotated");
                 r.reason = Some(format!("deleted the oldest segment {} (keep {keep})", store::segment_name(*n)));
                 r.detail = Some(json!({"deletedSegment": store::segment_name(*n), "deletedLastSeq": next_first_seq.saturating_sub(1), "deletedLastHash": last_hash}));
-                self.seal_into(r, buf);
+                self.seal_into(&prepare(r), buf);
                 delete_after.push(p.clone());
             }
         }
@@ -443,8 +431,13 @@ impl Writer {
     }
 }
 
-/// Secrets out (`redact.rs`); oversized parameters kept only as a digest.
-fn prepare(mut r: Record) -> Record {
+/// Secrets out (`redact.rs`); oversized parameters kept only as a digest;
+/// then serialised for the queue.
+fn prepare(r: Record) -> Prepared {
+    Prepared::new(redact_record(r))
+}
+
+fn redact_record(mut r: Record) -> Record {
     use super::redact::{redact, redact_str, MAX_PARAMS_BYTES};
     if let Some(p) = r.params.take() {
         let red = super::record::canonical_value(redact(&p));
