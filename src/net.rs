@@ -54,6 +54,9 @@ pub fn gateway() -> Result<Arc<Gateway>, String> {
     GATEWAY
         .get_or_init(|| {
             let path = socket_path()?;
+            // Open the audit log here (on the caller's thread), not in the
+            // first proxy event on a runtime worker: opening verifies the chain.
+            let _ = crate::audit::audit();
             let proxy = Proxy::new(Arc::new(SystemResolver::default()));
             // Every proxy decision goes to the audit log too.
             proxy.set_sink(Some(Arc::new(|ev: &sharkcage::proxy::NetEvent| {
