@@ -233,10 +233,6 @@ impl<S> Sniffed<S> {
     pub fn new(inner: S, framing: Arc<Mutex<Framing>>) -> Self {
         Sniffed { inner, framing }
     }
-    /// The stream itself (for a CONNECT tunnel, which is no longer HTTP).
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Sniffed<S> {

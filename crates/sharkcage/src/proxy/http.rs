@@ -40,7 +40,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::framing::{Framing, Sniffed};
 use super::host::{canonicalize, split_host_port, Host};
-use super::relay::{relay, relay_tcp, watchdog, Counted, Counters, RelayEnd};
+use super::relay::{relay, watchdog, Counted, Counters, RelayEnd};
 use super::{Ctx, Outcome, Protocol};
 
 type Body = BoxBody<Bytes, hyper::Error>;
@@ -159,12 +159,7 @@ async fn connect(req: Request<Incoming>, ctx: Arc<Ctx>, t0: Instant, slot: Slot)
         let c = Counters::new();
         match hyper::upgrade::on(req).await {
             Ok(upgraded) => {
-                let (idle, total) = (ctx.limits().idle, ctx.limits().total);
-                // A plain TCP client: relay with splice (zero-copy).
-                let end = match upgraded.downcast::<TokioIo<Sniffed<tokio::net::TcpStream>>>() {
-                    Ok(parts) => relay_tcp(parts.io.into_inner().into_inner(), &parts.read_buf, up.stream, c.clone(), idle, total, ctx.stopped()).await,
-                    Err(upgraded) => relay(TokioIo::new(upgraded), Counted::new(up.stream, c.clone()), idle, total, ctx.stopped()).await,
-                };
+                let end = relay(TokioIo::new(upgraded), Counted::new(up.stream, c.clone()), ctx.limits().idle, ctx.limits().total, ctx.stopped()).await;
                 ctx.record_allowed(p, &host, port, up.ip, &c, end, t0);
             }
             Err(e) => ctx.record_allowed(p, &host, port, up.ip, &c, if e.is_canceled() { RelayEnd::Closed } else { RelayEnd::Error }, t0),

@@ -19,7 +19,7 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::host::{canonicalize, Host};
-use super::relay::{relay, relay_tcp, Counted, Counters};
+use super::relay::{relay, Counted, Counters};
 use super::{Ctx, Outcome, Protocol};
 
 /// A parse step: done with the value and the bytes used, or need more input.
@@ -223,21 +223,12 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(mut s: S,
         return;
     }
     let c = Counters::new();
-    let (idle, total) = (ctx.limits().idle, ctx.limits().total);
-    // A plain TCP client: relay with splice (zero-copy); `early` is what it
-    // sent right after its request (optimistic data).
-    let any: Box<dyn std::any::Any + Send> = Box::new(s);
-    let end = match any.downcast::<tokio::net::TcpStream>() {
-        Ok(tcp) => relay_tcp(*tcp, &early, up.stream, c.clone(), idle, total, ctx.stopped()).await,
-        Err(other) => {
-            let s = *other.downcast::<S>().expect("the stream's own type");
-            let mut upstream = Counted::new(up.stream, c.clone());
-            if !early.is_empty() && upstream.write_all(&early).await.is_err() {
-                return;
-            }
-            relay(s, upstream, idle, total, ctx.stopped()).await
-        }
-    };
+    let mut upstream = Counted::new(up.stream, c.clone());
+    // Bytes the client sent right after its request (optimistic data).
+    if !early.is_empty() && upstream.write_all(&early).await.is_err() {
+        return;
+    }
+    let end = relay(s, upstream, ctx.limits().idle, ctx.limits().total, ctx.stopped()).await;
     ctx.record_allowed(Protocol::Socks5, &host, req.port, up.ip, &c, end, t0);
 }
 
