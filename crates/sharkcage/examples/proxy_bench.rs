@@ -25,7 +25,8 @@
 //! 4. resident memory per idle connection: 1000 direct idle connections,
 //!    then 1000 idle CONNECT tunnels on top, and the difference. The figures
 //!    include the benchmark's own client and server sockets/tasks in this
-//!    process; kernel socket memory is not in VmRSS.
+//!    process; kernel memory (socket buffers, the pipes of a splice relay)
+//!    is not in VmRSS.
 //!
 //! It prints a table and, as the last line, one JSON object with every
 //! figure. Sizes can be reduced for a quick look with `PROXY_BENCH_MIB`
@@ -564,7 +565,7 @@ async fn run(cpus: usize, workers: usize, nofile: u64) -> serde_json::Value {
     println!("   target: 0 errors -> {}", pass(conc_err == 0));
     println!();
     println!("4. Memory per idle connection (VmRSS delta / {IDLE_CONNS}; includes this benchmark's own client and");
-    println!("   server sockets and tasks in the same process; kernel socket buffers are not in VmRSS)");
+    println!("   server sockets and tasks in the same process; kernel memory - socket buffers, relay pipes - is not in VmRSS)");
     println!("   direct connection (client + echo server):               {kib_direct:>7.1} KiB");
     println!("   CONNECT tunnel (client + proxy, 2 sockets + echo server): {kib_tunnel:>7.1} KiB");
     println!("   the proxy's own cost (tunnel - direct):                  {kib_proxy:>7.1} KiB");

@@ -123,6 +123,13 @@ pub fn run_connection(data: &[u8], proto: Protocol) -> Vec<u8> {
         // Oracle: nothing can resolve and no IP is allowed, so no connection
         // may ever be recorded as allowed.
         let (events, _) = sb.take_events();
+        if std::env::var_os("FUZZ_PRINT").is_some() {
+            // Debugging aid: `FUZZ_PRINT=1 cargo fuzz run TARGET FILE`.
+            eprintln!("answer: {:?}", String::from_utf8_lossy(&answer));
+            for e in &events {
+                eprintln!("event: {}", e.summary());
+            }
+        }
         for e in &events {
             assert!(e.decision != Decision::Allow, "an event was allowed although nothing can resolve: {e:?}");
         }

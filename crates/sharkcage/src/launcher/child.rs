@@ -222,9 +222,11 @@ pub fn pid1(plan: &Plan, f: &ChildFds) -> ! {
         fail(e, Stage::Dumpable, 0, errno);
     }
 
-    // SAFETY: fork in a single-threaded process (the launcher never starts
-    // threads before this point); the child only runs `worker`.
-    let pid = unsafe { libc::fork() };
+    // A raw fork (clone with SIGCHLD), not glibc's fork(): no atfork
+    // handlers and no allocator locks, which another thread of the launcher
+    // could have held at the moment of our own clone.
+    // SAFETY: a fork-like clone (no new stack); the child only runs `worker`.
+    let pid = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) } as i32;
     if pid < 0 {
         fail(e, Stage::Fork, 0, sys::errno());
     }

@@ -64,12 +64,18 @@ impl IdMap {
         if self.shift.is_some() {
             // The launcher wrote the maps. Become uid/gid 0 of the namespace
             // (host SHIFT id) and keep no supplementary group (host gid 0!).
-            // SAFETY: credential syscalls with integer arguments.
+            // Raw system calls, not glibc's wrappers: those broadcast the
+            // change to every thread glibc believes the process has (the
+            // "setxid" signal dance), and after a raw `clone` of a launcher
+            // that has other threads (`sc doctor`'s test server) glibc's
+            // list still names them: the wrapper would wait for them forever.
+            // SAFETY: credential syscalls with integer/NULL arguments; they
+            // change only this (the only) thread.
             unsafe {
-                if libc::setgroups(0, std::ptr::null()) != 0 {
+                if libc::syscall(libc::SYS_setgroups, 0usize, std::ptr::null::<libc::gid_t>()) != 0 {
                     return Err(sys::errno());
                 }
-                if libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 {
+                if libc::syscall(libc::SYS_setresgid, 0u32, 0u32, 0u32) != 0 || libc::syscall(libc::SYS_setresuid, 0u32, 0u32, 0u32) != 0 {
                     return Err(sys::errno());
                 }
             }
