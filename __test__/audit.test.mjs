@@ -68,6 +68,11 @@ test('the gateway proxy records every decision with its labels; many producers, 
     assert.deepEqual(new Set(allowed.map((r) => r.toolCall)), new Set([0, 1, 2, 3, 4, 5].map((i) => `call-${i}`)))
     assert.ok(allowed.every((r) => r.host === 'localhost' && r.ip === '127.0.0.1' && r.bytesDown > 0))
     assert.ok(denied.every((r) => r.host === 'denied.invalid' && /allowedDomains/.test(r.reason)))
+    // A policy change is on the record too.
+    sc.setNetworkPolicy('skill:audited', { allowedDomains: ['api.example.com'] })
+    await sc.auditAppend({ kind: 'tool_call', session: 'marker2' })
+    const changes = await sc.auditQuery({ kind: 'policy_change' })
+    assert.ok(changes.some((r) => r.detail?.scope === 'skill:audited' && r.detail.allowedDomains[0] === 'api.example.com'), JSON.stringify(changes))
     const all = await sc.auditQuery({})
     assert.deepEqual(all.map((r) => r.seq), all.map((_, i) => i + 1), 'seqs 1..n without gaps')
     const v = await sc.auditVerify()

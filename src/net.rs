@@ -125,5 +125,14 @@ pub fn set_scope(scope: &str, json: &str) -> Result<(), AddonError> {
     let rules = NetRules::compile(&r.allowed_domains, &r.denied_domains, &r.denied_domain_reasons).map_err(|m| AddonError::Policy(format!("network rules for scope {scope:?}: {m}")))?;
     let gw = gateway().map_err(|e| AddonError::Spawn(format!("the network proxy is not running: {e}")))?;
     gw.proxy().scope(scope).set(rules);
+    // The change itself is on the record.
+    if let Ok(a) = crate::audit::audit() {
+        let mut rec = sharkcage::audit::Record::new("policy_change");
+        rec.tool = Some("setNetworkPolicy".into());
+        rec.decision = Some("allow".into());
+        rec.reason = Some(format!("network rules of scope {scope:?} replaced"));
+        rec.detail = Some(serde_json::json!({"scope": scope, "allowedDomains": r.allowed_domains, "deniedDomains": r.denied_domains}));
+        a.submit(rec);
+    }
     Ok(())
 }
