@@ -10,10 +10,10 @@ export RUSTC_BOOTSTRAP=1
 mkdir -p logs
 # Build first (with the network, in case a dependency must be fetched).
 cargo fuzz build "$@"
-for t in host_and_rules socks5_handshake http_request_head; do
+for t in host_and_rules socks5_handshake http_request_head request_framing; do
     mkdir -p "corpus/$t"
     dict=()
-    [ "$t" = http_request_head ] && dict=(-dict=dicts/http.dict)
+    case $t in http_request_head | request_framing) dict=(-dict=dicts/http.dict) ;; esac
     echo "== $t: $RUNS runs =="
     # `unshare -n` (root, or `unshare -rn` as a user): the target cannot reach
     # any network even if a code path tried to connect.
