@@ -28,10 +28,13 @@ pub struct ListArgs {
     /// Only the last N matching records.
     #[arg(long, value_name = "N")]
     tail: Option<usize>,
+    /// Only records of this skill.
     #[arg(long)]
     skill: Option<String>,
+    /// Only records of this tool (exec, read, write, fs.readFile, http, connect, …).
     #[arg(long)]
     tool: Option<String>,
+    /// Only records of this OpenClaw session key.
     #[arg(long, value_name = "ID")]
     session: Option<String>,
     /// Only records of this kind (exec, tool_call, file_op, net, violation, …).
@@ -43,6 +46,7 @@ pub struct ListArgs {
     /// From this time: RFC 3339, YYYY-MM-DD, or an age (30m, 2h, 7d).
     #[arg(long, value_name = "T")]
     since: Option<String>,
+    /// Up to this time (same forms as --since).
     #[arg(long, value_name = "T")]
     until: Option<String>,
     /// JSON lines instead of a table.
