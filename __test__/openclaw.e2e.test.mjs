@@ -102,8 +102,19 @@ async function world(makeScript, sandbox = { mode: 'all', backend: 'sharkcage', 
     const written = JSON.parse(fs.readFileSync(cfgPath, 'utf8'))
     assert.equal(written.agents.defaults.sandbox.backend, 'sharkcage')
   }
+  const turnArgs = (message) => ['agent', '--local', '--agent', 'main', '--session-key', `e2e-${path.basename(dir)}`, '--message', message, '--json']
+  // For a turn that needs this process's event loop meanwhile (a test server here).
+  const turnAsync = (message) =>
+    new Promise((resolve) => {
+      const child = spawn(openclawBin, turnArgs(message), { env: henv })
+      let out = ''
+      let err = ''
+      child.stdout.on('data', (d) => (out += d))
+      child.stderr.on('data', (d) => (err += d))
+      child.on('close', (status) => resolve({ status, out, err }))
+    })
   const turn = (message, extraEnv = {}) => {
-    const r = spawnSync(openclawBin, ['agent', '--local', '--agent', 'main', '--session-key', `e2e-${path.basename(dir)}`, '--message', message, '--json'], {
+    const r = spawnSync(openclawBin, turnArgs(message), {
       env: { ...henv, ...extraEnv },
       encoding: 'utf8',
       maxBuffer: 256 << 20,
@@ -116,7 +127,7 @@ async function world(makeScript, sandbox = { mode: 'all', backend: 'sharkcage', 
     return { status: r.status, json, stderr: r.stderr, text: json?.meta?.finalAssistantVisibleText ?? '' }
   }
   const modelSaw = () => (fs.existsSync(log) ? fs.readFileSync(log, 'utf8') : '')
-  return { dir, home, ws, secrets, turn, modelSaw, stop: () => server.kill(), cfgPath }
+  return { dir, home, ws, secrets, turn, turnAsync, modelSaw, stop: () => server.kill(), cfgPath }
 }
 
 const leftover = (marker) =>
@@ -325,14 +336,7 @@ test('network through real OpenClaw: an allowed host is reached through the gate
   )
   try {
     // The turn runs in a child process; this process serves the test server.
-    const r = await new Promise((resolve) => {
-      const child = spawn(openclawBin, ['agent', '--local', '--agent', 'main', '--session-key', `e2e-net-${process.pid}`, '--message', 'net', '--json'], { env: { ...env, HOME: w.home } })
-      let out = ''
-      let err = ''
-      child.stdout.on('data', (d) => (out += d))
-      child.stderr.on('data', (d) => (err += d))
-      child.on('close', (status) => resolve({ status, out, err }))
-    })
+    const r = await w.turnAsync('net')
     assert.equal(r.status, 0, r.err.slice(-3000))
     const saw = w.modelSaw()
     assert.ok(saw.includes(marker), 'the allowed host answered through the proxy')
@@ -342,11 +346,12 @@ test('network through real OpenClaw: an allowed host is reached through the gate
     // Every decision is a structured line in the plugin log, labelled with the session.
     assert.match(r.err, /"event":"network"[^\n]*"decision":"allow"[^\n]*"host":"localhost"/)
     assert.match(r.err, /"event":"network"[^\n]*"decision":"deny"[^\n]*"host":"127.0.0.1"/)
-    assert.match(r.err, /"event":"network"[^\n]*"session":"[^"]*e2e-net-/)
+    const session = `e2e-${path.basename(w.dir)}`.toLowerCase() // OpenClaw lower-cases session keys
+    assert.match(r.err, new RegExp(`"event":"network"[^\\n]*"session":"[^"]*${session}"`))
     // The proxy's decisions are in the audit log, with the session.
     const auditDir = path.join(w.home, '.local', 'state', 'sharkcage', 'audit')
     const net = sh(path.join(root, 'sharkcage-launcher'), ['audit', '--json', '--kind', 'net', '--dir', auditDir]).trim().split('\n').filter(Boolean).map((l) => JSON.parse(l))
-    assert.ok(net.some((x) => x.decision === 'allow' && x.host === 'localhost' && /e2e-net-/.test(x.session)), JSON.stringify(net))
+    assert.ok(net.some((x) => x.decision === 'allow' && x.host === 'localhost' && x.session?.endsWith(session)), JSON.stringify(net))
     assert.ok(net.some((x) => x.decision === 'deny' && x.host === '127.0.0.1'), JSON.stringify(net))
     // Served by the gateway's proxy (the plugin's addon runtime), not a per-call one.
     assert.match(r.err, /"event":"network","runtimeId":"[^"]+","servedBy":"gateway"/)

@@ -40,8 +40,7 @@ function auditExec(api, labels, command, result) {
   for (const v of result?.violations ?? []) {
     // Network refusals are recorded by the proxy itself (kind "net").
     if (v.kind === 'network' && result?.network?.servedBy === 'gateway') continue
-    const deny = ['env', 'network', 'unix-socket', 'protected-path'].includes(v.kind)
-    audit(api, { kind: 'violation', ...labels, tool: 'exec', decision: deny ? 'deny' : 'note', reason: v.detail, detail: { kind: v.kind } })
+    audit(api, { kind: 'violation', ...labels, tool: 'exec', decision: v.refused ? 'deny' : 'note', reason: v.detail, detail: { kind: v.kind } })
   }
 }
 

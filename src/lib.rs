@@ -77,12 +77,12 @@ pub fn build_exec_argv(
         let policy_json = policy_to_json(env, Some(policy))?;
         // Validate with the same parser the launcher uses, so a bad policy
         // fails here, with its position and key, not later at spawn time.
-        sharkcage::policy::Policy::from_json(&policy_json, "policy").map_err(|e| AddonError::Policy(e.to_string()))?;
+        let policy = sharkcage::policy::Policy::from_json(&policy_json, "policy").map_err(|e| AddonError::Policy(e.to_string()))?;
         let (workspace, env_vars, result_file, network) = match options {
             Some(o) => (o.workspace.filter(|w| !w.is_empty()), o.env.unwrap_or_default(), o.result_file.filter(|f| !f.is_empty()), o.network),
             None => (None, Default::default(), None, None),
         };
-        let net_args = net::attach_args(&policy_json, network.as_ref())?;
+        let net_args = net::attach_args(&policy, network.as_ref())?;
         let env_pairs: Vec<(String, String)> = env_vars.into_iter().collect();
         exec::validate_env(&env_pairs)?;
         let mut out = vec![launcher.to_string_lossy().into_owned()];
@@ -261,7 +261,10 @@ fn prepare_exec<'env>(
         Either::A(text) => text.into_bytes(),
         Either::B(buf) => buf.to_vec(),
     });
-    let net_args = net::attach_args(&policy_json, options.network.as_ref())?;
+    // Parsed here only for the network rules; the launcher parses it again
+    // itself (it trusts nothing from this process but its argv).
+    let parsed = sharkcage::policy::Policy::from_json(&policy_json, "policy").map_err(|e| AddonError::Policy(e.to_string()))?;
+    let net_args = net::attach_args(&parsed, options.network.as_ref())?;
     let req = ExecRequest {
         launcher: launcher::resolve()?,
         net_args,

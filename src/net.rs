@@ -87,8 +87,7 @@ pub struct NetworkOptions {
 /// The launcher options that hand this call's network to the gateway, or
 /// none (no network: no domains and no scope; or no gateway: the launcher
 /// serves its own proxy).
-pub fn attach_args(policy_json: &str, opts: Option<&NetworkOptions>) -> Result<Vec<String>, AddonError> {
-    let pol = sharkcage::policy::Policy::from_json(policy_json, "policy").map_err(|e| AddonError::Policy(e.to_string()))?;
+pub fn attach_args(pol: &sharkcage::policy::Policy, opts: Option<&NetworkOptions>) -> Result<Vec<String>, AddonError> {
     let n = &pol.network;
     let rules = NetRules::compile(&n.allowed_domains, &n.denied_domains, &n.denied_domain_reasons).map_err(AddonError::Policy)?;
     let scope = opts.and_then(|o| o.scope.clone()).filter(|s| !s.is_empty());

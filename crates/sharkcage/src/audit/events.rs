@@ -74,8 +74,7 @@ pub fn exec(o: &ExecOutcome, argv: &[String], workspace: Option<&str>, labels: &
         let mut r = Record::new("violation");
         label(&mut r, labels);
         r.tool = Some("exec".into());
-        // Refusals are `deny`; notes (output cut, timeout, policy notes…) `note`.
-        r.decision = Some(if ["env", "network", "unix-socket", "protected-path"].contains(&v.kind.as_str()) { "deny" } else { "note" }.into());
+        r.decision = Some(if v.refused { "deny" } else { "note" }.into());
         r.reason = Some(v.detail.clone());
         r.detail = Some(json!({"kind": v.kind}));
         out.push(r);

@@ -85,10 +85,8 @@ type Ack = oneshot::Sender<Result<u64, String>>;
 /// Records per commit at most (bounds the writer's working memory).
 pub const MAX_BATCH: usize = 4096;
 
-enum Msg {
-    Append(Prepared, Option<Ack>),
-    Flush(oneshot::Sender<()>),
-}
+/// A queued record and, for `append`, who waits for its seq.
+type Msg = (Prepared, Option<Ack>);
 
 /// A running writer. Dropping it (or [`Audit::close`]) flushes, syncs and
 /// writes a final checkpoint.
@@ -131,13 +129,13 @@ impl Audit {
     /// Queue a record; never blocks. The record is redacted and serialised
     /// here, on the producer's thread.
     pub fn submit(&self, r: Record) {
-        self.send(Msg::Append(prepare(r), None));
+        self.send((prepare(r), None));
     }
 
     /// Queue a record; resolves with its seq once it is durable.
     pub async fn append(&self, r: Record) -> Result<u64, AuditError> {
         let (tx, rx) = oneshot::channel();
-        if !self.send(Msg::Append(prepare(r), Some(tx))) {
+        if !self.send((prepare(r), Some(tx))) {
             return Err(AuditError::Closed);
         }
         rx.await.map_err(|_| AuditError::Closed)?.map_err(AuditError::Write)
@@ -146,18 +144,10 @@ impl Audit {
     /// [`Audit::append`] for code without a runtime.
     pub fn append_blocking(&self, r: Record) -> Result<u64, AuditError> {
         let (tx, rx) = oneshot::channel();
-        if !self.send(Msg::Append(prepare(r), Some(tx))) {
+        if !self.send((prepare(r), Some(tx))) {
             return Err(AuditError::Closed);
         }
         rx.blocking_recv().map_err(|_| AuditError::Closed)?.map_err(AuditError::Write)
-    }
-
-    /// Wait until everything queued before this call is durable.
-    pub fn flush_blocking(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.send(Msg::Flush(tx)) {
-            let _ = rx.blocking_recv();
-        }
     }
 
     /// Stop the writer: everything queued is written and synced, and a
@@ -281,15 +271,9 @@ impl Writer {
 
     fn fail(&mut self, e: String, batch: &mut Vec<Msg>) {
         self.broken = Some(e.clone());
-        for m in batch.drain(..) {
-            match m {
-                Msg::Append(_, Some(ack)) => {
-                    let _ = ack.send(Err(e.clone()));
-                }
-                Msg::Flush(ack) => {
-                    let _ = ack.send(());
-                }
-                Msg::Append(_, None) => {}
+        for (_, ack) in batch.drain(..) {
+            if let Some(ack) = ack {
+                let _ = ack.send(Err(e.clone()));
             }
         }
     }
@@ -328,15 +312,9 @@ impl Writer {
         }
         let mut buf: Vec<u8> = Vec::with_capacity(batch.len() * 320);
         let mut acks: Vec<(Ack, u64)> = Vec::new();
-        let mut flushes = Vec::new();
         let mut delete_after: Vec<PathBuf> = Vec::new();
-        let mut records: Vec<(Prepared, Option<Ack>)> = std::mem::take(&mut self.pending).into_iter().map(|r| (r, None)).collect();
-        for m in batch.drain(..) {
-            match m {
-                Msg::Append(r, a) => records.push((r, a)),
-                Msg::Flush(a) => flushes.push(a),
-            }
-        }
+        let mut records: Vec<Msg> = std::mem::take(&mut self.pending).into_iter().map(|r| (r, None)).collect();
+        records.append(batch);
         for (r, ack) in records {
             let (mut line, mut hash) = r.seal(self.seq + 1, self.head.as_deref(), &self.keys.hasher);
             // Rotate before a line that would overflow a non-empty segment.
@@ -372,9 +350,6 @@ impl Writer {
         // Durable: acknowledge, then delete what the rotation records announced.
         for (a, seq) in acks {
             let _ = a.send(Ok(seq));
-        }
-        for a in flushes {
-            let _ = a.send(());
         }
         for p in delete_after {
             let _ = std::fs::remove_file(&p);

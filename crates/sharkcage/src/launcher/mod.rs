@@ -76,11 +76,18 @@ impl LaunchError {
 pub struct Violation {
     pub kind: String,
     pub detail: String,
+    /// Something was refused or withheld (a secret variable, a connection,
+    /// a unix socket, a protected path), as opposed to a note (output cut,
+    /// timeout, how a limit is enforced…). The audit log's `deny`/`note`.
+    pub refused: bool,
 }
+
+/// The kinds of [`Violation`] that are refusals.
+const REFUSAL_KINDS: [&str; 4] = ["env", "network", "unix-socket", "protected-path"];
 
 impl Violation {
     pub fn note(kind: &str, detail: String) -> Violation {
-        Violation { kind: kind.to_string(), detail }
+        Violation { kind: kind.to_string(), detail, refused: REFUSAL_KINDS.contains(&kind) }
     }
 }
 

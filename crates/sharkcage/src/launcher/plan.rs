@@ -65,8 +65,8 @@ pub struct NetPlan {
     pub rules: crate::proxy::rules::NetRules,
     /// The gateway's attach socket and this call's ticket.
     pub attach: Option<(PathBuf, String)>,
-    /// Fixed name answers for the embedded proxy (`--net-resolve`).
-    pub resolve: Vec<String>,
+    /// The embedded proxy's resolver, with `--net-resolve`'s fixed answers.
+    pub resolve: crate::proxy::resolve::SystemResolver,
     /// The domain entries, as reported.
     pub allowed: Vec<String>,
     /// An `host:22` entry is allowed (`GIT_SSH_COMMAND` is set).
@@ -98,9 +98,9 @@ impl Plan {
         }
         let rules = crate::proxy::rules::NetRules::compile(&allowed_domains, &pol.network.denied_domains, &pol.network.denied_domain_reasons)
             .map_err(|m| policy_err(req, "network", m))?;
-        crate::proxy::resolve::SystemResolver::with_fixed(&req.net_resolve).map_err(LaunchError::Usage)?;
+        let resolve = crate::proxy::resolve::SystemResolver::with_fixed(&req.net_resolve).map_err(LaunchError::Usage)?;
         let net = if !rules.is_empty() || req.net_attach.is_some() {
-            Some(NetPlan { ssh: rules.allows_ssh(), rules, attach: req.net_attach.clone(), resolve: req.net_resolve.clone(), allowed: allowed_domains })
+            Some(NetPlan { ssh: rules.allows_ssh(), rules, attach: req.net_attach.clone(), resolve, allowed: allowed_domains })
         } else {
             None
         };

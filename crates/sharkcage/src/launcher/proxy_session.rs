@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use super::plan::NetPlan;
 use super::Violation;
-use crate::proxy::resolve::SystemResolver;
 use crate::proxy::{attach, Labels, NetEvent, NetLimits, Protocol, Proxy, SandboxNet};
 
 pub enum ProxySession {
@@ -51,8 +50,7 @@ impl ProxySession {
         }
         raise_nofile();
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).thread_name("sc-proxy").enable_all().build()?;
-        let resolver = SystemResolver::with_fixed(&np.resolve).map_err(std::io::Error::other)?;
-        let proxy = Proxy::new(Arc::new(resolver));
+        let proxy = Proxy::new(Arc::new(np.resolve.clone()));
         let sb = proxy.sandbox(Labels::default(), np.rules.clone(), None, NetLimits::default());
         // SAFETY: the launcher received these descriptors and owns them.
         let (h, s) = unsafe { (std::net::TcpListener::from(OwnedFd::from_raw_fd(http)), std::net::TcpListener::from(OwnedFd::from_raw_fd(socks))) };

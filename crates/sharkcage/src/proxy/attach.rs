@@ -147,8 +147,8 @@ impl Gateway {
     /// Record what a coming sandbox may do; returns its one-time ticket.
     pub fn register(&self, labels: Labels, rules: NetRules, scope: Option<String>, limits: NetLimits) -> io::Result<String> {
         let mut b = [0u8; 16];
-        getrandom::fill(&mut b).map_err(|e| io::Error::other(e.to_string()))?;
-        let ticket: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).map_err(|_| io::Error::other("no randomness for the ticket"))?;
+        let ticket = crate::audit::record::hex(&b);
         let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         p.retain(|_, v| v.at.elapsed() < TICKET_TTL);
         p.insert(ticket.clone(), Pending { labels, rules, scope, limits, at: Instant::now() });

@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderName, CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::header::{HeaderMap, HeaderName, CONNECTION, HOST};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full};
 use hyper::body::Incoming;
@@ -187,28 +187,6 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
 }
 
-/// The smuggling shapes this proxy refuses, if any.
-fn framing_problem(req: &Request<Incoming>) -> Option<&'static str> {
-    let h = req.headers();
-    let cl = h.get_all(CONTENT_LENGTH).iter().count();
-    let te: Vec<_> = h.get_all(TRANSFER_ENCODING).iter().collect();
-    if cl > 1 {
-        return Some("more than one Content-Length");
-    }
-    if cl == 1 && !te.is_empty() {
-        return Some("both Content-Length and Transfer-Encoding");
-    }
-    if !te.is_empty() {
-        if req.version() == Version::HTTP_10 {
-            return Some("Transfer-Encoding on HTTP/1.0");
-        }
-        if te.len() != 1 || !te[0].to_str().is_ok_and(|v| v.trim().eq_ignore_ascii_case("chunked")) {
-            return Some("Transfer-Encoding other than exactly \"chunked\"");
-        }
-    }
-    None
-}
-
 async fn forward(req: Request<Incoming>, ctx: Arc<Ctx>, t0: Instant) -> Response<Body> {
     let p = Protocol::Http;
     let uri = req.uri().clone();
@@ -240,9 +218,6 @@ async fn forward(req: Request<Incoming>, ctx: Arc<Ctx>, t0: Instant) -> Response
     let same = hosts[0].to_str().ok().and_then(|v| split_host_port(v).ok()).and_then(|(hh, hp)| Some((canonicalize(hh).ok()?, hp.unwrap_or(80))));
     if same != Some((host.clone(), port)) {
         return bad(&ctx, p, &hs, port, "Host header does not match the request target", t0);
-    }
-    if let Some(why) = framing_problem(&req) {
-        return bad(&ctx, p, &hs, port, &format!("ambiguous message framing: {why}"), t0);
     }
     let up = match ctx.open(p, &host, port, t0).await {
         Ok(u) => u,

@@ -39,7 +39,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::net::TcpStream;
@@ -378,10 +378,6 @@ pub struct Ctx {
     sb: Arc<SandboxNet>,
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
 impl Ctx {
     pub fn limits(&self) -> &NetLimits {
         &self.sb.limits
@@ -398,7 +394,7 @@ impl Ctx {
     #[allow(clippy::too_many_arguments)]
     fn record(&self, protocol: Protocol, decision: Decision, reason: String, host: String, port: u16, ip: Option<IpAddr>, up: u64, down: u64, t0: Instant) {
         let ev = NetEvent {
-            ts: now_ms(),
+            ts: crate::audit::record::now_ms(),
             sandbox: self.sb.id.clone(),
             labels: self.sb.labels.clone(),
             protocol,
@@ -451,7 +447,7 @@ impl Ctx {
                 return Err(Outcome::Denied);
             }
             RuleDecision::NotAllowed => {
-                let why = if rules.allow.iter().any(|_| true) {
+                let why = if !rules.allow.is_empty() {
                     "not in network.allowedDomains".to_string()
                 } else {
                     "network.allowedDomains is empty".to_string()

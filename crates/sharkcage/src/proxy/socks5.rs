@@ -194,10 +194,12 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(mut s: S,
         Ok(h) => h,
         Err(why) => {
             let _ = s.write_all(&reply(2)).await;
-            ctx.record_refused(Protocol::Socks5, &String::from_utf8_lossy(match &req.target {
-                Target::Name(n) => n,
-                Target::Ip(_) => b"",
-            }), req.port, &format!("malformed host: {why}"), t0);
+            // Only a name can fail here (an address is always a host).
+            let sent = match &req.target {
+                Target::Name(n) => String::from_utf8_lossy(n).into_owned(),
+                Target::Ip(a) => a.to_string(),
+            };
+            ctx.record_refused(Protocol::Socks5, &sent, req.port, &format!("malformed host: {why}"), t0);
             return;
         }
     };
