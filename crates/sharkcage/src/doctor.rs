@@ -224,7 +224,7 @@ fn network_check(exe: &str, ws: &Path, dir: &Path) -> Check {
             let _ = s.write_all(format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{m}", m.len()).as_bytes());
         }
     });
-    let hex = |t: &str| -> String { t.bytes().map(|b| format!("{b:02x}")).collect() };
+    let hex = |t: &str| crate::audit::record::hex(t.as_bytes());
     let via = |host: &str| format!("exchange:127.0.0.1:{}:{}", crate::proxy::HTTP_PORT, hex(&format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\nGET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")));
     let (ok_probe, denied_probe) = (via("doctor.test"), via("other.test"));
     let mut r = req(&[exe, "__probe", &ok_probe, &denied_probe], Some(ws), vec![]);
