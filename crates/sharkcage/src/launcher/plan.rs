@@ -84,169 +84,261 @@ fn under_kernel_fs(p: &Path) -> bool {
     p.starts_with("/proc") || p.starts_with("/sys") || p.starts_with("/dev")
 }
 
+/// What every phase of [`Plan::build`] reads: the request, the caller's
+/// homes and the mandatory read-denies (which no policy can lift).
+struct Ctx<'a> {
+    req: &'a ExecRequest,
+    homes: Vec<PathBuf>,
+    home: Option<PathBuf>,
+    mandatory: Vec<PathBuf>,
+}
+
+/// Protected paths inside the writable roots, as found before the call.
+struct Protected {
+    /// Read-only binds (existing protected entries, symlink targets, `denyWrite`).
+    paths: Vec<PathBuf>,
+    /// Entries as they were (no symlink followed), for the after-call check.
+    before: Vec<protected::Entry>,
+    /// Paths that must not appear (missing secrets, missing `denyWrite`).
+    deny_write_missing: Vec<PathBuf>,
+    depth: u8,
+}
+
 impl Plan {
     /// `allow_shift`: a root caller runs on an unprivileged host uid with
     /// idmapped mounts (see `layers::userns`); false for the retry when the
     /// host cannot make idmapped mounts.
+    ///
+    /// Phases, in order (each uses only what the ones before produced):
+    /// network → hidden paths → allowRead → writable roots → working
+    /// directory → protected paths → mount operations (with the root
+    /// caller's shift) → Landlock → unix sockets and seccomp → command.
     pub fn build(req: &ExecRequest, allow_shift: bool) -> Result<Plan, LaunchError> {
         let pol = &req.policy;
-        // ---- network -----------------------------------------------------------
-        let mut allowed_domains = pol.network.allowed_domains.clone();
-        for (i, d) in req.extra_allow_domains.iter().enumerate() {
-            crate::proxy::rules::Pattern::parse(d, false).map_err(|m| policy_err(req, &format!("--allow-domain[{i}]"), m))?;
-            allowed_domains.push(d.clone());
-        }
-        let rules = crate::proxy::rules::NetRules::compile(&allowed_domains, &pol.network.denied_domains, &pol.network.denied_domain_reasons)
-            .map_err(|m| policy_err(req, "network", m))?;
-        let resolve = crate::proxy::resolve::SystemResolver::with_fixed(&req.net_resolve).map_err(LaunchError::Usage)?;
-        let net = if !rules.is_empty() || req.net_attach.is_some() {
-            Some(NetPlan { ssh: rules.allows_ssh(), rules, attach: req.net_attach.clone(), resolve, allowed: allowed_domains })
-        } else {
-            None
-        };
-
+        let net = network_plan(req)?;
         // With an ssh destination allowed, `GIT_SSH_COMMAND` runs this
         // launcher's `__connect` as ssh's ProxyCommand: it must be visible.
         let ssh_helper: Option<PathBuf> = net.as_ref().filter(|n| n.ssh).and_then(|_| std::env::current_exe().ok());
-
         let homes = paths::home_dirs();
         let home = homes.first().cloned();
+        let mandatory = mandatory_denies(&homes);
+        let cx = Ctx { req, homes, home, mandatory };
         let mut violations = Vec::new();
 
-        // ---- hidden (read-deny) -------------------------------------------
-        let mut mandatory: Vec<PathBuf> = Vec::new();
-        // A root caller's sandbox keeps uid 0, so file modes alone do not
-        // keep other users' secrets from it: hide them under every home.
-        let mut secret_homes = homes.clone();
-        // SAFETY: geteuid cannot fail.
-        if unsafe { libc::geteuid() } == 0 {
-            for h in paths::all_user_homes() {
-                if !secret_homes.contains(&h) {
-                    secret_homes.push(h);
-                }
-            }
-        }
-        for h in &secret_homes {
-            for rel in paths::MANDATORY_DENY_READ_HOME {
-                mandatory.push(h.join(rel));
-            }
-        }
-        for abs in paths::MANDATORY_DENY_READ_ABS {
-            mandatory.push(PathBuf::from(abs));
-        }
-        // SAFETY: geteuid cannot fail.
-        if unsafe { libc::geteuid() } == 0 {
-            for abs in paths::MANDATORY_DENY_READ_ROOT {
-                mandatory.push(PathBuf::from(abs));
-            }
-        }
-        for dir in ["/run/user", "/run/secrets", "/var/run/secrets"] {
-            mandatory.push(PathBuf::from(dir));
-        }
-        if let Some(j) = super::quarantine::journal_dir() {
-            // sharkcage's own state: the pending-check journal and its parent.
-            mandatory.push(j.parent().map(Path::to_path_buf).unwrap_or(j));
-        }
-        for var in ["OPENCLAW_STATE_DIR", "OPENCLAW_HOME", "SHARKCAGE_DATA_DIR", "SHARKCAGE_CONFIG_DIR", "SHARKCAGE_STATE_DIR"] {
-            if let Some(v) = std::env::var_os(var) {
-                let p = PathBuf::from(v);
-                if p.is_absolute() && p != Path::new("/") {
-                    mandatory.push(p);
-                }
-            }
-        }
-        // Canonicalise only what exists (one lstat each); a missing path keeps
-        // its lexical form (its home is already canonical).
-        let mut mandatory: Vec<PathBuf> = mandatory
-            .iter()
-            .map(|p| {
-                let n = paths::normalize(p);
-                if n.symlink_metadata().is_ok() {
-                    std::fs::canonicalize(&n).unwrap_or(n)
-                } else {
-                    n
-                }
-            })
-            .collect();
-        mandatory.sort();
-        mandatory.dedup();
+        let hidden = cx.hidden_paths()?;
+        let allow_read = cx.allow_read_paths(&hidden, ssh_helper.as_ref())?;
+        let workspace = cx.workspace_root()?;
+        let writable = cx.writable_roots(workspace.as_ref(), &mut violations)?;
+        let cwd = working_dir(workspace.as_ref(), &hidden, &mut violations);
+        let prot = cx.protected_paths(&writable, &hidden, &mut violations)?;
 
-        let user_deny = paths::resolve_entries(&pol.filesystem.deny_read, home.as_deref(), true)
-            .map_err(|(i, m)| policy_err(req, &format!("filesystem.denyRead[{i}]"), m))?;
-        let mut hidden: Vec<PathBuf> = mandatory.clone();
+        // A root caller is shifted onto an unused host uid; the places it
+        // works in reach it through idmapped mounts (layers::userns).
+        // SAFETY: geteuid cannot fail.
+        let shift = (allow_shift && unsafe { libc::geteuid() } == 0 && std::env::var_os("SHARKCAGE_NO_UID_SHIFT").is_none())
+            .then(|| crate::layers::userns::SHIFT_BASE + std::process::id() % 1_000_000);
+        let mut ops = mount_ops(&writable, &hidden, &allow_read, &prot.paths);
+        if shift.is_some() {
+            ops.extend(cx.shift_exposures(&writable, &hidden, &allow_read, &cwd));
+        }
+        let mounts = MountPlan::build(&MountInputs { ops: &ops, cwd: &cwd, tmpfs_bytes: pol.limits.tmpfs_bytes, idmapped: shift.is_some() });
+        let landlock = landlock_plan(&hidden, &allow_read, &writable, &mounts, pol, net.is_some())?;
+
+        let allow_unix = cx.unix_socket_paths()?;
+        let seccomp = seccomp::build(seccomp::FilterOptions { unix_broker: !allow_unix.is_empty() }).map_err(|e| LaunchError::Setup(e.to_string()))?;
+        let cmd = cx.command(&cwd, net.as_ref(), ssh_helper.as_ref(), &mut violations)?;
+        let timeout_ms = req.timeout_ms.unwrap_or(pol.limits.timeout_ms);
+
+        Ok(Plan {
+            idmap: IdMap::for_caller(shift),
+            mounts,
+            landlock,
+            seccomp,
+            allow_unix,
+            net,
+            rlimits: Rlimits::from_policy(&pol.limits),
+            last_cap: caps::last_cap(),
+            hostname: CString::new("sharkcage").unwrap(),
+            exec_candidates: cmd.exec_candidates,
+            argv: cmd.argv,
+            argv_ptrs: cmd.argv_ptrs,
+            envp: cmd.envp,
+            envp_ptrs: cmd.envp_ptrs,
+            cwd,
+            writable,
+            hidden,
+            allow_read,
+            protected: prot.paths,
+            protected_before: prot.before,
+            scan_depth: prot.depth,
+            allow_git_config: pol.filesystem.allow_git_config,
+            deny_write_missing: prot.deny_write_missing,
+            violations,
+            timeout_ms,
+            max_output_bytes: pol.limits.max_output_bytes,
+            limits: pol.limits.clone(),
+        })
+    }
+}
+
+/// The call's network: the proxy's rules (policy plus `--allow-domain`).
+fn network_plan(req: &ExecRequest) -> Result<Option<NetPlan>, LaunchError> {
+    let pol = &req.policy;
+    let mut allowed_domains = pol.network.allowed_domains.clone();
+    for (i, d) in req.extra_allow_domains.iter().enumerate() {
+        crate::proxy::rules::Pattern::parse(d, false).map_err(|m| policy_err(req, &format!("--allow-domain[{i}]"), m))?;
+        allowed_domains.push(d.clone());
+    }
+    let rules = crate::proxy::rules::NetRules::compile(&allowed_domains, &pol.network.denied_domains, &pol.network.denied_domain_reasons)
+        .map_err(|m| policy_err(req, "network", m))?;
+    let resolve = crate::proxy::resolve::SystemResolver::with_fixed(&req.net_resolve).map_err(LaunchError::Usage)?;
+    Ok((!rules.is_empty() || req.net_attach.is_some())
+        .then(|| NetPlan { ssh: rules.allows_ssh(), rules, attach: req.net_attach.clone(), resolve, allowed: allowed_domains }))
+}
+
+/// The mandatory read-denies, canonical where they exist.
+fn mandatory_denies(homes: &[PathBuf]) -> Vec<PathBuf> {
+    // SAFETY: geteuid cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let mut mandatory: Vec<PathBuf> = Vec::new();
+    // A root caller's sandbox may keep uid 0 (when it cannot be shifted),
+    // so file modes alone do not keep other users' secrets from it: hide
+    // them under every home.
+    let mut secret_homes = homes.to_vec();
+    if root {
+        for h in paths::all_user_homes() {
+            if !secret_homes.contains(&h) {
+                secret_homes.push(h);
+            }
+        }
+    }
+    for h in &secret_homes {
+        for rel in paths::MANDATORY_DENY_READ_HOME {
+            mandatory.push(h.join(rel));
+        }
+    }
+    mandatory.extend(paths::MANDATORY_DENY_READ_ABS.iter().map(PathBuf::from));
+    if root {
+        mandatory.extend(paths::MANDATORY_DENY_READ_ROOT.iter().map(PathBuf::from));
+    }
+    mandatory.extend(["/run/user", "/run/secrets", "/var/run/secrets"].iter().map(PathBuf::from));
+    if let Some(j) = super::quarantine::journal_dir() {
+        // sharkcage's own state: the pending-check journal and its parent.
+        mandatory.push(j.parent().map(Path::to_path_buf).unwrap_or(j));
+    }
+    for var in ["OPENCLAW_STATE_DIR", "OPENCLAW_HOME", "SHARKCAGE_DATA_DIR", "SHARKCAGE_CONFIG_DIR", "SHARKCAGE_STATE_DIR"] {
+        if let Some(v) = std::env::var_os(var) {
+            let p = PathBuf::from(v);
+            if p.is_absolute() && p != Path::new("/") {
+                mandatory.push(p);
+            }
+        }
+    }
+    // Canonicalise only what exists (one lstat each); a missing path keeps
+    // its lexical form (its home is already canonical).
+    let mut mandatory: Vec<PathBuf> = mandatory
+        .iter()
+        .map(|p| {
+            let n = paths::normalize(p);
+            if n.symlink_metadata().is_ok() {
+                std::fs::canonicalize(&n).unwrap_or(n)
+            } else {
+                n
+            }
+        })
+        .collect();
+    mandatory.sort();
+    mandatory.dedup();
+    mandatory
+}
+
+impl Ctx<'_> {
+    fn in_mandatory(&self, p: &Path) -> bool {
+        self.mandatory.iter().any(|m| p.starts_with(m))
+    }
+
+    fn err(&self, key: &str, message: String) -> LaunchError {
+        policy_err(self.req, key, message)
+    }
+
+    /// Hidden paths: the mandatory denies, `denyRead` and `--deny-read`,
+    /// those that exist.
+    fn hidden_paths(&self) -> Result<Vec<PathBuf>, LaunchError> {
+        let pol = &self.req.policy;
+        let home = self.home.as_deref();
+        let user_deny = paths::resolve_entries(&pol.filesystem.deny_read, home, true).map_err(|(i, m)| self.err(&format!("filesystem.denyRead[{i}]"), m))?;
+        let mut hidden: Vec<PathBuf> = self.mandatory.clone();
         hidden.extend(user_deny);
-        for d in &req.extra_deny_read {
-            hidden.push(paths::resolve(d, home.as_deref()).map_err(|m| policy_err(req, "--deny-read", m))?);
+        for d in &self.req.extra_deny_read {
+            hidden.push(paths::resolve(d, home).map_err(|m| self.err("--deny-read", m))?);
         }
         hidden.retain(|p| p.symlink_metadata().is_ok() && !under_kernel_fs(p) && p != Path::new("/"));
         hidden.sort();
         hidden.dedup();
+        Ok(hidden)
+    }
 
-        let in_mandatory = |p: &Path| mandatory.iter().any(|m| p.starts_with(m));
-
-        // ---- allowRead -------------------------------------------------------
-        let allow_read = paths::resolve_entries(&pol.filesystem.allow_read, home.as_deref(), true)
-            .map_err(|(i, m)| policy_err(req, &format!("filesystem.allowRead[{i}]"), m))?;
+    /// `allowRead` paths inside hidden regions (never inside a mandatory
+    /// deny), plus what the launcher itself must expose.
+    fn allow_read_paths(&self, hidden: &[PathBuf], ssh_helper: Option<&PathBuf>) -> Result<Vec<PathBuf>, LaunchError> {
+        let allow_read = paths::resolve_entries(&self.req.policy.filesystem.allow_read, self.home.as_deref(), true)
+            .map_err(|(i, m)| self.err(&format!("filesystem.allowRead[{i}]"), m))?;
         for (i, p) in allow_read.iter().enumerate() {
-            if in_mandatory(p) {
-                return Err(policy_err(
-                    req,
+            if self.in_mandatory(p) {
+                return Err(self.err(
                     &format!("filesystem.allowRead[{i}]"),
                     format!("{} is inside a mandatory read-deny (secrets, OpenClaw or sharkcage state), which no policy can lift", p.display()),
                 ));
             }
         }
         let mut allow_read: Vec<PathBuf> = allow_read.into_iter().filter(|p| p.exists() && hidden.iter().any(|h| p.starts_with(h))).collect();
-        for p in req.expose_read_only.iter().chain(ssh_helper.iter()) {
+        for p in self.req.expose_read_only.iter().chain(ssh_helper) {
             let c = paths::canonicalize_lenient(p);
-            if in_mandatory(&c) {
+            if self.in_mandatory(&c) {
                 return Err(LaunchError::Usage(format!("{} is inside a mandatory read-deny", c.display())));
             }
             if c.exists() && !allow_read.contains(&c) {
                 allow_read.push(c);
             }
         }
+        Ok(allow_read)
+    }
 
-        // ---- writable roots --------------------------------------------------
-        let workspace = match &req.workspace {
-            Some(w) => {
-                let abs = if w.is_absolute() { w.clone() } else { std::env::current_dir().map_err(LaunchError::Io)?.join(w) };
-                let c = std::fs::canonicalize(&abs).map_err(|e| LaunchError::Usage(format!("--workspace {}: {e}", abs.display())))?;
-                if !c.is_dir() {
-                    return Err(LaunchError::Usage(format!("--workspace {}: not a directory", c.display())));
-                }
-                if under_kernel_fs(&c) {
-                    return Err(LaunchError::Usage(format!("--workspace {}: not allowed under /proc, /sys or /dev", c.display())));
-                }
-                // The workspace may live inside ~/.openclaw (OpenClaw's own
-                // workspaces), never inside any other mandatory deny.
-                let openclaw: Vec<PathBuf> = homes.iter().map(|h| paths::canonicalize_lenient(&h.join(".openclaw"))).collect();
-                let blocking = mandatory.iter().find(|m| c.starts_with(m) && !openclaw.iter().any(|o| o == *m));
-                if let Some(m) = blocking {
-                    return Err(LaunchError::Usage(format!(
-                        "--workspace {}: inside the protected secret path {}; refusing",
-                        c.display(),
-                        m.display()
-                    )));
-                }
-                if openclaw.iter().any(|o| o == &c) {
-                    return Err(LaunchError::Usage(format!("--workspace {}: the OpenClaw state directory itself cannot be a workspace", c.display())));
-                }
-                Some(c)
-            }
-            None => None,
-        };
-        let mut writable: Vec<PathBuf> = workspace.iter().cloned().collect();
-        let allow_write = paths::resolve_entries(&pol.filesystem.allow_write, home.as_deref(), false)
-            .map_err(|(i, m)| policy_err(req, &format!("filesystem.allowWrite[{i}]"), m))?;
+    /// The workspace, canonical; never inside a mandatory deny other than
+    /// `~/.openclaw` (OpenClaw's own workspaces live there).
+    fn workspace_root(&self) -> Result<Option<PathBuf>, LaunchError> {
+        let Some(w) = &self.req.workspace else { return Ok(None) };
+        let abs = if w.is_absolute() { w.clone() } else { std::env::current_dir().map_err(LaunchError::Io)?.join(w) };
+        let c = std::fs::canonicalize(&abs).map_err(|e| LaunchError::Usage(format!("--workspace {}: {e}", abs.display())))?;
+        if !c.is_dir() {
+            return Err(LaunchError::Usage(format!("--workspace {}: not a directory", c.display())));
+        }
+        if under_kernel_fs(&c) {
+            return Err(LaunchError::Usage(format!("--workspace {}: not allowed under /proc, /sys or /dev", c.display())));
+        }
+        let openclaw: Vec<PathBuf> = self.homes.iter().map(|h| paths::canonicalize_lenient(&h.join(".openclaw"))).collect();
+        if let Some(m) = self.mandatory.iter().find(|m| c.starts_with(m) && !openclaw.iter().any(|o| o == *m)) {
+            return Err(LaunchError::Usage(format!("--workspace {}: inside the protected secret path {}; refusing", c.display(), m.display())));
+        }
+        if openclaw.iter().any(|o| o == &c) {
+            return Err(LaunchError::Usage(format!("--workspace {}: the OpenClaw state directory itself cannot be a workspace", c.display())));
+        }
+        Ok(Some(c))
+    }
+
+    /// The workspace plus `allowWrite` and `--allow-write`.
+    fn writable_roots(&self, workspace: Option<&PathBuf>, violations: &mut Vec<Violation>) -> Result<Vec<PathBuf>, LaunchError> {
+        let home = self.home.as_deref();
+        let mut writable: Vec<PathBuf> = workspace.into_iter().cloned().collect();
+        let allow_write = paths::resolve_entries(&self.req.policy.filesystem.allow_write, home, false)
+            .map_err(|(i, m)| self.err(&format!("filesystem.allowWrite[{i}]"), m))?;
         let mut extra = Vec::new();
-        for w in &req.extra_allow_write {
-            extra.push(paths::resolve(w, home.as_deref()).map_err(|m| policy_err(req, "--allow-write", m))?);
+        for w in &self.req.extra_allow_write {
+            extra.push(paths::resolve(w, home).map_err(|m| self.err("--allow-write", m))?);
         }
         for (i, p) in allow_write.iter().chain(extra.iter()).enumerate() {
-            if in_mandatory(p) {
-                return Err(policy_err(
-                    req,
+            if self.in_mandatory(p) {
+                return Err(self.err(
                     &format!("filesystem.allowWrite[{i}]"),
                     format!("{} is inside a mandatory read-deny (secrets, OpenClaw or sharkcage state); it cannot be made writable", p.display()),
                 ));
@@ -263,53 +355,43 @@ impl Plan {
                 writable.push(p.clone());
             }
         }
-        let cwd = match &workspace {
-            Some(w) => w.clone(),
-            None => {
-                // Without a workspace the command starts where the caller is,
-                // if that place is visible in the sandbox; else at `/`.
-                let here = std::env::current_dir().map(|d| paths::canonicalize_lenient(&d)).unwrap_or_else(|_| PathBuf::from("/"));
-                let private = ["/tmp", "/var/tmp", "/dev", "/proc", "/sys"].iter().any(|p| here.starts_with(p));
-                if private || hidden.iter().any(|h| here.starts_with(h)) {
-                    violations.push(Violation::note("policy", format!("working directory {} is not visible in the sandbox; starting in /", here.display())));
-                    PathBuf::from("/")
-                } else {
-                    here
-                }
-            }
-        };
+        Ok(writable)
+    }
 
-        // ---- protected paths inside writable roots ---------------------------
+    /// Protected entries inside the writable roots (see `protected.rs`),
+    /// `denyWrite`, and secret paths that must not appear there.
+    fn protected_paths(&self, writable: &[PathBuf], hidden: &[PathBuf], violations: &mut Vec<Violation>) -> Result<Protected, LaunchError> {
+        let pol = &self.req.policy;
         let depth = pol.mandatory_deny_search_depth.unwrap_or(DEFAULT_SCAN_DEPTH);
-        let mut protected_before = Vec::new();
-        for w in &writable {
-            let sc = protected::scan(w, depth, pol.filesystem.allow_git_config, &hidden);
+        let mut before = Vec::new();
+        for w in writable {
+            let sc = protected::scan(w, depth, pol.filesystem.allow_git_config, hidden);
             if sc.truncated {
                 violations.push(Violation::note("policy", format!("protected-path scan of {} stopped after {} directories", w.display(), protected::SCAN_DIR_LIMIT)));
             }
-            protected_before.extend(sc.entries);
+            before.extend(sc.entries);
         }
-        let mut protected = Vec::new();
-        for e in &protected_before {
+        let mut paths_ro = Vec::new();
+        for e in &before {
             match &e.kind {
-                protected::Kind::File | protected::Kind::Dir => protected.push(e.path.clone()),
+                protected::Kind::File | protected::Kind::Dir => paths_ro.push(e.path.clone()),
                 // A symlink cannot carry a mount; protect what it points at when
                 // that is inside a writable root (elsewhere it is read-only anyway).
                 protected::Kind::Symlink(_) => {
                     if let Ok(t) = std::fs::canonicalize(&e.path) {
-                        protected.push(t);
+                        paths_ro.push(t);
                     }
                 }
             }
         }
-        let deny_write = paths::resolve_entries(&pol.filesystem.deny_write, home.as_deref(), false)
-            .map_err(|(i, m)| policy_err(req, &format!("filesystem.denyWrite[{i}]"), m))?;
+        let deny_write = paths::resolve_entries(&pol.filesystem.deny_write, self.home.as_deref(), false)
+            .map_err(|(i, m)| self.err(&format!("filesystem.denyWrite[{i}]"), m))?;
         let mut deny_write_missing = Vec::new();
         // A mandatory secret path that does not exist but lies inside a
         // writable root (say `~/.ssh` under a writable home) must not be
         // created by the sandbox either (an authorized_keys file would be a
         // way back in): it gets the after-call check.
-        for m in &mandatory {
+        for m in &self.mandatory {
             if m.symlink_metadata().is_err() && writable.iter().any(|w| m.starts_with(w) && m != w) {
                 deny_write_missing.push(m.clone());
             }
@@ -317,7 +399,7 @@ impl Plan {
         for p in deny_write {
             if writable.iter().any(|w| p.starts_with(w)) {
                 if p.symlink_metadata().is_ok() {
-                    protected.push(p);
+                    paths_ro.push(p);
                 } else {
                     deny_write_missing.push(p);
                 }
@@ -326,150 +408,79 @@ impl Plan {
         // A protected path is re-bound read-only from the host: it must be
         // inside a writable root and never inside a hidden path (a symlink
         // target could point into one).
-        protected.retain(|p| !hidden.iter().any(|h| p.starts_with(h)) && writable.iter().any(|w| p.starts_with(w)));
-        protected.sort();
-        protected.dedup();
+        paths_ro.retain(|p| !hidden.iter().any(|h| p.starts_with(h)) && writable.iter().any(|w| p.starts_with(w)));
+        paths_ro.sort();
+        paths_ro.dedup();
+        Ok(Protected { paths: paths_ro, before, deny_write_missing, depth })
+    }
 
-        // ---- mount operations -----------------------------------------------
-        let mut ops = vec![PathOp::PrivateTmp(PathBuf::from("/tmp"))];
-        if let Ok(m) = Path::new("/var/tmp").symlink_metadata() {
-            if m.is_dir() {
-                ops.push(PathOp::PrivateTmp(PathBuf::from("/var/tmp")));
+    /// For a shifted root caller: read-only idmapped views of the home
+    /// directory and of directories on the way to the places it works in
+    /// that "other" cannot search.
+    fn shift_exposures(&self, writable: &[PathBuf], hidden: &[PathBuf], allow_read: &[PathBuf], cwd: &Path) -> Vec<PathOp> {
+        let mut expose: Vec<PathBuf> = Vec::new();
+        if let Some(h) = &self.home {
+            if h.is_dir() && !hidden.iter().any(|x| h.starts_with(x)) {
+                expose.push(h.clone());
             }
         }
-        for w in &writable {
-            ops.push(PathOp::Write(w.clone()));
-        }
-        for h in &hidden {
-            let is_dir = h.symlink_metadata().map(|m| m.is_dir()).unwrap_or(false);
-            ops.push(if is_dir { PathOp::HideDir(h.clone()) } else { PathOp::HideFile(h.clone()) });
-        }
-        for a in &allow_read {
-            ops.push(PathOp::AllowRead(a.clone()));
-        }
-        for p in &protected {
-            if let Some(w) = writable.iter().filter(|w| p.starts_with(w) && p != *w).max_by_key(|w| w.components().count()) {
-                let mut cur = p.parent();
-                while let Some(a) = cur {
-                    if a == w.as_path() || !a.starts_with(w) {
-                        break;
-                    }
-                    ops.push(PathOp::Pin(a.to_path_buf()));
-                    cur = a.parent();
+        let mut targets: Vec<PathBuf> = writable.to_vec();
+        targets.push(cwd.to_path_buf());
+        targets.extend(expose.iter().cloned());
+        targets.extend(allow_read.iter().cloned());
+        for t in &targets {
+            for a in t.ancestors().skip(1) {
+                if a == Path::new("/") {
+                    break;
+                }
+                use std::os::unix::fs::PermissionsExt;
+                let searchable = std::fs::metadata(a).map(|m| m.permissions().mode() & 0o001 != 0).unwrap_or(true);
+                if !searchable && !expose.iter().any(|e| e == a) && !hidden.iter().any(|x| a.starts_with(x)) {
+                    expose.push(a.to_path_buf());
                 }
             }
-            ops.push(PathOp::Protect(p.clone()));
         }
-        // A root caller is shifted onto an unused host uid; the places it
-        // works in reach it through idmapped mounts (layers::userns).
-        // SAFETY: geteuid cannot fail.
-        let shift = (allow_shift && unsafe { libc::geteuid() } == 0 && std::env::var_os("SHARKCAGE_NO_UID_SHIFT").is_none())
-            .then(|| crate::layers::userns::SHIFT_BASE + std::process::id() % 1_000_000);
-        if shift.is_some() {
-            let mut expose: Vec<PathBuf> = Vec::new();
-            if let Some(h) = &home {
-                if h.is_dir() && !hidden.iter().any(|x| h.starts_with(x)) {
-                    expose.push(h.clone());
-                }
-            }
-            // Directories on the way to a writable root (or the working
-            // directory) that "other" cannot search would stop the shifted uid.
-            let mut targets: Vec<PathBuf> = writable.clone();
-            targets.push(cwd.clone());
-            targets.extend(expose.iter().cloned());
-            targets.extend(allow_read.iter().cloned());
-            for t in &targets {
-                for a in t.ancestors().skip(1) {
-                    if a == Path::new("/") {
-                        break;
-                    }
-                    use std::os::unix::fs::PermissionsExt;
-                    let searchable = std::fs::metadata(a).map(|m| m.permissions().mode() & 0o001 != 0).unwrap_or(true);
-                    if !searchable && !expose.iter().any(|e| e == a) && !hidden.iter().any(|x| a.starts_with(x)) {
-                        expose.push(a.to_path_buf());
-                    }
-                }
-            }
-            // Inside a writable root it is bound (idmapped) already.
-            for e in expose.into_iter().filter(|e| !writable.iter().any(|w| e.starts_with(w))) {
-                ops.push(PathOp::ExposeRo(e));
-            }
-        }
-        let mounts = MountPlan::build(&MountInputs { ops: &ops, cwd: &cwd, tmpfs_bytes: pol.limits.tmpfs_bytes, idmapped: shift.is_some() });
+        // Inside a writable root it is bound (idmapped) already.
+        expose.into_iter().filter(|e| !writable.iter().any(|w| e.starts_with(w))).map(PathOp::ExposeRo).collect()
+    }
 
-        // ---- Landlock --------------------------------------------------------
-        let stdio = stdio_files();
-        // Landlock's read grants are the complement of the hidden set, which
-        // means listing every directory on the way to a hidden path. The
-        // host's own secret files (/etc/shadow, ssh host keys, /var/backups…)
-        // would cost a walk of /etc and /var on every call; they stay hidden
-        // by the mount layer (and by file modes for a non-root caller).
-        let system_secret = |h: &Path| paths::MANDATORY_DENY_READ_ABS.iter().chain(paths::MANDATORY_DENY_READ_ROOT).any(|a| h == Path::new(a));
-        let landlock_hidden: Vec<PathBuf> = hidden.iter().filter(|h| !system_secret(h)).cloned().collect();
-        let landlock = LandlockPlan::build(&LandlockInputs {
-            hidden: &landlock_hidden,
-            allow_read: &allow_read,
-            writable: &writable,
-            allow_local_binding: pol.network.allow_local_binding,
-            connect_ports: if net.is_some() { &[crate::proxy::HTTP_PORT, crate::proxy::SOCKS_PORT] } else { &[] },
-            private_writable: &mounts.private_writable,
-            stdio_files: &stdio,
-        })
-        .map_err(|e| LaunchError::Setup(format!("{e}")))?;
-
-        // ---- seccomp ---------------------------------------------------------
+    /// Unix socket paths the broker may connect to (never inside a
+    /// mandatory deny: the gateway proxy's attach socket lives there).
+    fn unix_socket_paths(&self) -> Result<Vec<PathBuf>, LaunchError> {
         let mut allow_unix = Vec::new();
-        for (i, s) in pol.network.allow_unix_sockets.iter().enumerate() {
-            let p = paths::resolve(s, home.as_deref()).map_err(|m| policy_err(req, &format!("network.allowUnixSockets[{i}]"), m))?;
-            // Never a socket inside the secrets or sharkcage's own state
-            // (the gateway proxy's attach socket lives there).
-            if in_mandatory(&p) {
-                return Err(policy_err(
-                    req,
+        for (i, s) in self.req.policy.network.allow_unix_sockets.iter().enumerate() {
+            let p = paths::resolve(s, self.home.as_deref()).map_err(|m| self.err(&format!("network.allowUnixSockets[{i}]"), m))?;
+            if self.in_mandatory(&p) {
+                return Err(self.err(
                     &format!("network.allowUnixSockets[{i}]"),
                     format!("{} is inside a mandatory read-deny (secrets, OpenClaw or sharkcage state)", p.display()),
                 ));
             }
             // The broker compares the address the command gives, lexically:
             // allow both the path as written and its canonical form.
-            let lexical = paths::normalize(&if let Some(rest) = s.strip_prefix("~/") {
-                home.clone().unwrap_or_default().join(rest)
-            } else {
-                PathBuf::from(s)
-            });
+            let lexical = paths::normalize(&if let Some(rest) = s.strip_prefix("~/") { self.home.clone().unwrap_or_default().join(rest) } else { PathBuf::from(s) });
             for q in [lexical, p] {
                 if !allow_unix.contains(&q) {
                     allow_unix.push(q);
                 }
             }
         }
-        let seccomp = seccomp::build(seccomp::FilterOptions { unix_broker: !allow_unix.is_empty() }).map_err(|e| LaunchError::Setup(e.to_string()))?;
+        Ok(allow_unix)
+    }
 
-        // ---- environment, argv ----------------------------------------------
+    /// The command: environment (allowlist, secret filter, proxy
+    /// variables), argv and the executable candidates.
+    fn command(&self, cwd: &Path, net: Option<&NetPlan>, ssh_helper: Option<&PathBuf>, violations: &mut Vec<Violation>) -> Result<Command, LaunchError> {
+        let req = self.req;
         let mut fixed = vec![("TMPDIR".to_string(), "/tmp".to_string()), ("SHARKCAGE_SANDBOX".to_string(), "1".to_string())];
-        if let Some(h) = &home {
+        if let Some(h) = &self.home {
             fixed.push(("HOME".into(), h.display().to_string()));
         }
         fixed.push(("PWD".into(), cwd.display().to_string()));
         if net.is_some() {
-            let http = format!("http://127.0.0.1:{}", crate::proxy::HTTP_PORT);
-            let socks = format!("socks5h://127.0.0.1:{}", crate::proxy::SOCKS_PORT);
-            for k in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
-                fixed.push((k.into(), http.clone()));
-            }
-            for k in ["ALL_PROXY", "all_proxy"] {
-                fixed.push((k.into(), socks.clone()));
-            }
-            for k in ["NO_PROXY", "no_proxy"] {
-                fixed.push((k.into(), "localhost,127.0.0.1,::1".into()));
-            }
-            // ssh through the proxy: this launcher's `__connect` opens a
-            // CONNECT tunnel and relays stdin/stdout (ssh's ProxyCommand).
-            if let Some(exe) = ssh_helper.as_ref().map(|p| p.display().to_string()).filter(|e| !e.contains(['\'', '"', '\\', '%', ' '])) {
-                fixed.push(("GIT_SSH_COMMAND".into(), format!("ssh -o ProxyCommand='{exe} __connect %h %p'")));
-            }
+            fixed.extend(proxy_env(ssh_helper));
         }
-        let envb = env::build(std::env::vars(), &req.env, &pol.env, &fixed);
+        let envb = env::build(std::env::vars(), &req.env, &req.policy.env, &fixed);
         for name in &envb.dropped_secret {
             violations.push(Violation::note("env", format!("variable {name} withheld: its name looks secret and the policy does not name it")));
         }
@@ -477,7 +488,7 @@ impl Plan {
         if req.argv.is_empty() {
             return Err(LaunchError::Usage("no command given".into()));
         }
-        let exec_candidates = exec_candidates(&req.argv[0], &path_var, &cwd)?;
+        let exec_candidates = exec_candidates(&req.argv[0], &path_var, cwd)?;
         let argv: Vec<CString> = req
             .argv
             .iter()
@@ -492,39 +503,115 @@ impl Plan {
         argv_ptrs.push(std::ptr::null());
         let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|c| c.as_ptr()).collect();
         envp_ptrs.push(std::ptr::null());
-
-        let timeout_ms = req.timeout_ms.unwrap_or(pol.limits.timeout_ms);
-
-        Ok(Plan {
-            idmap: IdMap::for_caller(shift),
-            mounts,
-            landlock,
-            seccomp,
-            allow_unix,
-            net,
-            rlimits: Rlimits::from_policy(&pol.limits),
-            last_cap: caps::last_cap(),
-            hostname: CString::new("sharkcage").unwrap(),
-            exec_candidates,
-            argv,
-            argv_ptrs,
-            envp,
-            envp_ptrs,
-            cwd,
-            writable,
-            hidden,
-            allow_read,
-            protected,
-            protected_before,
-            scan_depth: depth,
-            allow_git_config: pol.filesystem.allow_git_config,
-            deny_write_missing,
-            violations,
-            timeout_ms,
-            max_output_bytes: pol.limits.max_output_bytes,
-            limits: pol.limits.clone(),
-        })
+        Ok(Command { exec_candidates, argv, argv_ptrs, envp, envp_ptrs })
     }
+}
+
+/// The prepared command (C strings and their pointer arrays).
+struct Command {
+    exec_candidates: Vec<CString>,
+    argv: Vec<CString>,
+    argv_ptrs: Vec<*const libc::c_char>,
+    envp: Vec<CString>,
+    envp_ptrs: Vec<*const libc::c_char>,
+}
+
+/// Where the command finds the proxy, and ssh through it.
+fn proxy_env(ssh_helper: Option<&PathBuf>) -> Vec<(String, String)> {
+    let mut v = Vec::new();
+    let http = format!("http://127.0.0.1:{}", crate::proxy::HTTP_PORT);
+    let socks = format!("socks5h://127.0.0.1:{}", crate::proxy::SOCKS_PORT);
+    for k in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
+        v.push((k.into(), http.clone()));
+    }
+    for k in ["ALL_PROXY", "all_proxy"] {
+        v.push((k.into(), socks.clone()));
+    }
+    for k in ["NO_PROXY", "no_proxy"] {
+        v.push((k.into(), "localhost,127.0.0.1,::1".into()));
+    }
+    // ssh through the proxy: this launcher's `__connect` opens a CONNECT
+    // tunnel and relays stdin/stdout (ssh's ProxyCommand).
+    if let Some(exe) = ssh_helper.map(|p| p.display().to_string()).filter(|e| !e.contains(['\'', '"', '\\', '%', ' '])) {
+        v.push(("GIT_SSH_COMMAND".into(), format!("ssh -o ProxyCommand='{exe} __connect %h %p'")));
+    }
+    v
+}
+
+/// Without a workspace the command starts where the caller is, if that
+/// place is visible in the sandbox; else at `/`.
+fn working_dir(workspace: Option<&PathBuf>, hidden: &[PathBuf], violations: &mut Vec<Violation>) -> PathBuf {
+    if let Some(w) = workspace {
+        return w.clone();
+    }
+    let here = std::env::current_dir().map(|d| paths::canonicalize_lenient(&d)).unwrap_or_else(|_| PathBuf::from("/"));
+    let private = ["/tmp", "/var/tmp", "/dev", "/proc", "/sys"].iter().any(|p| here.starts_with(p));
+    if private || hidden.iter().any(|h| here.starts_with(h)) {
+        violations.push(Violation::note("policy", format!("working directory {} is not visible in the sandbox; starting in /", here.display())));
+        PathBuf::from("/")
+    } else {
+        here
+    }
+}
+
+/// The path operations of the filesystem view (see `layers::mounts`):
+/// private tmpfs, writable roots, hidden paths, allowRead, protected paths
+/// with their parents pinned.
+fn mount_ops(writable: &[PathBuf], hidden: &[PathBuf], allow_read: &[PathBuf], protected: &[PathBuf]) -> Vec<PathOp> {
+    let mut ops = vec![PathOp::PrivateTmp(PathBuf::from("/tmp"))];
+    if Path::new("/var/tmp").symlink_metadata().is_ok_and(|m| m.is_dir()) {
+        ops.push(PathOp::PrivateTmp(PathBuf::from("/var/tmp")));
+    }
+    ops.extend(writable.iter().cloned().map(PathOp::Write));
+    for h in hidden {
+        let is_dir = h.symlink_metadata().map(|m| m.is_dir()).unwrap_or(false);
+        ops.push(if is_dir { PathOp::HideDir(h.clone()) } else { PathOp::HideFile(h.clone()) });
+    }
+    ops.extend(allow_read.iter().cloned().map(PathOp::AllowRead));
+    for p in protected {
+        ops.extend(pins(writable, p));
+        ops.push(PathOp::Protect(p.clone()));
+    }
+    ops
+}
+
+/// Every directory between the deepest writable root containing `p` and
+/// `p` becomes a mount point, so renaming a parent fails with EBUSY instead
+/// of moving `p` (and its protection) away.
+fn pins(writable: &[PathBuf], p: &Path) -> Vec<PathOp> {
+    let mut v = Vec::new();
+    if let Some(w) = writable.iter().filter(|w| p.starts_with(w) && p != w.as_path()).max_by_key(|w| w.components().count()) {
+        let mut cur = p.parent();
+        while let Some(a) = cur {
+            if a == w.as_path() || !a.starts_with(w) {
+                break;
+            }
+            v.push(PathOp::Pin(a.to_path_buf()));
+            cur = a.parent();
+        }
+    }
+    v
+}
+
+/// Landlock's read grants are the complement of the hidden set, which
+/// means listing every directory on the way to a hidden path. The host's
+/// own secret files (/etc/shadow, ssh host keys, /var/backups…) would cost a
+/// walk of /etc and /var on every call; they stay hidden by the mount layer
+/// (and by file modes for a non-root caller).
+fn landlock_plan(hidden: &[PathBuf], allow_read: &[PathBuf], writable: &[PathBuf], mounts: &MountPlan, pol: &crate::policy::Policy, net: bool) -> Result<LandlockPlan, LaunchError> {
+    let stdio = stdio_files();
+    let system_secret = |h: &Path| paths::MANDATORY_DENY_READ_ABS.iter().chain(paths::MANDATORY_DENY_READ_ROOT).any(|a| h == Path::new(a));
+    let landlock_hidden: Vec<PathBuf> = hidden.iter().filter(|h| !system_secret(h)).cloned().collect();
+    LandlockPlan::build(&LandlockInputs {
+        hidden: &landlock_hidden,
+        allow_read,
+        writable,
+        allow_local_binding: pol.network.allow_local_binding,
+        connect_ports: if net { &[crate::proxy::HTTP_PORT, crate::proxy::SOCKS_PORT] } else { &[] },
+        private_writable: &mounts.private_writable,
+        stdio_files: &stdio,
+    })
+    .map_err(|e| LaunchError::Setup(format!("{e}")))
 }
 
 /// `execvpe` semantics, resolved before the fork: a name with a slash is

@@ -215,166 +215,19 @@ const SYS_MASK_DIRS: &[&str] = &["/sys/firmware", "/sys/devices/virtual/powercap
 const DEV_NODES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
 impl MountPlan {
+    /// Phases: drop no-op hides → find the hidden directories that need
+    /// mount points inside them (sealed read-only after) → steps for the
+    /// path operations → `/dev` → `/proc` and `/sys`.
     pub fn build(inp: &MountInputs) -> MountPlan {
+        let ops = effective_ops(order(inp.ops.to_vec()));
+        let seal = seal_targets(&ops);
         let mut steps = Vec::new();
-        let tmp_opts = c(format!("size={},mode=1777", inp.tmpfs_bytes));
-        let ro_tmpfs_opts = c("size=4k,nr_inodes=2,mode=0755");
-        let tmpfs = Some(c("tmpfs"));
-        let empty_file = c("/.sc-empty");
-        let ops = order(inp.ops.to_vec());
-        // A target whose nearest enclosing operation is a tmpfs we mount
-        // (a private /tmp, or a hidden directory) needs its mount point
-        // created inside that tmpfs — never on the host. A hidden directory
-        // that gets such mount points is mounted writable and sealed
-        // read-only once they are in place.
-        let is_tmpfs = |o: &PathOp| matches!(o, PathOp::PrivateTmp(_) | PathOp::HideDir(_));
-        let nearest_in = |ops: &[PathOp], p: &Path| -> Option<PathOp> {
-            ops.iter().filter(|o| p.starts_with(o.path()) && p != o.path()).max_by_key(|o| o.path().components().count()).cloned()
-        };
-        // Hiding something inside a tmpfs of ours is a no-op: drop those
-        // first (ops are sorted shallow-first, so ancestors are decided).
-        let mut effective: Vec<PathOp> = Vec::new();
-        for op in ops {
-            let inside_tmpfs = nearest_in(&effective, op.path()).is_some_and(|o| is_tmpfs(&o));
-            if inside_tmpfs && matches!(op, PathOp::HideDir(_) | PathOp::HideFile(_)) {
-                continue;
-            }
-            effective.push(op);
-        }
-        let ops = effective;
-        let nearest = |p: &Path| nearest_in(&ops, p);
-        let mut seal: Vec<PathBuf> = Vec::new();
-        for op in &ops {
-            if matches!(op, PathOp::HideDir(_) | PathOp::HideFile(_)) {
-                continue;
-            }
-            if let Some(PathOp::HideDir(h)) = nearest(op.path()) {
-                if !seal.contains(&h) {
-                    seal.push(h);
-                }
-            }
-        }
-
         // 3. the read-only host root: done first in `apply`.
-
         // 4. path operations.
-        let mut parent_binds = Vec::new();
-        for op in &ops {
-            let p = op.path();
-            let is_dir = std::fs::metadata(p).map(|m| m.is_dir()).unwrap_or(true);
-            if let Some(root) = nearest(p).filter(|o| is_tmpfs(o)).map(|o| o.path().to_path_buf()) {
-                let mut cur = root.clone();
-                let rel: Vec<_> = p.strip_prefix(&root).unwrap().components().collect();
-                for (i, comp) in rel.iter().enumerate() {
-                    cur.push(comp);
-                    if i + 1 == rel.len() && !is_dir {
-                        steps.push(Step::Touch(newroot(&cur)));
-                    } else {
-                        steps.push(Step::Mkdir(newroot(&cur)));
-                    }
-                }
-            }
-            let dst = rel(p);
-            match op {
-                PathOp::PrivateTmp(_) => steps.push(Step::Tmpfs {
-                    dst,
-                    size: c(inp.tmpfs_bytes.to_string()),
-                    mode: c("1777"),
-                    nr_inodes: None,
-                    attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-                }),
-                PathOp::Write(_) | PathOp::Pin(_) => {
-                    let set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
-                    if inp.idmapped {
-                        parent_binds.push(ParentBind { src: p.to_path_buf(), set });
-                    }
-                    steps.push(Step::BindHost { src: rel(p), dst, recursive: true, set, from_parent: inp.idmapped })
-                }
-                PathOp::AllowRead(_) | PathOp::Protect(_) | PathOp::ExposeRo(_) => {
-                    let set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
-                    if inp.idmapped {
-                        parent_binds.push(ParentBind { src: p.to_path_buf(), set });
-                    }
-                    steps.push(Step::BindHost { src: rel(p), dst, recursive: true, set, from_parent: inp.idmapped })
-                }
-                PathOp::HideDir(_) if seal.iter().any(|h| h == p) => steps.push(Step::Tmpfs {
-                    dst,
-                    size: c("64k"),
-                    mode: c("0755"),
-                    nr_inodes: None,
-                    attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-                }),
-                PathOp::HideDir(_) => steps.push(Step::Tmpfs {
-                    dst,
-                    size: c("4k"),
-                    mode: c("0755"),
-                    nr_inodes: Some(c("2")),
-                    attrs: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-                }),
-                PathOp::HideFile(_) => steps.push(Step::HideFile { dst }),
-            }
-        }
-        for h in &seal {
-            steps.push(Step::SealRo { dst: rel(h) });
-        }
-
-        // 5a. /dev
-        steps.push(Step::Mount {
-            src: tmpfs.clone(),
-            dst: c("/newroot/dev"),
-            fstype: tmpfs.clone(),
-            flags: libc::MS_NOSUID | libc::MS_NOEXEC,
-            data: Some(c("size=64k,mode=0755")),
-        });
-        for n in DEV_NODES {
-            if Path::new("/dev").join(n).exists() {
-                steps.push(Step::Touch(c(format!("/newroot/dev/{n}"))));
-                steps.push(Step::Mount { src: Some(c(format!("/oldroot/dev/{n}"))), dst: c(format!("/newroot/dev/{n}")), fstype: None, flags: MS_BIND, data: None });
-            }
-        }
-        for (target, name) in [("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"), ("/proc/self/fd/1", "stdout"), ("/proc/self/fd/2", "stderr"), ("pts/ptmx", "ptmx")] {
-            steps.push(Step::Symlink(c(target), c(format!("/newroot/dev/{name}"))));
-        }
-        steps.push(Step::Mkdir(c("/newroot/dev/pts")));
-        steps.push(Step::Mount {
-            src: Some(c("devpts")),
-            dst: c("/newroot/dev/pts"),
-            fstype: Some(c("devpts")),
-            flags: libc::MS_NOSUID | libc::MS_NOEXEC,
-            data: Some(c("newinstance,ptmxmode=0666,mode=0620")),
-        });
-        steps.push(Step::Mkdir(c("/newroot/dev/shm")));
-        steps.push(Step::Mount { src: tmpfs.clone(), dst: c("/newroot/dev/shm"), fstype: tmpfs.clone(), flags: libc::MS_NOSUID | libc::MS_NODEV, data: Some(tmp_opts.clone()) });
-        steps.push(Step::Remount { path: c("/newroot/dev"), flags: libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NOEXEC });
-
-        // 5b. /proc (fresh, for our PID namespace) and its masks.
-        steps.push(Step::Mount {
-            src: Some(c("proc")),
-            dst: c("/newroot/proc"),
-            fstype: Some(c("proc")),
-            flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-            data: None,
-        });
-        for p in PROC_READONLY.iter().filter(|p| Path::new(p).exists()) {
-            let d = newroot(Path::new(p));
-            steps.push(Step::Mount { src: Some(d.clone()), dst: d.clone(), fstype: None, flags: MS_BIND | MS_REC, data: None });
-            steps.push(Step::SetAttr { path: d, recursive: true, set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, clear: 0 });
-        }
-        for p in PROC_MASK_FILES.iter().filter(|p| Path::new(p).exists()) {
-            let d = newroot(Path::new(p));
-            steps.push(Step::Mount { src: Some(empty_file.clone()), dst: d.clone(), fstype: None, flags: MS_BIND, data: None });
-            steps.push(Step::SetAttr { path: d, recursive: false, set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, clear: 0 });
-        }
-        for p in PROC_MASK_DIRS.iter().chain(SYS_MASK_DIRS).filter(|p| Path::new(p).is_dir()) {
-            steps.push(Step::Mount {
-                src: tmpfs.clone(),
-                dst: newroot(Path::new(p)),
-                fstype: tmpfs.clone(),
-                flags: libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                data: Some(ro_tmpfs_opts.clone()),
-            });
-        }
-
+        let parent_binds = path_steps(&ops, &seal, inp, &mut steps);
+        // 5. /dev, /proc, /sys.
+        dev_steps(inp.tmpfs_bytes, &mut steps);
+        proc_sys_steps(&mut steps);
         let mut private_writable: Vec<PathBuf> = ops
             .iter()
             .filter_map(|o| match o {
@@ -396,7 +249,6 @@ impl MountPlan {
             parent_binds,
         }
     }
-
     /// Run in the child (PID 1, new user + mount namespace, full
     /// capabilities in it). Returns the failing step's index and errno.
     pub fn apply(&self, parent_sock: i32) -> Result<(), (u32, i32)> {
@@ -454,6 +306,182 @@ impl MountPlan {
                 None => format!("mount step {i}"),
             },
         }
+    }
+}
+
+fn is_tmpfs(o: &PathOp) -> bool {
+    matches!(o, PathOp::PrivateTmp(_) | PathOp::HideDir(_))
+}
+
+/// The deepest operation strictly above `p`.
+fn nearest_in(ops: &[PathOp], p: &Path) -> Option<PathOp> {
+    ops.iter().filter(|o| p.starts_with(o.path()) && p != o.path()).max_by_key(|o| o.path().components().count()).cloned()
+}
+
+/// Hiding something inside a tmpfs of ours is a no-op: drop those (ops are
+/// sorted shallow-first, so ancestors are decided first).
+fn effective_ops(ops: Vec<PathOp>) -> Vec<PathOp> {
+    let mut effective: Vec<PathOp> = Vec::new();
+    for op in ops {
+        let inside_tmpfs = nearest_in(&effective, op.path()).is_some_and(|o| is_tmpfs(&o));
+        if inside_tmpfs && matches!(op, PathOp::HideDir(_) | PathOp::HideFile(_)) {
+            continue;
+        }
+        effective.push(op);
+    }
+    effective
+}
+
+/// A target whose nearest enclosing operation is a tmpfs we mount (a
+/// private /tmp, or a hidden directory) needs its mount point created inside
+/// that tmpfs — never on the host. A hidden directory that gets such mount
+/// points is mounted writable and sealed read-only once they are in place.
+fn seal_targets(ops: &[PathOp]) -> Vec<PathBuf> {
+    let mut seal: Vec<PathBuf> = Vec::new();
+    for op in ops {
+        if matches!(op, PathOp::HideDir(_) | PathOp::HideFile(_)) {
+            continue;
+        }
+        if let Some(PathOp::HideDir(h)) = nearest_in(ops, op.path()) {
+            if !seal.contains(&h) {
+                seal.push(h);
+            }
+        }
+    }
+    seal
+}
+
+/// Steps for the sorted path operations; returns the binds the launcher
+/// makes (idmapped) for a shifted root caller, in the order they are used.
+fn path_steps(ops: &[PathOp], seal: &[PathBuf], inp: &MountInputs, steps: &mut Vec<Step>) -> Vec<ParentBind> {
+    let mut parent_binds = Vec::new();
+    for op in ops {
+        let p = op.path();
+        let is_dir = std::fs::metadata(p).map(|m| m.is_dir()).unwrap_or(true);
+        // Mount points inside a tmpfs of ours.
+        if let Some(root) = nearest_in(ops, p).filter(is_tmpfs).map(|o| o.path().to_path_buf()) {
+            let mut cur = root.clone();
+            let rel: Vec<_> = p.strip_prefix(&root).unwrap().components().collect();
+            for (i, comp) in rel.iter().enumerate() {
+                cur.push(comp);
+                if i + 1 == rel.len() && !is_dir {
+                    steps.push(Step::Touch(newroot(&cur)));
+                } else {
+                    steps.push(Step::Mkdir(newroot(&cur)));
+                }
+            }
+        }
+        let dst = rel(p);
+        let mut bind = |set: u64| {
+            if inp.idmapped {
+                parent_binds.push(ParentBind { src: p.to_path_buf(), set });
+            }
+            Step::BindHost { src: rel(p), dst: dst.clone(), recursive: true, set, from_parent: inp.idmapped }
+        };
+        let step = match op {
+            PathOp::PrivateTmp(_) => Step::Tmpfs {
+                dst: dst.clone(),
+                size: c(inp.tmpfs_bytes.to_string()),
+                mode: c("1777"),
+                nr_inodes: None,
+                attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+            },
+            PathOp::Write(_) | PathOp::Pin(_) => bind(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV),
+            PathOp::AllowRead(_) | PathOp::Protect(_) | PathOp::ExposeRo(_) => bind(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV),
+            PathOp::HideDir(_) if seal.iter().any(|h| h == p) => Step::Tmpfs {
+                dst: dst.clone(),
+                size: c("64k"),
+                mode: c("0755"),
+                nr_inodes: None,
+                attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+            },
+            PathOp::HideDir(_) => Step::Tmpfs {
+                dst: dst.clone(),
+                size: c("4k"),
+                mode: c("0755"),
+                nr_inodes: Some(c("2")),
+                attrs: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+            },
+            PathOp::HideFile(_) => Step::HideFile { dst: dst.clone() },
+        };
+        steps.push(step);
+    }
+    for h in seal {
+        steps.push(Step::SealRo { dst: rel(h) });
+    }
+    parent_binds
+}
+
+/// A minimal read-only `/dev`: a few device nodes bound from the host, the
+/// usual symlinks, a private devpts and a private `/dev/shm`.
+fn dev_steps(tmpfs_bytes: u64, steps: &mut Vec<Step>) {
+    let tmpfs = Some(c("tmpfs"));
+    steps.push(Step::Mount {
+        src: tmpfs.clone(),
+        dst: c("/newroot/dev"),
+        fstype: tmpfs.clone(),
+        flags: libc::MS_NOSUID | libc::MS_NOEXEC,
+        data: Some(c("size=64k,mode=0755")),
+    });
+    for n in DEV_NODES {
+        if Path::new("/dev").join(n).exists() {
+            steps.push(Step::Touch(c(format!("/newroot/dev/{n}"))));
+            steps.push(Step::Mount { src: Some(c(format!("/oldroot/dev/{n}"))), dst: c(format!("/newroot/dev/{n}")), fstype: None, flags: MS_BIND, data: None });
+        }
+    }
+    for (target, name) in [("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"), ("/proc/self/fd/1", "stdout"), ("/proc/self/fd/2", "stderr"), ("pts/ptmx", "ptmx")] {
+        steps.push(Step::Symlink(c(target), c(format!("/newroot/dev/{name}"))));
+    }
+    steps.push(Step::Mkdir(c("/newroot/dev/pts")));
+    steps.push(Step::Mount {
+        src: Some(c("devpts")),
+        dst: c("/newroot/dev/pts"),
+        fstype: Some(c("devpts")),
+        flags: libc::MS_NOSUID | libc::MS_NOEXEC,
+        data: Some(c("newinstance,ptmxmode=0666,mode=0620")),
+    });
+    steps.push(Step::Mkdir(c("/newroot/dev/shm")));
+    steps.push(Step::Mount {
+        src: tmpfs.clone(),
+        dst: c("/newroot/dev/shm"),
+        fstype: tmpfs,
+        flags: libc::MS_NOSUID | libc::MS_NODEV,
+        data: Some(c(format!("size={tmpfs_bytes},mode=1777"))),
+    });
+    steps.push(Step::Remount { path: c("/newroot/dev"), flags: libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NOEXEC });
+}
+
+/// A fresh `/proc` for the sandbox's PID namespace with Docker's read-only
+/// and masked paths; `/sys` masks.
+fn proc_sys_steps(steps: &mut Vec<Step>) {
+    let tmpfs = Some(c("tmpfs"));
+    let empty_file = c("/.sc-empty");
+    let ro_tmpfs_opts = c("size=4k,nr_inodes=2,mode=0755");
+    steps.push(Step::Mount {
+        src: Some(c("proc")),
+        dst: c("/newroot/proc"),
+        fstype: Some(c("proc")),
+        flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        data: None,
+    });
+    for p in PROC_READONLY.iter().filter(|p| Path::new(p).exists()) {
+        let d = newroot(Path::new(p));
+        steps.push(Step::Mount { src: Some(d.clone()), dst: d.clone(), fstype: None, flags: MS_BIND | MS_REC, data: None });
+        steps.push(Step::SetAttr { path: d, recursive: true, set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, clear: 0 });
+    }
+    for p in PROC_MASK_FILES.iter().filter(|p| Path::new(p).exists()) {
+        let d = newroot(Path::new(p));
+        steps.push(Step::Mount { src: Some(empty_file.clone()), dst: d.clone(), fstype: None, flags: MS_BIND, data: None });
+        steps.push(Step::SetAttr { path: d, recursive: false, set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, clear: 0 });
+    }
+    for p in PROC_MASK_DIRS.iter().chain(SYS_MASK_DIRS).filter(|p| Path::new(p).is_dir()) {
+        steps.push(Step::Mount {
+            src: tmpfs.clone(),
+            dst: newroot(Path::new(p)),
+            fstype: tmpfs.clone(),
+            flags: libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            data: Some(ro_tmpfs_opts.clone()),
+        });
     }
 }
 
