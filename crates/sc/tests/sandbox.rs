@@ -497,19 +497,20 @@ fn git_commondir_cannot_redirect_hooks() {
                   printf '#!/bin/sh\\necho PWNED\\n' > .gc/hooks/pre-commit; chmod +x .gc/hooks/pre-commit; echo ../.gc > .git/commondir; echo ok > done");
     assert_eq!(read(&t.ws.join("done")).as_deref(), Some("ok\n"), "control: {}", o.all());
     assert_protected_intact(&t, &orig, &o);
-    if let Some(git) = which("git") {
-        let out = std::process::Command::new(git)
-            .args(["rev-parse", "--git-path", "hooks"])
-            .current_dir(&t.ws)
-            .env_clear()
-            .env("HOME", &t.home)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .output()
-            .unwrap();
-        let hooks = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        assert!(!hooks.contains(".gc"), "host git now takes hooks from {hooks}");
-    }
-    assert!(!t.ws.join(".git/commondir").exists(), ".git/commondir written by the sandbox is on the host");
+    // Wherever host git now takes its hooks from, the planted hook is not there.
+    let git = which("git").expect("git is needed for this test");
+    let out = std::process::Command::new(&git)
+        .args(["rev-parse", "--path-format=absolute", "--git-path", "hooks"])
+        .current_dir(&t.ws)
+        .env_clear()
+        .env("HOME", &t.home)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    let hooks = std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let hook = read(&hooks.join("pre-commit")).unwrap_or_default();
+    assert!(!hook.contains("PWNED"), "host git takes hooks from {} and the planted hook is there; {}", hooks.display(), o.all());
+    assert!(o.j()["violations"].to_string().contains(".gc/hooks"), "the planted hooks directory is not reported: {}", o.all());
 }
 
 #[test]

@@ -39,8 +39,8 @@ pub enum FsError {
     NotReadable(PathBuf),
     #[error("{0}: outside the writable roots")]
     NotWritable(PathBuf),
-    #[error("{0}: a protected path (shell rc, git hooks/config, editor or agent settings) cannot be written")]
-    Protected(PathBuf),
+    #[error("{path}: refused: {reason}")]
+    Protected { path: PathBuf, reason: String },
     #[error("{0}: a symlink or '..' leads outside the writable root")]
     Escapes(PathBuf),
     #[error("{0}: not found")]
@@ -55,7 +55,7 @@ impl FsError {
         match self {
             FsError::NotReadable(_) => "not-readable",
             FsError::NotWritable(_) => "not-writable",
-            FsError::Protected(_) => "protected",
+            FsError::Protected { .. } => "protected",
             FsError::Escapes(_) => "escapes",
             FsError::NotFound(_) => "not-found",
             FsError::Io { .. } => "io",
@@ -77,6 +77,10 @@ pub struct FsBridge {
     allow_read: Vec<PathBuf>,
     writable: Vec<PathBuf>,
     cwd: PathBuf,
+    /// Protected places found by the plan's scan that no name rule covers
+    /// (hooks directories, included configs and programs named by
+    /// existing git configs; `denyWrite`).
+    protected: Vec<PathBuf>,
 }
 
 const PRIVATE: &[&str] = &["/tmp", "/var/tmp", "/dev", "/proc", "/sys"];
@@ -123,36 +127,18 @@ fn real_path(fd: &OwnedFd) -> std::io::Result<PathBuf> {
     std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
 
-/// Is `rel` (relative to a writable root) at or below a protected name?
-pub fn is_protected(rel: &Path) -> bool {
-    let comps: Vec<&str> = rel.components().filter_map(|c| c.as_os_str().to_str()).collect();
-    for (i, c) in comps.iter().enumerate() {
-        if paths::PROTECTED_NAMES.iter().any(|n| !n.contains('/') && n == c) {
-            return true;
-        }
-        if let Some(next) = comps.get(i + 1) {
-            let pair = format!("{c}/{next}");
-            if paths::PROTECTED_NAMES.iter().any(|n| *n == pair) {
-                return true;
-            }
-            if *c == ".git" && (*next == "commondir" || *next == "config.worktree") {
-                return true;
-            }
-        }
-    }
-    false
-}
-
 impl FsBridge {
     /// A view from explicit lists (canonical absolute paths).
     pub fn new(hidden: Vec<PathBuf>, allow_read: Vec<PathBuf>, writable: Vec<PathBuf>, cwd: PathBuf) -> FsBridge {
-        FsBridge { hidden, allow_read, writable, cwd }
+        FsBridge { hidden, allow_read, writable, cwd, protected: vec![] }
     }
 
     /// The view of a prepared plan: the same hidden paths and writable
     /// roots `sc exec` would use for this policy and workspace.
     pub fn from_plan(plan: &Plan) -> FsBridge {
-        FsBridge { hidden: plan.hidden.clone(), allow_read: plan.allow_read.clone(), writable: plan.writable.clone(), cwd: plan.cwd.clone() }
+        let mut protected = plan.protected.clone();
+        protected.extend(plan.must_not_appear.iter().map(|(p, _)| p.clone()));
+        FsBridge { hidden: plan.hidden.clone(), allow_read: plan.allow_read.clone(), writable: plan.writable.clone(), cwd: plan.cwd.clone(), protected }
     }
 
     /// Absolute, lexically normalised form of a tool's path.
@@ -257,16 +243,26 @@ impl FsBridge {
         Ok(out)
     }
 
+    /// The one rule for creating or changing `rel` below `root` (see
+    /// `gitstate::bridge_refusal`), plus the plan's protected places.
+    fn refusal(&self, root_fd: &OwnedFd, root: &Path, rel: &Path, shown: &Path, creating: bool) -> Result<(), FsError> {
+        let full = root.join(rel);
+        if let Some(p) = self.protected.iter().find(|p| full.starts_with(p)) {
+            return Err(FsError::Protected { path: shown.to_path_buf(), reason: format!("{} is protected (git runs or reads it, or the policy denies writes there)", p.display()) });
+        }
+        match crate::gitstate::bridge_refusal(root_fd.as_raw_fd(), rel, creating) {
+            Some(reason) => Err(FsError::Protected { path: shown.to_path_buf(), reason }),
+            None => Ok(()),
+        }
+    }
+
     /// Check a write target and open its parent directory (creating it
     /// when `mkdir`). Returns the parent fd and the final name.
-    fn write_target(&self, path: &str, mkdir: bool) -> Result<(OwnedFd, CString, PathBuf), FsError> {
+    fn write_target(&self, path: &str, mkdir: bool, creating: bool) -> Result<(OwnedFd, CString, PathBuf), FsError> {
         let p = self.absolute(path);
         let Some((root, rel)) = self.writable_root(&p) else { return Err(FsError::NotWritable(p)) };
         if rel.as_os_str().is_empty() {
             return Err(FsError::NotWritable(p));
-        }
-        if is_protected(&rel) {
-            return Err(FsError::Protected(p));
         }
         if self.hidden(&p) {
             return Err(FsError::NotWritable(p));
@@ -274,28 +270,31 @@ impl FsBridge {
         let name = rel.file_name().ok_or_else(|| FsError::NotWritable(p.clone()))?;
         let parent = rel.parent().unwrap_or(Path::new(""));
         let rfd = Self::root_fd(root).map_err(io(&p))?;
+        self.refusal(&rfd, root, &rel, &p, creating)?;
         if mkdir {
-            self.mkdir_beneath(&rfd, parent, &p)?;
+            self.mkdir_beneath(&rfd, root, parent, &p)?;
         }
         let dfd = openat2(rfd.as_raw_fd(), parent, libc::O_PATH | libc::O_DIRECTORY, 0, BENEATH).map_err(io(&p))?;
         let real = real_path(&dfd).map_err(io(&p))?;
         // The parent may be reached through an in-root symlink: judge the real place too.
         match self.writable_root(&real) {
-            Some((_, real_rel)) if !is_protected(&real_rel.join(name)) && !self.hidden(&real) => {}
-            Some(_) => return Err(FsError::Protected(p)),
+            Some((real_root, real_rel)) if !self.hidden(&real) => {
+                let real_root = real_root.to_path_buf();
+                let rrfd = Self::root_fd(&real_root).map_err(io(&p))?;
+                self.refusal(&rrfd, &real_root, &real_rel.join(name), &p, creating)?;
+            }
+            Some(_) => return Err(FsError::NotWritable(p)),
             None => return Err(FsError::Escapes(p)),
         }
         Ok((dfd, cstr(Path::new(name)).map_err(io(&p))?, p))
     }
 
-    fn mkdir_beneath(&self, rfd: &OwnedFd, rel: &Path, shown: &Path) -> Result<(), FsError> {
+    fn mkdir_beneath(&self, rfd: &OwnedFd, root: &Path, rel: &Path, shown: &Path) -> Result<(), FsError> {
         let mut cur = PathBuf::new();
         for c in rel.components() {
             if let Component::Normal(n) = c {
                 cur.push(n);
-                if is_protected(&cur) {
-                    return Err(FsError::Protected(shown.to_path_buf()));
-                }
+                self.refusal(rfd, root, &cur, shown, true)?;
                 let parent = cur.parent().unwrap_or(Path::new(""));
                 let pfd = openat2(rfd.as_raw_fd(), parent, libc::O_PATH | libc::O_DIRECTORY, 0, BENEATH).map_err(io(shown))?;
                 let name = cstr(Path::new(n)).map_err(io(shown))?;
@@ -313,7 +312,7 @@ impl FsBridge {
 
     /// Write a whole file atomically (temporary file + rename).
     pub fn write_file(&self, path: &str, data: &[u8], mkdir: bool) -> Result<(), FsError> {
-        let (dfd, name, p) = self.write_target(path, mkdir)?;
+        let (dfd, name, p) = self.write_target(path, mkdir, true)?;
         let tmp = self.write_temp(&dfd, &name, data, &p)?;
         // SAFETY: renameat within one directory fd.
         if unsafe { libc::renameat(dfd.as_raw_fd(), tmp.as_ptr(), dfd.as_raw_fd(), name.as_ptr()) } != 0 {
@@ -328,7 +327,7 @@ impl FsBridge {
     /// Create a file only if nothing is there: `Ok(true)` created,
     /// `Ok(false)` it exists. Atomic: the content appears whole or not at all.
     pub fn create_file_exclusive(&self, path: &str, data: &[u8], mkdir: bool) -> Result<bool, FsError> {
-        let (dfd, name, p) = self.write_target(path, mkdir)?;
+        let (dfd, name, p) = self.write_target(path, mkdir, true)?;
         let tmp = self.write_temp(&dfd, &name, data, &p)?;
         // SAFETY: renameat2(RENAME_NOREPLACE) within one directory fd.
         let rc = unsafe { libc::renameat2(dfd.as_raw_fd(), tmp.as_ptr(), dfd.as_raw_fd(), name.as_ptr(), libc::RENAME_NOREPLACE) };
@@ -374,16 +373,13 @@ impl FsBridge {
     pub fn mkdirp(&self, path: &str) -> Result<(), FsError> {
         let p = self.absolute(path);
         let Some((root, rel)) = self.writable_root(&p) else { return Err(FsError::NotWritable(p)) };
-        if is_protected(&rel) {
-            return Err(FsError::Protected(p));
-        }
         let rfd = Self::root_fd(root).map_err(io(&p))?;
-        self.mkdir_beneath(&rfd, &rel, &p)
+        self.mkdir_beneath(&rfd, root, &rel, &p)
     }
 
     /// Remove a file or (with `recursive`) a directory tree.
     pub fn remove(&self, path: &str, recursive: bool, force: bool) -> Result<(), FsError> {
-        let (dfd, name, p) = match self.write_target(path, false) {
+        let (dfd, name, p) = match self.write_target(path, false, false) {
             Err(FsError::NotFound(_)) if force => return Ok(()),
             other => other?,
         };
@@ -418,8 +414,8 @@ impl FsBridge {
 
     /// Rename inside the writable roots; neither end may be protected.
     pub fn rename(&self, from: &str, to: &str) -> Result<(), FsError> {
-        let (ffd, fname, fp) = self.write_target(from, false)?;
-        let (tfd, tname, _) = self.write_target(to, false)?;
+        let (ffd, fname, fp) = self.write_target(from, false, false)?;
+        let (tfd, tname, _) = self.write_target(to, false, true)?;
         let fdir = openat2(ffd.as_raw_fd(), Path::new(""), libc::O_RDONLY | libc::O_DIRECTORY, 0, BENEATH).map_err(io(&fp))?;
         let tdir = openat2(tfd.as_raw_fd(), Path::new(""), libc::O_RDONLY | libc::O_DIRECTORY, 0, BENEATH).map_err(io(&fp))?;
         // SAFETY: renameat between two directory fds.

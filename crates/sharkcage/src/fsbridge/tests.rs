@@ -65,8 +65,30 @@ fn writes_stay_in_writable_roots_and_off_protected_names() {
     assert_eq!(std::fs::read(f.ws.join("new/dir/b.txt")).unwrap(), b"B");
     assert!(matches!(f.b.write_file(&s(&f.outside.join("x")), b"x", false), Err(FsError::NotWritable(_))));
     assert!(!f.outside.join("x").exists());
-    for p in [".bashrc", ".git/hooks/pre-commit", ".git/config", ".vscode/settings.json", "sub/.mcp.json", ".claude/commands/x.md", ".git/commondir"] {
-        assert!(matches!(f.b.write_file(p, b"evil", true), Err(FsError::Protected(_))), "{p}");
+    for p in [
+        ".bashrc",
+        ".git/hooks/pre-commit",
+        ".git/config",
+        ".vscode/settings.json",
+        "sub/.mcp.json",
+        ".claude/commands/x.md",
+        ".git/commondir",
+        ".claude/settings.json",
+        ".claude/settings.local.json",
+        "deep/a/b/c/d/e/.git",
+        ".git/modules/sub/config",
+        ".git/modules/sub/hooks/post-checkout",
+        ".git/worktrees/wt/config.worktree",
+        "x/.local/bin/git",
+        ".config/git/config",
+        ".npmrc",
+        "p/.yarnrc.yml",
+        ".bash_aliases",
+        ".config/fish/config.fish",
+        ".vimrc",
+        ".config/nvim/init.lua",
+    ] {
+        assert!(matches!(f.b.write_file(p, b"evil", true), Err(FsError::Protected { .. })), "{p}");
         assert!(!f.ws.join(p).exists(), "{p} was created");
     }
     // `..` out of the root and a symlinked directory out of the root.
@@ -113,11 +135,11 @@ fn list_mkdir_remove_rename() {
     assert!(names.contains(&"d".to_string()) && names.contains(&"a.txt".to_string()));
     f.b.rename("d/e/f/x", "d/y").unwrap();
     assert!(f.ws.join("d/y").exists());
-    assert!(matches!(f.b.rename("d/y", ".bashrc"), Err(FsError::Protected(_))));
+    assert!(matches!(f.b.rename("d/y", ".bashrc"), Err(FsError::Protected { .. })));
     f.b.remove("d", true, false).unwrap();
     assert!(!f.ws.join("d").exists());
     f.b.remove("nothing", false, true).unwrap();
-    assert!(matches!(f.b.remove(".git/hooks", true, false), Err(FsError::Protected(_))));
+    assert!(matches!(f.b.remove(".git/hooks", true, false), Err(FsError::Protected { .. })));
     assert!(f.ws.join(".git/hooks").exists());
     // Removing a symlink removes the link, not its target.
     std::os::unix::fs::symlink(&f.outside, f.ws.join("lnk")).unwrap();
@@ -141,4 +163,63 @@ fn workspace_inside_a_hidden_directory_is_usable() {
     b.write_file("b.txt", b"B", false).unwrap();
     assert!(matches!(b.read_file(&oc.join("openclaw.json").display().to_string(), None), Err(FsError::NotReadable(_))));
     assert!(matches!(b.read_file("../openclaw.json", None), Err(FsError::NotReadable(_))));
+}
+
+#[test]
+fn git_state_is_refused_by_rule_at_any_depth() {
+    let f = fx();
+    let deep = "a/b/c/d/e/f/g";
+    // A bare repository in any subdirectory: the operation that completes
+    // HEAD + objects/ + refs/ is refused, whichever comes last.
+    for order in [["HEAD", "objects", "refs"], ["refs", "HEAD", "objects"], ["objects", "refs", "HEAD"]] {
+        let dir = format!("{deep}/{}", order.join("-"));
+        for (i, n) in order.iter().enumerate() {
+            let p = format!("{dir}/{n}");
+            let r = if *n == "HEAD" { f.b.write_file(&p, b"ref: refs/heads/main\n", true) } else { f.b.mkdirp(&p) };
+            if i < 2 {
+                r.unwrap_or_else(|e| panic!("{p}: {e}"));
+            } else {
+                let e = r.unwrap_err();
+                assert!(matches!(e, FsError::Protected { .. }), "{p}: {e}");
+                assert!(e.to_string().contains("git repository"), "{e}");
+                assert!(!f.ws.join(&p).exists());
+            }
+        }
+    }
+    // HEAD + commondir is a worktree's git directory.
+    f.b.write_file("w/HEAD", b"ref: refs/heads/x\n", true).unwrap();
+    assert!(matches!(f.b.write_file("w/commondir", b"../.git\n", false), Err(FsError::Protected { .. })));
+    // In an existing repository (made on the host), its config and hooks.
+    for d in ["r/objects", "r/refs"] {
+        std::fs::create_dir_all(f.ws.join(d)).unwrap();
+    }
+    std::fs::write(f.ws.join("r/HEAD"), "ref: refs/heads/main\n").unwrap();
+    for p in ["r/config", "r/hooks/pre-commit", "r/config.worktree", "r/commondir"] {
+        assert!(matches!(f.b.write_file(p, b"[core]\n\tfsmonitor = x\n", true), Err(FsError::Protected { .. })), "{p}");
+        assert!(!f.ws.join(p).exists(), "{p}");
+    }
+    // A `.git` file, a directory renamed onto `.git`, a mkdir of `.git`.
+    assert!(matches!(f.b.write_file("sub/.git", b"gitdir: /etc\n", true), Err(FsError::Protected { .. })));
+    f.b.mkdirp("plain").unwrap();
+    assert!(matches!(f.b.rename("plain", "other/.git"), Err(FsError::Protected { .. })));
+    assert!(matches!(f.b.mkdirp("n/.git"), Err(FsError::Protected { .. })));
+    assert!(!f.ws.join("n/.git").exists() && !f.ws.join("other/.git").exists() && !f.ws.join("sub/.git").exists());
+    // A symlinked `.config` leads nowhere protected.
+    std::fs::create_dir_all(f.ws.join("elsewhere")).unwrap();
+    std::os::unix::fs::symlink("elsewhere", f.ws.join(".config")).unwrap();
+    assert!(matches!(f.b.write_file(".config/fish/config.fish", b"x", true), Err(FsError::Protected { .. })));
+    assert!(!f.ws.join("elsewhere/fish").exists());
+    // Ordinary files named like git's are fine outside git directories.
+    f.b.write_file("notes/config", b"x", true).unwrap();
+    f.b.write_file("notes/HEAD", b"x", true).unwrap();
+    f.b.mkdirp("notes/hooks").unwrap();
+}
+
+#[test]
+fn places_named_by_existing_configs_are_refused() {
+    let f = fx();
+    let hooks = f.ws.join(".githooks");
+    let b = FsBridge { protected: vec![hooks.clone()], ..FsBridge::new(vec![f.secret.clone()], vec![], vec![f.ws.clone()], f.ws.clone()) };
+    assert!(matches!(b.write_file(".githooks/pre-commit", b"x", true), Err(FsError::Protected { .. })));
+    assert!(!hooks.exists());
 }

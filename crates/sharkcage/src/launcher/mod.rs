@@ -14,6 +14,7 @@ pub mod plan;
 pub mod protected;
 pub mod proxy_session;
 pub mod quarantine;
+pub mod scancache;
 pub mod supervise;
 pub mod unix_broker;
 
@@ -291,7 +292,7 @@ pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, L
         out = supervise::run(&plan, sinks);
     }
     let t2 = t0.elapsed();
-    let after = quarantine::after_call(&check);
+    let after = quarantine::after_call(&check, &plan.protected_trees);
     quarantine::journal_end(journal);
     let out = out?;
     if std::env::var_os("SHARKCAGE_TIMING").is_some() {

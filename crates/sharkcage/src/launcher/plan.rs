@@ -18,6 +18,7 @@ use crate::layers::limits::Rlimits;
 use crate::layers::mounts::{MountInputs, MountPlan, PathOp};
 use crate::layers::userns::IdMap;
 use crate::layers::{caps, seccomp};
+use crate::gitstate::Role;
 use crate::policy::{env, paths, PolicyError};
 
 /// Everything the after-fork code uses.
@@ -48,10 +49,11 @@ pub struct Plan {
     pub protected: Vec<PathBuf>,
     /// Protected entries as they were before the call (no symlink followed).
     pub protected_before: Vec<protected::Entry>,
-    /// For the after-call check of protected paths that did not exist.
-    pub scan_depth: u8,
-    pub allow_git_config: bool,
-    pub deny_write_missing: Vec<PathBuf>,
+    /// For the after-call check: protected paths that did not exist, names
+    /// of hooks directories, and the scan to compare against.
+    pub must_not_appear: Vec<(PathBuf, Role)>,
+    pub hook_names: Vec<Vec<u8>>,
+    pub protected_trees: Vec<protected::Tree>,
     pub violations: Vec<Violation>,
     pub timeout_ms: u64,
     pub max_output_bytes: u64,
@@ -72,9 +74,6 @@ pub struct NetPlan {
     /// An `host:22` entry is allowed (`GIT_SSH_COMMAND` is set).
     pub ssh: bool,
 }
-
-/// Default depth of the protected-path scan (srt's default).
-const DEFAULT_SCAN_DEPTH: u8 = 3;
 
 fn policy_err(req: &ExecRequest, key: &str, message: String) -> LaunchError {
     LaunchError::Policy(PolicyError::Resolve { source_name: req.policy_source.clone(), key: key.to_string(), message })
@@ -99,9 +98,12 @@ struct Protected {
     paths: Vec<PathBuf>,
     /// Entries as they were (no symlink followed), for the after-call check.
     before: Vec<protected::Entry>,
-    /// Paths that must not appear (missing secrets, missing `denyWrite`).
-    deny_write_missing: Vec<PathBuf>,
-    depth: u8,
+    /// Paths that must not appear or are judged if they do (missing
+    /// secrets, missing `denyWrite`, hooks directories and programs named
+    /// by existing configs).
+    must_not_appear: Vec<(PathBuf, Role)>,
+    hook_names: Vec<Vec<u8>>,
+    trees: Vec<protected::Tree>,
 }
 
 impl Plan {
@@ -170,9 +172,9 @@ impl Plan {
             allow_read,
             protected: prot.paths,
             protected_before: prot.before,
-            scan_depth: prot.depth,
-            allow_git_config: pol.filesystem.allow_git_config,
-            deny_write_missing: prot.deny_write_missing,
+            must_not_appear: prot.must_not_appear,
+            hook_names: prot.hook_names,
+            protected_trees: prot.trees,
             violations,
             timeout_ms,
             max_output_bytes: pol.limits.max_output_bytes,
@@ -358,21 +360,29 @@ impl Ctx<'_> {
         Ok(writable)
     }
 
-    /// Protected entries inside the writable roots (see `protected.rs`),
+    /// Protected entries inside the writable roots (see `protected.rs` and
+    /// `gitstate`), what existing git configs make git run or read there,
     /// `denyWrite`, and secret paths that must not appear there.
     fn protected_paths(&self, writable: &[PathBuf], hidden: &[PathBuf], violations: &mut Vec<Violation>) -> Result<Protected, LaunchError> {
         let pol = &self.req.policy;
-        let depth = pol.mandatory_deny_search_depth.unwrap_or(DEFAULT_SCAN_DEPTH);
-        let mut before = Vec::new();
-        for w in writable {
-            let sc = protected::scan(w, depth, pol.filesystem.allow_git_config, hidden);
-            if sc.truncated {
-                violations.push(Violation::note("policy", format!("protected-path scan of {} stopped after {} directories", w.display(), protected::SCAN_DIR_LIMIT)));
-            }
-            before.extend(sc.entries);
+        let cache = super::scancache::load(writable);
+        // Global configs first: a relative `core.hooksPath` there names hooks
+        // directories in every repository.
+        let outside = protected::derived(&[], writable, hidden);
+        let scan = protected::scan(writable, hidden, &cache, &outside.hook_names);
+        for p in &scan.unreadable {
+            violations.push(Violation::note("policy", format!("{} could not be examined for git or startup files before the call", p.display())));
         }
+        let derived = protected::derived(&scan.entries, writable, hidden);
         let mut paths_ro = Vec::new();
-        for e in &before {
+        let mut must_not_appear: Vec<(PathBuf, Role)> = Vec::new();
+        for e in &scan.entries {
+            // allowGitConfig (srt): repository configs stay writable; what is
+            // written is still judged after the call.
+            let repo_config = e.role == Role::GitConfig && e.path.file_name().is_some_and(|n| n == "config" || n == "config.worktree");
+            if pol.filesystem.allow_git_config && repo_config {
+                continue;
+            }
             match &e.kind {
                 protected::Kind::File | protected::Kind::Dir => paths_ro.push(e.path.clone()),
                 // A symlink cannot carry a mount; protect what it points at when
@@ -382,18 +392,30 @@ impl Ctx<'_> {
                         paths_ro.push(t);
                     }
                 }
+                protected::Kind::Other => {}
+            }
+        }
+        let mut before = scan.entries;
+        for (p, role) in &derived.paths {
+            match protected::entry_now(p, *role) {
+                Some(e) => {
+                    if matches!(e.kind, protected::Kind::File | protected::Kind::Dir) {
+                        paths_ro.push(p.clone());
+                    }
+                    before.push(e);
+                }
+                None => must_not_appear.push((p.clone(), *role)),
             }
         }
         let deny_write = paths::resolve_entries(&pol.filesystem.deny_write, self.home.as_deref(), false)
             .map_err(|(i, m)| self.err(&format!("filesystem.denyWrite[{i}]"), m))?;
-        let mut deny_write_missing = Vec::new();
         // A mandatory secret path that does not exist but lies inside a
         // writable root (say `~/.ssh` under a writable home) must not be
         // created by the sandbox either (an authorized_keys file would be a
         // way back in): it gets the after-call check.
         for m in &self.mandatory {
             if m.symlink_metadata().is_err() && writable.iter().any(|w| m.starts_with(w) && m != w) {
-                deny_write_missing.push(m.clone());
+                must_not_appear.push((m.clone(), Role::Deny));
             }
         }
         for p in deny_write {
@@ -401,7 +423,7 @@ impl Ctx<'_> {
                 if p.symlink_metadata().is_ok() {
                     paths_ro.push(p);
                 } else {
-                    deny_write_missing.push(p);
+                    must_not_appear.push((p, Role::Deny));
                 }
             }
         }
@@ -411,7 +433,7 @@ impl Ctx<'_> {
         paths_ro.retain(|p| !hidden.iter().any(|h| p.starts_with(h)) && writable.iter().any(|w| p.starts_with(w)));
         paths_ro.sort();
         paths_ro.dedup();
-        Ok(Protected { paths: paths_ro, before, deny_write_missing, depth })
+        Ok(Protected { paths: paths_ro, before, must_not_appear, hook_names: outside.hook_names, trees: scan.trees })
     }
 
     /// For a shifted root caller: read-only idmapped views of the home

@@ -1,154 +1,505 @@
-//! Protected paths inside writable roots: which exist, found without ever
-//! following a symlink.
+//! The protected-state scan of the writable roots, before and after each
+//! call: every entry the rule of `gitstate` names (git configs, hooks,
+//! gitfiles, `commondir`, todo lists, startup files), at any depth, seen
+//! as it is on disk — a symlink is an entry of its own, never followed.
 //!
-//! A protected entry is a path whose content would run code or change tools
-//! on the host later: shell rc files, editor and agent configuration, and
-//! the parts of a git directory that git executes or obeys (`hooks`,
-//! `config`, `config.worktree`, `commondir`, which can redirect both). The
-//! scan reports each entry as it is *on disk*: a file, a directory, or a
-//! symlink with its target. A symlink at a protected name (or at `.git`,
-//! `.claude`, `.config` themselves) is an entry of its own: pointing `.git` at
-//! a directory the command made would otherwise smuggle in hooks.
+//! **Before** the call, the entries found become read-only binds (see
+//! `plan.rs`), and the configs among them are read for what they make git
+//! run or read (`core.hooksPath`, includes, programs): those places are
+//! protected too when they lie in a writable root ([`derived`]). **After**
+//! the call, `quarantine.rs` scans again and judges what is new or changed.
 //!
-//! The same scan runs before the call (existing entries become read-only
-//! mounts, see `plan.rs`) and after it (`quarantine.rs`: what is new or
-//! changed is moved aside).
+//! **Nothing is skipped** but hidden paths (an empty read-only tmpfs in the
+//! sandbox, so nothing can be written there) and nested writable roots
+//! (scanned as roots of their own). A directory the caller cannot read but
+//! owns (a sandbox can `chmod 300` what it made) is opened by granting the
+//! owner read and search for the moment of the scan, then restored.
+//!
+//! **Cost.** A directory whose device, inode and change time (`ctime`,
+//! which no unprivileged process can set back) are those of the last scan,
+//! and whose `ctime` was at least two seconds older than that scan, has the
+//! same entries as then: entries cannot be added, removed or renamed
+//! without changing it, and a change after the scan gets a later `ctime`
+//! even with one-second timestamps. Such a directory costs one `fstatat`
+//! (and an `O_PATH` open if it has subdirectories) instead of a read. The
+//! last scan of each root is kept in sharkcage's state directory
+//! (`scancache.rs`), so only the first call in a workspace reads it all.
+//! This is used only on filesystems known to keep `ctime` this way.
 
-use std::collections::VecDeque;
-use std::os::unix::fs::MetadataExt;
+use std::collections::HashMap;
+use std::ffi::{CString, OsStr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use crate::policy::paths;
+use serde::{Deserialize, Serialize};
 
-/// Names protected wherever they appear.
-fn is_simple(name: &str) -> bool {
-    paths::PROTECTED_NAMES.iter().any(|n| !n.contains('/') && *n == name)
-}
-
-/// Second components protected under a first component (`.git` → `hooks`…).
-fn nested_under(first: &str, allow_git_config: bool) -> Vec<&'static str> {
-    let mut v: Vec<&'static str> = paths::PROTECTED_NAMES
-        .iter()
-        .filter_map(|n| n.split_once('/').filter(|(a, _)| *a == first).map(|(_, b)| b))
-        .collect();
-    if first == ".git" {
-        v.extend(["commondir", "config.worktree"]);
-        if allow_git_config {
-            v.retain(|n| *n != "config");
-        }
-    }
-    v
-}
-
-fn is_first_component(name: &str) -> bool {
-    paths::PROTECTED_NAMES.iter().any(|n| n.split_once('/').is_some_and(|(a, _)| a == name))
-}
+use crate::gitstate::{self, Role};
+use crate::treewalk::{self, Type};
 
 /// What an entry is on disk.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Kind {
     File,
     Dir,
     Symlink(PathBuf),
+    Other,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// An entry's identity. Not its change time: an existing entry is
+/// read-only in the sandbox (and cannot be hard-linked from a writable
+/// place), so only the host changes it — the user editing their own
+/// `.vscode/settings.json` during a call is no reason to move it aside. A
+/// kept file with a second hard link is never inert (see `gitstate::judge`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Id {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+/// One protected entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     pub path: PathBuf,
+    pub role: Role,
     pub kind: Kind,
-    /// Device and inode, to notice a replaced entry.
-    pub id: (u64, u64),
+    pub id: Id,
 }
 
-fn entry(p: PathBuf) -> Option<Entry> {
-    let m = p.symlink_metadata().ok()?;
-    let kind = if m.file_type().is_symlink() {
-        Kind::Symlink(std::fs::read_link(&p).unwrap_or_default())
-    } else if m.is_dir() {
-        Kind::Dir
-    } else {
-        Kind::File
-    };
-    Some(Entry { path: p, kind, id: (m.dev(), m.ino()) })
+/// A directory as a scan saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirRec {
+    pub id: DirId,
+    pub subdirs: Vec<Vec<u8>>,
+    /// Entries with a role, by name.
+    pub marks: Vec<(Vec<u8>, Role)>,
+}
+
+/// A directory's identity for the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DirId {
+    pub dev: u64,
+    pub ino: u64,
+    pub ctime: (i64, i64),
+}
+
+/// Every directory of one writable root, as last scanned.
+#[derive(Debug, Clone, Default)]
+pub struct Tree {
+    pub root: PathBuf,
+    /// Wall-clock seconds at the start of the scan.
+    pub scanned_at: i64,
+    pub dirs: HashMap<PathBuf, DirRec>,
 }
 
 /// Result of a scan.
 #[derive(Debug, Default)]
 pub struct Scan {
     pub entries: Vec<Entry>,
-    /// The scan hit its directory limit.
-    pub truncated: bool,
+    pub trees: Vec<Tree>,
+    /// Directories visited, and those read (not taken from the cache).
+    pub dirs: usize,
+    pub read: usize,
+    /// Directories that could not be examined (named in reports).
+    pub unreadable: Vec<PathBuf>,
 }
 
-/// Bound on directories visited per root.
-pub const SCAN_DIR_LIMIT: usize = 50_000;
+/// Levels that keep a descriptor open; deeper ones reopen from the root.
+const FD_DEPTH: usize = 128;
 
-/// Scan `root` to `depth` levels (1 = only the root's own entries), skipping
-/// `node_modules`, hidden paths, and never following symlinks.
-pub fn scan(root: &Path, depth: u8, allow_git_config: bool, hidden: &[PathBuf]) -> Scan {
-    let mut out = Scan::default();
-    let mut queue: VecDeque<(PathBuf, u8)> = [(root.to_path_buf(), 0u8)].into();
-    let mut visited = 0usize;
-    while let Some((dir, d)) = queue.pop_front() {
-        visited += 1;
-        if visited > SCAN_DIR_LIMIT {
-            out.truncated = true;
-            break;
+fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+fn cstr(b: &[u8]) -> CString {
+    CString::new(b).unwrap_or_else(|_| CString::new("\u{fffd}").unwrap())
+}
+
+fn fstatat(dir: RawFd, name: &[u8]) -> Option<libc::stat> {
+    let c = cstr(name);
+    // SAFETY: fstatat into a zeroed struct; the name is below `dir`.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    (unsafe { libc::fstatat(dir, c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) } == 0).then_some(st)
+}
+
+fn fstat(fd: RawFd) -> Option<libc::stat> {
+    // SAFETY: fstat into a zeroed struct.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    (unsafe { libc::fstat(fd, &mut st) } == 0).then_some(st)
+}
+
+fn dir_id(st: &libc::stat) -> DirId {
+    DirId { dev: st.st_dev, ino: st.st_ino, ctime: (st.st_ctime, st.st_ctime_nsec) }
+}
+
+fn is_dir(st: &libc::stat) -> bool {
+    st.st_mode & libc::S_IFMT == libc::S_IFDIR
+}
+
+fn openat(dir: RawFd, name: &[u8], flags: i32) -> Result<OwnedFd, i32> {
+    let c = cstr(name);
+    // SAFETY: openat below a directory descriptor; owned below.
+    let fd = unsafe { libc::openat(dir, c.as_ptr(), flags | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(crate::layers::sys::errno());
+    }
+    // SAFETY: a fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Filesystems whose directory `ctime` changes with every entry change.
+fn ctime_trusted(fd: RawFd) -> bool {
+    // SAFETY: fstatfs into a zeroed struct.
+    let mut sf: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstatfs(fd, &mut sf) } != 0 {
+        return false;
+    }
+    const KNOWN: [i64; 7] = [0xEF53, 0x5846_5342, 0x9123_683E, 0x0102_1994, 0xF2F5_2010, 0x2FC1_2FC1, 0xCA45_1A4E];
+    KNOWN.contains(&(sf.f_type as i64))
+}
+
+/// An open directory being walked.
+struct Frame {
+    fd: Option<OwnedFd>,
+    rel: PathBuf,
+    subdirs: Vec<Vec<u8>>,
+    next: usize,
+    /// Mode to put back when leaving (a directory opened by granting access).
+    restore: Option<u32>,
+}
+
+struct Walker<'a> {
+    root: &'a Path,
+    root_fd: RawFd,
+    /// Hidden paths and other roots inside this root, relative.
+    skip: Vec<PathBuf>,
+    cache: Option<&'a Tree>,
+    trust: bool,
+    extra_hooks: &'a [Vec<u8>],
+    tree: Tree,
+    out: &'a mut Scan,
+    buf: Vec<u8>,
+    euid: u32,
+}
+
+impl Walker<'_> {
+    fn cached(&self, rel: &Path, id: &DirId) -> Option<&DirRec> {
+        let c = self.cache?;
+        let r = c.dirs.get(rel)?;
+        (self.trust && r.id == *id && r.id.ctime.0 <= c.scanned_at - 2).then_some(r)
+    }
+
+    /// Open `name` in `dir` for reading; if the caller owns it but may not
+    /// read or search it, grant that for the scan (returns the old mode).
+    fn open_readable(&self, dir: RawFd, name: &[u8]) -> Result<(OwnedFd, Option<u32>), i32> {
+        match openat(dir, name, libc::O_RDONLY) {
+            Err(libc::EACCES) => {}
+            other => return other.map(|f| (f, None)),
         }
-        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
-        for e in rd.flatten() {
-            let name_os = e.file_name();
-            let Some(name) = name_os.to_str() else { continue };
-            let p = e.path();
-            if hidden.iter().any(|h| p.starts_with(h)) {
+        let st = fstatat(dir, name).ok_or(libc::EACCES)?;
+        if !is_dir(&st) || st.st_uid != self.euid {
+            return Err(libc::EACCES);
+        }
+        let mode = st.st_mode & 0o7777;
+        let c = cstr(name);
+        // SAFETY: fchmodat of a directory entry we own, below `dir`.
+        if unsafe { libc::fchmodat(dir, c.as_ptr(), mode | 0o500, 0) } != 0 {
+            return Err(libc::EACCES);
+        }
+        match openat(dir, name, libc::O_RDONLY) {
+            Ok(f) => Ok((f, Some(mode))),
+            Err(e) => {
+                // SAFETY: put the mode back.
+                unsafe { libc::fchmodat(dir, c.as_ptr(), mode, 0) };
+                Err(e)
+            }
+        }
+    }
+
+    /// Read a directory's entries into a record (marks and subdirectories).
+    fn read(&mut self, fd: RawFd, base: &[u8], id: DirId) -> Option<DirRec> {
+        let mut entries = Vec::new();
+        if !read_entries(fd, &mut self.buf, &mut entries) {
+            return None;
+        }
+        self.out.read += 1;
+        let has = |n: &[u8]| entries.iter().any(|e: &treewalk::DirEntry| e.name == n);
+        let git_dir = gitstate::is_git_dir(base, has);
+        let mut rec = DirRec { id, subdirs: Vec::new(), marks: Vec::new() };
+        for e in &entries {
+            let role = gitstate::role_of(base, git_dir, &e.name, e.ty).or_else(|| self.extra_hooks.contains(&e.name).then_some(Role::GitHooks));
+            if let Some(r) = role {
+                rec.marks.push((e.name.clone(), r));
+            }
+            if e.ty == Type::Dir {
+                rec.subdirs.push(e.name.clone());
+            }
+        }
+        Some(rec)
+    }
+
+    /// The record of a directory: from the cache when it is unchanged,
+    /// else read. Its marked entries go to the output.
+    fn visit(&mut self, fd: RawFd, rel: &Path, id: DirId) -> Option<DirRec> {
+        let base = rel.file_name().map(|n| n.as_bytes().to_vec()).unwrap_or_else(|| self.root.file_name().map(|n| n.as_bytes().to_vec()).unwrap_or_default());
+        let rec = match self.cached(rel, &id) {
+            Some(r) => r.clone(),
+            None => self.read(fd, &base, id)?,
+        };
+        for (name, role) in &rec.marks {
+            if let Some(e) = entry_at(fd, &self.root.join(rel).join(OsStr::from_bytes(name)), name, *role) {
+                self.out.entries.push(e);
+            }
+        }
+        self.tree.dirs.insert(rel.to_path_buf(), rec.clone());
+        Some(rec)
+    }
+
+    fn skipped(&self, rel: &Path) -> bool {
+        !self.skip.is_empty() && self.skip.iter().any(|s| rel.starts_with(s))
+    }
+
+    fn run(&mut self) {
+        let Some(st) = fstat(self.root_fd) else { return };
+        self.out.dirs += 1;
+        let Some(rec) = self.visit(self.root_fd, Path::new(""), dir_id(&st)) else {
+            self.out.unreadable.push(self.root.to_path_buf());
+            return;
+        };
+        let mut stack = vec![Frame { fd: None, rel: PathBuf::new(), subdirs: rec.subdirs, next: 0, restore: None }];
+        while let Some(top) = stack.last_mut() {
+            if top.next >= top.subdirs.len() {
+                let done = stack.pop().unwrap();
+                if let (Some(mode), Some(parent)) = (done.restore, stack.last()) {
+                    let pfd = parent.fd.as_ref().map_or(self.root_fd, |f| f.as_raw_fd());
+                    let name = done.rel.file_name().map(|n| cstr(n.as_bytes())).unwrap();
+                    // SAFETY: put back the mode of a directory we opened up.
+                    unsafe { libc::fchmodat(pfd, name.as_ptr(), mode, 0) };
+                }
                 continue;
             }
-            let Ok(ft) = e.file_type() else { continue };
-            if is_simple(name) {
-                out.entries.extend(entry(p.clone()));
-            } else if is_first_component(name) {
-                if ft.is_symlink() || (ft.is_file() && name == ".git") {
-                    out.entries.extend(entry(p.clone()));
-                } else if ft.is_dir() {
-                    for sub in nested_under(name, allow_git_config) {
-                        out.entries.extend(entry(p.join(sub)));
-                    }
+            let name = top.subdirs[top.next].clone();
+            top.next += 1;
+            let rel = top.rel.join(OsStr::from_bytes(&name));
+            if self.skipped(&rel) {
+                continue;
+            }
+            let deep = stack.len() >= FD_DEPTH;
+            let top = stack.last().unwrap();
+            let pfd = top.fd.as_ref().map_or(self.root_fd, |f| f.as_raw_fd());
+            // Deep levels have no descriptor: reopen the parent from the root.
+            let parent_owned = if deep { treewalk::open_beneath(self.root_fd, &top.rel) } else { None };
+            let pfd = parent_owned.as_ref().map_or(pfd, |f| f.as_raw_fd());
+            let Some(st) = fstatat(pfd, &name) else { continue };
+            if !is_dir(&st) {
+                continue; // replaced meanwhile: not a directory any more
+            }
+            self.out.dirs += 1;
+            let id = dir_id(&st);
+            if let Some(c) = self.cached(&rel, &id) {
+                if c.subdirs.is_empty() && c.marks.is_empty() {
+                    let c = c.clone();
+                    self.tree.dirs.insert(rel, c);
+                    continue;
                 }
             }
-            if ft.is_dir() && d + 1 < depth && name != "node_modules" && name != ".git" {
-                queue.push_back((p, d + 1));
-            }
+            let (fd, restore) = match self.open_readable(pfd, &name) {
+                Ok(x) => x,
+                Err(_) => {
+                    self.out.unreadable.push(self.root.join(&rel));
+                    continue;
+                }
+            };
+            // The entry must still be the directory we looked at.
+            let id = match fstat(fd.as_raw_fd()) {
+                Some(s) if s.st_ino == st.st_ino && s.st_dev == st.st_dev && restore.is_none() => id,
+                Some(s) => dir_id(&s),
+                None => continue,
+            };
+            let Some(rec) = self.visit(fd.as_raw_fd(), &rel, id) else {
+                self.out.unreadable.push(self.root.join(&rel));
+                continue;
+            };
+            let keep = if deep { None } else { Some(fd) };
+            stack.push(Frame { fd: keep, rel, subdirs: rec.subdirs, next: 0, restore });
         }
+    }
+}
+
+/// Read every entry of `dir` into `out` (getdents64, see `treewalk`).
+fn read_entries(dir: RawFd, buf: &mut [u8], out: &mut Vec<treewalk::DirEntry>) -> bool {
+    treewalk::read_entries(dir, buf, out)
+}
+
+/// The entry `name` of the directory `dir`, as it is (no symlink followed).
+fn entry_at(dir: RawFd, path: &Path, name: &[u8], role: Role) -> Option<Entry> {
+    let st = fstatat(dir, name)?;
+    let kind = match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG => Kind::File,
+        libc::S_IFDIR => Kind::Dir,
+        libc::S_IFLNK => Kind::Symlink(std::fs::read_link(path).unwrap_or_default()),
+        _ => Kind::Other,
+    };
+    Some(Entry { path: path.to_path_buf(), role, kind, id: Id { dev: st.st_dev, ino: st.st_ino } })
+}
+
+/// Scan the writable roots. `cache` holds earlier trees (same roots);
+/// `extra_hooks` are names that are hooks directories wherever they appear
+/// (a relative `core.hooksPath` of a global config).
+pub fn scan(roots: &[PathBuf], hidden: &[PathBuf], cache: &[Tree], extra_hooks: &[Vec<u8>]) -> Scan {
+    let mut out = Scan::default();
+    // SAFETY: geteuid cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    for root in roots {
+        let started = now_secs();
+        let Ok(fd) = treewalk::open_root(root) else {
+            out.unreadable.push(root.clone());
+            continue;
+        };
+        let skip: Vec<PathBuf> = hidden
+            .iter()
+            .chain(roots.iter())
+            .filter(|p| p.starts_with(root) && *p != root)
+            .filter_map(|p| p.strip_prefix(root).ok().map(Path::to_path_buf))
+            .collect();
+        let mut w = Walker {
+            root,
+            root_fd: fd.as_raw_fd(),
+            skip,
+            cache: cache.iter().find(|t| &t.root == root),
+            trust: ctime_trusted(fd.as_raw_fd()),
+            extra_hooks,
+            tree: Tree { root: root.clone(), scanned_at: started, dirs: HashMap::new() },
+            out: &mut out,
+            buf: vec![0u8; 32 * 1024],
+            euid,
+        };
+        w.run();
+        let tree = std::mem::take(&mut w.tree);
+        out.trees.push(tree);
     }
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_files_dirs_symlinks_without_following() {
-        let d = tempfile::tempdir().unwrap();
-        let w = d.path();
-        std::fs::create_dir_all(w.join(".git/hooks")).unwrap();
-        std::fs::write(w.join(".git/config"), "").unwrap();
-        std::fs::write(w.join(".bashrc"), "").unwrap();
-        std::fs::create_dir_all(w.join("sub/deeper/deepest")).unwrap();
-        std::fs::write(w.join("sub/.mcp.json"), "").unwrap();
-        std::fs::write(w.join("sub/deeper/deepest/.profile"), "").unwrap(); // depth 4: not seen
-        std::os::unix::fs::symlink("nowhere", w.join(".zshrc")).unwrap();
-        std::fs::create_dir_all(w.join("cd/commands")).unwrap();
-        std::os::unix::fs::symlink("cd", w.join(".claude")).unwrap();
-        let s = scan(w, 3, false, &[]);
-        let mut got: Vec<String> = s.entries.iter().map(|e| e.path.strip_prefix(w).unwrap().display().to_string()).collect();
-        got.sort();
-        assert_eq!(got, vec![".bashrc", ".claude", ".git/config", ".git/hooks", ".zshrc", "sub/.mcp.json"]);
-        let z = s.entries.iter().find(|e| e.path.ends_with(".zshrc")).unwrap();
-        assert_eq!(z.kind, Kind::Symlink(PathBuf::from("nowhere")));
-        // allowGitConfig lifts only the config.
-        let s = scan(w, 3, true, &[]);
-        assert!(!s.entries.iter().any(|e| e.path.ends_with(".git/config")));
-        assert!(s.entries.iter().any(|e| e.path.ends_with(".git/hooks")));
-    }
+/// Places an existing config makes git run or read, in a writable root.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Derived {
+    /// (path, role): hooks directories, included configs, programs.
+    pub paths: Vec<(PathBuf, Role)>,
+    /// Names that are hooks directories anywhere (relative global hooksPath).
+    pub hook_names: Vec<Vec<u8>>,
 }
+
+/// The git configs that apply to the writable roots besides those inside
+/// them: the caller's global ones and the repository above each root.
+pub fn outside_configs(writable: &[PathBuf]) -> Vec<(PathBuf, Option<PathBuf>)> {
+    let mut v: Vec<(PathBuf, Option<PathBuf>)> = Vec::new();
+    let home = crate::policy::paths::primary_home();
+    if let Some(h) = &home {
+        v.push((h.join(".gitconfig"), None));
+        v.push((h.join(".config/git/config"), None));
+    }
+    if let Some(x) = std::env::var_os("XDG_CONFIG_HOME").map(PathBuf::from).filter(|p| p.is_absolute()) {
+        v.push((x.join("git/config"), None));
+    }
+    v.push((PathBuf::from("/etc/gitconfig"), None));
+    for w in writable {
+        for a in w.ancestors().skip(1) {
+            let g = a.join(".git");
+            if g.symlink_metadata().is_ok() {
+                v.push((g.join("config"), Some(a.to_path_buf())));
+                break;
+            }
+        }
+    }
+    v
+}
+
+/// Read the configs among `entries` (and the outside ones) for what they
+/// make git run or read; keep what lies in a writable root.
+pub fn derived(entries: &[Entry], writable: &[PathBuf], hidden: &[PathBuf]) -> Derived {
+    let roots = gitstate::Roots { writable, hidden };
+    let mut d = Derived::default();
+    let mut configs: Vec<(PathBuf, Option<PathBuf>)> = entries
+        .iter()
+        .filter(|e| e.role == Role::GitConfig && e.kind == Kind::File)
+        .map(|e| {
+            let gitdir = e.path.parent().unwrap_or(Path::new("/")).to_path_buf();
+            // A `.git` directory's worktree is its parent.
+            let worktree = (gitdir.file_name() == Some(OsStr::new(".git"))).then(|| gitdir.parent().unwrap_or(Path::new("/")).to_path_buf());
+            (e.path.clone(), worktree)
+        })
+        .collect();
+    let global: Vec<(PathBuf, Option<PathBuf>)> = outside_configs(writable);
+    let n_inside = configs.len();
+    configs.extend(global);
+    let mut seen = std::collections::HashSet::new();
+    let mut i = 0;
+    while i < configs.len() {
+        let (cfg, worktree) = configs[i].clone();
+        let is_global = i >= n_inside && worktree.is_none();
+        i += 1;
+        if !seen.insert(cfg.clone()) || seen.len() > 256 {
+            continue;
+        }
+        let Ok(text) = std::fs::read(&cfg) else { continue };
+        let refs = gitstate::config::references(&text);
+        let dir = cfg.parent().unwrap_or(Path::new("/")).to_path_buf();
+        // Hooks and commands run in the worktree (a bare repository: its
+        // git directory); includes are relative to the including file.
+        let run_base = worktree.clone().unwrap_or_else(|| dir.clone());
+        let add = |v: &str, base: &Path, role: Role, d: &mut Derived| {
+            let v = v.trim();
+            let v = match v.strip_prefix("~/") {
+                Some(rest) => crate::policy::paths::primary_home().map(|h| h.join(rest).display().to_string()).unwrap_or_default(),
+                None => v.to_string(),
+            };
+            if roots.inside(base, &v) {
+                let p = crate::policy::paths::canonicalize_lenient(&crate::policy::paths::normalize(&base.join(&v)));
+                if !d.paths.iter().any(|(q, _)| *q == p) {
+                    d.paths.push((p, role));
+                }
+            }
+        };
+        for h in &refs.hooks_paths {
+            if is_global && !Path::new(h.trim()).is_absolute() && !h.trim().starts_with("~/") {
+                // Relative to every worktree: a name to watch everywhere.
+                let first = Path::new(h.trim()).components().next().map(|c| c.as_os_str().as_bytes().to_vec()).unwrap_or_default();
+                if !first.is_empty() && !d.hook_names.contains(&first) {
+                    d.hook_names.push(first);
+                }
+                continue;
+            }
+            add(h, &run_base, Role::GitHooks, &mut d);
+        }
+        for inc in &refs.includes {
+            add(inc, &dir, Role::GitConfig, &mut d);
+            // Included files are read for references too.
+            let p = if Path::new(inc.trim()).is_absolute() { PathBuf::from(inc.trim()) } else { dir.join(inc.trim()) };
+            configs.push((p, worktree.clone()));
+        }
+        for p in &refs.programs {
+            add(p, &run_base, Role::GitProgram, &mut d);
+        }
+    }
+    d
+}
+
+/// Identity of the entry at `path` with `role` as it is now (no symlink
+/// followed), or None when nothing is there.
+pub fn entry_now(path: &Path, role: Role) -> Option<Entry> {
+    let parent = path.parent()?;
+    let name = path.file_name()?;
+    let c = CString::new(parent.as_os_str().as_bytes()).ok()?;
+    // SAFETY: open the parent O_PATH; owned below.
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: a fresh descriptor we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    entry_at(fd.as_raw_fd(), path, name.as_bytes(), role)
+}
+
+#[cfg(test)]
+mod tests;

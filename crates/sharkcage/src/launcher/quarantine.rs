@@ -11,10 +11,11 @@
 //!
 //! So the launcher checks after the call, when every process of the sandbox
 //! is dead: it scans the writable roots again (`protected::scan`, no symlink
-//! followed) and moves aside every protected entry that is new or changed —
-//! a file, a directory, or a symlink (a `.git` symlink to a directory the
-//! command made counts) — and every mandatory secret path or `denyWrite` path
-//! that appeared. The move is a `renameat` inside the entry's own directory,
+//! followed), judges every protected entry that is new or changed
+//! (`gitstate::judge`: a new repository's plain config is inert, a config
+//! that sets `core.fsmonitor` is not) and moves aside what is not inert — a
+//! file, a directory, or a symlink — and every mandatory secret path or
+//! `denyWrite` path that appeared. The move is a `renameat` inside the entry's own directory,
 //! opened with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` from the
 //! writable root, so it can never act outside a writable root. The new name
 //! is `.<name>.sharkcage-quarantine-<pid>-<n>`; nothing is deleted.
@@ -32,8 +33,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::plan::Plan;
-use super::protected::{self, Entry};
+use super::protected::{self, Entry, Tree};
 use super::Violation;
+use crate::gitstate::{self, Role};
 
 /// What the after-call check needs; also the journal record.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -41,9 +43,10 @@ pub struct Check {
     pub writable: Vec<PathBuf>,
     pub hidden: Vec<PathBuf>,
     pub before: Vec<Entry>,
-    pub must_not_appear: Vec<PathBuf>,
-    pub depth: u8,
-    pub allow_git_config: bool,
+    /// Protected paths that did not exist before the call, with their role.
+    pub must_not_appear: Vec<(PathBuf, Role)>,
+    /// Names that are hooks directories anywhere (a global relative `core.hooksPath`).
+    pub hook_names: Vec<Vec<u8>>,
     /// Launcher pid and its start time (to tell a reused pid apart).
     pub pid: u32,
     pub start_time: u64,
@@ -56,51 +59,71 @@ impl Check {
             writable: plan.writable.clone(),
             hidden: plan.hidden.clone(),
             before: plan.protected_before.clone(),
-            must_not_appear: plan.deny_write_missing.clone(),
-            depth: plan.scan_depth,
-            allow_git_config: plan.allow_git_config,
+            must_not_appear: plan.must_not_appear.clone(),
+            hook_names: plan.hook_names.clone(),
             pid,
             start_time: process_start_time(pid).unwrap_or(0),
         }
     }
 }
 
-/// Check the writable roots again; quarantine what is new or changed.
-pub fn after_call(check: &Check) -> Vec<Violation> {
-    let mut candidates: Vec<PathBuf> = Vec::new();
-    for w in &check.writable {
-        for e in protected::scan(w, check.depth, check.allow_git_config, &check.hidden).entries {
-            if !check.before.contains(&e) {
-                candidates.push(e.path);
+/// One entry to move aside, and why.
+struct Finding {
+    path: PathBuf,
+    role: Role,
+    why: String,
+}
+
+/// Check the writable roots again: judge what is new or changed (see
+/// `gitstate`), move aside what is not inert. `cache` is the scan from
+/// before the call (empty: read everything, as after a crash). The new
+/// scan is kept for the next call.
+pub fn after_call(check: &Check, cache: &[Tree]) -> Vec<Violation> {
+    let post = protected::scan(&check.writable, &check.hidden, cache, &check.hook_names);
+    let roots = gitstate::Roots { writable: &check.writable, hidden: &check.hidden };
+    let mut found: Vec<Finding> = Vec::new();
+    for e in &post.entries {
+        let unchanged = check.before.iter().any(|b| b.path == e.path && b.role == e.role && b.kind == e.kind && b.id == e.id);
+        if unchanged {
+            continue;
+        }
+        if let Err(why) = gitstate::judge(e.role, &e.path, &roots) {
+            found.push(Finding { path: e.path.clone(), role: e.role, why });
+        }
+    }
+    for (p, role) in &check.must_not_appear {
+        if p.symlink_metadata().is_ok() && !found.iter().any(|f| &f.path == p) {
+            if let Err(why) = gitstate::judge(*role, p, &roots) {
+                found.push(Finding { path: p.clone(), role: *role, why });
             }
         }
     }
-    for p in &check.must_not_appear {
-        if p.symlink_metadata().is_ok() {
-            candidates.push(p.clone());
-        }
-    }
-    candidates.sort();
-    candidates.dedup();
-    // A parent moved aside takes its children with it.
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    found.dedup_by(|a, b| a.path == b.path);
     let mut out = Vec::new();
+    for p in &post.unreadable {
+        out.push(Violation::note("protected-path", format!("{} could not be examined for git or startup files after the call", p.display())));
+    }
+    // A parent moved aside takes its children with it.
     let mut done: Vec<PathBuf> = Vec::new();
-    for (n, p) in candidates.into_iter().enumerate() {
-        if done.iter().any(|d| p.starts_with(d)) {
+    for (n, f) in found.into_iter().enumerate() {
+        if done.iter().any(|d| f.path.starts_with(d)) {
             continue;
         }
         // The deepest writable root containing it (never the root itself).
-        let Some(root) = check.writable.iter().filter(|w| p.starts_with(w) && p != **w).max_by_key(|w| w.components().count()) else {
+        let Some(root) = check.writable.iter().filter(|w| f.path.starts_with(w) && f.path != **w).max_by_key(|w| w.components().count()) else {
             continue;
         };
-        match quarantine(root, &p, n as u32 + 1) {
+        let what = format!("{}: a {} that {}", f.path.display(), f.role.describe(), f.why);
+        match quarantine(root, &f.path, n as u32 + 1) {
             Ok(dest) => {
-                out.push(Violation::note("protected-path", format!("{} was created or changed inside the sandbox; moved aside to {}", p.display(), dest.display())));
-                done.push(p);
+                out.push(Violation::note("protected-path", format!("{what}; moved aside to {}", dest.display())));
+                done.push(f.path);
             }
-            Err(e) => out.push(Violation::note("protected-path", format!("{} was created or changed inside the sandbox and could not be moved aside: {e}", p.display()))),
+            Err(e) => out.push(Violation::note("protected-path", format!("{what}; it could not be moved aside: {e}"))),
         }
     }
+    super::scancache::save(&post.trees);
     out
 }
 
@@ -202,7 +225,7 @@ pub fn recover() -> Vec<Violation> {
         if alive {
             continue;
         }
-        let mut v = after_call(&check);
+        let mut v = after_call(&check, &[]);
         for x in &mut v {
             x.detail = format!("(recovered from an interrupted call) {}", x.detail);
         }

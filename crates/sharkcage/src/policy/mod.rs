@@ -72,6 +72,9 @@ impl Policy {
         if self.ignore_violations.is_some() {
             v.push("ignoreViolations");
         }
+        if self.mandatory_deny_search_depth.is_some() {
+            v.push("mandatoryDenySearchDepth");
+        }
         if self.ripgrep.is_some() {
             v.push("ripgrep");
         }

@@ -77,36 +77,6 @@ pub const MANDATORY_DENY_READ_ROOT: &[&str] = &[
     "/etc/wireguard",
 ];
 
-/// Names that stay read-only inside every writable root (files or dirs).
-pub const PROTECTED_NAMES: &[&str] = &[
-    ".gitmodules",
-    ".gitconfig",
-    ".bashrc",
-    ".bash_profile",
-    ".bash_login",
-    ".bash_logout",
-    ".zshrc",
-    ".zprofile",
-    ".zshenv",
-    ".zlogin",
-    ".profile",
-    ".ripgreprc",
-    ".mcp.json",
-    ".vscode",
-    ".idea",
-    ".claude/commands",
-    ".claude/agents",
-    ".git/hooks",
-    ".git/config",
-    // Persistence in a home directory that is a writable root.
-    ".config/systemd",
-    ".config/autostart",
-    ".config/environment.d",
-    ".pam_environment",
-    ".xprofile",
-    ".xsessionrc",
-];
-
 /// The caller's home directories (deduplicated): `$HOME` and the passwd home.
 pub fn home_dirs() -> Vec<PathBuf> {
     let mut v = Vec::new();

@@ -26,7 +26,8 @@ pub struct Policy {
     pub env: Vec<String>,
 
     // ---- srt top-level keys -------------------------------------------
-    /// How deep (1–10) to look for nested protected paths in writable roots.
+    /// srt: how deep to look for protected paths. sharkcage looks at every
+    /// depth; accepted (1–10) so srt files load, and named by `ignored_keys`.
     #[serde(default, deserialize_with = "search_depth")]
     pub mandatory_deny_search_depth: Option<u8>,
     /// srt's violation filter. Accepted so srt files load; sharkcage reports

@@ -25,7 +25,7 @@ fn srt_settings_file_loads() {
     assert_eq!(p.filesystem.allow_write[0].path, "/tmp/work");
     assert!(p.filesystem.deny_read[1].literal);
     assert_eq!(p.mandatory_deny_search_depth, Some(4));
-    assert_eq!(p.ignored_keys(), vec!["ignoreViolations", "ripgrep"]);
+    assert_eq!(p.ignored_keys(), vec!["ignoreViolations", "mandatoryDenySearchDepth", "ripgrep"]);
 }
 
 #[test]

@@ -1,0 +1,360 @@
+//! Nothing a call leaves behind may run later on the host: git state
+//! (configs, hooks, gitfiles, `commondir`, bare repositories) at any depth,
+//! and startup files. Every test plants what an attacker would inside the
+//! sandbox, then runs the *host's* git the way a user would afterwards
+//! (`git status`, `git commit`, `git checkout`) and checks that the
+//! attacker's command did not run: its marker file is absent.
+//!
+//! The functionality tests show what the rule keeps working: `git init`,
+//! `git clone`, `git remote add`, `git config user.email` inside the sandbox
+//! leave a working repository on the host.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::*;
+
+fn git_bin() -> PathBuf {
+    which("git").expect("git must be installed for this suite (.ci/run installs it)")
+}
+
+/// The host's git in `dir`, as a user would run it (fake HOME, no system config).
+fn hgit(t: &T, dir: &Path, args: &[&str]) -> Output {
+    Command::new(git_bin())
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("HOME", &t.home)
+        .env("PATH", SAFE_PATH)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .expect("run host git")
+}
+
+#[track_caller]
+fn hgit_ok(t: &T, dir: &Path, args: &[&str]) -> String {
+    let o = hgit(t, dir, args);
+    assert!(o.status.success(), "host git {args:?} in {} failed: {}{}", dir.display(), String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A file the attacker's command would create, outside the workspace, and
+/// a shell command that creates it.
+fn marker(t: &T, tag: &str) -> (PathBuf, String) {
+    let p = t.root.join(format!("PWNED-{tag}"));
+    let cmd = format!("touch {}", p.display());
+    (p, cmd)
+}
+
+/// A host repository with one commit at `dir`.
+fn host_repo(t: &T, dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    hgit_ok(t, dir, &["init", "-q", "-b", "main"]);
+    std::fs::write(dir.join("README"), "hello\n").unwrap();
+    hgit_ok(t, dir, &["add", "README"]);
+    hgit_ok(t, dir, &["commit", "-qm", "init"]);
+}
+
+/// What a user does after the call: status, a commit, a checkout.
+fn use_repo(t: &T, dir: &Path) {
+    let _ = hgit(t, dir, &["status"]);
+    let _ = hgit(t, dir, &["commit", "-q", "--allow-empty", "-m", "later"]);
+    let _ = hgit(t, dir, &["checkout", "-q", "HEAD~0"]);
+    let _ = hgit(t, dir, &["status", "--porcelain"]);
+}
+
+#[track_caller]
+fn assert_not_run(m: &Path, o: &Out) {
+    assert!(!m.exists(), "the attacker's command ran on the host ({} exists); call output:\n{}", m.display(), o.all());
+}
+
+#[track_caller]
+fn assert_done(t: &T, o: &Out) {
+    assert_eq!(read(&t.ws.join("done")).as_deref(), Some("ok\n"), "control: the script ran to its end: {}", o.all());
+}
+
+fn violations(o: &Out) -> String {
+    o.j()["violations"].to_string()
+}
+
+#[test]
+fn a_submodules_config_and_hooks_cannot_be_changed() {
+    let _g = shared();
+    let t = T::new();
+    let src = t.root.join("src");
+    host_repo(&t, &src);
+    host_repo(&t, &t.ws);
+    hgit_ok(&t, &t.ws, &["-c", "protocol.file.allow=always", "submodule", "add", "-q", &src.display().to_string(), "sub"]);
+    hgit_ok(&t, &t.ws, &["commit", "-qm", "sub"]);
+    let cfg_before = read(&t.ws.join(".git/modules/sub/config")).unwrap();
+    let (m1, c1) = marker(&t, "fsmonitor");
+    let (m2, c2) = marker(&t, "hook");
+    let o = t.sh(&format!(
+        "printf '[core]\\n\\tfsmonitor = {c1}\\n' >> .git/modules/sub/config; \
+         printf '#!/bin/sh\\n{c2}\\n' > .git/modules/sub/hooks/post-checkout; chmod +x .git/modules/sub/hooks/post-checkout; \
+         printf '#!/bin/sh\\n{c2}\\n' > .git/modules/sub/hooks/pre-commit; \
+         mv .git/modules/sub/hooks .git/modules/sub/h2; mv .git/modules .git/m2; mv .git/modules/sub .git/modules/s2; \
+         echo ok > done"
+    ));
+    assert_done(&t, &o);
+    assert_eq!(read(&t.ws.join(".git/modules/sub/config")).unwrap(), cfg_before, "the submodule's config changed on the host");
+    use_repo(&t, &t.ws.join("sub"));
+    use_repo(&t, &t.ws);
+    assert_not_run(&m1, &o);
+    assert_not_run(&m2, &o);
+}
+
+#[test]
+fn a_worktrees_config_and_commondir_cannot_redirect_git() {
+    let _g = shared();
+    let t = T::new();
+    host_repo(&t, &t.ws);
+    hgit_ok(&t, &t.ws, &["config", "extensions.worktreeConfig", "true"]);
+    hgit_ok(&t, &t.ws, &["worktree", "add", "-q", "wt"]);
+    let commondir = read(&t.ws.join(".git/worktrees/wt/commondir")).unwrap();
+    let (m1, c1) = marker(&t, "worktree");
+    let (m2, c2) = marker(&t, "commondir");
+    let o = t.sh(&format!(
+        "printf '[core]\\n\\tfsmonitor = {c1}\\n' > .git/worktrees/wt/config.worktree; \
+         mkdir -p evil/objects evil/refs evil/hooks; echo 'ref: refs/heads/main' > evil/HEAD; \
+         printf '[core]\\n\\tfsmonitor = {c2}\\n' > evil/config; \
+         echo \"$PWD/evil\" > .git/worktrees/wt/commondir; echo ok > done"
+    ));
+    assert_done(&t, &o);
+    assert_eq!(read(&t.ws.join(".git/worktrees/wt/commondir")).unwrap(), commondir, "commondir changed on the host");
+    use_repo(&t, &t.ws.join("wt"));
+    use_repo(&t, &t.ws.join("evil"));
+    assert_not_run(&m1, &o);
+    assert_not_run(&m2, &o);
+    let v = violations(&o);
+    assert!(v.contains("config.worktree") && v.contains("core.fsmonitor"), "not reported: {v}");
+}
+
+#[test]
+fn a_bare_repository_planted_anywhere_is_disarmed() {
+    let _g = shared();
+    let t = T::new();
+    let places = ["plain", "node_modules/pkg", "a/b/c/d/e/f/g/h", ".cache/x"];
+    let mut script = String::new();
+    let mut markers = Vec::new();
+    for (i, p) in places.iter().enumerate() {
+        let (m, c) = marker(&t, &format!("bare{i}"));
+        markers.push(m);
+        script.push_str(&format!(
+            "mkdir -p {p}/objects {p}/refs/heads {p}/hooks; echo 'ref: refs/heads/main' > {p}/HEAD; \
+             printf '[core]\\n\\tworktree = .\\n\\tfsmonitor = {c}\\n' > {p}/config; \
+             printf '#!/bin/sh\\n{c}\\n' > {p}/hooks/pre-commit; chmod +x {p}/hooks/pre-commit; "
+        ));
+    }
+    script.push_str("echo ok > done");
+    let o = t.sh(&script);
+    assert_done(&t, &o);
+    for p in places {
+        use_repo(&t, &t.ws.join(p));
+    }
+    for m in &markers {
+        assert_not_run(m, &o);
+    }
+    let v = violations(&o);
+    for p in places {
+        assert!(v.contains(&format!("{p}/config")), "{p}/config not reported: {v}");
+    }
+}
+
+#[test]
+fn repositories_and_gitfiles_deeper_than_three_levels() {
+    let _g = shared();
+    let t = T::new();
+    let (m1, c1) = marker(&t, "deeprepo");
+    let (m2, c2) = marker(&t, "deephook");
+    let (m3, c3) = marker(&t, "gitfile");
+    let outside = t.root.join("outside-gitdir");
+    // A git directory outside the writable roots that a gitfile could name.
+    std::fs::create_dir_all(outside.join("objects")).unwrap();
+    std::fs::create_dir_all(outside.join("refs")).unwrap();
+    std::fs::write(outside.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+    std::fs::write(outside.join("config"), format!("[core]\n\tfsmonitor = {c3}\n")).unwrap();
+    let o = t
+        .sc()
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .sh(&format!(
+            "mkdir -p a/b/c/d/e && cd a/b/c/d/e && git init -q && printf '[core]\\n\\tfsmonitor = {c1}\\n' >> .git/config && \
+             printf '#!/bin/sh\\n{c2}\\n' > .git/hooks/pre-commit && chmod +x .git/hooks/pre-commit && cd - >/dev/null && \
+             mkdir -p a/b/c/d/f/g && echo 'gitdir: {}' > a/b/c/d/f/g/.git && echo ok > done",
+            outside.display()
+        ))
+        .run();
+    assert_done(&t, &o);
+    use_repo(&t, &t.ws.join("a/b/c/d/e"));
+    use_repo(&t, &t.ws.join("a/b/c/d/f/g"));
+    assert_not_run(&m1, &o);
+    assert_not_run(&m2, &o);
+    assert_not_run(&m3, &o);
+    let v = violations(&o);
+    assert!(v.contains("a/b/c/d/f/g/.git"), "the gitfile pointing outside is not reported: {v}");
+}
+
+#[test]
+fn the_hooks_path_directory_is_protected() {
+    let _g = shared();
+    let t = T::new();
+    host_repo(&t, &t.ws);
+    // An existing hooks directory named by core.hooksPath, with a user hook.
+    hgit_ok(&t, &t.ws, &["config", "core.hooksPath", ".githooks"]);
+    plant(&t.ws.join(".githooks/pre-commit"), "#!/bin/sh\nexit 0\n");
+    let (m1, c1) = marker(&t, "hookspath");
+    // A second repository whose hooksPath directory does not exist yet.
+    let r2 = t.ws.join("r2");
+    host_repo(&t, &r2);
+    hgit_ok(&t, &r2, &["config", "core.hooksPath", ".husky"]);
+    let (m2, c2) = marker(&t, "husky");
+    let o = t.sh(&format!(
+        "printf '#!/bin/sh\\n{c1}\\n' > .githooks/pre-commit; printf '#!/bin/sh\\n{c1}\\n' > .githooks/post-commit; chmod +x .githooks/*; \
+         mv .githooks gh2; mkdir -p r2/.husky; printf '#!/bin/sh\\n{c2}\\n' > r2/.husky/pre-commit; chmod +x r2/.husky/pre-commit; echo ok > done"
+    ));
+    assert_done(&t, &o);
+    assert_eq!(read(&t.ws.join(".githooks/pre-commit")).as_deref(), Some("#!/bin/sh\nexit 0\n"));
+    assert!(!t.ws.join(".githooks/post-commit").exists());
+    use_repo(&t, &t.ws);
+    use_repo(&t, &r2);
+    assert_not_run(&m1, &o);
+    assert_not_run(&m2, &o);
+    assert!(violations(&o).contains("r2/.husky"), "{}", o.all());
+}
+
+#[test]
+fn existing_repository_config_stays_read_only_and_commits_work() {
+    let _g = shared();
+    let t = T::new();
+    host_repo(&t, &t.ws);
+    let cfg = read(&t.ws.join(".git/config")).unwrap();
+    let (m, c) = marker(&t, "existing");
+    let o = t
+        .sc()
+        .env("GIT_AUTHOR_NAME", "a")
+        .env("GIT_AUTHOR_EMAIL", "a@example.com")
+        .env("GIT_COMMITTER_NAME", "a")
+        .env("GIT_COMMITTER_EMAIL", "a@example.com")
+        .policy(r#"{"env":["GIT_AUTHOR_NAME","GIT_AUTHOR_EMAIL","GIT_COMMITTER_NAME","GIT_COMMITTER_EMAIL"]}"#)
+        .sh(&format!(
+            "echo change >> README && git add README && git commit -qm 'from the sandbox' && \
+             (git config core.fsmonitor '{c}' 2>/dev/null; printf '[core]\\n\\tfsmonitor = {c}\\n' >> .git/config; \
+              rm -f .git/config; mv .git/config .git/c2; true) && echo ok > done"
+        ))
+        .run();
+    assert_done(&t, &o);
+    assert_eq!(read(&t.ws.join(".git/config")).unwrap(), cfg, "the repository's config changed");
+    assert!(hgit_ok(&t, &t.ws, &["log", "--format=%s"]).contains("from the sandbox"), "the sandbox's commit is not on the host");
+    use_repo(&t, &t.ws);
+    assert_not_run(&m, &o);
+}
+
+#[test]
+fn git_init_clone_remote_add_and_config_work_inside() {
+    let _g = shared();
+    let t = T::new();
+    let src = t.root.join("src");
+    host_repo(&t, &src);
+    let o = t
+        .sc()
+        .env("GIT_AUTHOR_NAME", "a")
+        .env("GIT_AUTHOR_EMAIL", "a@example.com")
+        .env("GIT_COMMITTER_NAME", "a")
+        .env("GIT_COMMITTER_EMAIL", "a@example.com")
+        .policy(r#"{"env":["GIT_AUTHOR_NAME","GIT_AUTHOR_EMAIL","GIT_COMMITTER_NAME","GIT_COMMITTER_EMAIL"]}"#)
+        .sh(&format!(
+            // A root caller's sandbox sees host files outside its places
+            // as another user's: git wants them marked safe (in a global
+            // config, which the clone's upload-pack reads).
+            "export GIT_CONFIG_GLOBAL=/tmp/gitconfig && git config --global safe.directory '*' && \
+             git init -q -b main fresh && cd fresh && git config user.email me@example.com && \
+             git remote add origin https://example.com/fresh.git && git commit -q --allow-empty -m first && cd .. && \
+             git clone -q {} cloned && echo ok > done",
+            src.display()
+        ))
+        .run();
+    assert_done(&t, &o);
+    let fresh = t.ws.join("fresh");
+    assert_eq!(hgit_ok(&t, &fresh, &["config", "user.email"]).trim(), "me@example.com");
+    assert_eq!(hgit_ok(&t, &fresh, &["remote", "get-url", "origin"]).trim(), "https://example.com/fresh.git");
+    assert!(hgit_ok(&t, &fresh, &["log", "--format=%s"]).contains("first"));
+    assert!(fresh.join(".git/hooks").is_dir(), "git init's sample hooks directory was moved aside");
+    let cloned = t.ws.join("cloned");
+    assert_eq!(hgit_ok(&t, &cloned, &["remote", "get-url", "origin"]).trim(), src.display().to_string());
+    assert_eq!(hgit_ok(&t, &cloned, &["status", "--porcelain"]).trim(), "");
+    assert_eq!(hgit_ok(&t, &cloned, &["rev-parse", "--abbrev-ref", "HEAD@{upstream}"]).trim(), "origin/main");
+    let v = violations(&o);
+    assert!(!v.contains("fresh") && !v.contains("cloned"), "a plain repository was reported: {v}");
+}
+
+#[test]
+fn an_inert_config_with_a_second_hard_link_is_moved_aside() {
+    let _g = shared();
+    let t = T::new();
+    let o = t.sh("git init -q r && ln r/.git/config cfg-link && echo ok > done");
+    assert_done(&t, &o);
+    assert!(!t.ws.join("r/.git/config").exists(), "a config that stays writable through a hard link was kept: {}", o.all());
+    assert!(violations(&o).contains("hard link"), "{}", o.all());
+}
+
+#[test]
+fn startup_files_are_moved_aside_at_any_depth() {
+    let _g = shared();
+    let t = T::new();
+    let files = [
+        ".config/git/config",
+        ".config/git/hooks/pre-commit",
+        ".bash_aliases",
+        ".local/bin/git",
+        ".config/fish/config.fish",
+        ".vimrc",
+        ".config/nvim/init.lua",
+        ".claude/settings.json",
+        ".claude/settings.local.json",
+        "proj/.npmrc",
+        "proj/.yarnrc.yml",
+        "deep/a/b/c/d/.bashrc",
+        "deep/a/b/c/d/e/.vscode/settings.json",
+    ];
+    let mut script = String::new();
+    for f in files {
+        script.push_str(&format!("mkdir -p \"$(dirname {f})\"; echo evil > {f}; "));
+    }
+    script.push_str("echo ok > done");
+    // The workspace is the home directory, as with a writable home.
+    let o = Run::new(&t.home, &t.root).workspace(&t.home).sh(&script).run();
+    assert_eq!(read(&t.home.join("done")).as_deref(), Some("ok\n"), "control: {}", o.all());
+    let v = violations(&o);
+    for f in files {
+        assert!(!t.home.join(f).exists(), "{f} created inside is on the host: {}", o.all());
+        let top = Path::new(f).iter().take(2).collect::<PathBuf>();
+        assert!(v.contains(&top.display().to_string()) || v.contains(f), "{f} not reported: {v}");
+    }
+}
+
+#[test]
+fn existing_startup_files_stay_unchanged() {
+    let _g = shared();
+    let t = T::new();
+    let files = [".config/git/config", ".bash_aliases", ".local/bin/tool", ".claude/settings.json", "proj/.npmrc", "proj/.yarnrc.yml", ".vimrc"];
+    for f in files {
+        plant(&t.home.join(f), &format!("ORIGINAL {f}"));
+    }
+    let mut script = String::new();
+    for f in files {
+        script.push_str(&format!("echo evil >> {f}; rm -f {f}; mv {f} {f}.x; "));
+    }
+    script.push_str("mv .config c2; mv .local l2; echo ok > done");
+    let o = Run::new(&t.home, &t.root).workspace(&t.home).sh(&script).run();
+    assert_eq!(read(&t.home.join("done")).as_deref(), Some("ok\n"), "control: {}", o.all());
+    for f in files {
+        assert_eq!(read(&t.home.join(f)).as_deref(), Some(format!("ORIGINAL {f}").as_str()), "{f} changed: {}", o.all());
+    }
+}

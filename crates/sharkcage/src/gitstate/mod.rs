@@ -1,0 +1,428 @@
+//! What a tool call may leave behind that would run later on the host —
+//! the rule, in one place, for the launcher's scans before and after each
+//! call (`launcher/protected.rs`, `launcher/quarantine.rs`) and for the
+//! file bridge (`fsbridge.rs`), which refuses such writes as they happen.
+//!
+//! **Git state**, by rule and at any depth inside a writable root:
+//! * a *git directory* is a directory named `.git`, or one that git's own
+//!   discovery would take for a repository: entries named `HEAD` and
+//!   `objects` and `refs`, or `HEAD` and `commondir` (a worktree's). This is
+//!   decided on names alone, never on file contents, so that rewriting a
+//!   file (say an invalid `HEAD` made valid) cannot turn a directory into a
+//!   repository behind a decision already taken;
+//! * in every git directory (so also `.git/modules/**` and
+//!   `.git/worktrees/*`, which are git directories themselves): `config`
+//!   and `config.worktree` (what git obeys), `hooks` (what git runs),
+//!   `commondir` (where a worktree's config and hooks are), `gitdir`;
+//! * every `.git` that is not a directory (a gitfile or a symlink: it
+//!   points git at a git directory);
+//! * rebase and cherry-pick todo lists (`exec` lines run commands);
+//! * what an *existing* config names: its `core.hooksPath` directory,
+//!   included config files, and programs of executing keys, when they lie
+//!   in a writable root (found by `launcher/protected.rs`).
+//!
+//! **Startup files** ([`STARTUP`]): shell, editor, terminal, agent and
+//! package-manager files that run commands when a program starts.
+//!
+//! Existing entries stay read-only during a call. What is new or changed
+//! after it is kept only when [`judge`] finds it *inert* — a config with
+//! only safe keys (`config.rs`), a hooks directory holding only `*.sample`
+//! files, a gitfile or `commondir` pointing inside a writable root, a todo
+//! list without `exec` — and moved aside otherwise. Startup files are never
+//! inert.
+
+pub mod config;
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::treewalk::Type;
+
+/// Why an entry is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Role {
+    /// A repository's `config` or `config.worktree`, or a file an existing config includes.
+    GitConfig,
+    /// A hooks directory: a git directory's `hooks`, or a `core.hooksPath`.
+    GitHooks,
+    /// A `.git` that is not a directory (gitfile or symlink).
+    GitLink,
+    /// A worktree's `commondir`.
+    GitCommonDir,
+    /// A worktree's `gitdir` (the path back to its checkout).
+    GitDirBack,
+    /// A rebase or cherry-pick todo list.
+    GitTodo,
+    /// A program an existing git config runs.
+    GitProgram,
+    /// A startup file of a shell, editor, terminal, agent or tool.
+    Startup,
+    /// A `denyWrite` path, or a secret path that must not appear.
+    Deny,
+}
+
+impl Role {
+    /// A few words for reports.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Role::GitConfig => "git config",
+            Role::GitHooks => "git hooks directory",
+            Role::GitLink => "`.git` link",
+            Role::GitCommonDir => "git commondir file",
+            Role::GitDirBack => "git gitdir file",
+            Role::GitTodo => "git todo list",
+            Role::GitProgram => "program run by a git config",
+            Role::Startup => "startup file",
+            Role::Deny => "protected path",
+        }
+    }
+}
+
+/// Startup files, as a name or `directory/name`, protected wherever they
+/// appear in a writable root (any directory may be someone's home or
+/// project). A symlink at the first part of a two-part name (say
+/// `.config`) is protected too: it could lead to a directory full of them.
+pub const STARTUP: &[&str] = &[
+    // Shells.
+    ".bashrc",
+    ".bash_profile",
+    ".bash_login",
+    ".bash_logout",
+    ".bash_aliases",
+    ".profile",
+    ".zshrc",
+    ".zprofile",
+    ".zshenv",
+    ".zlogin",
+    ".zlogout",
+    ".kshrc",
+    ".mkshrc",
+    ".cshrc",
+    ".tcshrc",
+    ".config/fish",
+    ".config/direnv",
+    ".direnvrc",
+    ".local/bin",
+    ".pam_environment",
+    // Git's global configs (besides every repository's, see the rule).
+    ".gitconfig",
+    ".config/git",
+    // Editors and terminals.
+    ".vimrc",
+    ".gvimrc",
+    ".exrc",
+    ".vim",
+    ".config/nvim",
+    ".emacs",
+    ".emacs.d",
+    ".config/emacs",
+    ".tmux.conf",
+    ".config/tmux",
+    ".vscode",
+    ".idea",
+    ".config/Code",
+    // Agents: hooks and MCP servers run commands.
+    ".mcp.json",
+    ".claude/commands",
+    ".claude/agents",
+    ".claude/settings.json",
+    ".claude/settings.local.json",
+    ".cursor/mcp.json",
+    ".codex/config.toml",
+    ".gemini/settings.json",
+    // Package managers and tools: settings that run programs.
+    ".npmrc",
+    ".yarnrc",
+    ".yarnrc.yml",
+    ".ripgreprc",
+    // Session and service managers.
+    ".config/systemd",
+    ".config/autostart",
+    ".config/environment.d",
+    ".xprofile",
+    ".xsessionrc",
+    ".xinitrc",
+    ".xsession",
+];
+
+/// Names that have a meaning inside a git directory.
+const GIT_DIR_ROLES: &[(&str, Role)] = &[
+    ("config", Role::GitConfig),
+    ("config.worktree", Role::GitConfig),
+    ("hooks", Role::GitHooks),
+    ("commondir", Role::GitCommonDir),
+    ("gitdir", Role::GitDirBack),
+];
+
+/// Is a directory named `base`, holding entries for which `has` is true, a
+/// git directory? By names only (see the module header).
+pub fn is_git_dir(base: &[u8], has: impl Fn(&[u8]) -> bool) -> bool {
+    base == b".git" || (has(b"HEAD") && ((has(b"objects") && has(b"refs")) || has(b"commondir")))
+}
+
+/// The role of the entry `name` (of type `ty`) in a directory named `base`
+/// that is (`git_dir`) or is not a git directory.
+pub fn role_of(base: &[u8], git_dir: bool, name: &[u8], ty: Type) -> Option<Role> {
+    if name == b".git" {
+        return (ty != Type::Dir).then_some(Role::GitLink);
+    }
+    if git_dir {
+        if let Some((_, r)) = GIT_DIR_ROLES.iter().find(|(n, _)| n.as_bytes() == name) {
+            return Some(*r);
+        }
+    }
+    if (base == b"rebase-merge" && name == b"git-rebase-todo") || (base == b"sequencer" && name == b"todo") {
+        return Some(Role::GitTodo);
+    }
+    startup_role(base, name, ty)
+}
+
+fn startup_role(base: &[u8], name: &[u8], ty: Type) -> Option<Role> {
+    for s in STARTUP {
+        match s.split_once('/') {
+            None if s.as_bytes() == name => return Some(Role::Startup),
+            Some((first, second)) if (first.as_bytes() == base && second.as_bytes() == name) || (first.as_bytes() == name && ty == Type::Symlink) => {
+                return Some(Role::Startup)
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Is a name (or `parent/name`) a first part of a two-part startup name?
+pub fn is_startup_parent(name: &[u8]) -> bool {
+    STARTUP.iter().any(|s| s.split_once('/').is_some_and(|(f, _)| f.as_bytes() == name))
+}
+
+/// Where the writable roots are, for judging paths that entries point to.
+pub struct Roots<'a> {
+    pub writable: &'a [PathBuf],
+    pub hidden: &'a [PathBuf],
+}
+
+impl Roots<'_> {
+    /// `p` (absolute, or relative to `base`) resolves inside a writable
+    /// root and outside every hidden path. Existing symlinks on the way are
+    /// resolved; what does not exist yet is taken lexically.
+    pub fn inside(&self, base: &Path, p: &str) -> bool {
+        let p = p.trim();
+        if p.is_empty() {
+            return false;
+        }
+        let joined = if Path::new(p).is_absolute() { PathBuf::from(p) } else { base.join(p) };
+        let r = crate::policy::paths::canonicalize_lenient(&crate::policy::paths::normalize(&joined));
+        self.writable.iter().any(|w| r.starts_with(w)) && !self.hidden.iter().any(|h| r.starts_with(h))
+    }
+}
+
+/// Largest file [`judge`] reads; a bigger config or list is not inert.
+const MAX_READ: u64 = 1 << 20;
+
+fn read_small(p: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(p)
+        .map_err(|e| format!("cannot be read ({e})"))?;
+    if !f.metadata().map(|m| m.is_file()).unwrap_or(false) {
+        return Err("is not a regular file".into());
+    }
+    let mut v = Vec::new();
+    f.take(MAX_READ + 1).read_to_end(&mut v).map_err(|e| format!("cannot be read ({e})"))?;
+    if v.len() as u64 > MAX_READ {
+        return Err("is larger than 1 MiB".into());
+    }
+    Ok(v)
+}
+
+/// The single path a `gitdir: <path>` file, `commondir` or `gitdir` holds.
+fn one_path(text: &[u8], prefix: &str) -> Option<String> {
+    let s = std::str::from_utf8(text).ok()?;
+    let s = s.strip_prefix(prefix)?;
+    let s = s.trim_end_matches(['\n', '\r', ' ', '\t']);
+    (!s.is_empty() && !s.contains('\n') && !s.contains('\0')).then(|| s.to_string())
+}
+
+/// Is the entry at `path` (with `role`) inert? `Err` says why not, in words.
+/// Reads nothing through a symlink.
+pub fn judge(role: Role, path: &Path, roots: &Roots) -> Result<(), String> {
+    let meta = path.symlink_metadata().map_err(|e| format!("cannot be examined ({e})"))?;
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let is_link = meta.file_type().is_symlink();
+    // A file with a second name can be changed later through that name,
+    // which no scan watches.
+    if meta.is_file() && std::os::unix::fs::MetadataExt::nlink(&meta) > 1 && !matches!(role, Role::Startup | Role::Deny | Role::GitProgram) {
+        return Err("has another hard link, through which it could be changed later".into());
+    }
+    match role {
+        Role::GitConfig => {
+            if is_link {
+                return Err("is a symlink".into());
+            }
+            let text = read_small(path)?;
+            config::judge(&text, &|v: &str| roots.inside(dir, v))
+        }
+        Role::GitHooks => {
+            if is_link {
+                return Err("is a symlink".into());
+            }
+            if !meta.is_dir() {
+                return Ok(()); // git runs nothing from a file named `hooks`
+            }
+            for e in std::fs::read_dir(path).map_err(|e| format!("cannot be listed ({e})"))? {
+                let e = e.map_err(|e| format!("cannot be listed ({e})"))?;
+                let name = e.file_name();
+                let ft = e.file_type().map_err(|e| format!("cannot be examined ({e})"))?;
+                if !ft.is_file() || !name.to_string_lossy().ends_with(".sample") {
+                    return Err(format!("holds the hook {:?} (only *.sample files are inert)", name.to_string_lossy()));
+                }
+            }
+            Ok(())
+        }
+        Role::GitLink => {
+            if is_link {
+                let t = std::fs::read_link(path).map_err(|e| format!("cannot be read ({e})"))?;
+                return if roots.inside(dir, &t.to_string_lossy()) { Ok(()) } else { Err(format!("is a symlink to {} outside the writable roots", t.display())) };
+            }
+            if !meta.is_file() {
+                return Err("is neither a directory, a file nor a symlink".into());
+            }
+            let text = read_small(path)?;
+            match one_path(&text, "gitdir: ") {
+                Some(t) if roots.inside(dir, &t) => Ok(()),
+                Some(t) => Err(format!("points git at {t}, outside the writable roots")),
+                None => Err("is not a `gitdir: <path>` file".into()),
+            }
+        }
+        Role::GitCommonDir => {
+            if is_link {
+                return Err("is a symlink".into());
+            }
+            let text = read_small(path)?;
+            match one_path(&text, "") {
+                Some(t) if roots.inside(dir, &t) => Ok(()),
+                Some(t) => Err(format!("points git at {t}, outside the writable roots")),
+                None => Err("does not hold one path".into()),
+            }
+        }
+        Role::GitDirBack => {
+            if is_link {
+                return Err("is a symlink".into());
+            }
+            let text = read_small(path)?;
+            one_path(&text, "").map(|_| ()).ok_or_else(|| "does not hold one path".into())
+        }
+        Role::GitTodo => {
+            if is_link {
+                return Err("is a symlink".into());
+            }
+            let text = read_small(path)?;
+            let s = String::from_utf8_lossy(&text);
+            match s.lines().find(|l| matches!(l.split_whitespace().next(), Some("x") | Some("exec"))) {
+                Some(l) => Err(format!("has the command line {:?}", l.trim())),
+                None => Ok(()),
+            }
+        }
+        Role::GitProgram => Err("is run by an existing git config".into()),
+        Role::Startup => Err("runs commands when a shell, editor, agent or tool starts".into()),
+        Role::Deny => Err("may not be created or changed by the sandbox".into()),
+    }
+}
+
+/// Refusal of the file bridge, which has no after-call check: why creating
+/// or changing `rel` (below a writable root open as `root_fd`) would create
+/// or change git or startup state, or `None`. `creating` is true when the
+/// operation brings a new entry named like the last component into being
+/// (write, create, mkdir, the target of a rename).
+pub fn bridge_refusal(root_fd: i32, rel: &Path, creating: bool) -> Option<String> {
+    let comps: Vec<&[u8]> = rel
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.as_bytes()),
+            _ => None,
+        })
+        .collect();
+    if comps.contains(&b".git".as_slice()) {
+        return Some("a `.git` entry or something inside one (git runs and obeys what is there)".into());
+    }
+    let mut dir = PathBuf::new();
+    for (i, name) in comps.iter().enumerate() {
+        let base: &[u8] = dir.file_name().map(OsStrExt::as_bytes).unwrap_or(b"");
+        let last = i + 1 == comps.len();
+        let has = |n: &[u8]| exists_at(root_fd, &dir.join(OsStr::from_bytes(n)));
+        let git_dir = is_git_dir(base, has);
+        let ty = if last { Type::File } else { Type::Dir };
+        if let Some(role) = role_of(base, git_dir, name, ty).or_else(|| (!last && is_startup_parent(name) && is_symlink_at(root_fd, &dir.join(OsStr::from_bytes(name)))).then_some(Role::Startup)) {
+            return Some(format!("a {} ({})", role.describe(), role_reason(role)));
+        }
+        if last && creating && !git_dir && matches!(*name, b"HEAD" | b"objects" | b"refs" | b"commondir") {
+            let would = is_git_dir(base, |n| n == *name || has(n));
+            if would {
+                return Some(format!("it would make {} a git repository", if dir.as_os_str().is_empty() { ".".to_string() } else { dir.display().to_string() }));
+            }
+        }
+        dir.push(OsStr::from_bytes(name));
+    }
+    None
+}
+
+fn role_reason(role: Role) -> &'static str {
+    match role {
+        Role::GitConfig | Role::GitCommonDir | Role::GitDirBack | Role::GitLink => "git obeys it",
+        Role::GitHooks | Role::GitProgram | Role::GitTodo => "git runs it",
+        Role::Startup => "it runs commands when a shell, editor, agent or tool starts",
+        Role::Deny => "the policy protects it",
+    }
+}
+
+fn lstat_at(root_fd: i32, rel: &Path) -> Option<libc::stat> {
+    let p = if rel.as_os_str().is_empty() { std::ffi::CString::new(".").ok()? } else { std::ffi::CString::new(rel.as_os_str().as_bytes()).ok()? };
+    // SAFETY: fstatat into a zeroed struct; the path is below our root fd.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    (unsafe { libc::fstatat(root_fd, p.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) } == 0).then_some(st)
+}
+
+fn exists_at(root_fd: i32, rel: &Path) -> bool {
+    lstat_at(root_fd, rel).is_some()
+}
+
+fn is_symlink_at(root_fd: i32, rel: &Path) -> bool {
+    lstat_at(root_fd, rel).is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFLNK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn git_dirs_by_names() {
+        let has = |set: &'static [&'static str]| move |n: &[u8]| set.iter().any(|s| s.as_bytes() == n);
+        assert!(is_git_dir(b".git", has(&[])));
+        assert!(is_git_dir(b"x.git", has(&["HEAD", "objects", "refs"])));
+        assert!(is_git_dir(b"wt", has(&["HEAD", "commondir"])));
+        assert!(!is_git_dir(b"x", has(&["HEAD", "objects"])));
+        assert!(!is_git_dir(b"x", has(&["objects", "refs", "config"])));
+    }
+
+    #[test]
+    fn roles() {
+        assert_eq!(role_of(b".git", true, b"config", Type::File), Some(Role::GitConfig));
+        assert_eq!(role_of(b"sub", true, b"hooks", Type::Dir), Some(Role::GitHooks));
+        assert_eq!(role_of(b"sub", false, b"config", Type::File), None);
+        assert_eq!(role_of(b"x", false, b".git", Type::File), Some(Role::GitLink));
+        assert_eq!(role_of(b"x", false, b".git", Type::Dir), None);
+        assert_eq!(role_of(b".claude", false, b"settings.json", Type::File), Some(Role::Startup));
+        assert_eq!(role_of(b"x", false, b"settings.json", Type::File), None);
+        assert_eq!(role_of(b"x", false, b".config", Type::Symlink), Some(Role::Startup));
+        assert_eq!(role_of(b"x", false, b".config", Type::Dir), None);
+        assert_eq!(role_of(b".local", false, b"bin", Type::Dir), Some(Role::Startup));
+        assert_eq!(role_of(b"rebase-merge", false, b"git-rebase-todo", Type::File), Some(Role::GitTodo));
+    }
+}
