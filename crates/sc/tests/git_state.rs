@@ -20,12 +20,16 @@ fn git_bin() -> PathBuf {
     which("git").expect("git must be installed for this suite (.ci/run installs it)")
 }
 
-/// The host's git in `dir`, as a user would run it (fake HOME, no system config).
+/// The host's git in `dir`, as a user would run it (fake HOME, no system
+/// config). It never looks for a repository above the test's directory
+/// (`GIT_CEILING_DIRECTORIES`): where the sandbox's repository was moved
+/// aside, discovery must not find the checkout the tests run in.
 fn hgit(t: &T, dir: &Path, args: &[&str]) -> Output {
     Command::new(git_bin())
         .args(args)
         .current_dir(dir)
         .env_clear()
+        .env("GIT_CEILING_DIRECTORIES", &t.root)
         .env("HOME", &t.home)
         .env("PATH", SAFE_PATH)
         .env("GIT_CONFIG_NOSYSTEM", "1")

@@ -505,6 +505,7 @@ fn git_commondir_cannot_redirect_hooks() {
         .env_clear()
         .env("HOME", &t.home)
         .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CEILING_DIRECTORIES", &t.root)
         .output()
         .unwrap();
     let hooks = std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
