@@ -15,7 +15,9 @@ pub mod protected;
 pub mod proxy_session;
 pub mod quarantine;
 pub mod supervise;
+pub mod thread_identity;
 pub mod unix_broker;
+pub mod unix_target;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -353,7 +355,12 @@ pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, L
             seccomp: true,
             unix_sockets: UnixReport {
                 mode: if plan.allow_unix.is_empty() { "none" } else { "broker" },
-                allowed: plan.allow_unix.clone(),
+                allowed: plan.allow_unix.iter().flat_map(|t| t.names.iter().cloned()).fold(Vec::new(), |mut v, p| {
+                    if !v.contains(&p) {
+                        v.push(p);
+                    }
+                    v
+                }),
                 connected: out.unix_connected,
             },
             no_new_privs: true,
