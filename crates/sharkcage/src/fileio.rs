@@ -1,34 +1,175 @@
-//! Whole-file writes that a reader never sees half done, and that cannot be
-//! redirected: the temporary file is created exclusively, never through a
-//! symlink (`O_EXCL | O_NOFOLLOW`), in the target's own directory, synced,
-//! and renamed over the target. Used for `sc exec --json` (the directory may
-//! be a workspace the sandboxed command could write to), `sc init` and the
-//! pending-check journal.
+//! Files the launcher writes, written so that nothing a sandboxed command
+//! planted can redirect them or show them half done.
+//!
+//! * Whole-file writes: a temporary file created exclusively, never through
+//!   a symlink (`O_EXCL | O_NOFOLLOW`), in the target's own directory,
+//!   synced, and renamed over the target (a rename replaces a symlink at the
+//!   target's name; it never follows it).
+//! * Relative to a directory descriptor ([`write_atomic_at`]). A command can
+//!   rename a directory on the way to a file the launcher writes *after* the
+//!   call (`sc exec --json`, the result file the OpenClaw backend reads, the
+//!   `--audit-dir` log, the pending-check journal) and put a symlink in its
+//!   place. So the launcher opens each such directory *before* the sandbox
+//!   starts ([`PinnedDir`]) and writes through that descriptor: the file
+//!   lands in the directory that was opened, wherever the command moved it,
+//!   never where a planted symlink points.
+//! * [`PinnedDir::moved`] tells whether the directory's path still leads to
+//!   it (resolved from `/` with no symlink followed: same device and inode),
+//!   so the user can be told when it does not.
 
+use std::ffi::{CString, OsStr};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::layers::sys;
+
+fn cstring(b: &[u8]) -> std::io::Result<CString> {
+    CString::new(b).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path contains a NUL byte"))
+}
+
+fn os_err(errno: i32) -> std::io::Error {
+    std::io::Error::from_raw_os_error(errno)
+}
 
 /// Write `data` to `path` atomically, creating it with `mode` if new.
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let base = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path.file_name().ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
+    PinnedDir::open(dir)?.write_atomic(name, data, mode)
+}
+
+/// Write `data` as `name` in the directory `dir` atomically (see the module
+/// header), creating it with `mode` if new. `name` is one path component.
+pub fn write_atomic_at(dir: BorrowedFd<'_>, name: &OsStr, data: &[u8], mode: u32) -> std::io::Result<()> {
+    let b = name.as_bytes();
+    if b.is_empty() || b.contains(&b'/') || b == b"." || b == b".." {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{name:?} is not a file name")));
+    }
+    let target = cstring(b)?;
     let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0) ^ std::process::id();
     for _ in 0..100 {
         seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-        let tmp = dir.join(format!(".{base}.tmp-{seed:08x}"));
-        let mut f = match std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).custom_flags(libc::O_NOFOLLOW).open(&tmp) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        };
-        let r = f.write_all(data).and_then(|_| f.sync_all()).and_then(|_| std::fs::rename(&tmp, path));
+        let tmp = cstring(format!(".{}.tmp-{seed:08x}", name.to_string_lossy()).as_bytes())?;
+        // SAFETY: openat relative to a directory descriptor we borrow, with a
+        // C string name; the new descriptor is owned below.
+        let fd = unsafe { libc::openat(dir.as_raw_fd(), tmp.as_ptr(), libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC, mode as libc::c_uint) };
+        if fd < 0 {
+            match sys::errno() {
+                libc::EEXIST => continue,
+                e => return Err(os_err(e)),
+            }
+        }
+        // SAFETY: a fresh descriptor that nothing else owns.
+        let mut f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        let r = f.write_all(data).and_then(|_| f.sync_all()).and_then(|_| {
+            // SAFETY: renameat within one directory descriptor, C string names.
+            match unsafe { libc::renameat(dir.as_raw_fd(), tmp.as_ptr(), dir.as_raw_fd(), target.as_ptr()) } {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            }
+        });
         if r.is_err() {
-            let _ = std::fs::remove_file(&tmp);
+            // SAFETY: unlinkat of our own temporary name in the same directory.
+            unsafe { libc::unlinkat(dir.as_raw_fd(), tmp.as_ptr(), 0) };
+        } else {
+            sync_dir(dir);
         }
         return r;
     }
     Err(std::io::Error::other("could not create a temporary file"))
+}
+
+/// fsync a directory given as (possibly `O_PATH`) descriptor; best effort.
+fn sync_dir(dir: BorrowedFd<'_>) {
+    // SAFETY: reopening "." below the descriptor read-only, then fsync and
+    // close of that new descriptor.
+    unsafe {
+        let fd = libc::openat(dir.as_raw_fd(), c".".as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC);
+        if fd >= 0 {
+            libc::fsync(fd);
+            libc::close(fd);
+        }
+    }
+}
+
+/// A directory opened before a call, to write into after it (see the module
+/// header).
+#[derive(Debug)]
+pub struct PinnedDir {
+    fd: OwnedFd,
+    /// Its canonical path when it was opened.
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl PinnedDir {
+    /// Open `dir` as the caller names it (symlinks followed: this happens
+    /// before the sandbox exists).
+    pub fn open(dir: &Path) -> std::io::Result<PinnedDir> {
+        let c = cstring(dir.as_os_str().as_bytes())?;
+        // SAFETY: open with a C string; the descriptor is owned below.
+        let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: a fresh descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let st = sys::fstat(fd.as_raw_fd()).map_err(os_err)?;
+        let path = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
+        Ok(PinnedDir { fd, path, dev: st.st_dev, ino: st.st_ino })
+    }
+
+    /// Its canonical path when it was opened.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `/proc/self/fd/<n>`: a path for code that takes paths (the audit
+    /// writer). The kernel follows it to this very directory, wherever it is
+    /// now; names below it are looked up in it.
+    pub fn anchor(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/self/fd/{}", self.fd.as_raw_fd()))
+    }
+
+    /// None while [`Self::path`] still leads to this directory (resolved from
+    /// `/` without following any symlink); else what happened, in words.
+    pub fn moved(&self) -> Option<String> {
+        let c = cstring(self.path.as_os_str().as_bytes()).ok()?;
+        let same = sys::open_path_no_symlinks(&c, libc::O_DIRECTORY)
+            .map(|fd| {
+                // SAFETY: a fresh descriptor that nothing else owns.
+                let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+                sys::fstat(fd.as_raw_fd()).is_ok_and(|st| st.st_dev == self.dev && st.st_ino == self.ino)
+            })
+            .unwrap_or(false);
+        if same {
+            return None;
+        }
+        let now = std::fs::read_link(self.anchor()).map(|p| p.display().to_string()).unwrap_or_default();
+        let now = match now.strip_suffix(" (deleted)") {
+            Some(_) => "it was deleted".to_string(),
+            None => format!("it is now at {now}"),
+        };
+        Some(format!("{} was moved or replaced during the call ({now})", self.path.display()))
+    }
+
+    /// [`write_atomic_at`] in this directory.
+    pub fn write_atomic(&self, name: &OsStr, data: &[u8], mode: u32) -> std::io::Result<()> {
+        write_atomic_at(self.fd.as_fd(), name, data, mode)
+    }
+
+    /// Remove the file `name` (one component) from this directory.
+    pub fn remove(&self, name: &OsStr) -> std::io::Result<()> {
+        let c = cstring(name.as_bytes())?;
+        // SAFETY: unlinkat relative to our directory descriptor.
+        match unsafe { libc::unlinkat(self.fd.as_raw_fd(), c.as_ptr(), 0) } {
+            0 => Ok(()),
+            _ => Err(std::io::Error::last_os_error()),
+        }
+    }
 }
 
 /// sharkcage's private state directory: `$SHARKCAGE_STATE_DIR`, else
@@ -70,5 +211,34 @@ mod tests {
         assert_eq!(std::fs::read(&victim).unwrap(), b"KEEP");
         write_atomic(&target, b"[1]", 0o600).unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"[1]");
+    }
+
+    /// A directory renamed away and replaced by a symlink after it was
+    /// pinned: the write lands in the original directory, and `moved` says so.
+    #[test]
+    fn pinned_dir_writes_into_the_original_directory() {
+        let d = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(d.path()).unwrap();
+        let results = root.join("results");
+        let outside = root.join("outside");
+        std::fs::create_dir(&results).unwrap();
+        std::fs::create_dir(&outside).unwrap();
+        let pin = PinnedDir::open(&results).unwrap();
+        assert_eq!(pin.moved(), None);
+        std::fs::rename(&results, root.join("results.old")).unwrap();
+        std::os::unix::fs::symlink(&outside, &results).unwrap();
+        let why = pin.moved().expect("the swap is noticed");
+        assert!(why.contains("results.old"), "{why}");
+        pin.write_atomic(OsStr::new("out.json"), b"{}", 0o600).unwrap();
+        assert_eq!(std::fs::read(root.join("results.old/out.json")).unwrap(), b"{}");
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "written through the planted symlink");
+        std::fs::write(pin.anchor().join("via-anchor"), "x").unwrap();
+        assert!(root.join("results.old/via-anchor").exists());
+        pin.remove(OsStr::new("via-anchor")).unwrap();
+        std::fs::remove_file(root.join("results.old/out.json")).unwrap();
+        std::fs::remove_dir(root.join("results.old")).unwrap();
+        assert_eq!(pin.moved().map(|w| w.contains("deleted")), Some(true));
+        assert!(pin.write_atomic(OsStr::new("out.json"), b"{}", 0o600).is_err(), "a deleted directory takes no file");
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
     }
 }

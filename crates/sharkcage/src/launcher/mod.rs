@@ -294,7 +294,7 @@ pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, L
     }
     let t2 = t0.elapsed();
     let after = quarantine::after_call(&check);
-    quarantine::journal_end(journal);
+    let journal_note = quarantine::journal_end(journal);
     let out = out?;
     if std::env::var_os("SHARKCAGE_TIMING").is_some() {
         eprintln!("plan {:?} run {:?}", t1, t2 - t1);
@@ -303,6 +303,7 @@ pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, L
     violations.extend(shift_note);
     violations.extend(recovered);
     violations.extend(after);
+    violations.extend(journal_note);
     violations.extend(out.unix_events.iter().cloned());
     if let Some(n) = &out.net {
         violations.extend(n.notes.iter().cloned());
