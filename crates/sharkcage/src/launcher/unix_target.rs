@@ -121,6 +121,8 @@ pub enum Refusal {
     NotSocket,
     #[error("the sandbox's identity (host uid {0}) may not connect to it")]
     Permission(u32),
+    #[error("the launcher could not act as the sandbox's identity ({})", std::io::Error::from_raw_os_error(*.0))]
+    Identity(i32),
 }
 
 /// The outcome of a connect that did not succeed.
@@ -146,7 +148,7 @@ enum Step {
 pub fn connect(sock: &OwnedFd, target: &UnixTarget, as_id: Option<u32>, own_uid: u32) -> Result<(), ConnectError> {
     let go = || connect_exact(sock, &target.c_canonical);
     let r = match as_id {
-        Some(id) => thread_identity::run_as(id, go).map_err(ConnectError::Failed)?,
+        Some(id) => thread_identity::run_as(id, go).map_err(|e| ConnectError::Refused(Refusal::Identity(e)))?,
         None => go(),
     };
     let uid = as_id.unwrap_or(own_uid);
