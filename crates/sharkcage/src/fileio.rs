@@ -37,7 +37,19 @@ fn os_err(errno: i32) -> std::io::Error {
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
-    PinnedDir::open(dir)?.write_atomic(name, data, mode)
+    write_atomic_at(open_dir(dir)?.as_fd(), name, data, mode)
+}
+
+/// `dir` opened `O_PATH | O_DIRECTORY` (symlinks followed, as named).
+fn open_dir(dir: &Path) -> std::io::Result<OwnedFd> {
+    let c = cstring(dir.as_os_str().as_bytes())?;
+    // SAFETY: open with a C string; the descriptor is owned below.
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Write `data` as `name` in the directory `dir` atomically (see the module
@@ -109,14 +121,7 @@ impl PinnedDir {
     /// Open `dir` as the caller names it (symlinks followed: this happens
     /// before the sandbox exists).
     pub fn open(dir: &Path) -> std::io::Result<PinnedDir> {
-        let c = cstring(dir.as_os_str().as_bytes())?;
-        // SAFETY: open with a C string; the descriptor is owned below.
-        let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: a fresh descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let fd = open_dir(dir)?;
         let st = sys::fstat(fd.as_raw_fd()).map_err(os_err)?;
         let path = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
         Ok(PinnedDir { fd, path, dev: st.st_dev, ino: st.st_ino })
