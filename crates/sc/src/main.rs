@@ -138,11 +138,14 @@ struct JsonDest {
 }
 
 impl JsonDest {
-    fn open(path: &Path) -> Result<JsonDest, LaunchError> {
+    /// `untrusted`: the call's writable roots (no symlink there is followed).
+    fn open(path: &Path, untrusted: &[PathBuf]) -> Result<JsonDest, LaunchError> {
         let usage = |why: String| LaunchError::Usage(format!("--json {}: {why}", path.display()));
         let name = path.file_name().ok_or_else(|| usage("not a file name".into()))?.to_os_string();
         let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let dir = PinnedDir::open(parent).map_err(|e| usage(format!("cannot open its directory: {e}")))?;
+        let dir = PinnedDir::resolve(parent, untrusted)
+            .and_then(|p| PinnedDir::open_exact(&p))
+            .map_err(|e| usage(format!("cannot open its directory: {e}")))?;
         Ok(JsonDest { path: path.to_path_buf(), dir, name })
     }
 
@@ -165,10 +168,12 @@ struct AuditDir {
     pin: PinnedDir,
 }
 
-fn open_audit_dir(dir: &Path) -> Result<AuditDir, LaunchError> {
+/// `untrusted`: the call's writable roots (no symlink there is followed).
+fn open_audit_dir(dir: &Path, untrusted: &[PathBuf]) -> Result<AuditDir, LaunchError> {
     let usage = |e: std::io::Error| LaunchError::Usage(format!("--audit-dir {}: {e}", dir.display()));
-    sharkcage::fileio::ensure_private_dir(dir).map_err(usage)?;
-    Ok(AuditDir { dir: dir.to_path_buf(), pin: PinnedDir::open(dir).map_err(usage)? })
+    let real = PinnedDir::resolve(dir, untrusted).map_err(usage)?;
+    sharkcage::fileio::create_private_dir_exact(&real).map_err(usage)?;
+    Ok(AuditDir { dir: dir.to_path_buf(), pin: PinnedDir::open_exact(&real).map_err(usage)? })
 }
 
 impl AuditDir {
@@ -253,14 +258,23 @@ fn exec(a: ExecArgs) -> i32 {
         argv: a.command,
     };
     // Directories written after the call are opened now, before the sandbox
-    // exists, and written through those descriptors (see `fileio`).
-    let json_dest = match a.json.as_deref().map(JsonDest::open).transpose() {
+    // exists, never through a symlink inside a writable root of the call,
+    // and written through those descriptors (see `fileio`).
+    let untrusted = if a.json.is_some() || a.audit_dir.is_some() {
+        match launcher::plan::writable_roots(&req) {
+            Ok(w) => w,
+            Err(e) => return fail(&e),
+        }
+    } else {
+        vec![]
+    };
+    let json_dest = match a.json.as_deref().map(|p| JsonDest::open(p, &untrusted)).transpose() {
         Ok(d) => d,
         Err(e) => return fail(&e),
     };
     // The audit directory must not be reachable from the sandbox it records.
     let mut req = req;
-    let audit_dir = match a.audit_dir.as_deref().map(open_audit_dir).transpose() {
+    let audit_dir = match a.audit_dir.as_deref().map(|d| open_audit_dir(d, &untrusted)).transpose() {
         Ok(d) => d,
         Err(e) => return fail(&e),
     };

@@ -166,3 +166,24 @@ fn parents_of_hidden_paths_in_a_writable_home_are_pinned() {
     assert!(!o.out().contains("MOVED"), "{}", o.all());
     assert_eq!(read(&t.home.join(".config/gh/hosts.yml")).as_deref(), Some(s.as_str()));
 }
+
+/// A symlink planted in the workspace by an earlier call (`results` →
+/// elsewhere) is not followed when the next call opens its `--json` or
+/// `--audit-dir` directory: the call is refused (exit 2, nothing runs) with
+/// an error naming the option, and nothing appears outside.
+#[test]
+fn json_and_audit_dir_never_follow_a_symlink_planted_by_an_earlier_call() {
+    let _g = shared();
+    let t = T::new();
+    let out = outside(&t);
+    let first = t.sc().sh(&format!("ln -s {} results && echo PLANTED", out.display())).run();
+    assert!(first.out().contains("PLANTED"), "control: {}", first.all());
+    let ran = t.ws.join("ran");
+    for (opt, path) in [("--json", t.ws.join("results/out.json")), ("--audit-dir", t.ws.join("results/audit"))] {
+        let o = t.sc().no_json().opt(opt).opt(path.as_os_str()).sh("echo ran > ran").run();
+        assert!(entries(&out).is_empty(), "{opt}: the launcher wrote through a symlink planted earlier: {:?}", entries(&out));
+        assert_eq!(o.code, 2, "{opt}: {}", o.all());
+        assert!(o.err().contains(opt) && o.err().contains("symlink"), "{opt}: {}", o.err());
+        assert!(!ran.exists(), "{opt}: the command ran");
+    }
+}

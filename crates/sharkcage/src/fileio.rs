@@ -13,6 +13,11 @@
 //!   starts ([`PinnedDir`]) and writes through that descriptor: the file
 //!   lands in the directory that was opened, wherever the command moved it,
 //!   never where a planted symlink points.
+//!   A symlink planted *before* the call (by an earlier sandboxed command) is
+//!   not followed either: such a directory is resolved with
+//!   `paths::resolve_trusting` (host symlinks followed, none inside a
+//!   writable root of the call) and opened without following any symlink
+//!   ([`PinnedDir::open_exact`], [`create_private_dir_exact`]).
 //! * [`PinnedDir::moved`] tells whether the directory's path still leads to
 //!   it (resolved from `/` with no symlink followed: same device and inode),
 //!   so the user can be told when it does not.
@@ -106,6 +111,49 @@ fn sync_dir(dir: BorrowedFd<'_>) {
     }
 }
 
+/// ELOOP from an open that follows no symlink, in words.
+fn planted_symlink_error(path: &Path) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        format!("{}: a symlink inside a writable root is on the way (not followed: a sandboxed command may have planted it); give the real path", path.display()),
+    )
+}
+
+/// `mkdir -p path` with mode 0700 for the last directory, never following a
+/// symlink on the way (each component is made with `mkdirat` and entered
+/// with `openat2(RESOLVE_NO_SYMLINKS)` below the one before). `path` is
+/// absolute, host symlinks already resolved.
+pub fn create_private_dir_exact(path: &Path) -> std::io::Result<()> {
+    let mut cur = open_dir(Path::new("/"))?;
+    for comp in path.components().filter(|c| matches!(c, std::path::Component::Normal(_))) {
+        let name = cstring(comp.as_os_str().as_bytes())?;
+        // SAFETY: mkdirat relative to a directory descriptor we own; an
+        // existing name (a symlink too) is left alone (EEXIST).
+        if unsafe { libc::mkdirat(cur.as_raw_fd(), name.as_ptr(), 0o777) } != 0 && sys::errno() != libc::EEXIST {
+            return Err(std::io::Error::last_os_error());
+        }
+        let next = sys::openat2(cur.as_raw_fd(), &name, libc::O_PATH | libc::O_DIRECTORY, libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS)
+            .map_err(|e| if e == libc::ELOOP { planted_symlink_error(path) } else { os_err(e) })?;
+        // SAFETY: a fresh descriptor that nothing else owns.
+        cur = unsafe { OwnedFd::from_raw_fd(next) };
+    }
+    // SAFETY: reopen "." below our O_PATH descriptor to change its mode;
+    // the descriptor is closed right after.
+    unsafe {
+        let fd = libc::openat(cur.as_raw_fd(), c".".as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let r = libc::fchmod(fd, 0o700);
+        let e = std::io::Error::last_os_error();
+        libc::close(fd);
+        if r != 0 {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
 /// A directory opened before a call, to write into after it (see the module
 /// header).
 #[derive(Debug)]
@@ -125,6 +173,25 @@ impl PinnedDir {
         let st = sys::fstat(fd.as_raw_fd()).map_err(os_err)?;
         let path = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
         Ok(PinnedDir { fd, path, dev: st.st_dev, ino: st.st_ino })
+    }
+
+    /// Open `path` (absolute, host symlinks already resolved) without
+    /// following any symlink on it.
+    pub fn open_exact(path: &Path) -> std::io::Result<PinnedDir> {
+        let c = cstring(path.as_os_str().as_bytes())?;
+        let fd = sys::open_path_no_symlinks(&c, libc::O_DIRECTORY).map_err(|e| if e == libc::ELOOP { planted_symlink_error(path) } else { os_err(e) })?;
+        // SAFETY: a fresh descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let st = sys::fstat(fd.as_raw_fd()).map_err(os_err)?;
+        Ok(PinnedDir { fd, path: path.to_path_buf(), dev: st.st_dev, ino: st.st_ino })
+    }
+
+    /// Where a directory the launcher writes after a call is, resolved
+    /// before the call: `dir` made absolute, host symlinks followed, none
+    /// inside `untrusted` (the call's writable roots).
+    pub fn resolve(dir: &Path, untrusted: &[PathBuf]) -> std::io::Result<PathBuf> {
+        let abs = if dir.is_absolute() { dir.to_path_buf() } else { std::env::current_dir()?.join(dir) };
+        Ok(crate::policy::paths::resolve_trusting(&abs, untrusted))
     }
 
     /// Its canonical path when it was opened.
@@ -245,5 +312,31 @@ mod tests {
         assert_eq!(pin.moved().map(|w| w.contains("deleted")), Some(true));
         assert!(pin.write_atomic(OsStr::new("out.json"), b"{}", 0o600).is_err(), "a deleted directory takes no file");
         assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+    }
+
+    /// A symlink inside a writable root, planted before the call, is never
+    /// followed by the exact open or the no-follow `mkdir -p`.
+    #[test]
+    fn exact_open_and_create_refuse_a_planted_symlink() {
+        let d = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(d.path()).unwrap();
+        let ws = root.join("ws");
+        let outside = root.join("outside");
+        std::fs::create_dir_all(&ws).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, ws.join("logs")).unwrap();
+        let p = PinnedDir::resolve(&ws.join("logs/audit"), std::slice::from_ref(&ws)).unwrap();
+        assert_eq!(p, ws.join("logs/audit"), "the planted symlink is kept, not resolved");
+        let e = create_private_dir_exact(&p).unwrap_err();
+        assert!(e.to_string().contains("symlink"), "{e}");
+        assert!(PinnedDir::open_exact(&ws.join("logs")).unwrap_err().to_string().contains("symlink"));
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "created through the planted symlink");
+        // Trusted (outside the writable roots): followed as named.
+        assert_eq!(PinnedDir::resolve(&ws.join("logs/audit"), &[]).unwrap(), outside.join("audit"));
+        let fresh = ws.join("a/b/c");
+        create_private_dir_exact(&fresh).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(PinnedDir::open_exact(&fresh).unwrap().path(), fresh);
     }
 }

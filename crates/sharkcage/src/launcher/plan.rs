@@ -181,6 +181,16 @@ impl Plan {
     }
 }
 
+/// The writable roots a call with `req` gets (as [`Plan::build`] computes
+/// them), for paths the launcher resolves before the call without trusting
+/// a symlink inside them (`paths::resolve_trusting`).
+pub fn writable_roots(req: &ExecRequest) -> Result<Vec<PathBuf>, LaunchError> {
+    let homes = paths::home_dirs();
+    let cx = Ctx { req, home: homes.first().cloned(), mandatory: mandatory_denies(&homes), homes };
+    let workspace = cx.workspace_root()?;
+    cx.writable_roots(workspace.as_ref(), &mut Vec::new())
+}
+
 /// The call's network: the proxy's rules (policy plus `--allow-domain`).
 fn network_plan(req: &ExecRequest) -> Result<Option<NetPlan>, LaunchError> {
     let pol = &req.policy;

@@ -27,16 +27,14 @@
 //! Anything else is a [`Refusal`]: the command gets EACCES and the call's
 //! `violations` say why.
 
-use std::ffi::{CStr, CString, OsString};
+use std::ffi::{CStr, CString};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use super::thread_identity;
 use crate::layers::sys;
-
-/// Symlinks followed at plan time before giving up (the kernel's limit).
-const MAX_HOPS: usize = 40;
+use crate::policy::paths;
 
 /// One allowed socket.
 #[derive(Debug, Clone)]
@@ -53,7 +51,7 @@ impl UnixTarget {
     /// `listed`: absolute and normalised. `writable`: the call's writable
     /// roots, where a symlink may have been planted by an earlier call.
     pub fn resolve(listed: PathBuf, writable: &[PathBuf]) -> Result<UnixTarget, String> {
-        let canonical = resolve_host_symlinks(&listed, writable);
+        let canonical = paths::resolve_trusting(&listed, writable);
         let c_canonical = CString::new(canonical.as_os_str().as_bytes()).map_err(|_| "the path contains a NUL byte".to_string())?;
         let mut names = vec![listed];
         if !names.contains(&canonical) {
@@ -64,47 +62,6 @@ impl UnixTarget {
 
     pub fn accepts(&self, p: &Path) -> bool {
         self.names.iter().any(|n| n == p)
-    }
-}
-
-/// `p` with symlinks resolved as the kernel would, except one inside
-/// `untrusted` (the writable roots), which stays a path component, so the
-/// connect-time open fails on it.
-fn resolve_host_symlinks(p: &Path, untrusted: &[PathBuf]) -> PathBuf {
-    // Components still to walk, the next one last.
-    let mut todo: Vec<OsString> = Vec::new();
-    push_components(&mut todo, p);
-    let mut out = PathBuf::from("/");
-    let mut hops = 0;
-    while let Some(c) = todo.pop() {
-        if c == ".." {
-            out.pop();
-            continue;
-        }
-        let next = out.join(&c);
-        let trusted = !untrusted.iter().any(|w| next.starts_with(w));
-        match std::fs::read_link(&next) {
-            Ok(target) if trusted && hops < MAX_HOPS => {
-                hops += 1;
-                if target.is_absolute() {
-                    out = PathBuf::from("/");
-                }
-                push_components(&mut todo, &target);
-            }
-            _ => out = next,
-        }
-    }
-    out
-}
-
-/// Push `p`'s components onto the stack so that the first is popped first.
-fn push_components(todo: &mut Vec<OsString>, p: &Path) {
-    for c in p.components().rev() {
-        match c {
-            Component::Normal(n) => todo.push(n.to_os_string()),
-            Component::ParentDir => todo.push("..".into()),
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-        }
     }
 }
 

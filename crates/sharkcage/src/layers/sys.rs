@@ -145,9 +145,10 @@ pub fn open_beneath(dirfd: i32, path: &CStr) -> SysResult<i32> {
 
 /// `openat2(AT_FDCWD, abs, O_PATH | extra, RESOLVE_NO_SYMLINKS |
 /// RESOLVE_NO_MAGICLINKS)`: an absolute host path, resolved from `/` with no
-/// symlink followed anywhere on it (ELOOP if one is there).
+/// symlink followed anywhere on it, the last component included (ELOOP if
+/// one is there; no `O_NOFOLLOW`, which would open a final symlink itself).
 pub fn open_path_no_symlinks(abs: &CStr, extra: libc::c_int) -> SysResult<i32> {
-    openat2(libc::AT_FDCWD, abs, libc::O_PATH | libc::O_NOFOLLOW | extra, libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS)
+    openat2(libc::AT_FDCWD, abs, libc::O_PATH | extra, libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS)
 }
 
 /// `fstat(fd)`.
