@@ -356,12 +356,7 @@ pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, L
             seccomp: true,
             unix_sockets: UnixReport {
                 mode: if plan.allow_unix.is_empty() { "none" } else { "broker" },
-                allowed: plan.allow_unix.iter().flat_map(|t| t.names.iter().cloned()).fold(Vec::new(), |mut v, p| {
-                    if !v.contains(&p) {
-                        v.push(p);
-                    }
-                    v
-                }),
+                allowed: unix_target::names(&plan.allow_unix),
                 connected: out.unix_connected,
             },
             no_new_privs: true,

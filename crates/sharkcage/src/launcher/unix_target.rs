@@ -65,6 +65,17 @@ impl UnixTarget {
     }
 }
 
+/// Every name the command may use, once each (as reported).
+pub fn names(targets: &[UnixTarget]) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = Vec::new();
+    for n in targets.iter().flat_map(|t| &t.names) {
+        if !v.contains(n) {
+            v.push(n.clone());
+        }
+    }
+    v
+}
+
 /// Why a listed socket was not connected.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Refusal {
