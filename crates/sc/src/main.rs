@@ -11,10 +11,11 @@ mod connect;
 mod probe;
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use sharkcage::fileio::PinnedDir;
 use sharkcage::launcher::{self, supervise::Sinks, ExecRequest, LaunchError};
 use sharkcage::policy::Policy;
 
@@ -129,6 +130,77 @@ fn main() -> ExitCode {
     ExitCode::from(code.clamp(0, 255) as u8)
 }
 
+/// `--json FILE`: its directory, opened before the call, and its name.
+struct JsonDest {
+    path: PathBuf,
+    dir: PinnedDir,
+    name: OsString,
+}
+
+impl JsonDest {
+    /// `untrusted`: the call's writable roots (no symlink there is followed).
+    fn open(path: &Path, untrusted: &[PathBuf]) -> Result<JsonDest, LaunchError> {
+        let usage = |why: String| LaunchError::Usage(format!("--json {}: {why}", path.display()));
+        let name = path.file_name().ok_or_else(|| usage("not a file name".into()))?.to_os_string();
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = PinnedDir::resolve(parent, untrusted)
+            .and_then(|p| PinnedDir::open_exact(&p))
+            .map_err(|e| usage(format!("cannot open its directory: {e}")))?;
+        Ok(JsonDest { path: path.to_path_buf(), dir, name })
+    }
+
+    /// Write into the directory opened before the call — also when the
+    /// command moved it away and put something else at its path (then the
+    /// user is told where the file went).
+    fn write(&self, json: &[u8]) {
+        if let Some(why) = self.dir.moved() {
+            eprintln!("sc: --json {}: its directory {why}; the result is written into that original directory", self.path.display());
+        }
+        if let Err(e) = self.dir.write_atomic(&self.name, json, 0o600) {
+            eprintln!("sc: --json {}: {e}", self.path.display());
+        }
+    }
+}
+
+/// `--audit-dir DIR`: created (mode 0700) and opened before the call.
+struct AuditDir {
+    dir: PathBuf,
+    pin: PinnedDir,
+}
+
+/// `untrusted`: the call's writable roots (no symlink there is followed).
+fn open_audit_dir(dir: &Path, untrusted: &[PathBuf]) -> Result<AuditDir, LaunchError> {
+    let usage = |e: std::io::Error| LaunchError::Usage(format!("--audit-dir {}: {e}", dir.display()));
+    let real = PinnedDir::resolve(dir, untrusted).map_err(usage)?;
+    sharkcage::fileio::create_private_dir_exact(&real).map_err(usage)?;
+    Ok(AuditDir { dir: dir.to_path_buf(), pin: PinnedDir::open_exact(&real).map_err(usage)? })
+}
+
+impl AuditDir {
+    /// Record the call. The writer works through the descriptor opened
+    /// before the call (`/proc/self/fd/N`), so a path changed during the
+    /// call cannot redirect it; the user is told if it was changed.
+    fn record(&self, outcome: &launcher::ExecOutcome, argv: &[String], workspace: Option<&str>) {
+        if let Some(why) = self.pin.moved() {
+            eprintln!("sc: --audit-dir {}: the directory {why}; the record is written into that original directory", self.dir.display());
+        }
+        let anchor = self.pin.anchor();
+        let recs = sharkcage::audit::events::exec(outcome, argv, workspace, &Default::default());
+        let res = sharkcage::audit::Audit::open(sharkcage::audit::AuditConfig::new(&anchor)).and_then(|w| {
+            for r in recs {
+                w.submit(r);
+            }
+            // Everything queued is written and synced before close returns.
+            w.close()
+        });
+        if let Err(e) = res {
+            // Name the directory, not the descriptor the writer used.
+            let msg = e.to_string().replace(&anchor.display().to_string(), &self.pin.path().display().to_string());
+            eprintln!("sc: --audit-dir {}: {msg}", self.dir.display());
+        }
+    }
+}
+
 fn fail(e: &LaunchError) -> i32 {
     eprintln!("sc: {}", e);
     e.exit_code()
@@ -185,14 +257,29 @@ fn exec(a: ExecArgs) -> i32 {
         env,
         argv: a.command,
     };
+    // Directories written after the call are opened now, before the sandbox
+    // exists, never through a symlink inside a writable root of the call,
+    // and written through those descriptors (see `fileio`).
+    let untrusted = if a.json.is_some() || a.audit_dir.is_some() {
+        match launcher::plan::writable_roots(&req) {
+            Ok(w) => w,
+            Err(e) => return fail(&e),
+        }
+    } else {
+        vec![]
+    };
+    let json_dest = match a.json.as_deref().map(|p| JsonDest::open(p, &untrusted)).transpose() {
+        Ok(d) => d,
+        Err(e) => return fail(&e),
+    };
     // The audit directory must not be reachable from the sandbox it records.
     let mut req = req;
-    if let Some(dir) = &a.audit_dir {
-        if let Err(e) = sharkcage::fileio::ensure_private_dir(dir) {
-            return fail(&LaunchError::Usage(format!("--audit-dir {}: {e}", dir.display())));
-        }
-        let abs = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
-        req.extra_deny_read.push(abs.display().to_string());
+    let audit_dir = match a.audit_dir.as_deref().map(|d| open_audit_dir(d, &untrusted)).transpose() {
+        Ok(d) => d,
+        Err(e) => return fail(&e),
+    };
+    if let Some(d) = &audit_dir {
+        req.extra_deny_read.push(d.pin.path().display().to_string());
     }
     let argv: Vec<String> = req.argv.iter().map(|a| a.to_string_lossy().into_owned()).collect();
     let workspace = req.workspace.as_ref().map(|w| w.display().to_string());
@@ -202,24 +289,12 @@ fn exec(a: ExecArgs) -> i32 {
     };
     // The audit writer starts only now: the sandbox is gone, so this
     // process may have threads.
-    if let Some(dir) = &a.audit_dir {
-        let recs = sharkcage::audit::events::exec(&outcome, &argv, workspace.as_deref(), &Default::default());
-        let res = sharkcage::audit::Audit::open(sharkcage::audit::AuditConfig::new(dir)).and_then(|w| {
-            for r in recs {
-                w.submit(r);
-            }
-            // Everything queued is written and synced before close returns.
-            w.close()
-        });
-        if let Err(e) = res {
-            eprintln!("sc: --audit-dir {}: {e}", dir.display());
-        }
+    if let Some(d) = &audit_dir {
+        d.record(&outcome, &argv, workspace.as_deref());
     }
     let json = serde_json::to_string(&outcome).expect("outcome serialises");
-    if let Some(path) = &a.json {
-        if let Err(e) = sharkcage::fileio::write_atomic(path, json.as_bytes(), 0o600) {
-            eprintln!("sc: --json {}: {e}", path.display());
-        }
+    if let Some(d) = &json_dest {
+        d.write(json.as_bytes());
     }
     if let Some(fd) = a.json_fd {
         sharkcage::layers::sys::write_all(fd, json.as_bytes());

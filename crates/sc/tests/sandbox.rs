@@ -1630,9 +1630,13 @@ fn doctor_passes_on_this_host() {
 // Unix sockets through the launcher's broker (network.allowUnixSockets)
 // =============================================================================
 
+/// A listener anyone may connect to (mode 0777): the broker connects as the
+/// sandbox's identity, which for a root caller is the shifted host uid, so
+/// only the broker's list decides here (permissions: `unix_broker.rs`).
 fn unix_listener(p: &Path) -> std::os::unix::net::UnixListener {
     let l = std::os::unix::net::UnixListener::bind(p).expect("bind unix listener");
     l.set_nonblocking(true).unwrap();
+    set_mode(p, 0o777);
     l
 }
 

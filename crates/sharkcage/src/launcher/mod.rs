@@ -16,7 +16,9 @@ pub mod proxy_session;
 pub mod quarantine;
 pub mod scancache;
 pub mod supervise;
+pub mod thread_identity;
 pub mod unix_broker;
+pub mod unix_target;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -293,7 +295,7 @@ pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, L
     }
     let t2 = t0.elapsed();
     let after = quarantine::after_call(&check, &plan.protected_trees);
-    quarantine::journal_end(journal);
+    let journal_note = quarantine::journal_end(journal);
     let out = out?;
     if std::env::var_os("SHARKCAGE_TIMING").is_some() {
         eprintln!("plan {:?} run {:?}", t1, t2 - t1);
@@ -302,6 +304,7 @@ pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, L
     violations.extend(shift_note);
     violations.extend(recovered);
     violations.extend(after);
+    violations.extend(journal_note);
     violations.extend(out.unix_events.iter().cloned());
     if let Some(n) = &out.net {
         violations.extend(n.notes.iter().cloned());
@@ -354,7 +357,7 @@ pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, L
             seccomp: true,
             unix_sockets: UnixReport {
                 mode: if plan.allow_unix.is_empty() { "none" } else { "broker" },
-                allowed: plan.allow_unix.clone(),
+                allowed: unix_target::names(&plan.allow_unix),
                 connected: out.unix_connected,
             },
             no_new_privs: true,

@@ -27,8 +27,8 @@ pub struct Plan {
     pub mounts: MountPlan,
     pub landlock: LandlockPlan,
     pub seccomp: BpfProgram,
-    /// Unix socket paths the broker connects to (empty: no broker, no AF_UNIX).
-    pub allow_unix: Vec<PathBuf>,
+    /// Unix sockets the broker connects to (empty: no broker, no AF_UNIX).
+    pub allow_unix: Vec<super::unix_target::UnixTarget>,
     /// The proxy for this call (None: no network at all).
     pub net: Option<NetPlan>,
     pub rlimits: Rlimits,
@@ -146,7 +146,7 @@ impl Plan {
         let mounts = MountPlan::build(&MountInputs { ops: &ops, cwd: &cwd, tmpfs_bytes: pol.limits.tmpfs_bytes, idmapped: shift.is_some() });
         let landlock = landlock_plan(&hidden, &allow_read, &writable, &mounts, pol, net.is_some())?;
 
-        let allow_unix = cx.unix_socket_paths()?;
+        let allow_unix = cx.unix_socket_targets(&writable)?;
         let seccomp = seccomp::build(seccomp::FilterOptions { unix_broker: !allow_unix.is_empty() }).map_err(|e| LaunchError::Setup(e.to_string()))?;
         let cmd = cx.command(&cwd, net.as_ref(), ssh_helper.as_ref(), &mut violations)?;
         let timeout_ms = req.timeout_ms.unwrap_or(pol.limits.timeout_ms);
@@ -181,6 +181,16 @@ impl Plan {
             limits: pol.limits.clone(),
         })
     }
+}
+
+/// The writable roots a call with `req` gets (as [`Plan::build`] computes
+/// them), for paths the launcher resolves before the call without trusting
+/// a symlink inside them (`paths::resolve_trusting`).
+pub fn writable_roots(req: &ExecRequest) -> Result<Vec<PathBuf>, LaunchError> {
+    let homes = paths::home_dirs();
+    let cx = Ctx { req, home: homes.first().cloned(), mandatory: mandatory_denies(&homes), homes };
+    let workspace = cx.workspace_root()?;
+    cx.writable_roots(workspace.as_ref(), &mut Vec::new())
 }
 
 /// The call's network: the proxy's rules (policy plus `--allow-domain`).
@@ -466,28 +476,29 @@ impl Ctx<'_> {
         expose.into_iter().filter(|e| !writable.iter().any(|w| e.starts_with(w))).map(PathOp::ExposeRo).collect()
     }
 
-    /// Unix socket paths the broker may connect to (never inside a
-    /// mandatory deny: the gateway proxy's attach socket lives there).
-    fn unix_socket_paths(&self) -> Result<Vec<PathBuf>, LaunchError> {
-        let mut allow_unix = Vec::new();
+    /// Unix sockets the broker may connect to (never inside a mandatory
+    /// deny: the gateway proxy's attach socket lives there), resolved now,
+    /// before the command runs (see `unix_target`).
+    fn unix_socket_targets(&self, writable: &[PathBuf]) -> Result<Vec<super::unix_target::UnixTarget>, LaunchError> {
+        let mut targets: Vec<super::unix_target::UnixTarget> = Vec::new();
         for (i, s) in self.req.policy.network.allow_unix_sockets.iter().enumerate() {
-            let p = paths::resolve(s, self.home.as_deref()).map_err(|m| self.err(&format!("network.allowUnixSockets[{i}]"), m))?;
-            if self.in_mandatory(&p) {
-                return Err(self.err(
-                    &format!("network.allowUnixSockets[{i}]"),
-                    format!("{} is inside a mandatory read-deny (secrets, OpenClaw or sharkcage state)", p.display()),
-                ));
+            let key = format!("network.allowUnixSockets[{i}]");
+            let expanded = match s.strip_prefix("~/") {
+                Some(rest) => self.home.as_ref().ok_or_else(|| self.err(&key, "no home directory is known for ~".into()))?.join(rest),
+                None => PathBuf::from(s),
+            };
+            if !expanded.is_absolute() {
+                return Err(self.err(&key, format!("path {s:?} is not absolute")));
             }
-            // The broker compares the address the command gives, lexically:
-            // allow both the path as written and its canonical form.
-            let lexical = paths::normalize(&if let Some(rest) = s.strip_prefix("~/") { self.home.clone().unwrap_or_default().join(rest) } else { PathBuf::from(s) });
-            for q in [lexical, p] {
-                if !allow_unix.contains(&q) {
-                    allow_unix.push(q);
-                }
+            let t = super::unix_target::UnixTarget::resolve(paths::normalize(&expanded), writable).map_err(|m| self.err(&key, m))?;
+            if let Some(p) = t.names.iter().find(|p| self.in_mandatory(p)) {
+                return Err(self.err(&key, format!("{} is inside a mandatory read-deny (secrets, OpenClaw or sharkcage state)", p.display())));
+            }
+            if !targets.iter().any(|o| o.canonical == t.canonical && o.names == t.names) {
+                targets.push(t);
             }
         }
-        Ok(allow_unix)
+        Ok(targets)
     }
 
     /// The command: environment (allowlist, secret filter, proxy
@@ -577,8 +588,8 @@ fn working_dir(workspace: Option<&PathBuf>, hidden: &[PathBuf], violations: &mut
 }
 
 /// The path operations of the filesystem view (see `layers::mounts`):
-/// private tmpfs, writable roots, hidden paths, allowRead, protected paths
-/// with their parents pinned.
+/// private tmpfs, writable roots, hidden paths, allowRead, protected paths;
+/// the parents of protected and hidden paths inside writable roots pinned.
 fn mount_ops(writable: &[PathBuf], hidden: &[PathBuf], allow_read: &[PathBuf], protected: &[PathBuf]) -> Vec<PathOp> {
     let mut ops = vec![PathOp::PrivateTmp(PathBuf::from("/tmp"))];
     if Path::new("/var/tmp").symlink_metadata().is_ok_and(|m| m.is_dir()) {
@@ -588,6 +599,13 @@ fn mount_ops(writable: &[PathBuf], hidden: &[PathBuf], allow_read: &[PathBuf], p
     for h in hidden {
         let is_dir = h.symlink_metadata().map(|m| m.is_dir()).unwrap_or(false);
         ops.push(if is_dir { PathOp::HideDir(h.clone()) } else { PathOp::HideFile(h.clone()) });
+        // A hidden path inside a writable root (sharkcage's state in a
+        // writable home, an audit directory in the workspace) must stay
+        // where the launcher finds it after the call: renaming a parent
+        // away and planting a symlink in its place would redirect what the
+        // launcher writes there. A pin is a bind of the host directory, so
+        // never one inside a hidden path (it would show what is hidden).
+        ops.extend(pins(writable, h).into_iter().filter(|p| !hidden.iter().any(|x| p.path().starts_with(x))));
     }
     ops.extend(allow_read.iter().cloned().map(PathOp::AllowRead));
     for p in protected {

@@ -186,8 +186,15 @@ pub fn ensure_journal_dir() {
     }
 }
 
-/// Record a pending check before the call. Returns the record's path.
-pub fn journal_begin(check: &Check) -> Option<PathBuf> {
+/// A pending check on disk: the journal directory, opened before the call
+/// (see `fileio::PinnedDir`), and the record's name in it.
+pub struct JournalEntry {
+    dir: crate::fileio::PinnedDir,
+    name: String,
+}
+
+/// Record a pending check before the call.
+pub fn journal_begin(check: &Check) -> Option<JournalEntry> {
     // Nothing can appear when nothing is writable.
     if check.writable.is_empty() {
         return None;
@@ -195,15 +202,19 @@ pub fn journal_begin(check: &Check) -> Option<PathBuf> {
     let dir = journal_dir()?;
     std::fs::create_dir_all(&dir).ok()?;
     let _ = std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700));
-    let path = dir.join(format!("{}-{}.json", check.pid, check.start_time));
-    crate::fileio::write_atomic(&path, &serde_json::to_vec(check).ok()?, 0o600).ok()?;
-    Some(path)
+    let dir = crate::fileio::PinnedDir::open(&dir).ok()?;
+    let name = format!("{}-{}.json", check.pid, check.start_time);
+    dir.write_atomic(name.as_ref(), &serde_json::to_vec(check).ok()?, 0o600).ok()?;
+    Some(JournalEntry { dir, name })
 }
 
-pub fn journal_end(path: Option<PathBuf>) {
-    if let Some(p) = path {
-        let _ = std::fs::remove_file(p);
-    }
+/// Remove the record after the check, from the directory it was written to
+/// (whatever happened to the path meanwhile); a note if the path changed.
+pub fn journal_end(entry: Option<JournalEntry>) -> Option<Violation> {
+    let e = entry?;
+    let note = e.dir.moved().map(|why| Violation::note("journal", format!("sharkcage's pending-check directory {why}")));
+    let _ = e.dir.remove(e.name.as_ref());
+    note
 }
 
 /// Finish the checks of launchers that died before doing them.

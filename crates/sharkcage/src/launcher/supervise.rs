@@ -207,6 +207,7 @@ pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
             Ok(fd) => Some(super::unix_broker::Broker::new(
                 unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) },
                 plan.allow_unix.clone(),
+                plan.idmap.shift,
                 if plan.net.is_some() { vec![crate::proxy::HTTP_PORT, crate::proxy::SOCKS_PORT] } else { vec![] },
             )),
             Err(_) => {

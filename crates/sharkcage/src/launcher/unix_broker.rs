@@ -15,9 +15,12 @@
 //!   nothing the command changes after the check can alter where it goes.
 //!
 //! Decisions:
-//! * AF_UNIX to an absolute path listed in `allowUnixSockets` → connected;
-//!   anything else (other paths, relative paths, abstract names) → EACCES /
-//!   ECONNREFUSED, reported as a violation;
+//! * AF_UNIX to an absolute path listed in `allowUnixSockets` → connected to
+//!   exactly the socket inode the listed path names on the host, never
+//!   through a symlink, and as the sandbox's identity (see `unix_target`);
+//!   a symlink on the path, a non-socket, a missing file, a socket the
+//!   sandbox's identity may not use, other paths, relative paths and
+//!   abstract names → EACCES / ECONNREFUSED, reported as a violation;
 //! * TCP (AF_INET/AF_INET6 stream) → connected (by the broker, on its copy
 //!   of the address) only to the proxy's ports on the sandbox's loopback when
 //!   the call has network, EACCES otherwise — mirroring the Landlock rule
@@ -26,8 +29,9 @@
 //!   sandbox's own network namespace, which only has loopback).
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use super::unix_target::{self, ConnectError, UnixTarget};
 use super::Violation;
 use crate::policy::paths;
 
@@ -65,7 +69,9 @@ const MAX_EVENTS: usize = 64;
 
 pub struct Broker {
     listener: OwnedFd,
-    allowed: Vec<PathBuf>,
+    allowed: Vec<UnixTarget>,
+    /// A shifted root caller's host id: connects are made as it.
+    as_id: Option<u32>,
     /// TCP ports the command may connect to (the proxy's; empty without network).
     tcp_ports: Vec<u16>,
     /// Distinct refusals, each with how often it happened.
@@ -88,8 +94,8 @@ fn errno() -> i32 {
 }
 
 impl Broker {
-    pub fn new(listener: OwnedFd, allowed: Vec<PathBuf>, tcp_ports: Vec<u16>) -> Broker {
-        Broker { listener, allowed, tcp_ports, refusals: vec![], refused: 0, connected: 0 }
+    pub fn new(listener: OwnedFd, allowed: Vec<UnixTarget>, as_id: Option<u32>, tcp_ports: Vec<u16>) -> Broker {
+        Broker { listener, allowed, as_id, tcp_ports, refusals: vec![], refused: 0, connected: 0 }
     }
 
     pub fn fd(&self) -> RawFd {
@@ -220,14 +226,19 @@ impl Broker {
             return self.refuse(format!("connect to unix socket {} refused: only absolute paths are brokered", p.display()), libc::EACCES);
         }
         let norm = paths::normalize(p);
-        if !self.allowed.contains(&norm) {
+        let Some(target) = self.allowed.iter().find(|t| t.accepts(&norm)) else {
             return self.refuse(format!("connect to unix socket {} refused: not in network.allowUnixSockets", norm.display()), libc::EACCES);
+        };
+        // SAFETY: geteuid cannot fail.
+        let own_uid = unsafe { libc::geteuid() };
+        match unix_target::connect(sock, target, self.as_id, own_uid) {
+            Ok(()) => {
+                self.connected += 1;
+                Ok(())
+            }
+            Err(ConnectError::Refused(why)) => self.refuse(format!("connect to unix socket {} refused: {why}", norm.display()), libc::EACCES),
+            Err(ConnectError::Failed(e)) => Err(e),
         }
-        let r = connect_unix(sock, &norm);
-        if r.is_ok() {
-            self.connected += 1;
-        }
-        r
     }
 }
 
@@ -237,39 +248,4 @@ fn sockopt(fd: &OwnedFd, opt: libc::c_int) -> Option<i32> {
     // SAFETY: getsockopt into an int.
     let r = unsafe { libc::getsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, opt, (&mut v as *mut libc::c_int).cast(), &mut l) };
     (r == 0).then_some(v)
-}
-
-/// Connect `sock` (a duplicate of the command's socket) to `path`, never
-/// blocking the launcher for long: a 5 s send timeout bounds a full backlog,
-/// and the command's own timeout setting is restored afterwards.
-fn connect_unix(sock: &OwnedFd, path: &Path) -> Result<(), i32> {
-    use std::os::unix::ffi::OsStrExt;
-    // SAFETY: building a sockaddr_un on the stack; the path fits (checked by the policy).
-    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    let bytes = path.as_os_str().as_bytes();
-    if bytes.len() >= addr.sun_path.len() {
-        return Err(libc::ENAMETOOLONG);
-    }
-    for (i, b) in bytes.iter().enumerate() {
-        addr.sun_path[i] = *b as libc::c_char;
-    }
-    let len = (std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1) as libc::socklen_t;
-    let tv_len = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
-    let mut old = libc::timeval { tv_sec: 0, tv_usec: 0 };
-    let mut ol = tv_len;
-    let bound = libc::timeval { tv_sec: 5, tv_usec: 0 };
-    // SAFETY: get/set SO_SNDTIMEO with timeval values; connect with a valid sockaddr_un.
-    unsafe {
-        libc::getsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDTIMEO, (&mut old as *mut libc::timeval).cast(), &mut ol);
-        libc::setsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDTIMEO, (&bound as *const libc::timeval).cast(), tv_len);
-        let r = libc::connect(sock.as_raw_fd(), (&addr as *const libc::sockaddr_un).cast(), len);
-        let e = errno();
-        libc::setsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDTIMEO, (&old as *const libc::timeval).cast(), tv_len);
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(e)
-        }
-    }
 }

@@ -121,25 +121,45 @@ pub fn prctl(op: libc::c_int, a: libc::c_ulong, b: libc::c_ulong) -> SysResult {
     check(unsafe { libc::prctl(op, a, b, 0 as libc::c_ulong, 0 as libc::c_ulong) } as libc::c_long).map(|_| ())
 }
 
-/// `openat2(dirfd, path, O_PATH, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
-/// RESOLVE_NO_MAGICLINKS)`: resolve `path` below `dirfd` without following
-/// any symlink. An empty path returns a duplicate of `dirfd`'s location.
-pub fn open_beneath(dirfd: i32, path: &CStr) -> SysResult<i32> {
+/// `openat2(dirfd, path, {flags | O_CLOEXEC, mode 0, resolve})`.
+pub fn openat2(dirfd: i32, path: &CStr, flags: libc::c_int, resolve: u64) -> SysResult<i32> {
     #[repr(C)]
     struct OpenHow {
         flags: u64,
         mode: u64,
         resolve: u64,
     }
-    let how = OpenHow {
-        flags: (libc::O_PATH | libc::O_CLOEXEC | libc::O_NOFOLLOW) as u64,
-        mode: 0,
-        resolve: libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS,
-    };
-    let p = if path.to_bytes().is_empty() { c".".as_ptr() } else { path.as_ptr() };
-    // SAFETY: open_how is a valid struct of the size passed; p is a C string.
-    let rc = unsafe { libc::syscall(libc::SYS_openat2, dirfd, p, &how as *const OpenHow, std::mem::size_of::<OpenHow>()) };
+    let how = OpenHow { flags: (flags | libc::O_CLOEXEC) as u64, mode: 0, resolve };
+    // SAFETY: open_how is a valid struct of the size passed; path is a C string.
+    let rc = unsafe { libc::syscall(libc::SYS_openat2, dirfd, path.as_ptr(), &how as *const OpenHow, std::mem::size_of::<OpenHow>()) };
     check(rc).map(|fd| fd as i32)
+}
+
+/// `openat2(dirfd, path, O_PATH, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+/// RESOLVE_NO_MAGICLINKS)`: resolve `path` below `dirfd` without following
+/// any symlink. An empty path returns a duplicate of `dirfd`'s location.
+pub fn open_beneath(dirfd: i32, path: &CStr) -> SysResult<i32> {
+    let p = if path.to_bytes().is_empty() { c"." } else { path };
+    openat2(dirfd, p, libc::O_PATH | libc::O_NOFOLLOW, libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS)
+}
+
+/// `openat2(AT_FDCWD, abs, O_PATH | extra, RESOLVE_NO_SYMLINKS |
+/// RESOLVE_NO_MAGICLINKS)`: an absolute host path, resolved from `/` with no
+/// symlink followed anywhere on it, the last component included (ELOOP if
+/// one is there; no `O_NOFOLLOW`, which would open a final symlink itself).
+pub fn open_path_no_symlinks(abs: &CStr, extra: libc::c_int) -> SysResult<i32> {
+    openat2(libc::AT_FDCWD, abs, libc::O_PATH | extra, libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS)
+}
+
+/// `fstat(fd)`.
+pub fn fstat(fd: i32) -> SysResult<libc::stat> {
+    // SAFETY: stat is plain old data; fstat fills it.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat with a valid pointer to our stack struct.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return Err(errno());
+    }
+    Ok(st)
 }
 
 pub fn close(fd: i32) {

@@ -9,7 +9,7 @@
 //!   not exist is kept as written (it may be created later and then it is
 //!   still covered by an ancestor rule, or it is simply absent).
 
-use std::ffi::CStr;
+use std::ffi::{CStr, OsString};
 use std::path::{Component, Path, PathBuf};
 
 use super::PathEntry;
@@ -173,6 +173,53 @@ pub fn normalize(p: &Path) -> PathBuf {
         }
     }
     out
+}
+
+/// Symlinks followed by [`resolve_trusting`] before giving up (the kernel's limit).
+const MAX_HOPS: usize = 40;
+
+/// Absolute `p` with symlinks resolved as the kernel would, except a symlink
+/// that lies inside one of `untrusted` (a call's writable roots, where a
+/// sandboxed command may have planted it): that one stays a path component,
+/// so a later open with `RESOLVE_NO_SYMLINKS` fails on it. For paths the
+/// launcher uses on the sandbox's behalf or writes to (listed unix sockets,
+/// `--json`, `--audit-dir`).
+pub fn resolve_trusting(p: &Path, untrusted: &[PathBuf]) -> PathBuf {
+    // Components still to walk, the next one last.
+    let mut todo: Vec<OsString> = Vec::new();
+    push_components(&mut todo, p);
+    let mut out = PathBuf::from("/");
+    let mut hops = 0;
+    while let Some(c) = todo.pop() {
+        if c == ".." {
+            out.pop();
+            continue;
+        }
+        let next = out.join(&c);
+        let trusted = !untrusted.iter().any(|w| next.starts_with(w));
+        match std::fs::read_link(&next) {
+            Ok(target) if trusted && hops < MAX_HOPS => {
+                hops += 1;
+                if target.is_absolute() {
+                    out = PathBuf::from("/");
+                }
+                push_components(&mut todo, &target);
+            }
+            _ => out = next,
+        }
+    }
+    out
+}
+
+/// Push `p`'s components onto the stack so that the first is popped first.
+fn push_components(todo: &mut Vec<OsString>, p: &Path) {
+    for c in p.components().rev() {
+        match c {
+            Component::Normal(n) => todo.push(n.to_os_string()),
+            Component::ParentDir => todo.push("..".into()),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
 }
 
 /// Canonicalise the longest existing prefix of `p` and append the rest.
