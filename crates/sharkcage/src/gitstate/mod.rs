@@ -182,22 +182,37 @@ pub fn role_of(base: &[u8], git_dir: bool, name: &[u8], ty: Type) -> Option<Role
     startup_role(base, name, ty)
 }
 
+/// [`STARTUP`] split once into (first part, second part if any).
+fn startup_parts() -> &'static [(&'static [u8], Option<&'static [u8]>)] {
+    static PARTS: std::sync::OnceLock<Vec<(&'static [u8], Option<&'static [u8]>)>> = std::sync::OnceLock::new();
+    PARTS.get_or_init(|| {
+        STARTUP
+            .iter()
+            .map(|s| match s.split_once('/') {
+                Some((a, b)) => (a.as_bytes(), Some(b.as_bytes())),
+                None => (s.as_bytes(), None),
+            })
+            .collect()
+    })
+}
+
 fn startup_role(base: &[u8], name: &[u8], ty: Type) -> Option<Role> {
-    for s in STARTUP {
-        match s.split_once('/') {
-            None if s.as_bytes() == name => return Some(Role::Startup),
-            Some((first, second)) if (first.as_bytes() == base && second.as_bytes() == name) || (first.as_bytes() == name && ty == Type::Symlink) => {
-                return Some(Role::Startup)
-            }
-            _ => {}
-        }
+    // Every startup name starts with a dot; most entries do not.
+    if name.first() != Some(&b'.') && base.first() != Some(&b'.') {
+        return None;
     }
-    None
+    startup_parts()
+        .iter()
+        .any(|(first, second)| match second {
+            None => *first == name,
+            Some(second) => (*first == base && *second == name) || (*first == name && ty == Type::Symlink),
+        })
+        .then_some(Role::Startup)
 }
 
 /// Is a name (or `parent/name`) a first part of a two-part startup name?
 pub fn is_startup_parent(name: &[u8]) -> bool {
-    STARTUP.iter().any(|s| s.split_once('/').is_some_and(|(f, _)| f.as_bytes() == name))
+    startup_parts().iter().any(|(f, s)| s.is_some() && *f == name)
 }
 
 /// Where the writable roots are, for judging paths that entries point to.
@@ -409,6 +424,12 @@ mod tests {
         assert!(is_git_dir(b"wt", has(&["HEAD", "commondir"])));
         assert!(!is_git_dir(b"x", has(&["HEAD", "objects"])));
         assert!(!is_git_dir(b"x", has(&["objects", "refs", "config"])));
+    }
+
+    #[test]
+    fn every_startup_name_starts_with_a_dot() {
+        // `startup_role` skips names without a leading dot on this promise.
+        assert!(STARTUP.iter().all(|s| s.starts_with('.')));
     }
 
     #[test]

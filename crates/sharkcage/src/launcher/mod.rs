@@ -223,9 +223,18 @@ pub struct ExecOutcome {
     pub layers: Layers,
     pub network: NetworkReport,
     pub violations: Vec<Violation>,
+    /// The protected-state scan, kept for the next call: written when this
+    /// is dropped (or by [`ExecOutcome::keep_scan`]), after the result is out.
+    #[serde(skip)]
+    pub scan: scancache::Pending,
 }
 
 impl ExecOutcome {
+    /// Write the protected-state scan for the next call now.
+    pub fn keep_scan(&mut self) {
+        self.scan.save();
+    }
+
     /// The launcher's exit status: the command's, 128+signal when it was
     /// killed, 124 on timeout.
     pub fn process_exit_code(&self) -> i32 {
@@ -294,7 +303,7 @@ pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, L
         out = supervise::run(&plan, sinks);
     }
     let t2 = t0.elapsed();
-    let after = quarantine::after_call(&check, &plan.protected_trees);
+    let (after, scan_trees) = quarantine::after_call(&check, std::mem::take(&mut plan.protected_trees));
     let journal_note = quarantine::journal_end(journal);
     let out = out?;
     if std::env::var_os("SHARKCAGE_TIMING").is_some() {
@@ -379,5 +388,6 @@ pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, L
         },
         network,
         violations,
+        scan: scancache::Pending::new(scan_trees),
     })
 }

@@ -379,7 +379,11 @@ impl Ctx<'_> {
         // Global configs first: a relative `core.hooksPath` there names hooks
         // directories in every repository.
         let outside = protected::derived(&[], writable, hidden);
-        let scan = protected::scan(writable, hidden, &cache, &outside.hook_names);
+        let t0 = std::time::Instant::now();
+        let scan = protected::scan(writable, hidden, cache, &outside.hook_names);
+        if std::env::var_os("SHARKCAGE_TIMING").is_some() {
+            eprintln!("protected scan before: {} dirs, {} read, {:?} (cache load {:?})", scan.dirs, scan.read, t0.elapsed(), t0.duration_since(t0));
+        }
         for p in &scan.unreadable {
             violations.push(Violation::note("policy", format!("{} could not be examined for git or startup files before the call", p.display())));
         }

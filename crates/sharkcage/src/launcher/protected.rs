@@ -26,7 +26,6 @@
 //! (`scancache.rs`), so only the first call in a workspace reads it all.
 //! This is used only on filesystems known to keep `ctime` this way.
 
-use std::collections::HashMap;
 use std::ffi::{CString, OsStr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -66,30 +65,42 @@ pub struct Entry {
     pub id: Id,
 }
 
-/// A directory as a scan saw it.
+/// A subdirectory entry of a scanned directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirRec {
+pub struct Sub {
+    pub name: Box<[u8]>,
+    /// Its node in the same tree, or [`NOT_SCANNED`] (hidden, another root,
+    /// unreadable).
+    pub node: u32,
+}
+
+pub const NOT_SCANNED: u32 = u32::MAX;
+
+/// A directory as a scan saw it: its identity, its subdirectories (all of
+/// them, scanned or not) and its entries that have a role.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Node {
     pub id: DirId,
-    pub subdirs: Vec<Vec<u8>>,
-    /// Entries with a role, by name.
-    pub marks: Vec<(Vec<u8>, Role)>,
+    pub subdirs: Vec<Sub>,
+    pub marks: Vec<(Box<[u8]>, Role)>,
 }
 
 /// A directory's identity for the cache.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DirId {
     pub dev: u64,
     pub ino: u64,
     pub ctime: (i64, i64),
 }
 
-/// Every directory of one writable root, as last scanned.
+/// Every directory of one writable root, as last scanned; `nodes[0]` is
+/// the root.
 #[derive(Debug, Clone, Default)]
 pub struct Tree {
     pub root: PathBuf,
     /// Wall-clock seconds at the start of the scan.
     pub scanned_at: i64,
-    pub dirs: HashMap<PathBuf, DirRec>,
+    pub nodes: Vec<Node>,
 }
 
 /// Result of a scan.
@@ -116,10 +127,19 @@ fn cstr(b: &[u8]) -> CString {
 }
 
 fn fstatat(dir: RawFd, name: &[u8]) -> Option<libc::stat> {
-    let c = cstr(name);
-    // SAFETY: fstatat into a zeroed struct; the name is below `dir`.
+    // A stack copy with a NUL: no allocation on the hot path.
+    let mut buf = [0u8; 256];
+    let c;
+    let p = if name.len() < buf.len() && !name.contains(&0) {
+        buf[..name.len()].copy_from_slice(name);
+        buf.as_ptr().cast()
+    } else {
+        c = cstr(name);
+        c.as_ptr()
+    };
+    // SAFETY: fstatat into a zeroed struct; `p` is NUL-terminated and below `dir`.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    (unsafe { libc::fstatat(dir, c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) } == 0).then_some(st)
+    (unsafe { libc::fstatat(dir, p, &mut st, libc::AT_SYMLINK_NOFOLLOW) } == 0).then_some(st)
 }
 
 fn fstat(fd: RawFd) -> Option<libc::stat> {
@@ -158,12 +178,16 @@ fn ctime_trusted(fd: RawFd) -> bool {
     KNOWN.contains(&(sf.f_type as i64))
 }
 
-/// An open directory being walked.
+/// A directory being walked.
 struct Frame {
+    /// Open descriptor (None: the root's, or a level below FD_DEPTH).
     fd: Option<OwnedFd>,
     rel: PathBuf,
-    subdirs: Vec<Vec<u8>>,
+    /// Its node in the new tree, and the next subdirectory to look at.
+    node: u32,
     next: usize,
+    /// Its node in the cached tree, if it was taken from there.
+    cached: Option<u32>,
     /// Mode to put back when leaving (a directory opened by granting access).
     restore: Option<u32>,
 }
@@ -173,7 +197,8 @@ struct Walker<'a> {
     root_fd: RawFd,
     /// Hidden paths and other roots inside this root, relative.
     skip: Vec<PathBuf>,
-    cache: Option<&'a Tree>,
+    /// The cached tree (its nodes are taken as they are reused).
+    cache: Option<Tree>,
     trust: bool,
     extra_hooks: &'a [Vec<u8>],
     tree: Tree,
@@ -183,10 +208,14 @@ struct Walker<'a> {
 }
 
 impl Walker<'_> {
-    fn cached(&self, rel: &Path, id: &DirId) -> Option<&DirRec> {
-        let c = self.cache?;
-        let r = c.dirs.get(rel)?;
-        (self.trust && r.id == *id && r.id.ctime.0 <= c.scanned_at - 2).then_some(r)
+    /// The cached node `i`, if it shows the directory `id` unchanged.
+    fn trusted(&self, i: u32, id: &DirId) -> bool {
+        let Some(c) = &self.cache else { return false };
+        self.trust && c.nodes.get(i as usize).is_some_and(|n| n.id == *id && n.id.ctime.0 <= c.scanned_at - 2)
+    }
+
+    fn take_cached(&mut self, i: u32) -> Node {
+        self.cache.as_mut().map(|c| std::mem::take(&mut c.nodes[i as usize])).unwrap_or_default()
     }
 
     /// Open `name` in `dir` for reading; if the caller owns it but may not
@@ -216,119 +245,148 @@ impl Walker<'_> {
         }
     }
 
-    /// Read a directory's entries into a record (marks and subdirectories).
-    fn read(&mut self, fd: RawFd, base: &[u8], id: DirId) -> Option<DirRec> {
+    /// Read a directory's entries into a node (marks and subdirectories).
+    fn read(&mut self, fd: RawFd, base: &[u8], id: DirId) -> Option<Node> {
         let mut entries = Vec::new();
-        if !read_entries(fd, &mut self.buf, &mut entries) {
+        if !treewalk::read_entries(fd, &mut self.buf, &mut entries) {
             return None;
         }
         self.out.read += 1;
         let has = |n: &[u8]| entries.iter().any(|e: &treewalk::DirEntry| e.name == n);
         let git_dir = gitstate::is_git_dir(base, has);
-        let mut rec = DirRec { id, subdirs: Vec::new(), marks: Vec::new() };
-        for e in &entries {
+        let mut node = Node { id, subdirs: Vec::new(), marks: Vec::new() };
+        for e in entries {
             let role = gitstate::role_of(base, git_dir, &e.name, e.ty).or_else(|| self.extra_hooks.contains(&e.name).then_some(Role::GitHooks));
             if let Some(r) = role {
-                rec.marks.push((e.name.clone(), r));
+                node.marks.push((e.name.clone().into_boxed_slice(), r));
             }
             if e.ty == Type::Dir {
-                rec.subdirs.push(e.name.clone());
+                node.subdirs.push(Sub { name: e.name.into_boxed_slice(), node: NOT_SCANNED });
             }
         }
-        Some(rec)
+        Some(node)
     }
 
-    /// The record of a directory: from the cache when it is unchanged,
-    /// else read. Its marked entries go to the output.
-    fn visit(&mut self, fd: RawFd, rel: &Path, id: DirId) -> Option<DirRec> {
-        let base = rel.file_name().map(|n| n.as_bytes().to_vec()).unwrap_or_else(|| self.root.file_name().map(|n| n.as_bytes().to_vec()).unwrap_or_default());
-        let rec = match self.cached(rel, &id) {
-            Some(r) => r.clone(),
-            None => self.read(fd, &base, id)?,
+    /// Add a directory to the new tree (from the cache when unchanged,
+    /// else read) and its marked entries to the output. Returns its index.
+    fn visit(&mut self, fd: RawFd, rel: &Path, id: DirId, cached: Option<u32>) -> Option<(u32, bool)> {
+        let (mut node, from_cache) = match cached.filter(|&i| self.trusted(i, &id)) {
+            Some(i) => (self.take_cached(i), true),
+            None => {
+                let base = rel.file_name().or(self.root.file_name()).map(|n| n.as_bytes().to_vec()).unwrap_or_default();
+                (self.read(fd, &base, id)?, false)
+            }
         };
-        for (name, role) in &rec.marks {
+        if !from_cache {
+            // Children of a re-read directory may still match cached nodes by name.
+            if let Some(ci) = cached {
+                if let Some(c) = &self.cache {
+                    let old = &c.nodes[ci as usize].subdirs;
+                    for s in &mut node.subdirs {
+                        if let Some(o) = old.iter().find(|o| o.name == s.name) {
+                            s.node = o.node;
+                        }
+                    }
+                }
+            }
+        }
+        for (name, role) in &node.marks {
             if let Some(e) = entry_at(fd, &self.root.join(rel).join(OsStr::from_bytes(name)), name, *role) {
                 self.out.entries.push(e);
             }
         }
-        self.tree.dirs.insert(rel.to_path_buf(), rec.clone());
-        Some(rec)
+        // Until its children are visited, `subdirs[].node` holds the
+        // cached indices; each is replaced by the new one as we go.
+        self.tree.nodes.push(node);
+        Some(((self.tree.nodes.len() - 1) as u32, from_cache))
     }
 
-    fn skipped(&self, rel: &Path) -> bool {
-        !self.skip.is_empty() && self.skip.iter().any(|s| rel.starts_with(s))
+    fn skipped(&self, rel: &Path, name: &[u8]) -> bool {
+        !self.skip.is_empty() && self.skip.iter().any(|s| rel.join(OsStr::from_bytes(name)).starts_with(s))
     }
 
     fn run(&mut self) {
         let Some(st) = fstat(self.root_fd) else { return };
         self.out.dirs += 1;
-        let Some(rec) = self.visit(self.root_fd, Path::new(""), dir_id(&st)) else {
+        let root_cached = self.cache.as_ref().filter(|c| !c.nodes.is_empty()).map(|_| 0u32);
+        let Some((root_idx, from_cache)) = self.visit(self.root_fd, Path::new(""), dir_id(&st), root_cached) else {
             self.out.unreadable.push(self.root.to_path_buf());
             return;
         };
-        let mut stack = vec![Frame { fd: None, rel: PathBuf::new(), subdirs: rec.subdirs, next: 0, restore: None }];
+        let _ = from_cache;
+        let mut stack = vec![Frame { fd: None, rel: PathBuf::new(), node: root_idx, next: 0, cached: root_cached, restore: None }];
         while let Some(top) = stack.last_mut() {
-            if top.next >= top.subdirs.len() {
+            let node = top.node as usize;
+            if top.next >= self.tree.nodes[node].subdirs.len() {
                 let done = stack.pop().unwrap();
                 if let (Some(mode), Some(parent)) = (done.restore, stack.last()) {
                     let pfd = parent.fd.as_ref().map_or(self.root_fd, |f| f.as_raw_fd());
-                    let name = done.rel.file_name().map(|n| cstr(n.as_bytes())).unwrap();
-                    // SAFETY: put back the mode of a directory we opened up.
-                    unsafe { libc::fchmodat(pfd, name.as_ptr(), mode, 0) };
+                    if let Some(n) = done.rel.file_name() {
+                        let name = cstr(n.as_bytes());
+                        // SAFETY: put back the mode of a directory we opened up.
+                        unsafe { libc::fchmodat(pfd, name.as_ptr(), mode, 0) };
+                    }
                 }
                 continue;
             }
-            let name = top.subdirs[top.next].clone();
+            let i = top.next;
             top.next += 1;
-            let rel = top.rel.join(OsStr::from_bytes(&name));
-            if self.skipped(&rel) {
+            let depth = stack.len();
+            let top = stack.last().unwrap();
+            let sub = &mut self.tree.nodes[node].subdirs[i];
+            let cached_child = (sub.node != NOT_SCANNED && top.cached.is_some()).then_some(sub.node);
+            sub.node = NOT_SCANNED;
+            let name = sub.name.clone();
+            if self.skipped(&top.rel, &name) {
                 continue;
             }
-            let deep = stack.len() >= FD_DEPTH;
-            let top = stack.last().unwrap();
-            let pfd = top.fd.as_ref().map_or(self.root_fd, |f| f.as_raw_fd());
             // Deep levels have no descriptor: reopen the parent from the root.
+            let deep = depth >= FD_DEPTH;
             let parent_owned = if deep { treewalk::open_beneath(self.root_fd, &top.rel) } else { None };
-            let pfd = parent_owned.as_ref().map_or(pfd, |f| f.as_raw_fd());
+            let pfd = match (&parent_owned, &top.fd) {
+                (Some(f), _) | (None, Some(f)) => f.as_raw_fd(),
+                (None, None) => self.root_fd,
+            };
             let Some(st) = fstatat(pfd, &name) else { continue };
             if !is_dir(&st) {
                 continue; // replaced meanwhile: not a directory any more
             }
             self.out.dirs += 1;
             let id = dir_id(&st);
-            if let Some(c) = self.cached(&rel, &id) {
+            // An unchanged leaf without marks costs nothing more.
+            if let Some(ci) = cached_child.filter(|&ci| self.trusted(ci, &id)) {
+                let c = &self.cache.as_ref().unwrap().nodes[ci as usize];
                 if c.subdirs.is_empty() && c.marks.is_empty() {
-                    let c = c.clone();
-                    self.tree.dirs.insert(rel, c);
+                    let n = self.take_cached(ci);
+                    self.tree.nodes.push(n);
+                    let idx = (self.tree.nodes.len() - 1) as u32;
+                    self.tree.nodes[node].subdirs[i].node = idx;
                     continue;
                 }
             }
             let (fd, restore) = match self.open_readable(pfd, &name) {
                 Ok(x) => x,
                 Err(_) => {
-                    self.out.unreadable.push(self.root.join(&rel));
+                    self.out.unreadable.push(self.root.join(&top.rel).join(OsStr::from_bytes(&name)));
                     continue;
                 }
             };
             // The entry must still be the directory we looked at.
-            let id = match fstat(fd.as_raw_fd()) {
-                Some(s) if s.st_ino == st.st_ino && s.st_dev == st.st_dev && restore.is_none() => id,
-                Some(s) => dir_id(&s),
+            let (id, cached_child) = match fstat(fd.as_raw_fd()) {
+                Some(s) if s.st_ino == st.st_ino && s.st_dev == st.st_dev && restore.is_none() => (id, cached_child),
+                Some(s) => (dir_id(&s), None),
                 None => continue,
             };
-            let Some(rec) = self.visit(fd.as_raw_fd(), &rel, id) else {
+            let rel = top.rel.join(OsStr::from_bytes(&name));
+            let Some((idx, _)) = self.visit(fd.as_raw_fd(), &rel, id, cached_child) else {
                 self.out.unreadable.push(self.root.join(&rel));
                 continue;
             };
+            self.tree.nodes[node].subdirs[i].node = idx;
             let keep = if deep { None } else { Some(fd) };
-            stack.push(Frame { fd: keep, rel, subdirs: rec.subdirs, next: 0, restore });
+            stack.push(Frame { fd: keep, rel, node: idx, next: 0, cached: cached_child, restore });
         }
     }
-}
-
-/// Read every entry of `dir` into `out` (getdents64, see `treewalk`).
-fn read_entries(dir: RawFd, buf: &mut [u8], out: &mut Vec<treewalk::DirEntry>) -> bool {
-    treewalk::read_entries(dir, buf, out)
 }
 
 /// The entry `name` of the directory `dir`, as it is (no symlink followed).
@@ -346,7 +404,7 @@ fn entry_at(dir: RawFd, path: &Path, name: &[u8], role: Role) -> Option<Entry> {
 /// Scan the writable roots. `cache` holds earlier trees (same roots);
 /// `extra_hooks` are names that are hooks directories wherever they appear
 /// (a relative `core.hooksPath` of a global config).
-pub fn scan(roots: &[PathBuf], hidden: &[PathBuf], cache: &[Tree], extra_hooks: &[Vec<u8>]) -> Scan {
+pub fn scan(roots: &[PathBuf], hidden: &[PathBuf], mut cache: Vec<Tree>, extra_hooks: &[Vec<u8>]) -> Scan {
     let mut out = Scan::default();
     // SAFETY: geteuid cannot fail.
     let euid = unsafe { libc::geteuid() };
@@ -366,10 +424,10 @@ pub fn scan(roots: &[PathBuf], hidden: &[PathBuf], cache: &[Tree], extra_hooks: 
             root,
             root_fd: fd.as_raw_fd(),
             skip,
-            cache: cache.iter().find(|t| &t.root == root),
+            cache: cache.iter().position(|t| &t.root == root).map(|i| cache.swap_remove(i)),
             trust: ctime_trusted(fd.as_raw_fd()),
             extra_hooks,
-            tree: Tree { root: root.clone(), scanned_at: started, dirs: HashMap::new() },
+            tree: Tree { root: root.clone(), scanned_at: started, nodes: Vec::with_capacity(1024) },
             out: &mut out,
             buf: vec![0u8; 32 * 1024],
             euid,

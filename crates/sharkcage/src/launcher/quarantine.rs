@@ -76,10 +76,14 @@ struct Finding {
 
 /// Check the writable roots again: judge what is new or changed (see
 /// `gitstate`), move aside what is not inert. `cache` is the scan from
-/// before the call (empty: read everything, as after a crash). The new
-/// scan is kept for the next call.
-pub fn after_call(check: &Check, cache: &[Tree]) -> Vec<Violation> {
+/// before the call (empty: read everything, as after a crash). Returns the
+/// reports and the new scan, to keep for the next call.
+pub fn after_call(check: &Check, cache: Vec<Tree>) -> (Vec<Violation>, Vec<Tree>) {
+    let t0 = std::time::Instant::now();
     let post = protected::scan(&check.writable, &check.hidden, cache, &check.hook_names);
+    if std::env::var_os("SHARKCAGE_TIMING").is_some() {
+        eprintln!("protected scan after: {} dirs, {} read, {:?}", post.dirs, post.read, t0.elapsed());
+    }
     let roots = gitstate::Roots { writable: &check.writable, hidden: &check.hidden };
     let mut found: Vec<Finding> = Vec::new();
     for e in &post.entries {
@@ -123,8 +127,7 @@ pub fn after_call(check: &Check, cache: &[Tree]) -> Vec<Violation> {
             Err(e) => out.push(Violation::note("protected-path", format!("{what}; it could not be moved aside: {e}"))),
         }
     }
-    super::scancache::save(&post.trees);
-    out
+    (out, post.trees)
 }
 
 /// Rename `path` (inside `root`) to a quarantine name in its own directory,
@@ -236,7 +239,8 @@ pub fn recover() -> Vec<Violation> {
         if alive {
             continue;
         }
-        let mut v = after_call(&check, &[]);
+        let (mut v, trees) = after_call(&check, vec![]);
+        super::scancache::save(&trees);
         for x in &mut v {
             x.detail = format!("(recovered from an interrupted call) {}", x.detail);
         }

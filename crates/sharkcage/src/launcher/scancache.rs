@@ -5,21 +5,21 @@
 //! sound). It is only a cache: anything unreadable, from another version,
 //! for another root or simply missing means "read everything".
 //!
-//! Format (little endian): magic `SCSCAN2\0`, root (u32 length + bytes),
-//! scan time (i64), count (u32), then per directory: relative path (u32 +
-//! bytes), dev, ino (u64), ctime seconds (i64) and nanoseconds (i64),
-//! subdirectory names (u32 count, each u32 + bytes), marks (u32 count, each
-//! u32 + bytes + role u8).
+//! Format (little endian): magic `SCSCAN3\0`, root (u32 length + bytes),
+//! scan time (i64), node count (u32), then per directory node (the root
+//! first): dev, ino (u64), ctime seconds (i64) and nanoseconds (i64),
+//! subdirectories (u32 count, each: name as u32 length + bytes, node index
+//! u32), marks (u32 count, each: name, role u8). The file is written
+//! without `fsync`: a torn cache fails to decode and means a full read.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::protected::{DirId, DirRec, Tree};
+use super::protected::{DirId, Node, Sub, Tree, NOT_SCANNED};
 use crate::gitstate::Role;
 
-const MAGIC: &[u8; 8] = b"SCSCAN2\0";
+const MAGIC: &[u8; 8] = b"SCSCAN3\0";
 /// A cache larger than this is not read (a tree of ~1 M directories).
 const MAX_BYTES: u64 = 256 << 20;
 
@@ -54,20 +54,20 @@ fn put_bytes(v: &mut Vec<u8>, b: &[u8]) {
 /// Encode a tree.
 pub fn encode(t: &Tree) -> Vec<u8> {
     use std::os::unix::ffi::OsStrExt;
-    let mut v = Vec::with_capacity(64 + t.dirs.len() * 64);
+    let mut v = Vec::with_capacity(64 + t.nodes.len() * 48);
     v.extend_from_slice(MAGIC);
     put_bytes(&mut v, t.root.as_os_str().as_bytes());
     v.extend_from_slice(&t.scanned_at.to_le_bytes());
-    v.extend_from_slice(&(t.dirs.len() as u32).to_le_bytes());
-    for (rel, d) in &t.dirs {
-        put_bytes(&mut v, rel.as_os_str().as_bytes());
+    v.extend_from_slice(&(t.nodes.len() as u32).to_le_bytes());
+    for d in &t.nodes {
         v.extend_from_slice(&d.id.dev.to_le_bytes());
         v.extend_from_slice(&d.id.ino.to_le_bytes());
         v.extend_from_slice(&d.id.ctime.0.to_le_bytes());
         v.extend_from_slice(&d.id.ctime.1.to_le_bytes());
         v.extend_from_slice(&(d.subdirs.len() as u32).to_le_bytes());
         for s in &d.subdirs {
-            put_bytes(&mut v, s);
+            put_bytes(&mut v, &s.name);
+            v.extend_from_slice(&s.node.to_le_bytes());
         }
         v.extend_from_slice(&(d.marks.len() as u32).to_le_bytes());
         for (n, r) in &d.marks {
@@ -104,7 +104,7 @@ impl<'a> Cur<'a> {
     }
 }
 
-/// Decode a tree; None for anything malformed.
+/// Decode a tree; None for anything malformed (node indices included).
 pub fn decode(b: &[u8]) -> Option<Tree> {
     use std::os::unix::ffi::OsStrExt;
     let mut c = Cur { b, i: 0 };
@@ -114,25 +114,29 @@ pub fn decode(b: &[u8]) -> Option<Tree> {
     let root = PathBuf::from(std::ffi::OsStr::from_bytes(c.bytes()?));
     let scanned_at = c.i64()?;
     let n = c.u32()? as usize;
-    let mut dirs = HashMap::with_capacity(n.min(1 << 20));
+    let mut nodes = Vec::with_capacity(n.min(1 << 20));
     for _ in 0..n {
-        let rel = PathBuf::from(std::ffi::OsStr::from_bytes(c.bytes()?));
         let id = DirId { dev: c.u64()?, ino: c.u64()?, ctime: (c.i64()?, c.i64()?) };
         let ns = c.u32()? as usize;
         let mut subdirs = Vec::with_capacity(ns.min(1 << 16));
         for _ in 0..ns {
-            subdirs.push(c.bytes()?.to_vec());
+            let name = c.bytes()?.into();
+            let node = c.u32()?;
+            if node != NOT_SCANNED && node as usize >= n {
+                return None;
+            }
+            subdirs.push(Sub { name, node });
         }
         let nm = c.u32()? as usize;
         let mut marks = Vec::with_capacity(nm.min(1 << 10));
         for _ in 0..nm {
-            let name = c.bytes()?.to_vec();
+            let name: Box<[u8]> = c.bytes()?.into();
             let role = *ROLES.get(*c.take(1)?.first()? as usize)?;
             marks.push((name, role));
         }
-        dirs.insert(rel, DirRec { id, subdirs, marks });
+        nodes.push(Node { id, subdirs, marks });
     }
-    (c.i == b.len()).then_some(Tree { root, scanned_at, dirs })
+    (c.i == b.len()).then_some(Tree { root, scanned_at, nodes })
 }
 
 /// The cached trees of `roots` (those that exist and are whole).
@@ -157,10 +161,44 @@ pub fn save(trees: &[Tree]) {
     if crate::fileio::ensure_private_dir(&d).is_err() {
         return;
     }
-    for t in trees {
+    for t in trees.iter().filter(|t| !t.nodes.is_empty()) {
         if let Some(f) = file_for(&t.root) {
-            let _ = crate::fileio::write_atomic(&f, &encode(t), 0o600);
+            let _ = write_unsynced(&f, &encode(t));
         }
+    }
+}
+
+/// Temporary file (exclusive, never through a symlink) and rename; no sync.
+fn write_unsynced(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(&tmp)?;
+    let r = f.write_all(data).and_then(|_| std::fs::rename(&tmp, path));
+    if r.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r
+}
+
+/// A scan to keep, written when dropped (after the call's result is out).
+#[derive(Debug, Clone, Default)]
+pub struct Pending(Option<Vec<Tree>>);
+
+impl Pending {
+    pub fn new(trees: Vec<Tree>) -> Pending {
+        Pending(Some(trees))
+    }
+    pub fn save(&mut self) {
+        if let Some(t) = self.0.take() {
+            save(&t);
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.save();
     }
 }
 
@@ -170,15 +208,16 @@ mod tests {
 
     #[test]
     fn round_trip_and_rejects_damage() {
-        let mut dirs = HashMap::new();
-        dirs.insert(PathBuf::from(""), DirRec { id: DirId { dev: 1, ino: 2, ctime: (3, 4) }, subdirs: vec![b"a".to_vec()], marks: vec![(b".bashrc".to_vec(), Role::Startup)] });
-        dirs.insert(PathBuf::from("a"), DirRec { id: DirId { dev: 1, ino: 5, ctime: (6, 7) }, subdirs: vec![], marks: vec![(b"config".to_vec(), Role::GitConfig)] });
-        let t = Tree { root: PathBuf::from("/w"), scanned_at: 99, dirs };
+        let nodes = vec![
+            Node { id: DirId { dev: 1, ino: 2, ctime: (3, 4) }, subdirs: vec![Sub { name: b"a".as_slice().into(), node: 1 }, Sub { name: b"h".as_slice().into(), node: NOT_SCANNED }], marks: vec![(b".bashrc".as_slice().into(), Role::Startup)] },
+            Node { id: DirId { dev: 1, ino: 5, ctime: (6, 7) }, subdirs: vec![], marks: vec![(b"config".as_slice().into(), Role::GitConfig)] },
+        ];
+        let t = Tree { root: PathBuf::from("/w"), scanned_at: 99, nodes };
         let b = encode(&t);
         let back = decode(&b).unwrap();
         assert_eq!(back.root, t.root);
         assert_eq!(back.scanned_at, 99);
-        assert_eq!(back.dirs, t.dirs);
+        assert_eq!(back.nodes, t.nodes);
         for cut in [0, 7, 20, b.len() - 1] {
             assert!(decode(&b[..cut]).is_none());
         }
