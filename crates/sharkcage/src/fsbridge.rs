@@ -81,6 +81,38 @@ pub struct FsBridge {
     /// (hooks directories, included configs and programs named by
     /// existing git configs; `denyWrite`).
     protected: Vec<PathBuf>,
+    /// Whose rights host I/O uses.
+    identity: Identity,
+}
+
+/// Whose rights the bridge's host I/O uses: the same as the sandbox's.
+#[derive(Debug, Clone)]
+pub enum Identity {
+    /// The process's own: for a normal caller, the sandbox *is* the caller.
+    Caller,
+    /// A root process (a root gateway): a root caller's sandbox runs on an
+    /// unprivileged host id, with idmapped views of the places it works in
+    /// (`places`: writable roots, the home directory, allowRead). So the
+    /// bridge, for the operation's thread only, is a stranger (`id`)
+    /// elsewhere, and root without permission-overriding capabilities in
+    /// those places (see `launcher::thread_identity`).
+    ShiftedRoot { id: u32, places: Vec<PathBuf> },
+}
+
+impl Identity {
+    /// The identity `sc exec` would give this process's sandbox for `plan`.
+    pub fn for_process(plan: &Plan) -> Identity {
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } != 0 || std::env::var_os("SHARKCAGE_NO_UID_SHIFT").is_some() {
+            return Identity::Caller;
+        }
+        let mut places = plan.writable.clone();
+        places.extend(plan.allow_read.iter().cloned());
+        if let Some(h) = paths::primary_home().filter(|h| h.is_dir() && !plan.hidden.iter().any(|x| h.starts_with(x))) {
+            places.push(std::fs::canonicalize(&h).unwrap_or(h));
+        }
+        Identity::ShiftedRoot { id: crate::layers::userns::SHIFT_BASE, places }
+    }
 }
 
 const PRIVATE: &[&str] = &["/tmp", "/var/tmp", "/dev", "/proc", "/sys"];
@@ -130,7 +162,13 @@ fn real_path(fd: &OwnedFd) -> std::io::Result<PathBuf> {
 impl FsBridge {
     /// A view from explicit lists (canonical absolute paths).
     pub fn new(hidden: Vec<PathBuf>, allow_read: Vec<PathBuf>, writable: Vec<PathBuf>, cwd: PathBuf) -> FsBridge {
-        FsBridge { hidden, allow_read, writable, cwd, protected: vec![] }
+        FsBridge { hidden, allow_read, writable, cwd, protected: vec![], identity: Identity::Caller }
+    }
+
+    /// The same view with host I/O done as `identity`.
+    pub fn with_identity(mut self, identity: Identity) -> FsBridge {
+        self.identity = identity;
+        self
     }
 
     /// The view of a prepared plan: the same hidden paths and writable
@@ -138,7 +176,14 @@ impl FsBridge {
     pub fn from_plan(plan: &Plan) -> FsBridge {
         let mut protected = plan.protected.clone();
         protected.extend(plan.must_not_appear.iter().map(|(p, _)| p.clone()));
-        FsBridge { hidden: plan.hidden.clone(), allow_read: plan.allow_read.clone(), writable: plan.writable.clone(), cwd: plan.cwd.clone(), protected }
+        FsBridge {
+            hidden: plan.hidden.clone(),
+            allow_read: plan.allow_read.clone(),
+            writable: plan.writable.clone(),
+            cwd: plan.cwd.clone(),
+            protected,
+            identity: Identity::for_process(plan),
+        }
     }
 
     /// Absolute, lexically normalised form of a tool's path.
@@ -178,8 +223,41 @@ impl FsBridge {
         Ok(unsafe { OwnedFd::from_raw_fd(fd) })
     }
 
-    /// Open for reading, under the read rules.
+    /// Run one operation's host I/O with the sandbox's rights (see
+    /// [`Identity`]); `place`: the path is in a place the sandbox works in.
+    fn as_sandbox<T>(&self, place: bool, f: impl FnOnce() -> Result<T, FsError>) -> Result<T, FsError> {
+        let r = match &self.identity {
+            Identity::Caller => return f(),
+            Identity::ShiftedRoot { .. } if place => crate::launcher::thread_identity::run_as_root_owner(f),
+            Identity::ShiftedRoot { id, .. } => crate::launcher::thread_identity::run_as(*id, f),
+        };
+        r.unwrap_or_else(|e| Err(FsError::Io { path: PathBuf::new(), source: std::io::Error::other(format!("cannot take the sandbox's identity: {}", std::io::Error::from_raw_os_error(e))) }))
+    }
+
+    fn in_place(&self, p: &Path) -> bool {
+        match &self.identity {
+            Identity::Caller => true,
+            Identity::ShiftedRoot { places, .. } => places.iter().any(|q| p.starts_with(q)),
+        }
+    }
+
+    /// Open for reading, under the read rules and with the sandbox's
+    /// rights: in a place it works in only if the file really is there.
     fn open_read(&self, path: &str, flags: i32) -> Result<(OwnedFd, PathBuf), FsError> {
+        let p = self.absolute(path);
+        let denied = |e: FsError| match e {
+            FsError::Io { source, .. } if source.raw_os_error() == Some(libc::EACCES) => FsError::NotReadable(p.clone()),
+            e => e,
+        };
+        let place = self.in_place(&p);
+        let (fd, real) = self.as_sandbox(place, || self.open_read_as_is(path, flags)).map_err(denied)?;
+        if place && !self.in_place(&real) {
+            return self.as_sandbox(false, || self.open_read_as_is(path, flags)).map_err(denied);
+        }
+        Ok((fd, real))
+    }
+
+    fn open_read_as_is(&self, path: &str, flags: i32) -> Result<(OwnedFd, PathBuf), FsError> {
         let p = self.absolute(path);
         let fd = if let Some((root, rel)) = self.writable_root(&p) {
             let rfd = Self::root_fd(root).map_err(io(&p))?;
@@ -229,15 +307,18 @@ impl FsBridge {
     /// Directory entries (name, is a directory), hidden ones left out.
     pub fn read_dir(&self, path: &str) -> Result<Vec<(String, bool)>, FsError> {
         let (fd, real) = self.open_read(path, libc::O_RDONLY | libc::O_DIRECTORY)?;
-        let rd = std::fs::read_dir(format!("/proc/self/fd/{}", fd.as_raw_fd())).map_err(io(&real))?;
+        // Read through the descriptor: no second open, no second check.
+        let mut entries = Vec::new();
+        if !crate::treewalk::read_entries(fd.as_raw_fd(), &mut vec![0u8; 32 * 1024], &mut entries) {
+            return Err(io(&real)(std::io::Error::last_os_error()));
+        }
         let mut out = Vec::new();
-        for e in rd.flatten() {
-            let full = real.join(e.file_name());
-            if self.hidden(&full) {
+        for e in entries {
+            let name = std::ffi::OsStr::from_bytes(&e.name);
+            if self.hidden(&real.join(name)) {
                 continue;
             }
-            let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
-            out.push((e.file_name().to_string_lossy().into_owned(), is_dir));
+            out.push((name.to_string_lossy().into_owned(), e.ty == crate::treewalk::Type::Dir));
         }
         out.sort();
         Ok(out)
@@ -312,6 +393,10 @@ impl FsBridge {
 
     /// Write a whole file atomically (temporary file + rename).
     pub fn write_file(&self, path: &str, data: &[u8], mkdir: bool) -> Result<(), FsError> {
+        self.as_sandbox(true, || self.write_file_as_is(path, data, mkdir))
+    }
+
+    fn write_file_as_is(&self, path: &str, data: &[u8], mkdir: bool) -> Result<(), FsError> {
         let (dfd, name, p) = self.write_target(path, mkdir, true)?;
         let tmp = self.write_temp(&dfd, &name, data, &p)?;
         // SAFETY: renameat within one directory fd.
@@ -327,6 +412,10 @@ impl FsBridge {
     /// Create a file only if nothing is there: `Ok(true)` created,
     /// `Ok(false)` it exists. Atomic: the content appears whole or not at all.
     pub fn create_file_exclusive(&self, path: &str, data: &[u8], mkdir: bool) -> Result<bool, FsError> {
+        self.as_sandbox(true, || self.create_file_exclusive_as_is(path, data, mkdir))
+    }
+
+    fn create_file_exclusive_as_is(&self, path: &str, data: &[u8], mkdir: bool) -> Result<bool, FsError> {
         let (dfd, name, p) = self.write_target(path, mkdir, true)?;
         let tmp = self.write_temp(&dfd, &name, data, &p)?;
         // SAFETY: renameat2(RENAME_NOREPLACE) within one directory fd.
@@ -371,6 +460,10 @@ impl FsBridge {
 
     /// `mkdir -p` inside a writable root.
     pub fn mkdirp(&self, path: &str) -> Result<(), FsError> {
+        self.as_sandbox(true, || self.mkdirp_as_is(path))
+    }
+
+    fn mkdirp_as_is(&self, path: &str) -> Result<(), FsError> {
         let p = self.absolute(path);
         let Some((root, rel)) = self.writable_root(&p) else { return Err(FsError::NotWritable(p)) };
         let rfd = Self::root_fd(root).map_err(io(&p))?;
@@ -379,6 +472,10 @@ impl FsBridge {
 
     /// Remove a file or (with `recursive`) a directory tree.
     pub fn remove(&self, path: &str, recursive: bool, force: bool) -> Result<(), FsError> {
+        self.as_sandbox(true, || self.remove_as_is(path, recursive, force))
+    }
+
+    fn remove_as_is(&self, path: &str, recursive: bool, force: bool) -> Result<(), FsError> {
         let (dfd, name, p) = match self.write_target(path, false, false) {
             Err(FsError::NotFound(_)) if force => return Ok(()),
             other => other?,
@@ -414,6 +511,10 @@ impl FsBridge {
 
     /// Rename inside the writable roots; neither end may be protected.
     pub fn rename(&self, from: &str, to: &str) -> Result<(), FsError> {
+        self.as_sandbox(true, || self.rename_as_is(from, to))
+    }
+
+    fn rename_as_is(&self, from: &str, to: &str) -> Result<(), FsError> {
         let (ffd, fname, fp) = self.write_target(from, false, false)?;
         let (tfd, tname, _) = self.write_target(to, false, true)?;
         let fdir = openat2(ffd.as_raw_fd(), Path::new(""), libc::O_RDONLY | libc::O_DIRECTORY, 0, BENEATH).map_err(io(&fp))?;

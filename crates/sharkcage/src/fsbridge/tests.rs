@@ -223,3 +223,43 @@ fn places_named_by_existing_configs_are_refused() {
     assert!(matches!(b.write_file(".githooks/pre-commit", b"x", true), Err(FsError::Protected { .. })));
     assert!(!hooks.exists());
 }
+
+/// A root process's bridge gives the answers a root caller's (shifted)
+/// sandbox gets: root-only files elsewhere are not readable, its own places
+/// behave as the sandbox's idmapped views (owner rights, no override).
+#[test]
+fn a_root_bridge_reads_with_the_sandboxs_rights() {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIP: needs root");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let f = fx();
+    for d in [&f.root, &f.outside, &f.ws] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let secret = f.outside.join("db.key");
+    std::fs::write(&secret, "ROOT-ONLY").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(f.ws.join("mine.key"), "MINE").unwrap();
+    std::fs::set_permissions(f.ws.join("mine.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(f.ws.join("none"), "NONE").unwrap();
+    std::fs::set_permissions(f.ws.join("none"), std::fs::Permissions::from_mode(0o000)).unwrap();
+    let b = FsBridge::new(vec![f.secret.clone()], vec![], vec![f.ws.clone()], f.ws.clone())
+        .with_identity(Identity::ShiftedRoot { id: crate::layers::userns::SHIFT_BASE, places: vec![f.ws.clone()] });
+    assert!(matches!(b.read_file(&s(&secret), None), Err(FsError::NotReadable(_))), "a root-only file outside the places was read");
+    assert!(matches!(b.stat(&s(&secret)), Ok(Some(_))), "stat needs only search rights, as in the sandbox");
+    assert_eq!(b.read_file("o.txt", None).ok(), None, "not in the workspace: relative to it");
+    assert_eq!(b.read_file(&s(&f.outside.join("o.txt")), None).unwrap(), b"OUT", "a world-readable file is readable");
+    assert_eq!(b.read_file("mine.key", None).unwrap(), b"MINE", "root's own file in the workspace");
+    assert!(b.read_file("none", None).is_err(), "mode 000 is unreadable for the sandbox's root too");
+    // Through a symlink in the workspace to the root-only file: refused.
+    std::os::unix::fs::symlink(&secret, f.ws.join("to-key")).unwrap();
+    assert!(b.read_file("to-key", None).is_err());
+    // Writes still work, owned by root.
+    b.write_file("new.txt", b"N", false).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(f.ws.join("new.txt")).unwrap()), 0);
+    // And the thread got its rights back.
+    assert_eq!(std::fs::read(&secret).unwrap(), b"ROOT-ONLY");
+}

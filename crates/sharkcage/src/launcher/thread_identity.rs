@@ -31,6 +31,14 @@
 //! A failure while switching undoes what was done and is returned. A failure
 //! while switching back leaves a launcher with the wrong identity: it
 //! aborts (the sandbox's PID 1 has `PDEATHSIG`, so the call dies with it).
+//!
+//! The file bridge (`fsbridge.rs`) uses the same two views a shifted root
+//! caller's sandbox has of the host, for the operation's thread only:
+//! [`run_as`] outside the places the sandbox works in (there the sandbox is
+//! an unprivileged stranger), and [`run_as_root_owner`] inside them (the
+//! idmapped places, where files owned by root are its own): uid 0 without
+//! the capabilities that override file permissions, and no supplementary
+//! groups — what the sandbox's own root has there.
 
 use crate::layers::sys;
 
@@ -113,6 +121,63 @@ fn switch_back(saved: &Saved) {
     restore_or_abort(set_euid(0), "effective uid 0");
     restore_or_abort(set_egid(saved.egid), "effective gid");
     restore_or_abort(set_groups(&saved.groups), "supplementary groups");
+    restore_flags(saved);
+}
+
+/// Capabilities that let root ignore file modes and ownership.
+/// CAP_DAC_OVERRIDE (1), CAP_DAC_READ_SEARCH (2), CAP_FOWNER (3).
+const DAC_CAPS: u32 = (1 << 1) | (1 << 2) | (1 << 3);
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const CAP_V3: u32 = 0x2008_0522;
+
+fn capget() -> Result<[CapData; 2], i32> {
+    let mut h = CapHeader { version: CAP_V3, pid: 0 };
+    let mut d = [CapData::default(); 2];
+    // SAFETY: capget of this thread into a v3 header and two data structs.
+    sys::check(unsafe { libc::syscall(libc::SYS_capget, &mut h as *mut CapHeader, d.as_mut_ptr()) })?;
+    Ok(d)
+}
+
+fn capset(d: &[CapData; 2]) -> Result<(), i32> {
+    let mut h = CapHeader { version: CAP_V3, pid: 0 };
+    // SAFETY: capset of this thread (pid 0) from a v3 header and two data structs.
+    sys::check(unsafe { libc::syscall(libc::SYS_capset, &mut h as *mut CapHeader, d.as_ptr()) }).map(|_| ())
+}
+
+/// Run `f` as root without the capabilities that override file modes and
+/// with no supplementary groups (this thread only; see the module header).
+pub fn run_as_root_owner<T>(f: impl FnOnce() -> T) -> Result<T, i32> {
+    let saved = save()?;
+    let caps = capget()?;
+    let mut less = caps;
+    less[0].effective &= !DAC_CAPS;
+    set_groups(&[])?;
+    if let Err(e) = capset(&less) {
+        restore_or_abort(set_groups(&saved.groups), "supplementary groups");
+        return Err(e);
+    }
+    let out = f();
+    restore_or_abort(capset(&caps), "capabilities");
+    restore_or_abort(set_groups(&saved.groups), "supplementary groups");
+    restore_flags(&saved);
+    Ok(out)
+}
+
+fn restore_flags(saved: &Saved) {
     // SAFETY: prctl with integer arguments; both only restore saved values.
     unsafe {
         if saved.pdeathsig != 0 {
@@ -126,7 +191,7 @@ fn switch_back(saved: &Saved) {
 
 fn restore_or_abort(r: Result<(), i32>, what: &str) {
     if let Err(e) = r {
-        eprintln!("sc: cannot restore the launcher's {what} after acting as the sandbox: {}", std::io::Error::from_raw_os_error(e));
+        eprintln!("sharkcage: cannot restore this thread's {what} after acting as the sandbox: {}", std::io::Error::from_raw_os_error(e));
         std::process::abort();
     }
 }
@@ -138,6 +203,25 @@ mod tests {
     fn status_line(name: &str) -> String {
         let s = std::fs::read_to_string("/proc/thread-self/status").unwrap();
         s.lines().find(|l| l.starts_with(name)).unwrap_or_default().to_string()
+    }
+
+    /// Root without the file-permission capabilities: owner rights only.
+    #[test]
+    fn root_owner_has_no_dac_override_and_gets_it_back() {
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("SKIP: needs root");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("f");
+        std::fs::write(&f, "x").unwrap();
+        std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
+        let before = status_line("CapEff:");
+        let inside = run_as_root_owner(|| std::fs::read(&f).map_err(|e| e.raw_os_error())).unwrap();
+        assert_eq!(inside, Err(Some(libc::EACCES)));
+        assert_eq!(std::fs::read(&f).unwrap(), b"x", "root lost its override");
+        assert_eq!(status_line("CapEff:"), before);
     }
 
     /// Only the calling thread changes, and everything comes back.
