@@ -1822,3 +1822,38 @@ fn i386_abi_kills_the_process() {
     assert_eq!(o.code, 128 + libc::SIGSYS, "{}", o.all());
     assert!(!o.out().contains("i386_getpid"), "the probe returned: {}", o.all());
 }
+
+/// A root caller whose workspace (or working directory) lies under a
+/// directory others cannot search: the sandbox (shifted to an unprivileged
+/// host id) gets the path down to its places, never that directory's other
+/// files. (A normal caller cannot search such a directory either.)
+#[test]
+fn root_caller_under_a_private_directory_sees_only_its_path() {
+    let _g = shared();
+    if !is_root() {
+        eprintln!("SKIP: the shift applies to root callers (this suite also runs as root)");
+        return;
+    }
+    let t = T::new();
+    let private = t.root.join("private");
+    let key = t.secret("dbkey");
+    plant(&private.join("db.key"), &key);
+    plant(&private.join("apps/other/notes.txt"), &key);
+    plant(&private.join("apps/cwd/here.txt"), "HERE");
+    std::fs::create_dir_all(private.join("apps/ws")).unwrap();
+    set_mode(&private.join("db.key"), 0o600);
+    set_mode(&private, 0o700);
+    let o = Run::new(&t.home, &private.join("apps/ws"))
+        .workspace(&private.join("apps/ws"))
+        .sh("cat ../../db.key; cat ../other/notes.txt; ls -a .. ../..; echo ok > done")
+        .run();
+    assert_eq!(read(&private.join("apps/ws/done")).as_deref(), Some("ok\n"), "control: the workspace works: {}", o.all());
+    o.assert_absent(&key);
+    assert!(!o.out().contains("db.key") && !o.out().contains("other"), "the private directory's other entries are listed: {}", o.all());
+    // Without a workspace, from a working directory under it.
+    let o = Run::new(&t.home, &private.join("apps/cwd")).no_workspace().sh("cat here.txt; cat ../../db.key; ls -a ../..").run();
+    assert!(o.out().contains("HERE"), "control: the working directory is visible: {}", o.all());
+    o.assert_absent(&key);
+    assert!(!o.out().contains("db.key"), "{}", o.all());
+    assert_eq!(read(&private.join("db.key")).as_deref(), Some(key.as_str()));
+}

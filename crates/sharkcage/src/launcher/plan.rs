@@ -144,7 +144,8 @@ impl Plan {
             ops.extend(cx.shift_exposures(&writable, &hidden, &allow_read, &cwd));
         }
         let mounts = MountPlan::build(&MountInputs { ops: &ops, cwd: &cwd, tmpfs_bytes: pol.limits.tmpfs_bytes, idmapped: shift.is_some() });
-        let landlock = landlock_plan(&hidden, &allow_read, &writable, &mounts, pol, net.is_some())?;
+        let exposed: Vec<PathBuf> = ops.iter().filter_map(|o| matches!(o, PathOp::ExposeRo(_)).then(|| o.path().to_path_buf())).filter(|p| Some(p) != cx.home.as_ref()).collect();
+        let landlock = landlock_plan(&hidden, &allow_read, &exposed, &writable, &mounts, pol, net.is_some())?;
 
         let allow_unix = cx.unix_socket_targets(&writable)?;
         let seccomp = seccomp::build(seccomp::FilterOptions { unix_broker: !allow_unix.is_empty() }).map_err(|e| LaunchError::Setup(e.to_string()))?;
@@ -450,34 +451,42 @@ impl Ctx<'_> {
         Ok(Protected { paths: paths_ro, before, must_not_appear, hook_names: outside.hook_names, trees: scan.trees })
     }
 
-    /// For a shifted root caller: read-only idmapped views of the home
-    /// directory and of directories on the way to the places it works in
-    /// that "other" cannot search.
+    /// For a shifted root caller: the home directory as a read-only
+    /// idmapped view, and a skeleton for the topmost directory on the way
+    /// to each place it works in (writable roots, home, the working
+    /// directory, allowRead) that "other" cannot search — never that
+    /// directory's other contents. A working directory under a skeleton is
+    /// itself exposed read-only (the command starts there).
     fn shift_exposures(&self, writable: &[PathBuf], hidden: &[PathBuf], allow_read: &[PathBuf], cwd: &Path) -> Vec<PathOp> {
-        let mut expose: Vec<PathBuf> = Vec::new();
-        if let Some(h) = &self.home {
-            if h.is_dir() && !hidden.iter().any(|x| h.starts_with(x)) {
-                expose.push(h.clone());
-            }
-        }
-        let mut targets: Vec<PathBuf> = writable.to_vec();
-        targets.push(cwd.to_path_buf());
-        targets.extend(expose.iter().cloned());
-        targets.extend(allow_read.iter().cloned());
-        for t in &targets {
-            for a in t.ancestors().skip(1) {
-                if a == Path::new("/") {
+        use std::os::unix::fs::PermissionsExt;
+        let home = self.home.clone().filter(|h| h.is_dir() && !hidden.iter().any(|x| h.starts_with(x)));
+        // (Inside a writable root the home is bound, idmapped, already.)
+        let mut ops: Vec<PathOp> = home.iter().filter(|h| !writable.iter().any(|w| h.starts_with(w))).cloned().map(PathOp::ExposeRo).collect();
+        // Below these, everything is reachable already: a writable root or
+        // the home (idmapped binds), a hidden path (a tmpfs of ours).
+        let reachable = |a: &Path| writable.iter().chain(home.iter()).chain(hidden.iter()).any(|r| a.starts_with(r));
+        let mut targets: Vec<(&Path, bool)> = writable.iter().map(|w| (w.as_path(), false)).collect();
+        targets.push((cwd, true));
+        targets.extend(home.iter().map(|h| (h.as_path(), false)));
+        targets.extend(allow_read.iter().map(|a| (a.as_path(), false)));
+        for (t, is_cwd) in targets {
+            let mut down: Vec<&Path> = t.ancestors().skip(1).filter(|a| *a != Path::new("/")).collect();
+            down.reverse();
+            for a in down {
+                if reachable(a) {
                     break;
                 }
-                use std::os::unix::fs::PermissionsExt;
                 let searchable = std::fs::metadata(a).map(|m| m.permissions().mode() & 0o001 != 0).unwrap_or(true);
-                if !searchable && !expose.iter().any(|e| e == a) && !hidden.iter().any(|x| a.starts_with(x)) {
-                    expose.push(a.to_path_buf());
+                if !searchable {
+                    ops.push(PathOp::Skeleton(a.to_path_buf()));
+                    if is_cwd && !reachable(t) {
+                        ops.push(PathOp::ExposeRo(t.to_path_buf()));
+                    }
+                    break;
                 }
             }
         }
-        // Inside a writable root it is bound (idmapped) already.
-        expose.into_iter().filter(|e| !writable.iter().any(|w| e.starts_with(w))).map(PathOp::ExposeRo).collect()
+        ops
     }
 
     /// Unix sockets the broker may connect to (never inside a mandatory
@@ -642,13 +651,14 @@ fn pins(writable: &[PathBuf], p: &Path) -> Vec<PathOp> {
 /// own secret files (/etc/shadow, ssh host keys, /var/backups…) would cost a
 /// walk of /etc and /var on every call; they stay hidden by the mount layer
 /// (and by file modes for a non-root caller).
-fn landlock_plan(hidden: &[PathBuf], allow_read: &[PathBuf], writable: &[PathBuf], mounts: &MountPlan, pol: &crate::policy::Policy, net: bool) -> Result<LandlockPlan, LaunchError> {
+fn landlock_plan(hidden: &[PathBuf], allow_read: &[PathBuf], exposed: &[PathBuf], writable: &[PathBuf], mounts: &MountPlan, pol: &crate::policy::Policy, net: bool) -> Result<LandlockPlan, LaunchError> {
     let stdio = stdio_files();
     let system_secret = |h: &Path| paths::MANDATORY_DENY_READ_ABS.iter().chain(paths::MANDATORY_DENY_READ_ROOT).any(|a| h == Path::new(a));
     let landlock_hidden: Vec<PathBuf> = hidden.iter().filter(|h| !system_secret(h)).cloned().collect();
     LandlockPlan::build(&LandlockInputs {
         hidden: &landlock_hidden,
         allow_read,
+        exposed,
         writable,
         allow_local_binding: pol.network.allow_local_binding,
         connect_ports: if net { &[crate::proxy::HTTP_PORT, crate::proxy::SOCKS_PORT] } else { &[] },

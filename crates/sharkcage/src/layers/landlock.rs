@@ -71,6 +71,10 @@ pub enum LandlockError {
 pub struct LandlockInputs<'a> {
     pub hidden: &'a [PathBuf],
     pub allow_read: &'a [PathBuf],
+    /// Places bound read-only where the host's tree is replaced (a working
+    /// directory under a skeleton): the grant on the directory they replace
+    /// does not reach them.
+    pub exposed: &'a [PathBuf],
     pub writable: &'a [PathBuf],
     pub allow_local_binding: bool,
     /// TCP ports `connect` may reach (the proxy's, on the sandbox's own loopback).
@@ -154,6 +158,9 @@ impl LandlockPlan {
         let mut grants = Vec::new();
         let hidden: Vec<&PathBuf> = inp.hidden.iter().filter(|h| h.symlink_metadata().is_ok()).collect();
         complement(Path::new("/"), &hidden, &mut grants);
+        for e in inp.exposed {
+            complement(e, &hidden, &mut grants);
+        }
         grants.extend(inp.allow_read.iter().cloned());
         for g in &grants {
             created = add(created, g, read)?;

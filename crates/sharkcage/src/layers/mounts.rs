@@ -55,10 +55,16 @@ const MOUNT_ATTR_NOEXEC: u64 = 0x8;
 pub enum PathOp {
     /// Private tmpfs (only `/tmp`, `/var/tmp`).
     PrivateTmp(PathBuf),
-    /// Bind read-only so that an idmapped view makes it reachable (home and
-    /// unsearchable directories on the way to writable roots, for a shifted
+    /// Bind read-only so that an idmapped view makes it reachable (the home
+    /// directory, or a working directory under a skeleton, for a shifted
     /// root caller).
     ExposeRo(PathBuf),
+    /// Replace a directory that the sandbox's identity cannot search (on
+    /// the way to a place it works in, for a shifted root caller) by an
+    /// empty tmpfs that holds only the mount points down to those places,
+    /// sealed read-only: the path becomes searchable, the directory's other
+    /// contents stay out of view.
+    Skeleton(PathBuf),
     /// Bind read-write.
     Write(PathBuf),
     /// Hide a directory (empty read-only tmpfs).
@@ -78,6 +84,7 @@ impl PathOp {
         match self {
             PathOp::PrivateTmp(p)
             | PathOp::ExposeRo(p)
+            | PathOp::Skeleton(p)
             | PathOp::Write(p)
             | PathOp::HideDir(p)
             | PathOp::HideFile(p)
@@ -89,7 +96,7 @@ impl PathOp {
     fn rank(&self) -> u8 {
         match self {
             PathOp::PrivateTmp(_) => 0,
-            PathOp::ExposeRo(_) => 0,
+            PathOp::ExposeRo(_) | PathOp::Skeleton(_) => 0,
             PathOp::Write(_) => 1,
             PathOp::HideDir(_) | PathOp::HideFile(_) => 2,
             PathOp::AllowRead(_) => 3,
@@ -310,7 +317,7 @@ impl MountPlan {
 }
 
 fn is_tmpfs(o: &PathOp) -> bool {
-    matches!(o, PathOp::PrivateTmp(_) | PathOp::HideDir(_))
+    matches!(o, PathOp::PrivateTmp(_) | PathOp::HideDir(_) | PathOp::Skeleton(_))
 }
 
 /// The deepest operation strictly above `p`.
@@ -337,7 +344,7 @@ fn effective_ops(ops: Vec<PathOp>) -> Vec<PathOp> {
 /// that tmpfs — never on the host. A hidden directory that gets such mount
 /// points is mounted writable and sealed read-only once they are in place.
 fn seal_targets(ops: &[PathOp]) -> Vec<PathBuf> {
-    let mut seal: Vec<PathBuf> = Vec::new();
+    let mut seal: Vec<PathBuf> = ops.iter().filter_map(|o| matches!(o, PathOp::Skeleton(_)).then(|| o.path().to_path_buf())).collect();
     for op in ops {
         if matches!(op, PathOp::HideDir(_) | PathOp::HideFile(_)) {
             continue;
@@ -388,14 +395,14 @@ fn path_steps(ops: &[PathOp], seal: &[PathBuf], inp: &MountInputs, steps: &mut V
             },
             PathOp::Write(_) | PathOp::Pin(_) => bind(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV),
             PathOp::AllowRead(_) | PathOp::Protect(_) | PathOp::ExposeRo(_) => bind(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV),
-            PathOp::HideDir(_) if seal.iter().any(|h| h == p) => Step::Tmpfs {
+            PathOp::HideDir(_) | PathOp::Skeleton(_) if seal.iter().any(|h| h == p) => Step::Tmpfs {
                 dst: dst.clone(),
                 size: c("64k"),
                 mode: c("0755"),
                 nr_inodes: None,
                 attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
             },
-            PathOp::HideDir(_) => Step::Tmpfs {
+            PathOp::HideDir(_) | PathOp::Skeleton(_) => Step::Tmpfs {
                 dst: dst.clone(),
                 size: c("4k"),
                 mode: c("0755"),
