@@ -5,6 +5,7 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
 import { createRequire } from 'node:module'
+import { spawnSync } from 'node:child_process'
 
 const require = createRequire(import.meta.url)
 const sc = require('../index.js')
@@ -60,6 +61,56 @@ test('SandboxFs reads, writes, lists and creates under the sandbox rules', () =>
     assert.ok(!fs.existsSync(path.join(ws, '.git', 'hooks', 'pre-commit')))
     assert.throws(() => f.writeFile('../../escape.txt', 'x'), (e) => /^ERR_SHARKCAGE_FS_/.test(e.code))
     assert.ok(!fs.existsSync(path.join(home, 'escape.txt')))
+  } finally {
+    fs.rmSync(base, { recursive: true, force: true })
+  }
+})
+
+test('SandboxFs refuses git state and startup files by rule, at any depth, and says why', () => {
+  const { base, home, ws } = fixture()
+  try {
+    const f = withHome(home, () => new sc.SandboxFs({}, { workspace: ws }))
+    // A bare repository: the write that completes HEAD + objects/ + refs/ is refused.
+    const bare = path.join('a', 'b', 'c', 'd', 'e', 'bare')
+    f.writeFile(path.join(bare, 'HEAD'), 'ref: refs/heads/main\n', true)
+    f.mkdirp(path.join(bare, 'objects'))
+    assert.throws(() => f.mkdirp(path.join(bare, 'refs')), (e) => e.code === 'ERR_SHARKCAGE_FS_PROTECTED' && /git repository/.test(e.message))
+    assert.ok(!fs.existsSync(path.join(ws, bare, 'refs')))
+    // Inside .git at any depth, a gitfile, agent and shell startup files.
+    for (const p of ['.git/modules/sub/config', 'x/y/z/.git', '.git/worktrees/wt/commondir', '.claude/settings.json', 'p/.npmrc', 'h/.config/git/config', 'h/.local/bin/git']) {
+      assert.throws(() => f.writeFile(p, '[core]\n\tfsmonitor = touch /tmp/pwned\n', true), { code: 'ERR_SHARKCAGE_FS_PROTECTED' }, p)
+      assert.ok(!fs.existsSync(path.join(ws, p)), p)
+    }
+    // A directory renamed onto .git.
+    f.mkdirp('plain')
+    assert.throws(() => f.rename('plain', 'sub/.git'), { code: 'ERR_SHARKCAGE_FS_PROTECTED' })
+    assert.ok(fs.existsSync(path.join(ws, 'plain')) && !fs.existsSync(path.join(ws, 'sub', '.git')))
+    // Ordinary files with git-like names outside git directories are fine.
+    f.writeFile('notes/config', 'x', true)
+    assert.equal(fs.readFileSync(path.join(ws, 'notes', 'config'), 'utf8'), 'x')
+  } finally {
+    fs.rmSync(base, { recursive: true, force: true })
+  }
+})
+
+test('SandboxFs in a root process reads with the sandbox identity: a root-only file elsewhere stays unreadable', { skip: process.getuid() !== 0 && 'the uid shift applies to root processes' }, () => {
+  const { base, home, ws } = fixture()
+  try {
+    const outside = path.join(base, 'srv')
+    fs.mkdirSync(outside, { recursive: true })
+    fs.chmodSync(base, 0o755)
+    fs.chmodSync(outside, 0o755)
+    fs.writeFileSync(path.join(outside, 'db.key'), 'ROOT-ONLY-KEY', { mode: 0o600 })
+    fs.writeFileSync(path.join(outside, 'public.txt'), 'PUBLIC', { mode: 0o644 })
+    const f = withHome(home, () => new sc.SandboxFs({}, { workspace: ws }))
+    assert.throws(() => f.readFile(path.join(outside, 'db.key')), (e) => e.code === 'ERR_SHARKCAGE_FS_NOT_READABLE' && !String(e.message).includes('ROOT-ONLY-KEY'))
+    assert.equal(f.readFile(path.join(outside, 'public.txt')).toString(), 'PUBLIC')
+    // The same answer as exec for the same file.
+    const r = spawnSync(sc.launcherPath(), ['exec', '--workspace', ws, '--', 'cat', path.join(outside, 'db.key')], { env: { ...process.env, HOME: home }, encoding: 'utf8' })
+    assert.notEqual(r.status, 0)
+    assert.ok(!r.stdout.includes('ROOT-ONLY-KEY'))
+    // Root's own rights come back after each operation.
+    assert.equal(fs.readFileSync(path.join(outside, 'db.key'), 'utf8'), 'ROOT-ONLY-KEY')
   } finally {
     fs.rmSync(base, { recursive: true, force: true })
   }
