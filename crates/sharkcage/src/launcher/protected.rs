@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::gitstate::{self, Role};
-use crate::treewalk::{self, Type};
+use crate::treewalk;
 
 /// What an entry is on disk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,9 +115,6 @@ pub struct Scan {
     pub unreadable: Vec<PathBuf>,
 }
 
-/// Levels that keep a descriptor open; deeper ones reopen from the root.
-const FD_DEPTH: usize = 128;
-
 fn now_secs() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
@@ -178,217 +175,6 @@ fn ctime_trusted(fd: RawFd) -> bool {
     KNOWN.contains(&(sf.f_type as i64))
 }
 
-/// A directory being walked.
-struct Frame {
-    /// Open descriptor (None: the root's, or a level below FD_DEPTH).
-    fd: Option<OwnedFd>,
-    rel: PathBuf,
-    /// Its node in the new tree, and the next subdirectory to look at.
-    node: u32,
-    next: usize,
-    /// Its node in the cached tree, if it was taken from there.
-    cached: Option<u32>,
-    /// Mode to put back when leaving (a directory opened by granting access).
-    restore: Option<u32>,
-}
-
-struct Walker<'a> {
-    root: &'a Path,
-    root_fd: RawFd,
-    /// Hidden paths and other roots inside this root, relative.
-    skip: Vec<PathBuf>,
-    /// The cached tree (its nodes are taken as they are reused).
-    cache: Option<Tree>,
-    trust: bool,
-    extra_hooks: &'a [Vec<u8>],
-    tree: Tree,
-    out: &'a mut Scan,
-    buf: Vec<u8>,
-    euid: u32,
-}
-
-impl Walker<'_> {
-    /// The cached node `i`, if it shows the directory `id` unchanged.
-    fn trusted(&self, i: u32, id: &DirId) -> bool {
-        let Some(c) = &self.cache else { return false };
-        self.trust && c.nodes.get(i as usize).is_some_and(|n| n.id == *id && n.id.ctime.0 <= c.scanned_at - 2)
-    }
-
-    fn take_cached(&mut self, i: u32) -> Node {
-        self.cache.as_mut().map(|c| std::mem::take(&mut c.nodes[i as usize])).unwrap_or_default()
-    }
-
-    /// Open `name` in `dir` for reading; if the caller owns it but may not
-    /// read or search it, grant that for the scan (returns the old mode).
-    fn open_readable(&self, dir: RawFd, name: &[u8]) -> Result<(OwnedFd, Option<u32>), i32> {
-        match openat(dir, name, libc::O_RDONLY) {
-            Err(libc::EACCES) => {}
-            other => return other.map(|f| (f, None)),
-        }
-        let st = fstatat(dir, name).ok_or(libc::EACCES)?;
-        if !is_dir(&st) || st.st_uid != self.euid {
-            return Err(libc::EACCES);
-        }
-        let mode = st.st_mode & 0o7777;
-        let c = cstr(name);
-        // SAFETY: fchmodat of a directory entry we own, below `dir`.
-        if unsafe { libc::fchmodat(dir, c.as_ptr(), mode | 0o500, 0) } != 0 {
-            return Err(libc::EACCES);
-        }
-        match openat(dir, name, libc::O_RDONLY) {
-            Ok(f) => Ok((f, Some(mode))),
-            Err(e) => {
-                // SAFETY: put the mode back.
-                unsafe { libc::fchmodat(dir, c.as_ptr(), mode, 0) };
-                Err(e)
-            }
-        }
-    }
-
-    /// Read a directory's entries into a node (marks and subdirectories).
-    fn read(&mut self, fd: RawFd, base: &[u8], id: DirId) -> Option<Node> {
-        let mut entries = Vec::new();
-        if !treewalk::read_entries(fd, &mut self.buf, &mut entries) {
-            return None;
-        }
-        self.out.read += 1;
-        let has = |n: &[u8]| entries.iter().any(|e: &treewalk::DirEntry| e.name == n);
-        let git_dir = gitstate::is_git_dir(base, has);
-        let mut node = Node { id, subdirs: Vec::new(), marks: Vec::new() };
-        for e in entries {
-            let role = gitstate::role_of(base, git_dir, &e.name, e.ty).or_else(|| self.extra_hooks.contains(&e.name).then_some(Role::GitHooks));
-            if let Some(r) = role {
-                node.marks.push((e.name.clone().into_boxed_slice(), r));
-            }
-            if e.ty == Type::Dir {
-                node.subdirs.push(Sub { name: e.name.into_boxed_slice(), node: NOT_SCANNED });
-            }
-        }
-        Some(node)
-    }
-
-    /// Add a directory to the new tree (from the cache when unchanged,
-    /// else read) and its marked entries to the output. Returns its index.
-    fn visit(&mut self, fd: RawFd, rel: &Path, id: DirId, cached: Option<u32>) -> Option<(u32, bool)> {
-        let (mut node, from_cache) = match cached.filter(|&i| self.trusted(i, &id)) {
-            Some(i) => (self.take_cached(i), true),
-            None => {
-                let base = rel.file_name().or(self.root.file_name()).map(|n| n.as_bytes().to_vec()).unwrap_or_default();
-                (self.read(fd, &base, id)?, false)
-            }
-        };
-        if !from_cache {
-            // Children of a re-read directory may still match cached nodes by name.
-            if let Some(ci) = cached {
-                if let Some(c) = &self.cache {
-                    let old = &c.nodes[ci as usize].subdirs;
-                    for s in &mut node.subdirs {
-                        if let Some(o) = old.iter().find(|o| o.name == s.name) {
-                            s.node = o.node;
-                        }
-                    }
-                }
-            }
-        }
-        for (name, role) in &node.marks {
-            if let Some(e) = entry_at(fd, &self.root.join(rel).join(OsStr::from_bytes(name)), name, *role) {
-                self.out.entries.push(e);
-            }
-        }
-        // Until its children are visited, `subdirs[].node` holds the
-        // cached indices; each is replaced by the new one as we go.
-        self.tree.nodes.push(node);
-        Some(((self.tree.nodes.len() - 1) as u32, from_cache))
-    }
-
-    fn skipped(&self, rel: &Path, name: &[u8]) -> bool {
-        !self.skip.is_empty() && self.skip.iter().any(|s| rel.join(OsStr::from_bytes(name)).starts_with(s))
-    }
-
-    fn run(&mut self) {
-        let Some(st) = fstat(self.root_fd) else { return };
-        self.out.dirs += 1;
-        let root_cached = self.cache.as_ref().filter(|c| !c.nodes.is_empty()).map(|_| 0u32);
-        let Some((root_idx, from_cache)) = self.visit(self.root_fd, Path::new(""), dir_id(&st), root_cached) else {
-            self.out.unreadable.push(self.root.to_path_buf());
-            return;
-        };
-        let _ = from_cache;
-        let mut stack = vec![Frame { fd: None, rel: PathBuf::new(), node: root_idx, next: 0, cached: root_cached, restore: None }];
-        while let Some(top) = stack.last_mut() {
-            let node = top.node as usize;
-            if top.next >= self.tree.nodes[node].subdirs.len() {
-                let done = stack.pop().unwrap();
-                if let (Some(mode), Some(parent)) = (done.restore, stack.last()) {
-                    let pfd = parent.fd.as_ref().map_or(self.root_fd, |f| f.as_raw_fd());
-                    if let Some(n) = done.rel.file_name() {
-                        let name = cstr(n.as_bytes());
-                        // SAFETY: put back the mode of a directory we opened up.
-                        unsafe { libc::fchmodat(pfd, name.as_ptr(), mode, 0) };
-                    }
-                }
-                continue;
-            }
-            let i = top.next;
-            top.next += 1;
-            let depth = stack.len();
-            let top = stack.last().unwrap();
-            let sub = &mut self.tree.nodes[node].subdirs[i];
-            let cached_child = (sub.node != NOT_SCANNED && top.cached.is_some()).then_some(sub.node);
-            sub.node = NOT_SCANNED;
-            let name = sub.name.clone();
-            if self.skipped(&top.rel, &name) {
-                continue;
-            }
-            // Deep levels have no descriptor: reopen the parent from the root.
-            let deep = depth >= FD_DEPTH;
-            let parent_owned = if deep { treewalk::open_beneath(self.root_fd, &top.rel) } else { None };
-            let pfd = match (&parent_owned, &top.fd) {
-                (Some(f), _) | (None, Some(f)) => f.as_raw_fd(),
-                (None, None) => self.root_fd,
-            };
-            let Some(st) = fstatat(pfd, &name) else { continue };
-            if !is_dir(&st) {
-                continue; // replaced meanwhile: not a directory any more
-            }
-            self.out.dirs += 1;
-            let id = dir_id(&st);
-            // An unchanged leaf without marks costs nothing more.
-            if let Some(ci) = cached_child.filter(|&ci| self.trusted(ci, &id)) {
-                let c = &self.cache.as_ref().unwrap().nodes[ci as usize];
-                if c.subdirs.is_empty() && c.marks.is_empty() {
-                    let n = self.take_cached(ci);
-                    self.tree.nodes.push(n);
-                    let idx = (self.tree.nodes.len() - 1) as u32;
-                    self.tree.nodes[node].subdirs[i].node = idx;
-                    continue;
-                }
-            }
-            let (fd, restore) = match self.open_readable(pfd, &name) {
-                Ok(x) => x,
-                Err(_) => {
-                    self.out.unreadable.push(self.root.join(&top.rel).join(OsStr::from_bytes(&name)));
-                    continue;
-                }
-            };
-            // The entry must still be the directory we looked at.
-            let (id, cached_child) = match fstat(fd.as_raw_fd()) {
-                Some(s) if s.st_ino == st.st_ino && s.st_dev == st.st_dev && restore.is_none() => (id, cached_child),
-                Some(s) => (dir_id(&s), None),
-                None => continue,
-            };
-            let rel = top.rel.join(OsStr::from_bytes(&name));
-            let Some((idx, _)) = self.visit(fd.as_raw_fd(), &rel, id, cached_child) else {
-                self.out.unreadable.push(self.root.join(&rel));
-                continue;
-            };
-            self.tree.nodes[node].subdirs[i].node = idx;
-            let keep = if deep { None } else { Some(fd) };
-            stack.push(Frame { fd: keep, rel, node: idx, next: 0, cached: cached_child, restore });
-        }
-    }
-}
-
 /// The entry `name` of the directory `dir`, as it is (no symlink followed).
 fn entry_at(dir: RawFd, path: &Path, name: &[u8], role: Role) -> Option<Entry> {
     let st = fstatat(dir, name)?;
@@ -406,8 +192,6 @@ fn entry_at(dir: RawFd, path: &Path, name: &[u8], role: Role) -> Option<Entry> {
 /// (a relative `core.hooksPath` of a global config).
 pub fn scan(roots: &[PathBuf], hidden: &[PathBuf], mut cache: Vec<Tree>, extra_hooks: &[Vec<u8>]) -> Scan {
     let mut out = Scan::default();
-    // SAFETY: geteuid cannot fail.
-    let euid = unsafe { libc::geteuid() };
     for root in roots {
         let started = now_secs();
         let Ok(fd) = treewalk::open_root(root) else {
@@ -420,22 +204,12 @@ pub fn scan(roots: &[PathBuf], hidden: &[PathBuf], mut cache: Vec<Tree>, extra_h
             .filter(|p| p.starts_with(root) && *p != root)
             .filter_map(|p| p.strip_prefix(root).ok().map(Path::to_path_buf))
             .collect();
-        let mut w = Walker {
-            root,
-            root_fd: fd.as_raw_fd(),
-            skip,
-            cache: cache.iter().position(|t| &t.root == root).map(|i| cache.swap_remove(i)),
-            trust: ctime_trusted(fd.as_raw_fd()),
-            extra_hooks,
-            tree: Tree { root: root.clone(), scanned_at: started, nodes: Vec::with_capacity(1024) },
-            out: &mut out,
-            buf: vec![0u8; 32 * 1024],
-            euid,
-        };
-        w.run();
-        let tree = std::mem::take(&mut w.tree);
+        let trust = ctime_trusted(fd.as_raw_fd());
+        let cached = cache.iter().position(|t| &t.root == root).map(|i| cache.swap_remove(i));
+        let tree = walk::walk_root(root, fd, &skip, cached, trust, extra_hooks, started, &mut out);
         out.trees.push(tree);
     }
+    out.entries.sort_by(|a, b| a.path.cmp(&b.path));
     out
 }
 
@@ -558,6 +332,10 @@ pub fn entry_now(path: &Path, role: Role) -> Option<Entry> {
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     entry_at(fd.as_raw_fd(), path, name.as_bytes(), role)
 }
+
+mod walk;
+#[cfg(test)]
+pub(crate) use walk::FD_DEPTH;
 
 #[cfg(test)]
 mod tests;

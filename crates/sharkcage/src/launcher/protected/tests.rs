@@ -151,3 +151,33 @@ fn derived_places_from_existing_configs() {
         ]
     );
 }
+
+#[test]
+fn a_big_tree_walked_on_several_threads_with_its_cache() {
+    let (_d, w) = ws();
+    for i in 0..700 {
+        std::fs::create_dir_all(w.join(format!("node_modules/p{i}/lib/x/y"))).unwrap();
+    }
+    let first = scan(std::slice::from_ref(&w), &[], vec![], &[]);
+    assert!(first.dirs > 2000, "{}", first.dirs);
+    let mut trees = first.trees;
+    trees[0].scanned_at += 60;
+    let again = scan(std::slice::from_ref(&w), &[], trees, &[]);
+    assert_eq!(again.dirs, first.dirs);
+    assert!(again.read <= 1, "{}", again.read);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    mk(&w, &["node_modules/p633/lib/x/y/r/HEAD", "node_modules/p633/lib/x/y/r/config", "node_modules/p1/.bashrc"], &["node_modules/p633/lib/x/y/r/objects", "node_modules/p633/lib/x/y/r/refs"]);
+    let mut trees = again.trees;
+    trees[0].scanned_at += 60;
+    let third = scan(std::slice::from_ref(&w), &[], trees, &[]);
+    let got: Vec<String> = found(&third, &w).into_iter().map(|x| x.0).collect();
+    assert_eq!(got, vec!["node_modules/p1/.bashrc", "node_modules/p633/lib/x/y/r/config"]);
+    // The kept tree is whole: a fourth scan from it reads nothing new.
+    let third_found = found(&third, &w);
+    let mut trees = third.trees;
+    assert_eq!(trees[0].nodes.len(), third.dirs);
+    trees[0].scanned_at += 60;
+    let fourth = scan(std::slice::from_ref(&w), &[], trees, &[]);
+    assert!(fourth.read <= 1, "{}", fourth.read);
+    assert_eq!(found(&fourth, &w), third_found);
+}
