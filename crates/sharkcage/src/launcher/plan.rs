@@ -14,7 +14,8 @@ use seccompiler::BpfProgram;
 
 use super::{protected, ExecRequest, LaunchError, Violation};
 use crate::layers::landlock::{LandlockInputs, LandlockPlan};
-use crate::layers::limits::Rlimits;
+use crate::layers::limits::{Effective, HostFacts, Rlimits};
+use crate::layers::quotas::Quotas;
 use crate::layers::mounts::{MountInputs, MountPlan, PathOp};
 use crate::layers::userns::IdMap;
 use crate::layers::{caps, seccomp};
@@ -31,6 +32,8 @@ pub struct Plan {
     /// The proxy for this call (None: no network at all).
     pub net: Option<NetPlan>,
     pub rlimits: Rlimits,
+    /// Per-user kernel quotas PID 1 sets in the sandbox's user namespace.
+    pub quotas: Quotas,
     pub last_cap: u32,
     pub hostname: CString,
     /// Candidate executable paths, tried in order (PATH search done here).
@@ -55,7 +58,8 @@ pub struct Plan {
     pub violations: Vec<Violation>,
     pub timeout_ms: u64,
     pub max_output_bytes: u64,
-    pub limits: crate::policy::Limits,
+    /// The policy's limits as they apply on this host.
+    pub limits: Effective,
 }
 
 /// The network part of a call: the sandbox gets the proxy's listeners on
@@ -148,6 +152,8 @@ impl Plan {
         let seccomp = seccomp::build(seccomp::FilterOptions { unix_broker: !allow_unix.is_empty() }).map_err(|e| LaunchError::Setup(e.to_string()))?;
         let cmd = cx.command(&cwd, net.as_ref(), ssh_helper.as_ref(), &mut violations)?;
         let timeout_ms = req.timeout_ms.unwrap_or(pol.limits.timeout_ms);
+        let limits = Effective::resolve(&pol.limits, timeout_ms, &HostFacts::read());
+        violations.extend(limits.notes.iter().map(|n| Violation::note("limits", n.clone())));
 
         Ok(Plan {
             idmap: IdMap::for_caller(shift),
@@ -156,7 +162,8 @@ impl Plan {
             seccomp,
             allow_unix,
             net,
-            rlimits: Rlimits::from_policy(&pol.limits),
+            rlimits: Rlimits::new(&limits),
+            quotas: Quotas::prepare(),
             last_cap: caps::last_cap(),
             hostname: CString::new("sharkcage").unwrap(),
             exec_candidates: cmd.exec_candidates,
@@ -176,7 +183,7 @@ impl Plan {
             violations,
             timeout_ms,
             max_output_bytes: pol.limits.max_output_bytes,
-            limits: pol.limits.clone(),
+            limits,
         })
     }
 }

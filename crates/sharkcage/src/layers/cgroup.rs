@@ -1,0 +1,327 @@
+//! The per-sandbox bounds: one cgroup per call that holds every process of
+//! the sandbox, with
+//! * a **memory** limit for the sandbox as a whole — its processes, page
+//!   cache, shared memory and memfds, its tmpfs, kernel memory (the per-process
+//!   fallback, `RLIMIT_DATA` in `layers::limits`, covers none of these but
+//!   private memory) — and swap bounded with it where swap is accounted;
+//! * a **pids** limit (`maxProcesses`; the kernel does not enforce
+//!   RLIMIT_NPROC for host uid 0);
+//! * a lower **CPU share** than the default, so the caller (the gateway)
+//!   wins under contention.
+//!
+//! Where it comes from, in order:
+//! 1. `SHARKCAGE_CGROUP=<cgroup v2 directory>`: a subtree delegated to the
+//!    caller (systemd `Delegate=yes`, see the README);
+//! 2. a pure cgroup v2 host: `/sys/fs/cgroup/sharkcage` for root, the
+//!    parent of the launcher's own cgroup otherwise (delegated if the caller
+//!    owns it);
+//! 3. a cgroup v1 (or hybrid) host, root only: `/sys/fs/cgroup/{memory,pids}/
+//!    sharkcage/<call>`, and `/sys/fs/cgroup/cpu/sharkcage` for the share;
+//! 4. none: the result says so (`layers.limits.memoryLimitBy` =
+//!    `rlimit-data`) and `sc doctor` warns.
+//!
+//! How the sandbox gets in without migrating a running process (writing a
+//! pid to `cgroup.procs` write-locks `cgroup_threadgroup_rwsem`, which waits
+//! for an RCU grace period: 5–20 ms per call):
+//! * v2: `clone3(CLONE_INTO_CGROUP)` with this call's directory — PID 1 is
+//!   born in it (`launcher::supervise`);
+//! * v1: the launcher opens `<dir>/tasks` before the clone (v1 checks the
+//!   permission against the credentials of whoever opened the file), and PID
+//!   1 — single-threaded, before anything else runs — writes `"0"` into each
+//!   inherited descriptor: a thread moving itself skips that lock
+//!   (`launcher::child`).
+//!
+//! Teardown: once PID 1 is reaped its PID namespace is empty, so the
+//! directories are removed right away (anything still listed is killed
+//! first). Directories of launchers that were SIGKILLed are swept by the
+//! next call (named `<launcher pid>-<n>`: the pid is gone and no process is
+//! in them).
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use super::limits::Effective;
+
+const ROOT: &str = "/sys/fs/cgroup";
+/// Per-call directories on v2 share their parent with other cgroups.
+const V2_PREFIX: &str = "sharkcage-";
+/// CPU weight relative to the default (v1 `cpu.shares` 1024, v2 `cpu.weight` 100).
+const V1_CPU_SHARES: &str = "512";
+const V2_CPU_WEIGHT: &str = "50";
+
+/// Which cgroup hierarchy bounds this call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CgroupKind {
+    V1,
+    V2,
+    None,
+}
+
+/// The cgroup of one call.
+#[derive(Debug)]
+pub struct CallCgroup {
+    pub kind: CgroupKind,
+    /// Per-call directories, removed after the call.
+    dirs: Vec<PathBuf>,
+    /// v1: `tasks` files PID 1 moves itself into.
+    tasks: Vec<OwnedFd>,
+    /// v2: this call's directory, for `CLONE_INTO_CGROUP`.
+    dir_fd: Option<OwnedFd>,
+    pub memory: bool,
+    pub pids: bool,
+    pub cpu: bool,
+    /// Swap is bounded together with memory (or the host has no swap accounting to bound).
+    pub swap_bounded: bool,
+    /// Why the sandbox has no per-sandbox memory bound.
+    pub unavailable: Option<String>,
+}
+
+/// Most `tasks` descriptors PID 1 gets (memory, pids, cpu).
+pub const MAX_ATTACH: usize = 3;
+
+impl CallCgroup {
+    pub fn none(why: String) -> CallCgroup {
+        CallCgroup { kind: CgroupKind::None, dirs: vec![], tasks: vec![], dir_fd: None, memory: false, pids: false, cpu: false, swap_bounded: false, unavailable: Some(why) }
+    }
+
+    /// Create this call's cgroup. Never an error: what could not be set up
+    /// is reported (`unavailable`, the flags).
+    pub fn create(limits: &Effective) -> CallCgroup {
+        // SAFETY: geteuid cannot fail.
+        let euid = unsafe { libc::geteuid() };
+        let name = format!("{}-{}", std::process::id(), unique_suffix());
+        if let Some(p) = std::env::var_os("SHARKCAGE_CGROUP") {
+            let p = PathBuf::from(p);
+            if !p.is_absolute() || !p.join("cgroup.controllers").exists() {
+                return CallCgroup::none(format!("SHARKCAGE_CGROUP={} is not a cgroup v2 directory", p.display()));
+            }
+            return v2_create(&p, &name, limits);
+        }
+        if Path::new(ROOT).join("cgroup.controllers").exists() {
+            let parent = if euid == 0 {
+                let p = Path::new(ROOT).join("sharkcage");
+                if std::fs::create_dir(&p).is_ok() {
+                    let _ = std::fs::write(p.join("cpu.weight"), V2_CPU_WEIGHT);
+                }
+                Some(p)
+            } else {
+                own_v2_cgroup().and_then(|own| Path::new(ROOT).join(own.trim_start_matches('/')).parent().map(Path::to_path_buf))
+            };
+            return match parent {
+                Some(p) => v2_create(&p, &name, limits),
+                None => CallCgroup::none("the launcher's own cgroup v2 is unknown".into()),
+            };
+        }
+        if euid != 0 {
+            return CallCgroup::none(format!(
+                "cgroup v1 host and the caller (uid {euid}) is not root; on a cgroup v2 host, run the gateway in a delegated subtree (SHARKCAGE_CGROUP)"
+            ));
+        }
+        v1_create(&name, limits)
+    }
+
+    /// v1: the `tasks` descriptors PID 1 writes `"0"` into (-1: unused).
+    pub fn attach_fds(&self) -> [i32; MAX_ATTACH] {
+        let mut a = [-1; MAX_ATTACH];
+        for (slot, fd) in a.iter_mut().zip(&self.tasks) {
+            *slot = fd.as_raw_fd();
+        }
+        a
+    }
+
+    /// v2: the directory descriptor for `clone3(CLONE_INTO_CGROUP)`.
+    pub fn clone_into(&self) -> Option<i32> {
+        self.dir_fd.as_ref().map(AsRawFd::as_raw_fd)
+    }
+
+    /// Remove the call's directories (after PID 1 was reaped, so nothing
+    /// should be left in them; anything that is gets killed).
+    pub fn remove(&mut self) -> Result<(), String> {
+        self.tasks.clear();
+        self.dir_fd = None;
+        let mut failed = Vec::new();
+        for d in self.dirs.drain(..) {
+            if let Err(e) = remove_dir(&d) {
+                failed.push(format!("{}: {e}", d.display()));
+            }
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("per-call cgroup not removed ({}); the next call sweeps it", failed.join("; ")))
+        }
+    }
+}
+
+impl Drop for CallCgroup {
+    fn drop(&mut self) {
+        // Normally `remove` ran already; this covers early returns.
+        let _ = self.remove();
+    }
+}
+
+fn unique_suffix() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+}
+
+/// rmdir, killing what is left and retrying while the kernel still lists
+/// tasks (exiting processes leave a cgroup a little after they are reaped).
+fn remove_dir(d: &Path) -> std::io::Result<()> {
+    let mut last = None;
+    for _ in 0..200 {
+        match std::fs::remove_dir(d) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => last = Some(e),
+            Err(e) => return Err(e),
+        }
+        let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
+        for p in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            // SAFETY: SIGKILL to a process in this call's own cgroup.
+            unsafe { libc::kill(p, libc::SIGKILL) };
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::from_raw_os_error(libc::EBUSY)))
+}
+
+fn write(dir: &Path, file: &str, value: &str) -> Result<(), String> {
+    std::fs::write(dir.join(file), value).map_err(|e| format!("{}/{file}: {e}", dir.display()))
+}
+
+fn open(p: &Path, flags: i32) -> Result<OwnedFd, String> {
+    let c = CString::new(p.as_os_str().as_bytes()).map_err(|_| format!("{}: NUL in path", p.display()))?;
+    // SAFETY: open on a C string; ownership of the new descriptor moves into OwnedFd.
+    let fd = unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(format!("{}: {}", p.display(), std::io::Error::last_os_error()));
+    }
+    // SAFETY: fd is a fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn ensure_dir(p: &Path) -> Result<bool, String> {
+    match std::fs::create_dir(p) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(format!("{}: {e}", p.display())),
+    }
+}
+
+/// cgroup v1 (root only): per-call `memory` and `pids` directories, the
+/// shared `cpu` one; PID 1 attaches itself through their `tasks` files.
+fn v1_create(name: &str, limits: &Effective) -> CallCgroup {
+    let root = Path::new(ROOT);
+    let mut cg = CallCgroup::none(String::new());
+    cg.kind = CgroupKind::V1;
+    cg.unavailable = None;
+    let mem_parent = root.join("memory/sharkcage");
+    let pids_parent = root.join("pids/sharkcage");
+    sweep_stale(&[&mem_parent, &pids_parent], "");
+    let mem = (|| {
+        ensure_dir(&mem_parent)?;
+        let d = mem_parent.join(name);
+        std::fs::create_dir(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+        cg.dirs.push(d.clone());
+        let bytes = limits.max_memory_bytes.to_string();
+        write(&d, "memory.limit_in_bytes", &bytes)?;
+        // memsw is memory + swap: the same value leaves no room for swap.
+        cg.swap_bounded = !d.join("memory.memsw.limit_in_bytes").exists() || write(&d, "memory.memsw.limit_in_bytes", &bytes).is_ok();
+        open(&d.join("tasks"), libc::O_WRONLY)
+    })();
+    match mem {
+        Ok(fd) => {
+            cg.tasks.push(fd);
+            cg.memory = true;
+        }
+        Err(e) => cg.unavailable = Some(format!("no memory cgroup: {e}")),
+    }
+    let pids = (|| {
+        ensure_dir(&pids_parent)?;
+        let d = pids_parent.join(name);
+        std::fs::create_dir(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+        cg.dirs.push(d.clone());
+        write(&d, "pids.max", &limits.max_processes.to_string())?;
+        open(&d.join("tasks"), libc::O_WRONLY)
+    })();
+    if let Ok(fd) = pids {
+        cg.tasks.push(fd);
+        cg.pids = true;
+    }
+    let cpu = (|| {
+        let d = root.join("cpu/sharkcage");
+        if ensure_dir(&d)? {
+            write(&d, "cpu.shares", V1_CPU_SHARES)?;
+        }
+        open(&d.join("tasks"), libc::O_WRONLY)
+    })();
+    if let Ok(fd) = cpu {
+        cg.tasks.push(fd);
+        cg.cpu = true;
+    }
+    if cg.tasks.is_empty() {
+        cg.kind = CgroupKind::None;
+    }
+    cg
+}
+
+/// cgroup v2: a per-call directory below `parent`, entered with
+/// `CLONE_INTO_CGROUP`.
+fn v2_create(parent: &Path, name: &str, limits: &Effective) -> CallCgroup {
+    let r = (|| -> Result<CallCgroup, String> {
+        let available = std::fs::read_to_string(parent.join("cgroup.controllers")).map_err(|e| format!("{}: {e}", parent.display()))?;
+        let has = |c: &str| available.split_whitespace().any(|x| x == c);
+        if !has("memory") {
+            return Err(format!("{} has no memory controller (not delegated to this caller?)", parent.display()));
+        }
+        let enabled = std::fs::read_to_string(parent.join("cgroup.subtree_control")).unwrap_or_default();
+        let missing: Vec<String> = ["memory", "pids", "cpu"].iter().filter(|c| has(c) && !enabled.split_whitespace().any(|x| x == **c)).map(|c| format!("+{c}")).collect();
+        if !missing.is_empty() {
+            write(parent, "cgroup.subtree_control", &missing.join(" "))?;
+        }
+        sweep_stale(&[parent], V2_PREFIX);
+        let d = parent.join(format!("{V2_PREFIX}{name}"));
+        std::fs::create_dir(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+        let mut cg = CallCgroup::none(String::new());
+        cg.kind = CgroupKind::V2;
+        cg.unavailable = None;
+        cg.dirs.push(d.clone());
+        write(&d, "memory.max", &limits.max_memory_bytes.to_string())?;
+        cg.memory = true;
+        cg.swap_bounded = !d.join("memory.swap.max").exists() || write(&d, "memory.swap.max", "0").is_ok();
+        // One OOM kill takes the whole sandbox, not a random process of it.
+        let _ = write(&d, "memory.oom.group", "1");
+        cg.pids = write(&d, "pids.max", &limits.max_processes.to_string()).is_ok();
+        cg.cpu = write(&d, "cpu.weight", V2_CPU_WEIGHT).is_ok();
+        cg.dir_fd = Some(open(&d, libc::O_PATH | libc::O_DIRECTORY)?);
+        Ok(cg)
+    })();
+    r.unwrap_or_else(CallCgroup::none)
+}
+
+/// Remove per-call cgroups left by launchers that were killed (SIGKILL gives
+/// them no chance to clean up): the launcher pid in the name is gone and no
+/// process is in them.
+fn sweep_stale(parents: &[&Path], prefix: &str) {
+    for parent in parents {
+        let Ok(rd) = std::fs::read_dir(parent) else { continue };
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(prefix)) else { continue };
+            let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else { continue };
+            // SAFETY: kill with signal 0 only checks for existence.
+            let alive = unsafe { libc::kill(pid, 0) } == 0 || super::sys::errno() == libc::EPERM;
+            if !alive && std::fs::read_to_string(e.path().join("cgroup.procs")).is_ok_and(|p| p.trim().is_empty()) {
+                let _ = std::fs::remove_dir(e.path());
+            }
+        }
+    }
+}
+
+fn own_v2_cgroup() -> Option<String> {
+    let s = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    s.lines().find_map(|l| l.strip_prefix("0::").map(str::to_string))
+}
