@@ -280,6 +280,11 @@ pub fn signal_name(sig: i32) -> String {
     names.iter().find(|(n, _)| *n == sig).map(|(_, s)| s.to_string()).unwrap_or_else(|| format!("SIG{sig}"))
 }
 
+/// A root caller on host uid 0, which RLIMIT_NPROC does not bound.
+fn unshifted_root(plan: &plan::Plan) -> bool {
+    plan.idmap.uid == 0 && plan.idmap.shift.is_none()
+}
+
 /// One line for each limit that is weaker than the policy asked.
 fn limit_notes(req: &ExecRequest, plan: &plan::Plan, cg: &CallCgroup, process_limit_by: &str) -> Vec<Violation> {
     let mut v = Vec::new();
@@ -321,7 +326,7 @@ pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, L
     quarantine::ensure_journal_dir();
     let mut plan = plan::Plan::build(req, true)?;
     // One cgroup for the call (also for a retry: nothing entered it then).
-    let mut cg = CallCgroup::create(&plan.limits);
+    let mut cg = CallCgroup::create(&plan.limits, unshifted_root(&plan));
     plan.rlimits = plan.rlimits.with_memory_cgroup(cg.memory, plan.limits.max_memory_bytes);
     let check = quarantine::Check::from_plan(&plan);
     let journal = quarantine::journal_begin(&check);
@@ -335,6 +340,7 @@ pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, L
             format!("root caller not shifted to an unprivileged host uid ({why}); root-owned host files rely on read-only mounts and the hidden-path list"),
         ));
         plan = plan::Plan::build(req, false)?;
+        cg.ensure_pids(&plan.limits);
         plan.rlimits = plan.rlimits.with_memory_cgroup(cg.memory, plan.limits.max_memory_bytes);
         out = supervise::run(&plan, &cg, sinks);
     }
@@ -379,7 +385,7 @@ pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, L
     }
     let process_limit_by = if cg.pids {
         "cgroup"
-    } else if plan.idmap.uid != 0 || plan.idmap.shift.is_some() {
+    } else if !unshifted_root(&plan) {
         "rlimit"
     } else {
         "none"

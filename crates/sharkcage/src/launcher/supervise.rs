@@ -156,6 +156,8 @@ pub fn run(plan: &Plan, cg: &CallCgroup, sinks: &Sinks) -> Result<RunOutput, Lau
     // Go. The write end stays open for the whole call: PID 1 reads a
     // hang-up on it as the launcher's death.
     sys::write_all(sync_w, b"1");
+    // While PID 1 builds the sandbox: cgroup upkeep off the critical path.
+    cg.housekeeping();
 
     // Wait for exec (EOF on the error pipe) or a setup error.
     let mut buf = [0u8; 12];

@@ -4,8 +4,10 @@
 //!   cache, shared memory and memfds, its tmpfs, kernel memory (the per-process
 //!   fallback, `RLIMIT_DATA` in `layers::limits`, covers none of these but
 //!   private memory) — and swap bounded with it where swap is accounted;
-//! * a **pids** limit (`maxProcesses`; the kernel does not enforce
-//!   RLIMIT_NPROC for host uid 0);
+//! * a **pids** limit (`maxProcesses`) where RLIMIT_NPROC does not hold: the
+//!   kernel does not enforce it for host uid 0, so on v1 a pids cgroup is
+//!   made for a root caller that could not be shifted (on v2 it is one more
+//!   file in the same directory, so always);
 //! * a lower **CPU share** than the default, so the caller (the gateway)
 //!   wins under contention.
 //!
@@ -31,10 +33,23 @@
 //!   inherited descriptor: a thread moving itself skips that lock
 //!   (`launcher::child`).
 //!
-//! Teardown: once PID 1 is reaped its PID namespace is empty, so the
-//! directories are removed right away (anything still listed is killed
-//! first). Directories of launchers that were SIGKILLed are swept by the
-//! next call (named `<launcher pid>-<n>`: the pid is gone and no process is
+//! Cost (v1, measured on the 2-core VM): creating a memory cgroup takes
+//! ~140 µs, renaming one ~30 µs, configuring and opening it ~50 µs, PID 1's
+//! self-attach ~30 µs, rmdir ~60–100 µs. So v1 memory cgroups are pooled:
+//! a call claims one of two spares (`spare-0`, `spare-1`) by `rename`
+//! (atomic: of two launchers only one gets it; the other makes its own),
+//! and after the call renames it back when it is empty and holds (almost) no
+//! charges — a memory cgroup keeps the charges of page cache its call left
+//! behind, and those must not count against the next sandbox, so a cgroup
+//! charged with more than [`RECYCLE_MAX_USAGE`] is removed instead. A call
+//! that found no spare makes a fresh cgroup, which then fills the pool.
+//! Sweeping happens while PID 1 builds the sandbox
+//! ([`CallCgroup::housekeeping`]), off the call's critical path.
+//!
+//! Teardown: once PID 1 is reaped its PID namespace is empty, so the call's
+//! directories are removed (or the memory one returned to the pool) right
+//! away; anything still listed is killed first. Directories of launchers that were SIGKILLed are swept by a
+//! later call (named `<launcher pid>-<n>`: the pid is gone and no process is
 //! in them).
 
 use std::ffi::CString;
@@ -49,6 +64,10 @@ const ROOT: &str = "/sys/fs/cgroup";
 const V2_PREFIX: &str = "sharkcage-";
 /// CPU weight relative to the default (v1 `cpu.shares` 1024, v2 `cpu.weight` 100).
 const V1_CPU_SHARES: &str = "512";
+/// Spare v1 memory cgroups, claimed by rename.
+const SPARES: [&str; 2] = ["spare-0", "spare-1"];
+/// A used v1 memory cgroup charged with at most this much goes back to the pool.
+pub const RECYCLE_MAX_USAGE: u64 = 1 << 20;
 const V2_CPU_WEIGHT: &str = "50";
 
 /// Which cgroup hierarchy bounds this call.
@@ -64,6 +83,8 @@ pub enum CgroupKind {
 #[derive(Debug)]
 pub struct CallCgroup {
     pub kind: CgroupKind,
+    /// The call's directory name (v1: the same in every hierarchy).
+    name: Option<String>,
     /// Per-call directories, removed after the call.
     dirs: Vec<PathBuf>,
     /// v1: `tasks` files PID 1 moves itself into.
@@ -84,12 +105,13 @@ pub const MAX_ATTACH: usize = 3;
 
 impl CallCgroup {
     pub fn none(why: String) -> CallCgroup {
-        CallCgroup { kind: CgroupKind::None, dirs: vec![], tasks: vec![], dir_fd: None, memory: false, pids: false, cpu: false, swap_bounded: false, unavailable: Some(why) }
+        CallCgroup { kind: CgroupKind::None, name: None, dirs: vec![], tasks: vec![], dir_fd: None, memory: false, pids: false, cpu: false, swap_bounded: false, unavailable: Some(why) }
     }
 
-    /// Create this call's cgroup. Never an error: what could not be set up
+    /// Create this call's cgroup; `pids_needed`: RLIMIT_NPROC will not hold
+    /// (an unshifted root caller). Never an error: what could not be set up
     /// is reported (`unavailable`, the flags).
-    pub fn create(limits: &Effective) -> CallCgroup {
+    pub fn create(limits: &Effective, pids_needed: bool) -> CallCgroup {
         // SAFETY: geteuid cannot fail.
         let euid = unsafe { libc::geteuid() };
         let name = format!("{}-{}", std::process::id(), unique_suffix());
@@ -120,7 +142,54 @@ impl CallCgroup {
                 "cgroup v1 host and the caller (uid {euid}) is not root; on a cgroup v2 host, run the gateway in a delegated subtree (SHARKCAGE_CGROUP)"
             ));
         }
-        v1_create(&name, limits)
+        let mut cg = v1_create(&name, limits);
+        if pids_needed {
+            cg.add_v1_pids(limits);
+        }
+        cg
+    }
+
+    /// The retry of a root caller that could not be shifted needs the pids
+    /// limit RLIMIT_NPROC does not give it (v2 has one already).
+    pub fn ensure_pids(&mut self, limits: &Effective) {
+        if self.kind == CgroupKind::V1 && !self.pids {
+            self.add_v1_pids(limits);
+        }
+    }
+
+    fn add_v1_pids(&mut self, limits: &Effective) {
+        let Some(name) = self.name.clone() else { return };
+        let parent = Path::new(ROOT).join("pids/sharkcage");
+        let r = (|| {
+            ensure_dir(&parent)?;
+            let d = parent.join(&name);
+            std::fs::create_dir(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+            self.dirs.push(d.clone());
+            write(&d, "pids.max", &limits.max_processes.to_string())?;
+            open(&d.join("tasks"), libc::O_WRONLY)
+        })();
+        if let Ok(fd) = r {
+            self.tasks.push(fd);
+            self.pids = true;
+        }
+    }
+
+    /// Work that is not on the call's critical path, done while PID 1 builds
+    /// the sandbox: sweep cgroups of killed launchers.
+    pub fn housekeeping(&self) {
+        match self.kind {
+            CgroupKind::V1 => {
+                // A call's pids directory has the name of its memory one.
+                let mem = Path::new(ROOT).join("memory/sharkcage");
+                sweep_stale(&mem, "", &[&Path::new(ROOT).join("pids/sharkcage")]);
+            }
+            CgroupKind::V2 => {
+                if let Some(parent) = self.dirs.first().and_then(|d| d.parent()) {
+                    sweep_stale(parent, V2_PREFIX, &[]);
+                }
+            }
+            CgroupKind::None => {}
+        }
     }
 
     /// v1: the `tasks` descriptors PID 1 writes `"0"` into (-1: unused).
@@ -144,6 +213,9 @@ impl CallCgroup {
         self.dir_fd = None;
         let mut failed = Vec::new();
         for d in self.dirs.drain(..) {
+            if self.kind == CgroupKind::V1 && d.parent().is_some_and(|p| p.ends_with("memory/sharkcage")) && recycle(&d) {
+                continue;
+            }
             if let Err(e) = remove_dir(&d) {
                 failed.push(format!("{}: {e}", d.display()));
             }
@@ -165,6 +237,18 @@ impl Drop for CallCgroup {
 
 fn unique_suffix() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+}
+
+/// Return a used v1 memory cgroup to the pool: empty, barely charged, and a
+/// spare name free (kernfs refuses to rename onto an existing name).
+fn recycle(d: &Path) -> bool {
+    let empty = std::fs::read_to_string(d.join("cgroup.procs")).is_ok_and(|p| p.trim().is_empty());
+    let usage = std::fs::read_to_string(d.join("memory.usage_in_bytes")).ok().and_then(|u| u.trim().parse::<u64>().ok());
+    if !empty || !usage.is_some_and(|u| u <= RECYCLE_MAX_USAGE) {
+        return false;
+    }
+    let parent = d.parent().unwrap_or(Path::new("/"));
+    SPARES.iter().any(|s| std::fs::rename(d, parent.join(s)).is_ok())
 }
 
 /// rmdir, killing what is left and retrying while the kernel still lists
@@ -211,25 +295,37 @@ fn ensure_dir(p: &Path) -> Result<bool, String> {
     }
 }
 
-/// cgroup v1 (root only): per-call `memory` and `pids` directories, the
-/// shared `cpu` one; PID 1 attaches itself through their `tasks` files.
+/// cgroup v1 (root only): a per-call `memory` directory (a claimed spare
+/// when there is one) and the shared `cpu` one; PID 1 attaches itself
+/// through their `tasks` files.
 fn v1_create(name: &str, limits: &Effective) -> CallCgroup {
     let root = Path::new(ROOT);
     let mut cg = CallCgroup::none(String::new());
     cg.kind = CgroupKind::V1;
+    cg.name = Some(name.to_string());
     cg.unavailable = None;
     let mem_parent = root.join("memory/sharkcage");
-    let pids_parent = root.join("pids/sharkcage");
-    sweep_stale(&[&mem_parent, &pids_parent], "");
     let mem = (|| {
-        ensure_dir(&mem_parent)?;
         let d = mem_parent.join(name);
+        let swap = !host_has_no_swap();
+        if SPARES.iter().any(|s| std::fs::rename(mem_parent.join(s), &d).is_ok()) {
+            match set_v1_memory(&d, limits.max_memory_bytes, swap) {
+                Ok(bounded) => {
+                    cg.dirs.push(d.clone());
+                    cg.swap_bounded = bounded;
+                    return open(&d.join("tasks"), libc::O_WRONLY);
+                }
+                // A recycled cgroup whose leftover charges exceed the new
+                // limit: a fresh one instead.
+                Err(_) => {
+                    let _ = std::fs::remove_dir(&d);
+                }
+            }
+        }
+        ensure_dir(&mem_parent)?;
         std::fs::create_dir(&d).map_err(|e| format!("{}: {e}", d.display()))?;
         cg.dirs.push(d.clone());
-        let bytes = limits.max_memory_bytes.to_string();
-        write(&d, "memory.limit_in_bytes", &bytes)?;
-        // memsw is memory + swap: the same value leaves no room for swap.
-        cg.swap_bounded = !d.join("memory.memsw.limit_in_bytes").exists() || write(&d, "memory.memsw.limit_in_bytes", &bytes).is_ok();
+        cg.swap_bounded = set_v1_memory(&d, limits.max_memory_bytes, swap)?;
         open(&d.join("tasks"), libc::O_WRONLY)
     })();
     match mem {
@@ -239,24 +335,14 @@ fn v1_create(name: &str, limits: &Effective) -> CallCgroup {
         }
         Err(e) => cg.unavailable = Some(format!("no memory cgroup: {e}")),
     }
-    let pids = (|| {
-        ensure_dir(&pids_parent)?;
-        let d = pids_parent.join(name);
-        std::fs::create_dir(&d).map_err(|e| format!("{}: {e}", d.display()))?;
-        cg.dirs.push(d.clone());
-        write(&d, "pids.max", &limits.max_processes.to_string())?;
-        open(&d.join("tasks"), libc::O_WRONLY)
-    })();
-    if let Ok(fd) = pids {
-        cg.tasks.push(fd);
-        cg.pids = true;
-    }
     let cpu = (|| {
         let d = root.join("cpu/sharkcage");
-        if ensure_dir(&d)? {
-            write(&d, "cpu.shares", V1_CPU_SHARES)?;
-        }
-        open(&d.join("tasks"), libc::O_WRONLY)
+        open(&d.join("tasks"), libc::O_WRONLY).or_else(|_| {
+            if ensure_dir(&d)? {
+                write(&d, "cpu.shares", V1_CPU_SHARES)?;
+            }
+            open(&d.join("tasks"), libc::O_WRONLY)
+        })
     })();
     if let Ok(fd) = cpu {
         cg.tasks.push(fd);
@@ -266,6 +352,33 @@ fn v1_create(name: &str, limits: &Effective) -> CallCgroup {
         cg.kind = CgroupKind::None;
     }
     cg
+}
+
+/// Set a v1 memory limit and, on a host with swap, memory + swap to the same
+/// value (no room for swap). Returns whether swap is bounded. A recycled
+/// cgroup has the previous call's values; `limit ≤ memsw` must hold after
+/// each write, so the order depends on the direction.
+fn set_v1_memory(d: &Path, bytes: u64, swap: bool) -> Result<bool, String> {
+    let b = bytes.to_string();
+    if !swap {
+        write(d, "memory.limit_in_bytes", &b)?;
+        return Ok(true);
+    }
+    if write(d, "memory.limit_in_bytes", &b).is_ok() {
+        return Ok(write(d, "memory.memsw.limit_in_bytes", &b).is_ok());
+    }
+    // Raising: memsw first.
+    let memsw = write(d, "memory.memsw.limit_in_bytes", &b).is_ok();
+    write(d, "memory.limit_in_bytes", &b)?;
+    Ok(memsw)
+}
+
+fn host_has_no_swap() -> bool {
+    // SAFETY: sysinfo fills a plain struct we own.
+    unsafe {
+        let mut si: libc::sysinfo = std::mem::zeroed();
+        libc::sysinfo(&mut si) == 0 && si.totalswap == 0
+    }
 }
 
 /// cgroup v2: a per-call directory below `parent`, entered with
@@ -282,11 +395,11 @@ fn v2_create(parent: &Path, name: &str, limits: &Effective) -> CallCgroup {
         if !missing.is_empty() {
             write(parent, "cgroup.subtree_control", &missing.join(" "))?;
         }
-        sweep_stale(&[parent], V2_PREFIX);
         let d = parent.join(format!("{V2_PREFIX}{name}"));
         std::fs::create_dir(&d).map_err(|e| format!("{}: {e}", d.display()))?;
         let mut cg = CallCgroup::none(String::new());
         cg.kind = CgroupKind::V2;
+        cg.name = Some(name.to_string());
         cg.unavailable = None;
         cg.dirs.push(d.clone());
         write(&d, "memory.max", &limits.max_memory_bytes.to_string())?;
@@ -304,19 +417,21 @@ fn v2_create(parent: &Path, name: &str, limits: &Effective) -> CallCgroup {
 
 /// Remove per-call cgroups left by launchers that were killed (SIGKILL gives
 /// them no chance to clean up): the launcher pid in the name is gone and no
-/// process is in them.
-fn sweep_stale(parents: &[&Path], prefix: &str) {
-    for parent in parents {
-        let Ok(rd) = std::fs::read_dir(parent) else { continue };
-        for e in rd.flatten() {
-            let name = e.file_name();
-            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(prefix)) else { continue };
-            let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else { continue };
-            // SAFETY: kill with signal 0 only checks for existence.
-            let alive = unsafe { libc::kill(pid, 0) } == 0 || super::sys::errno() == libc::EPERM;
-            if !alive && std::fs::read_to_string(e.path().join("cgroup.procs")).is_ok_and(|p| p.trim().is_empty()) {
-                let _ = std::fs::remove_dir(e.path());
+/// process is in them. A stale name in `parent` is also removed from each
+/// of `siblings` (the other v1 hierarchies).
+fn sweep_stale(parent: &Path, prefix: &str, siblings: &[&Path]) {
+    let Ok(rd) = std::fs::read_dir(parent) else { return };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(prefix)) else { continue };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else { continue };
+        // SAFETY: kill with signal 0 only checks for existence.
+        let alive = unsafe { libc::kill(pid, 0) } == 0 || super::sys::errno() == libc::EPERM;
+        if !alive && std::fs::read_to_string(e.path().join("cgroup.procs")).is_ok_and(|p| p.trim().is_empty()) {
+            for s in siblings {
+                let _ = std::fs::remove_dir(s.join(&name));
             }
+            let _ = std::fs::remove_dir(e.path());
         }
     }
 }
