@@ -79,6 +79,16 @@ pub enum CgroupKind {
     None,
 }
 
+impl CgroupKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CgroupKind::V1 => "v1",
+            CgroupKind::V2 => "v2",
+            CgroupKind::None => "none",
+        }
+    }
+}
+
 /// The cgroup of one call.
 #[derive(Debug)]
 pub struct CallCgroup {
