@@ -254,7 +254,7 @@ fn unique_suffix() -> u128 {
 fn recycle(d: &Path) -> bool {
     let empty = std::fs::read_to_string(d.join("cgroup.procs")).is_ok_and(|p| p.trim().is_empty());
     let usage = std::fs::read_to_string(d.join("memory.usage_in_bytes")).ok().and_then(|u| u.trim().parse::<u64>().ok());
-    if !empty || !usage.is_some_and(|u| u <= RECYCLE_MAX_USAGE) {
+    if !empty || usage.is_none_or(|u| u > RECYCLE_MAX_USAGE) {
         return false;
     }
     let parent = d.parent().unwrap_or(Path::new("/"));
@@ -345,16 +345,7 @@ fn v1_create(name: &str, limits: &Effective) -> CallCgroup {
         }
         Err(e) => cg.unavailable = Some(format!("no memory cgroup: {e}")),
     }
-    let cpu = (|| {
-        let d = root.join("cpu/sharkcage");
-        open(&d.join("tasks"), libc::O_WRONLY).or_else(|_| {
-            if ensure_dir(&d)? {
-                write(&d, "cpu.shares", V1_CPU_SHARES)?;
-            }
-            open(&d.join("tasks"), libc::O_WRONLY)
-        })
-    })();
-    if let Ok(fd) = cpu {
+    if let Ok(fd) = v1_cpu_tasks(&root.join("cpu/sharkcage")) {
         cg.tasks.push(fd);
         cg.cpu = true;
     }
@@ -362,6 +353,17 @@ fn v1_create(name: &str, limits: &Effective) -> CallCgroup {
         cg.kind = CgroupKind::None;
     }
     cg
+}
+
+/// The shared v1 `cpu` cgroup of all sandboxes (its share is set when it
+/// is made; an administrator may tune it): its `tasks` file.
+fn v1_cpu_tasks(d: &Path) -> Result<OwnedFd, String> {
+    open(&d.join("tasks"), libc::O_WRONLY).or_else(|_| {
+        if ensure_dir(d)? {
+            write(d, "cpu.shares", V1_CPU_SHARES)?;
+        }
+        open(&d.join("tasks"), libc::O_WRONLY)
+    })
 }
 
 /// Set a v1 memory limit and, on a host with swap, memory + swap to the same
