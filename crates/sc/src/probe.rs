@@ -60,6 +60,14 @@ fn probe(name: &str) -> serde_json::Value {
                     errno()
                 }
             }
+            "io_setup" => {
+                let mut ctx: libc::c_ulong = 0;
+                let r = libc::syscall(libc::SYS_io_setup, 1024u32, &mut ctx as *mut libc::c_ulong);
+                if r == 0 {
+                    libc::syscall(libc::SYS_io_destroy, ctx);
+                }
+                sys(r)
+            }
             "io_uring_setup" => {
                 let mut params = [0u8; 120];
                 close_ok(libc::syscall(libc::SYS_io_uring_setup, 4u32, params.as_mut_ptr()) as i32)

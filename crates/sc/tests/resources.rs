@@ -344,3 +344,21 @@ fn per_call_cgroups_hold_the_sandbox_and_are_gone_afterwards() {
     remove_leaked_cgroups(launcher);
     assert!(left.is_empty(), "cgroups of a SIGKILLed launcher left after the next call: {left:?}");
 }
+
+// =============================================================================
+// Host-wide kernel limits
+// =============================================================================
+
+/// Linux AIO contexts count against one host-wide limit (`fs.aio-max-nr`):
+/// `io_setup` is refused with ENOSYS and the host's count does not move.
+#[test]
+fn aio_contexts_cannot_use_up_the_host_limit() {
+    let _g = shared();
+    let t = T::new();
+    let before = sysctl("/proc/sys/fs/aio-nr");
+    let probe = "hold:files:0:0"; // control: the probe runs
+    let v = t.sc().probe(&["io_setup", probe]);
+    assert_eq!(v[probe]["held"], 0, "{v}");
+    assert_eq!(errno_of(&v, "io_setup"), libc::ENOSYS as i64, "{v}");
+    assert!(sysctl("/proc/sys/fs/aio-nr") <= before, "the host's AIO count grew");
+}
