@@ -93,44 +93,28 @@ pub fn run(plan: &Plan, cg: &CallCgroup, sinks: &Sinks) -> Result<RunOutput, Lau
         (libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK), old)
     };
 
-    let fds = ChildFds {
-        sync_r,
-        sync_w,
-        err_r,
-        err_w,
-        status_r,
-        status_w,
-        out_r,
-        out_w,
-        errout_r,
-        errout_w,
-        signal_fd,
-        notify_child,
-        notify_parent,
-        id_child,
-        id_parent,
-        net_child,
-        net_parent,
-        cgroup_tasks: cg.attach_fds(),
-    };
+    let cgroup_tasks = cg.attach_fds();
+    let fds = ChildFds { sync_r, sync_w, err_r, err_w, status_r, status_w, out_r, out_w, errout_r, errout_w, signal_fd, notify_child, notify_parent, id_child, id_parent, net_child, net_parent, cgroup_tasks };
 
     // A fork-like clone (no new stack, SIGCHLD on exit); on cgroup v2 born
     // in the call's cgroup (no migration, see `layers::cgroup`).
-    let pid = match cg.clone_into() {
+    let cloned = match cg.clone_into() {
         // SAFETY: the launcher is single-threaded here; the child only runs
         // `child::pid1`, which uses prepared data and never returns.
-        Some(cg_fd) => unsafe { sys::clone_into_cgroup(NS_FLAGS as u64, cg_fd) }.unwrap_or_else(|e| -e),
+        Some(cg_fd) => unsafe { sys::clone_into_cgroup(NS_FLAGS as u64, cg_fd) },
         // SAFETY: as above.
-        None => (unsafe { libc::syscall(libc::SYS_clone, (NS_FLAGS | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) }) as i32,
+        None => sys::check(unsafe { libc::syscall(libc::SYS_clone, (NS_FLAGS | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) }).map(|p| p as i32),
     };
-    if pid < 0 {
-        let errno = if cg.clone_into().is_some() { -pid } else { sys::errno() };
-        for fd in [sync_r, sync_w, err_r, err_w, status_r, status_w, out_r, out_w, errout_r, errout_w, signal_fd, notify_parent, notify_child, id_parent, id_child, net_parent, net_child] {
-            close(fd);
+    let pid = match cloned {
+        Ok(pid) => pid,
+        Err(errno) => {
+            for fd in [sync_r, sync_w, err_r, err_w, status_r, status_w, out_r, out_w, errout_r, errout_w, signal_fd, notify_parent, notify_child, id_parent, id_child, net_parent, net_child] {
+                close(fd);
+            }
+            restore_mask(&old_mask);
+            return Err(LaunchError::Unsupported(crate::layers::host::explain_userns_failure(errno, "creating the sandbox namespaces")));
         }
-        restore_mask(&old_mask);
-        return Err(LaunchError::Unsupported(crate::layers::host::explain_userns_failure(errno, "creating the sandbox namespaces")));
-    }
+    };
     if pid == 0 {
         child::pid1(plan, &fds);
     }

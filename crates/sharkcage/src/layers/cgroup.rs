@@ -62,13 +62,13 @@ use super::limits::Effective;
 const ROOT: &str = "/sys/fs/cgroup";
 /// Per-call directories on v2 share their parent with other cgroups.
 const V2_PREFIX: &str = "sharkcage-";
-/// CPU weight relative to the default (v1 `cpu.shares` 1024, v2 `cpu.weight` 100).
+/// CPU weight: half the default (v1 `cpu.shares` 1024, v2 `cpu.weight` 100).
 const V1_CPU_SHARES: &str = "512";
+const V2_CPU_WEIGHT: &str = "50";
 /// Spare v1 memory cgroups, claimed by rename.
 const SPARES: [&str; 2] = ["spare-0", "spare-1"];
 /// A used v1 memory cgroup charged with at most this much goes back to the pool.
 pub const RECYCLE_MAX_USAGE: u64 = 1 << 20;
-const V2_CPU_WEIGHT: &str = "50";
 
 /// Which cgroup hierarchy bounds this call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -216,8 +216,9 @@ impl CallCgroup {
         self.dir_fd.as_ref().map(AsRawFd::as_raw_fd)
     }
 
-    /// Remove the call's directories (after PID 1 was reaped, so nothing
-    /// should be left in them; anything that is gets killed).
+    /// Remove the call's directories, or return the v1 memory one to the
+    /// pool (after PID 1 was reaped, so nothing should be left in them;
+    /// anything that is gets killed).
     pub fn remove(&mut self) -> Result<(), String> {
         self.tasks.clear();
         self.dir_fd = None;
