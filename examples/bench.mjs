@@ -11,6 +11,8 @@
 //   sc exec     spawnSync(launcher, ['exec', '--', 'sh', '-c', 'true'])
 //   node spawn  async child_process.spawn of the same `sc exec` (the baseline for the addon)
 //   napi exec   await exec({ command: ['sh', '-c', 'true'] }) from this process
+//   baseline    with BENCH_BASELINE=<another sc binary>: `sc exec` of that one, for a
+//               paired before/after comparison in the same run
 // and reports medians, p90 and ratios, plus the launcher's peak RSS (via
 // GNU time, when installed). Nothing here is asserted: figures go to the
 // README. bwrap is only needed for the comparison (`apt-get install bubblewrap`).
@@ -59,6 +61,10 @@ const variants = {
     if (r.exitCode !== 0) throw new Error(`napi exec exited ${r.exitCode}`)
     return now() - t
   },
+}
+const baseline = process.env.BENCH_BASELINE
+if (baseline) {
+  variants.baseline = async () => timedSync(baseline, ['exec', '--workspace', ws, '--', 'sh', '-c', 'true'])
 }
 if (haveBwrap) {
   variants.bwrap = async () =>
@@ -117,6 +123,7 @@ for (const [name, xs] of Object.entries(samples)) lines.push(`| ${name} | ${fmt(
 lines.push('')
 if (haveBwrap) lines.push(`- sc exec / bwrap (paired median ratio): **${fmt(pairedRatio('sc exec', 'bwrap'))}×**`)
 lines.push(`- sc exec − bare (paired median): ${fmt(paired('sc exec', 'bare'))} ms`)
+if (baseline) lines.push(`- sc exec − baseline ${baseline} (paired median): ${fmt(paired('sc exec', 'baseline'))} ms`)
 lines.push(`- napi exec() − bare spawn (paired median): ${fmt(paired('napi exec()', 'bare'))} ms`)
 lines.push(`- napi exec() − node spawn of sc exec (the addon's own cost, paired median): ${fmt(paired('napi exec()', 'node spawn of sc exec'))} ms`)
 if (rss) lines.push(`- launcher peak RSS (process tree, GNU time): median ${(rss.medianKiB / 1024).toFixed(1)} MiB, max ${(rss.maxKiB / 1024).toFixed(1)} MiB`)

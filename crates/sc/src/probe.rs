@@ -60,6 +60,14 @@ fn probe(name: &str) -> serde_json::Value {
                     errno()
                 }
             }
+            "io_setup" => {
+                let mut ctx: libc::c_ulong = 0;
+                let r = libc::syscall(libc::SYS_io_setup, 1024u32, &mut ctx as *mut libc::c_ulong);
+                if r == 0 {
+                    libc::syscall(libc::SYS_io_destroy, ctx);
+                }
+                sys(r)
+            }
             "io_uring_setup" => {
                 let mut params = [0u8; 120];
                 close_ok(libc::syscall(libc::SYS_io_uring_setup, 4u32, params.as_mut_ptr()) as i32)
@@ -180,6 +188,9 @@ fn probe(name: &str) -> serde_json::Value {
                 if let Some(name) = other.strip_prefix("connect-abstract:") {
                     return json!(connect_unix(name.as_bytes(), true));
                 }
+                if let Some(spec) = other.strip_prefix("hold:") {
+                    return hold(spec);
+                }
                 if let Some(path) = other.strip_prefix("read:") {
                     return match std::fs::read(path) {
                         Ok(b) => json!({"ok": String::from_utf8_lossy(&b)}),
@@ -268,6 +279,60 @@ pub fn run(names: &[String]) -> i32 {
     }
     println!("{}", serde_json::to_string(&out).unwrap());
     0
+}
+
+/// `KIND:N:MS`: take up to N of a kernel resource, keep it for MS
+/// milliseconds (so a test can look from the host meanwhile), report how
+/// many were taken and the errno that stopped it (0: all N). KIND:
+/// `files` (N opens of /dev/null: N file-table entries), `inotify` (N
+/// instances), `memfd` (one memfd filled with N bytes, 1 MiB at a time).
+fn hold(spec: &str) -> serde_json::Value {
+    let mut it = spec.split(':');
+    let (Some(kind), Some(Ok(n)), Some(Ok(ms))) = (it.next(), it.next().map(str::parse::<u64>), it.next().map(str::parse::<u64>)) else {
+        return serde_json::json!({"error": "expected KIND:N:MS"});
+    };
+    let mut held: u64 = 0;
+    let mut err = 0;
+    let mut fds = Vec::new();
+    // SAFETY: plain system calls on stack data; every descriptor is closed below.
+    unsafe {
+        match kind {
+            "files" | "inotify" => {
+                while held < n {
+                    let fd = if kind == "files" { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY) } else { libc::inotify_init1(0) };
+                    if fd < 0 {
+                        err = errno();
+                        break;
+                    }
+                    fds.push(fd);
+                    held += 1;
+                }
+            }
+            "memfd" => {
+                let fd = libc::memfd_create(c"probe".as_ptr(), 0);
+                if fd < 0 {
+                    err = errno();
+                } else {
+                    fds.push(fd);
+                    let chunk = vec![0x5au8; 1 << 20];
+                    while held < n {
+                        let w = libc::write(fd, chunk.as_ptr().cast(), chunk.len().min((n - held) as usize));
+                        if w <= 0 {
+                            err = if w < 0 { errno() } else { libc::EIO as i64 };
+                            break;
+                        }
+                        held += w as u64;
+                    }
+                }
+            }
+            _ => return serde_json::json!({"error": "unknown kind"}),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        for fd in fds {
+            libc::close(fd);
+        }
+    }
+    serde_json::json!({"held": held, "errno": err})
 }
 
 /// Send one UDP datagram to ADDR; 0 if the kernel accepted it.

@@ -1267,6 +1267,10 @@ fn memory_is_bounded() {
     let o = t.sc().policy(r#"{"limits":{"maxMemoryBytes":60000000}}"#).cmd(["awk", prog]).run();
     assert!(!o.out().contains("ALLOCATED"), "256 MB allocated under a 60 MB limit: {}", o.all());
     assert_ne!(o.code, 0);
+    // A memory cgroup (the whole sandbox) where the caller has one, else RLIMIT_DATA
+    // (per process); see tests/resources.rs for what only the cgroup bounds.
+    let by = &o.j()["layers"]["limits"]["memoryLimitBy"];
+    assert!(by == "cgroup" || by == "rlimit-data", "{by}");
     // Control: the same program succeeds with the default limit.
     let o = t.sc().cmd(["awk", prog]).run();
     assert!(o.out().contains("ALLOCATED"), "control: {}", o.all());

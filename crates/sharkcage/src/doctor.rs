@@ -20,7 +20,15 @@ use crate::policy::Policy;
 pub struct Check {
     pub name: &'static str,
     pub ok: bool,
+    /// Works as reported, but weaker than it could be on a better set-up host.
+    pub warn: bool,
     pub detail: String,
+}
+
+impl Check {
+    fn new(name: &'static str, ok: bool, detail: String) -> Check {
+        Check { name, ok, warn: false, detail }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -91,7 +99,7 @@ pub fn run() -> Report {
     let scratch = match Scratch::new() {
         Ok(s) => s,
         Err(e) => {
-            rep.checks.push(Check { name: "scratch", ok: false, detail: e.to_string() });
+            rep.checks.push(Check::new("scratch", false, e.to_string()));
             return rep;
         }
     };
@@ -108,13 +116,14 @@ pub fn run() -> Report {
             rep.unsupported = Some(msg);
             return rep;
         }
-        Err(e) => rep.checks.push(Check { name: "sandbox", ok: false, detail: e.to_string() }),
+        Err(e) => rep.checks.push(Check::new("sandbox", false, e.to_string())),
         Ok((o, out)) => {
             rep.layers = Some(o.layers.clone());
             // SAFETY: geteuid cannot fail.
             let root = unsafe { libc::geteuid() } == 0;
             rep.checks.push(Check {
                 name: "identity",
+                warn: false,
                 ok: !root || o.layers.identity.starts_with("shifted:"),
                 detail: if root {
                     format!("root caller runs as {} (needs idmapped mounts to be shifted off host uid 0)", o.layers.identity)
@@ -125,10 +134,10 @@ pub fn run() -> Report {
             let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_default();
             let st = &v["status"];
             let caps_ok = ["CapEff", "CapPrm", "CapBnd", "CapAmb", "CapInh"].iter().all(|k| st[k] == "0000000000000000");
-            rep.checks.push(Check { name: "namespaces", ok: st["pid"] == 2 && v["hostname"] == "sharkcage", detail: format!("pid {} in a new PID namespace, host name {}", st["pid"], v["hostname"]) });
-            rep.checks.push(Check { name: "capabilities", ok: caps_ok, detail: format!("CapEff {} CapBnd {}", st["CapEff"], st["CapBnd"]) });
-            rep.checks.push(Check { name: "no_new_privs", ok: st["NoNewPrivs"] == "1", detail: format!("NoNewPrivs {}", st["NoNewPrivs"]) });
-            rep.checks.push(Check { name: "seccomp", ok: st["Seccomp"] == "2", detail: format!("Seccomp mode {}", st["Seccomp"]) });
+            rep.checks.push(Check::new("namespaces", st["pid"] == 2 && v["hostname"] == "sharkcage", format!("pid {} in a new PID namespace, host name {}", st["pid"], v["hostname"])));
+            rep.checks.push(Check::new("capabilities", caps_ok, format!("CapEff {} CapBnd {}", st["CapEff"], st["CapBnd"])));
+            rep.checks.push(Check::new("no_new_privs", st["NoNewPrivs"] == "1", format!("NoNewPrivs {}", st["NoNewPrivs"])));
+            rep.checks.push(Check::new("seccomp", st["Seccomp"] == "2", format!("Seccomp mode {}", st["Seccomp"])));
         }
     }
 
@@ -141,12 +150,12 @@ pub fn run() -> Report {
     );
     match run_captured(&req(&["/bin/sh", "-c", &script], Some(&ws), vec![secret_dir.display().to_string()]), &scratch.dir) {
         Ok((_, out)) => {
-            rep.checks.push(Check { name: "hidden paths", ok: !out.contains(&marker), detail: "a planted secret in a denied directory was not readable".into() });
-            rep.checks.push(Check { name: "read-only host", ok: !outside.exists(), detail: "a write outside the workspace left no file".into() });
-            rep.checks.push(Check { name: "writable workspace", ok: ws.join("ok.txt").exists(), detail: "a write inside the workspace reached the host".into() });
-            rep.checks.push(Check { name: "private /tmp", ok: !Path::new("/tmp/.sc-doctor-tmp").exists(), detail: "a write to /tmp stayed inside the sandbox".into() });
+            rep.checks.push(Check::new("hidden paths", !out.contains(&marker), "a planted secret in a denied directory was not readable".into()));
+            rep.checks.push(Check::new("read-only host", !outside.exists(), "a write outside the workspace left no file".into()));
+            rep.checks.push(Check::new("writable workspace", ws.join("ok.txt").exists(), "a write inside the workspace reached the host".into()));
+            rep.checks.push(Check::new("private /tmp", !Path::new("/tmp/.sc-doctor-tmp").exists(), "a write to /tmp stayed inside the sandbox".into()));
         }
-        Err(e) => rep.checks.push(Check { name: "filesystem", ok: false, detail: e.to_string() }),
+        Err(e) => rep.checks.push(Check::new("filesystem", false, e.to_string())),
     }
 
     // 3. syscall filter and network: effects of denied operations.
@@ -163,6 +172,7 @@ pub fn run() -> Report {
             let allowed: Vec<&str> = probes[..probes.len() - 1].iter().copied().filter(|p| !denied.contains(p)).collect();
             rep.checks.push(Check {
                 name: "syscall filter",
+                warn: false,
                 ok: allowed.is_empty(),
                 detail: if allowed.is_empty() { format!("{} dangerous operations refused", denied.len()) } else { format!("NOT refused: {}", allowed.join(", ")) },
             });
@@ -171,9 +181,9 @@ pub fn run() -> Report {
                 let _ = l.set_nonblocking(true);
                 got = l.accept().is_ok();
             }
-            rep.checks.push(Check { name: "network isolation", ok: v[&tcp].as_i64().is_some_and(|e| e != 0) && !got, detail: "a host loopback listener received nothing".into() });
+            rep.checks.push(Check::new("network isolation", v[&tcp].as_i64().is_some_and(|e| e != 0) && !got, "a host loopback listener received nothing".into()));
         }
-        Err(e) => rep.checks.push(Check { name: "syscall filter", ok: false, detail: e.to_string() }),
+        Err(e) => rep.checks.push(Check::new("syscall filter", false, e.to_string())),
     }
 
     // 4. cleanup: a background process does not outlive the call.
@@ -181,25 +191,64 @@ pub fn run() -> Report {
     match run_captured(&req(&["/bin/sh", "-c", &format!("sleep {tag} & exit 0")], Some(&ws), vec![]), &scratch.dir) {
         Ok(_) => {
             let left = leftover_processes(&format!("sleep {tag}"));
-            rep.checks.push(Check { name: "process cleanup", ok: left == 0, detail: format!("{left} background processes left after the call") });
+            rep.checks.push(Check::new("process cleanup", left == 0, format!("{left} background processes left after the call")));
         }
-        Err(e) => rep.checks.push(Check { name: "process cleanup", ok: false, detail: e.to_string() }),
+        Err(e) => rep.checks.push(Check::new("process cleanup", false, e.to_string())),
     }
 
-    // 5. network proxy (last: its server thread and the launcher's proxy
+    // 5. resource bounds: memory for the sandbox as a whole.
+    rep.checks.push(memory_check(&ws, &scratch.dir));
+
+    // 6. network proxy (last: its server thread and the launcher's proxy
     // runtime make this process multi-threaded; the sandbox child runs only
     // prepared system calls, so the clone is still safe, but no later check
     // depends on that).
     rep.checks.push(network_check(&exe, &ws, &scratch.dir));
 
-    // 6. Landlock is reported, never silently missing.
+    // 7. Landlock is reported, never silently missing.
     rep.checks.push(Check {
         name: "landlock",
+        warn: false,
         ok: landlock_abi > 0,
         detail: if landlock_abi > 0 { format!("ABI {landlock_abi} (filesystem{}{})", if landlock_abi >= 4 { ", TCP" } else { "" }, if landlock_abi >= 6 { ", scoping" } else { "" }) } else { "not available: the mount layer still applies".into() },
     });
     rep.ok = rep.checks.iter().all(|c| c.ok);
     rep
+}
+
+/// The memory bound: with a memory cgroup, 128 MiB written into a tmpfs (not
+/// any process's private memory) under a 64 MiB bound must be stopped; without
+/// one the bound is per process only (`rlimit-data`), which is reported as a
+/// warning with the reason, not as a failure.
+fn memory_check(ws: &Path, dir: &Path) -> Check {
+    let name = "memory bound";
+    let mut r = req(&["/bin/sh", "-c", "head -c 134217728 /dev/zero > /dev/shm/fill && echo FILLED; rm -f /dev/shm/fill"], Some(ws), vec![]);
+    r.policy.limits.max_memory_bytes = Some(64 << 20);
+    r.policy.limits.tmpfs_bytes = 256 << 20;
+    match run_captured(&r, dir) {
+        Ok((o, out)) => {
+            let l = &o.layers.limits;
+            let filled = out.contains("FILLED");
+            if l.memory_limit_by == "cgroup" {
+                Check::new(
+                    name,
+                    !filled,
+                    if filled { "NOT enforced: 128 MiB of shared memory fit under a 64 MiB memory cgroup".into() } else { format!("per sandbox (cgroup {}): processes, page cache, shared memory, tmpfs, kernel memory", l.cgroup.as_str()) },
+                )
+            } else {
+                Check {
+                    name,
+                    ok: true,
+                    warn: true,
+                    detail: format!(
+                        "per process only (RLIMIT_DATA): shared memory, memfds, page cache and kernel memory of a sandbox are not bounded ({})",
+                        l.memory_cgroup_unavailable.as_deref().unwrap_or("no memory cgroup")
+                    ),
+                }
+            }
+        }
+        Err(e) => Check::new(name, false, e.to_string()),
+    }
 }
 
 /// An allowed name reaches a host server through the sandbox's proxy; a
@@ -208,7 +257,7 @@ fn network_check(exe: &str, ws: &Path, dir: &Path) -> Check {
     use std::io::{Read, Write};
     let name = "network proxy";
     let Ok(l) = std::net::TcpListener::bind("127.0.0.1:0") else {
-        return Check { name, ok: false, detail: "cannot open a loopback listener for the check".into() };
+        return Check::new(name, false, "cannot open a loopback listener for the check".into());
     };
     let port = l.local_addr().map(|a| a.port()).unwrap_or(0);
     let marker = format!("DOCTOR-NET-{}", std::process::id());
@@ -238,11 +287,12 @@ fn network_check(exe: &str, ws: &Path, dir: &Path) -> Check {
             let count = served.load(std::sync::atomic::Ordering::SeqCst);
             Check {
                 name,
+                warn: false,
                 ok: reached && refused && count == 1,
                 detail: format!("allowed name reached the host server: {reached}; unlisted name refused (403): {refused}; server connections: {count} (expected 1)"),
             }
         }
-        Err(e) => Check { name, ok: false, detail: e.to_string() },
+        Err(e) => Check::new(name, false, e.to_string()),
     }
 }
 
@@ -271,9 +321,23 @@ pub fn run_cli(json: bool) -> i32 {
             let _ = writeln!(out, "✘ {u}");
         }
         for c in &rep.checks {
-            let _ = writeln!(out, "{} {:<20} {}", if c.ok { "✔" } else { "✘" }, c.name, c.detail);
+            let mark = match (c.ok, c.warn) {
+                (false, _) => "✘",
+                (true, true) => "⚠",
+                (true, false) => "✔",
+            };
+            let _ = writeln!(out, "{mark} {:<20} {}", c.name, c.detail);
         }
-        let _ = writeln!(out, "{}", if rep.ok { "All layers work." } else { "Some layers do not work: see above." });
+        let warned = rep.checks.iter().any(|c| c.warn);
+        let _ = writeln!(
+            out,
+            "{}",
+            match (rep.ok, warned) {
+                (false, _) => "Some layers do not work: see above.",
+                (true, true) => "All layers work; some bounds are weaker on this host (⚠, see above).",
+                (true, false) => "All layers work.",
+            }
+        );
     }
     if rep.unsupported.is_some() {
         3

@@ -204,9 +204,12 @@ pub fn role_of(base: &[u8], git_dir: bool, name: &[u8], ty: Type) -> Option<Role
     startup_role(base, name, ty)
 }
 
-/// [`STARTUP`] split once into (first part, second part if any).
-fn startup_parts() -> &'static [(&'static [u8], Option<&'static [u8]>)] {
-    static PARTS: std::sync::OnceLock<Vec<(&'static [u8], Option<&'static [u8]>)>> = std::sync::OnceLock::new();
+/// A startup name split once: (first part, second part if any).
+type Parts = (&'static [u8], Option<&'static [u8]>);
+
+/// [`STARTUP`] split once into its parts.
+fn startup_parts() -> &'static [Parts] {
+    static PARTS: std::sync::OnceLock<Vec<Parts>> = std::sync::OnceLock::new();
     PARTS.get_or_init(|| {
         STARTUP
             .iter()

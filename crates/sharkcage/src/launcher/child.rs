@@ -6,22 +6,26 @@
 //! reported through the error pipe as `(stage, errno)` and ends the process.
 //!
 //! PID 1 (new user, mount, PID, network, IPC, UTS, cgroup namespaces):
-//! 1. `PR_SET_PDEATHSIG(SIGKILL)`, then wait for the launcher's go-ahead
-//!    (it first puts us into the call's cgroups); EOF means the launcher died;
-//! 2. write the uid/gid maps (`layers::userns`) — or, for a shifted root
-//!    caller, take the maps the launcher wrote and become uid 0 inside;
-//! 3. set the host name; bring loopback up and, when the call has network,
+//! 1. `PR_SET_PDEATHSIG(SIGKILL)`, then wait for the launcher's go-ahead;
+//!    EOF means the launcher died;
+//! 2. on a cgroup v1 host, move ourselves into the call's cgroups by writing
+//!    `"0"` into the `tasks` descriptors the launcher opened (`layers::cgroup`;
+//!    on v2 we were born in ours), then close them — before anything else;
+//! 3. write the uid/gid maps (`layers::userns`) — or, for a shifted root
+//!    caller, take the maps the launcher wrote and become uid 0 inside; then
+//!    lower the per-user kernel quotas of our user namespace (`layers::quotas`);
+//! 4. set the host name; bring loopback up and, when the call has network,
 //!    create the proxy's listeners on it and send them to the launcher
 //!    (`layers::net`); build the filesystem view (`layers::mounts`);
-//! 4. add the Landlock rules for sandbox-only paths;
-//! 5. become non-dumpable, fork the worker, and reap until the worker exits;
+//! 5. add the Landlock rules for sandbox-only paths;
+//! 6. become non-dumpable, fork the worker, and reap until the worker exits;
 //!    then report the worker's wait status and exit, which makes the kernel
 //!    kill every other process left in the PID namespace.
 //!
 //! Worker, in this order (each step needs the ones before it):
 //! 1. `setsid` (no controlling terminal shared with the caller); default
 //!    signal mask and SIGPIPE disposition;
-//! 2. rlimits; a fresh anonymous session keyring (before seccomp denies keyctl);
+//! 2. rlimits (`layers::limits`); a fresh anonymous session keyring (before seccomp denies keyctl);
 //! 3. `no_new_privs`; Landlock `restrict_self`;
 //! 4. close every inherited descriptor beyond stdio;
 //! 5. drop all capabilities (needs CAP_SETPCAP, so before the filter);
@@ -53,6 +57,8 @@ pub enum Stage {
     Exec = 14,
     Dumpable = 15,
     Network = 16,
+    Cgroup = 17,
+    Quotas = 18,
 }
 
 impl Stage {
@@ -75,6 +81,8 @@ impl Stage {
             14 => Exec,
             15 => Dumpable,
             16 => Network,
+            17 => Cgroup,
+            18 => Quotas,
             _ => return None,
         })
     }
@@ -97,6 +105,8 @@ impl Stage {
             Stage::Exec => "executing the command",
             Stage::Dumpable => "making PID 1 non-dumpable",
             Stage::Network => "setting up the sandbox's loopback and proxy listeners",
+            Stage::Cgroup => "entering the call's cgroup",
+            Stage::Quotas => "lowering the sandbox's per-user kernel quotas",
         }
     }
 }
@@ -127,6 +137,9 @@ pub struct ChildFds {
     /// the launcher (-1 without network), and the launcher's end.
     pub net_child: i32,
     pub net_parent: i32,
+    /// cgroup v1: `tasks` files of the call's cgroups, opened by the
+    /// launcher (-1: unused).
+    pub cgroup_tasks: [i32; crate::layers::cgroup::MAX_ATTACH],
 }
 
 /// Report `(stage, detail, errno)` and exit.
@@ -167,6 +180,16 @@ pub fn pid1(plan: &Plan, f: &ChildFds) -> ! {
         // SAFETY: _exit.
         unsafe { libc::_exit(126) }
     }
+    // Into the call's cgroups before anything else runs; we are the only
+    // thread, so the kernel moves us without its global lock.
+    for (i, &fd) in f.cgroup_tasks.iter().enumerate() {
+        if fd >= 0 {
+            if let Err(errno) = sys::attach_self(fd) {
+                fail(e, Stage::Cgroup, i as u32, errno);
+            }
+            sys::close(fd);
+        }
+    }
 
     if let Err(errno) = plan.idmap.apply() {
         fail(e, Stage::IdMap, 0, errno);
@@ -185,6 +208,9 @@ pub fn pid1(plan: &Plan, f: &ChildFds) -> ! {
             libc::_exit(126);
         }
         libc::close(f.sync_r);
+    }
+    if let Err((i, errno)) = plan.quotas.apply() {
+        fail(e, Stage::Quotas, i, errno);
     }
     // SAFETY: sethostname with a prepared buffer and its length.
     if unsafe { libc::sethostname(plan.hostname.as_ptr(), plan.hostname.as_bytes().len()) } != 0 {

@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::layers::cgroup::CallCgroup;
 use crate::layers::landlock::LandlockReport;
 use crate::policy::{Policy, PolicyError};
 
@@ -132,8 +133,6 @@ pub struct RunOutput {
     pub aborted_by: Option<i32>,
     pub truncated: bool,
     pub duration: Duration,
-    pub cgroups_kind: &'static str,
-    pub memory_by_cgroup: bool,
 }
 
 /// Which layers were active for the call.
@@ -195,6 +194,8 @@ pub struct FsReport {
     pub protected: Vec<PathBuf>,
 }
 
+/// How each limit is enforced, with the effective values (see
+/// `layers::limits`, `layers::cgroup`, `layers::quotas`).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LimitsReport {
@@ -205,9 +206,25 @@ pub struct LimitsReport {
     /// sandbox's user namespace) or "none" (root caller without cgroups).
     pub process_limit_by: &'static str,
     pub max_memory_bytes: u64,
-    /// "cgroup" (whole sandbox) or "rlimit" (RLIMIT_AS per process).
+    /// "cgroup": the whole sandbox (processes, page cache, shared memory,
+    /// memfds, tmpfs, kernel memory); "rlimit-data": each process's private
+    /// writable memory only (RLIMIT_DATA).
     pub memory_limit_by: &'static str,
+    /// Why the sandbox has no memory cgroup (absent when it has one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_cgroup_unavailable: Option<String>,
+    /// The per-call cgroup's hierarchy: "v1", "v2" or "none".
+    pub cgroup: crate::layers::cgroup::CgroupKind,
+    /// "cgroup" (a CPU share below the default) or "none"; CPU time is
+    /// always bounded by RLIMIT_CPU (the timeout).
+    pub cpu_share_by: &'static str,
+    /// Per process (RLIMIT_NOFILE).
+    pub max_open_files: u64,
     pub max_file_size_bytes: u64,
+    /// `/tmp`, `/var/tmp` and `/dev/shm` together.
+    pub tmpfs_bytes: u64,
+    /// Per-user kernel quotas of the sandbox's user namespace.
+    pub user_quotas: std::collections::BTreeMap<&'static str, u64>,
 }
 
 /// The result of a call, as `sc exec --json` writes it.
@@ -275,6 +292,38 @@ pub fn signal_name(sig: i32) -> String {
     names.iter().find(|(n, _)| *n == sig).map(|(_, s)| s.to_string()).unwrap_or_else(|| format!("SIG{sig}"))
 }
 
+/// A root caller on host uid 0, which RLIMIT_NPROC does not bound.
+fn unshifted_root(plan: &plan::Plan) -> bool {
+    plan.idmap.uid == 0 && plan.idmap.shift.is_none()
+}
+
+/// One line for each limit that is weaker than the policy asked.
+fn limit_notes(req: &ExecRequest, plan: &plan::Plan, cg: &CallCgroup, process_limit_by: &str) -> Vec<Violation> {
+    let mut v = Vec::new();
+    if process_limit_by == "none" {
+        v.push(Violation::note(
+            "limits",
+            "process limit not enforced: the caller is root and no pids cgroup could be created (the kernel ignores RLIMIT_NPROC for uid 0)".to_string(),
+        ));
+    }
+    // The default memory bound is documented as "per sandbox where the host
+    // allows it"; an explicit one that could only be per process is noted.
+    if !cg.memory && req.policy.limits.max_memory_bytes.is_some() {
+        v.push(Violation::note(
+            "limits",
+            format!(
+                "maxMemoryBytes {} holds per process (RLIMIT_DATA), not for the sandbox as a whole: shared memory, memfds, page cache and kernel memory are not bounded ({})",
+                plan.limits.max_memory_bytes,
+                cg.unavailable.as_deref().unwrap_or("no memory cgroup")
+            ),
+        ));
+    }
+    if cg.memory && !cg.swap_bounded {
+        v.push(Violation::note("limits", "the sandbox's swap use is not bounded with its memory (the host does not let the cgroup limit it)".to_string()));
+    }
+    v
+}
+
 fn signal_number(name: &str) -> Option<i32> {
     (1..=64).find(|&n| signal_name(n) == name)
 }
@@ -288,10 +337,13 @@ pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, L
     // the hidden paths of this very call (a workspace may contain it).
     quarantine::ensure_journal_dir();
     let mut plan = plan::Plan::build(req, true)?;
+    // One cgroup for the call (also for a retry: nothing entered it then).
+    let mut cg = CallCgroup::create(&plan.limits, unshifted_root(&plan));
+    plan.rlimits = plan.rlimits.with_memory_cgroup(cg.memory, plan.limits.max_memory_bytes);
     let check = quarantine::Check::from_plan(&plan);
     let journal = quarantine::journal_begin(&check);
     let t1 = t0.elapsed();
-    let mut out = supervise::run(&plan, sinks);
+    let mut out = supervise::run(&plan, &cg, sinks);
     let mut shift_note = None;
     if let Err(LaunchError::IdmapUnavailable(why)) = &out {
         // Nothing ran: the child got no go-ahead. Run with the identity map.
@@ -300,8 +352,12 @@ pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, L
             format!("root caller not shifted to an unprivileged host uid ({why}); root-owned host files rely on read-only mounts and the hidden-path list"),
         ));
         plan = plan::Plan::build(req, false)?;
-        out = supervise::run(&plan, sinks);
+        cg.ensure_pids(&plan.limits);
+        plan.rlimits = plan.rlimits.with_memory_cgroup(cg.memory, plan.limits.max_memory_bytes);
+        out = supervise::run(&plan, &cg, sinks);
     }
+    // PID 1 is reaped: the cgroup is empty.
+    let cg_removed = cg.remove();
     let t2 = t0.elapsed();
     let (after, scan_trees) = quarantine::after_call(&check, std::mem::take(&mut plan.protected_trees));
     let journal_note = quarantine::journal_end(journal);
@@ -340,11 +396,16 @@ pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, L
     if out.truncated {
         violations.push(Violation::note("output", format!("output cut after {} bytes", plan.max_output_bytes)));
     }
-    if out.cgroups_kind == "none" {
-        violations.push(Violation::note(
-            "limits",
-            "process limit not enforced: the caller is root and no pids cgroup could be created (the kernel ignores RLIMIT_NPROC for uid 0)".to_string(),
-        ));
+    let process_limit_by = if cg.pids {
+        "cgroup"
+    } else if !unshifted_root(&plan) {
+        "rlimit"
+    } else {
+        "none"
+    };
+    violations.extend(limit_notes(req, &plan, &cg, process_limit_by));
+    if let Err(e) = cg_removed {
+        violations.push(Violation::note("limits", e));
     }
     if out.timed_out {
         violations.push(Violation::note("timeout", format!("killed after {} ms", plan.timeout_ms)));
@@ -380,10 +441,16 @@ pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, L
                 timeout_ms: plan.timeout_ms,
                 max_output_bytes: plan.max_output_bytes,
                 max_processes: plan.limits.max_processes,
-                process_limit_by: out.cgroups_kind,
+                process_limit_by,
                 max_memory_bytes: plan.limits.max_memory_bytes,
-                memory_limit_by: if out.memory_by_cgroup { "cgroup" } else { "rlimit" },
+                memory_limit_by: if cg.memory { "cgroup" } else { "rlimit-data" },
+                memory_cgroup_unavailable: if cg.memory { None } else { cg.unavailable.clone() },
+                cgroup: cg.kind,
+                cpu_share_by: if cg.cpu { "cgroup" } else { "none" },
+                max_open_files: plan.limits.max_open_files,
                 max_file_size_bytes: plan.limits.max_file_size_bytes,
+                tmpfs_bytes: plan.limits.tmpfs_bytes,
+                user_quotas: plan.quotas.report.clone(),
             },
         },
         network,

@@ -14,7 +14,8 @@ use seccompiler::BpfProgram;
 
 use super::{protected, ExecRequest, LaunchError, Violation};
 use crate::layers::landlock::{LandlockInputs, LandlockPlan};
-use crate::layers::limits::Rlimits;
+use crate::layers::limits::{Effective, HostFacts, Rlimits};
+use crate::layers::quotas::Quotas;
 use crate::layers::mounts::{MountInputs, MountPlan, PathOp};
 use crate::layers::userns::IdMap;
 use crate::layers::{caps, seccomp};
@@ -32,6 +33,8 @@ pub struct Plan {
     /// The proxy for this call (None: no network at all).
     pub net: Option<NetPlan>,
     pub rlimits: Rlimits,
+    /// Per-user kernel quotas PID 1 sets in the sandbox's user namespace.
+    pub quotas: Quotas,
     pub last_cap: u32,
     pub hostname: CString,
     /// Candidate executable paths, tried in order (PATH search done here).
@@ -57,7 +60,8 @@ pub struct Plan {
     pub violations: Vec<Violation>,
     pub timeout_ms: u64,
     pub max_output_bytes: u64,
-    pub limits: crate::policy::Limits,
+    /// The policy's limits as they apply on this host.
+    pub limits: Effective,
 }
 
 /// The network part of a call: the sandbox gets the proxy's listeners on
@@ -144,13 +148,15 @@ impl Plan {
             ops.extend(cx.shift_exposures(&writable, &hidden, &allow_read, &cwd));
         }
         let mounts = MountPlan::build(&MountInputs { ops: &ops, cwd: &cwd, tmpfs_bytes: pol.limits.tmpfs_bytes, idmapped: shift.is_some() });
-        let exposed: Vec<PathBuf> = ops.iter().filter_map(|o| matches!(o, PathOp::ExposeRo(_)).then(|| o.path().to_path_buf())).filter(|p| Some(p) != cx.home.as_ref()).collect();
+        let exposed: Vec<PathBuf> = ops.iter().filter(|o| matches!(o, PathOp::ExposeRo(_))).map(|o| o.path().to_path_buf()).filter(|p| Some(p) != cx.home.as_ref()).collect();
         let landlock = landlock_plan(&hidden, &allow_read, &exposed, &writable, &mounts, pol, net.is_some())?;
 
         let allow_unix = cx.unix_socket_targets(&writable)?;
         let seccomp = seccomp::build(seccomp::FilterOptions { unix_broker: !allow_unix.is_empty() }).map_err(|e| LaunchError::Setup(e.to_string()))?;
         let cmd = cx.command(&cwd, net.as_ref(), ssh_helper.as_ref(), &mut violations)?;
         let timeout_ms = req.timeout_ms.unwrap_or(pol.limits.timeout_ms);
+        let limits = Effective::resolve(&pol.limits, timeout_ms, &HostFacts::read());
+        violations.extend(limits.notes.iter().map(|n| Violation::note("limits", n.clone())));
 
         Ok(Plan {
             idmap: IdMap::for_caller(shift),
@@ -159,7 +165,8 @@ impl Plan {
             seccomp,
             allow_unix,
             net,
-            rlimits: Rlimits::from_policy(&pol.limits),
+            rlimits: Rlimits::new(&limits),
+            quotas: Quotas::prepare(),
             last_cap: caps::last_cap(),
             hostname: CString::new("sharkcage").unwrap(),
             exec_candidates: cmd.exec_candidates,
@@ -179,7 +186,7 @@ impl Plan {
             violations,
             timeout_ms,
             max_output_bytes: pol.limits.max_output_bytes,
-            limits: pol.limits.clone(),
+            limits,
         })
     }
 }

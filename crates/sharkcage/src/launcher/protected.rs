@@ -206,7 +206,7 @@ pub fn scan(roots: &[PathBuf], hidden: &[PathBuf], mut cache: Vec<Tree>, extra_h
             .collect();
         let trust = ctime_trusted(fd.as_raw_fd());
         let cached = cache.iter().position(|t| &t.root == root).map(|i| cache.swap_remove(i));
-        let tree = walk::walk_root(root, fd, &skip, cached, trust, extra_hooks, started, &mut out);
+        let tree = walk::walk_root(walk::Root { path: root, fd, skip: &skip, cache: cached, trust, extra_hooks, started }, &mut out);
         out.trees.push(tree);
     }
     out.entries.sort_by(|a, b| a.path.cmp(&b.path));

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use super::child::{self, ChildFds, Stage};
 use super::plan::Plan;
 use super::{LaunchError, RunOutput};
-use crate::layers::limits::Cgroups;
+use crate::layers::cgroup::CallCgroup;
 use crate::layers::sys;
 
 const NS_FLAGS: libc::c_int = libc::CLONE_NEWUSER
@@ -64,8 +64,9 @@ pub struct Sinks {
     pub stderr: RawFd,
 }
 
-/// Run the plan. `sinks` receive the command's stdout/stderr.
-pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
+/// Run the plan in the call's cgroup `cg`. `sinks` receive the command's
+/// stdout/stderr.
+pub fn run(plan: &Plan, cg: &CallCgroup, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
     let start = Instant::now();
     let (sync_r, sync_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
@@ -92,30 +93,28 @@ pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
         (libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK), old)
     };
 
-    // Per-call cgroups only for an unshifted root caller, whose uid 0 the
-    // kernel exempts from RLIMIT_NPROC. (Moving a process into a v1 cgroup
-    // costs 10–20 ms of RCU synchronisation per call; a shifted root caller
-    // and a normal one are bounded by RLIMIT_NPROC in their namespace.)
-    let cgroups = if plan.idmap.uid == 0 && plan.idmap.shift.is_none() {
-        Cgroups::create(&format!("{}-{}", std::process::id(), start.elapsed().as_nanos()), &plan.limits)
-    } else {
-        Cgroups::none()
+    let cgroup_tasks = cg.attach_fds();
+    let fds = ChildFds { sync_r, sync_w, err_r, err_w, status_r, status_w, out_r, out_w, errout_r, errout_w, signal_fd, notify_child, notify_parent, id_child, id_parent, net_child, net_parent, cgroup_tasks };
+
+    // A fork-like clone (no new stack, SIGCHLD on exit); on cgroup v2 born
+    // in the call's cgroup (no migration, see `layers::cgroup`).
+    let cloned = match cg.clone_into() {
+        // SAFETY: the launcher is single-threaded here; the child only runs
+        // `child::pid1`, which uses prepared data and never returns.
+        Some(cg_fd) => unsafe { sys::clone_into_cgroup(NS_FLAGS as u64, cg_fd) },
+        // SAFETY: as above.
+        None => sys::check(unsafe { libc::syscall(libc::SYS_clone, (NS_FLAGS | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) }).map(|p| p as i32),
     };
-
-    let fds = ChildFds { sync_r, sync_w, err_r, err_w, status_r, status_w, out_r, out_w, errout_r, errout_w, signal_fd, notify_child, notify_parent, id_child, id_parent, net_child, net_parent };
-
-    // SAFETY: a fork-like clone (no new stack, SIGCHLD on exit) in the
-    // single-threaded launcher; the child only runs `child::pid1`, which
-    // uses prepared data and never returns.
-    let pid = unsafe { libc::syscall(libc::SYS_clone, (NS_FLAGS | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) } as i32;
-    if pid < 0 {
-        let errno = sys::errno();
-        for fd in [sync_r, sync_w, err_r, err_w, status_r, status_w, out_r, out_w, errout_r, errout_w, signal_fd, notify_parent, notify_child, id_parent, id_child, net_parent, net_child] {
-            close(fd);
+    let pid = match cloned {
+        Ok(pid) => pid,
+        Err(errno) => {
+            for fd in [sync_r, sync_w, err_r, err_w, status_r, status_w, out_r, out_w, errout_r, errout_w, signal_fd, notify_parent, notify_child, id_parent, id_child, net_parent, net_child] {
+                close(fd);
+            }
+            restore_mask(&old_mask);
+            return Err(LaunchError::Unsupported(crate::layers::host::explain_userns_failure(errno, "creating the sandbox namespaces")));
         }
-        restore_mask(&old_mask);
-        return Err(LaunchError::Unsupported(crate::layers::host::explain_userns_failure(errno, "creating the sandbox namespaces")));
-    }
+    };
     if pid == 0 {
         child::pid1(plan, &fds);
     }
@@ -138,20 +137,11 @@ pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
         }
         close(id_parent);
     }
-    let cg_ok = cgroups.add(pid);
-    // Go (or, if the cgroup could not be joined, refuse by closing). The
-    // write end stays open for the whole call: PID 1 reads a hang-up on it
-    // as the launcher's death.
-    if !cg_ok && cgroups.kind != crate::layers::limits::CgroupKind::None {
-        // The limits could not be applied: run nothing.
-        kill_and_reap(pid);
-        for fd in [sync_w, err_r, status_r, out_r, errout_r, signal_fd, notify_parent, net_parent] {
-            close(fd);
-        }
-        restore_mask(&old_mask);
-        return Err(LaunchError::Setup("cannot put the sandbox into its per-call cgroups".into()));
-    }
+    // Go. The write end stays open for the whole call: PID 1 reads a
+    // hang-up on it as the launcher's death.
     sys::write_all(sync_w, b"1");
+    // While PID 1 builds the sandbox: cgroup upkeep off the critical path.
+    cg.housekeeping();
 
     // Wait for exec (EOF on the error pipe) or a setup error.
     let mut buf = [0u8; 12];
@@ -193,6 +183,7 @@ pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
                 plan.mounts.describe_step(detail),
                 std::io::Error::from_raw_os_error(errno)
             )),
+            Some(Stage::Quotas) => LaunchError::Setup(format!("{} failed at {}: {}", Stage::Quotas.describe(), plan.quotas.describe(detail), std::io::Error::from_raw_os_error(errno))),
             Some(s) => LaunchError::Setup(format!("{} failed: {}", s.describe(), std::io::Error::from_raw_os_error(errno))),
             None => LaunchError::Setup(format!("unknown setup stage {stage:?}")),
         });
@@ -346,8 +337,6 @@ pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
     for fd in [status_r, out_r, errout_r, signal_fd, sync_w] {
         close(fd);
     }
-    let (pids_limited, memory_limited) = (cgroups.pids_limited && cg_ok, cgroups.memory_limited && cg_ok);
-    drop(cgroups);
     restore_mask(&old_mask);
     if relay.truncated {
         let msg = format!("\n[sharkcage: output truncated after {} bytes (limits.maxOutputBytes)]\n", relay.limit);
@@ -389,21 +378,7 @@ pub fn run(plan: &Plan, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
         aborted_by: killed_by,
         truncated: relay.truncated,
         duration: start.elapsed(),
-        cgroups_kind: process_limit_by(plan, pids_limited),
-        memory_by_cgroup: memory_limited,
     })
-}
-
-/// What bounds the process count: a pids cgroup, or RLIMIT_NPROC in the
-/// sandbox's user namespace (not enforced by the kernel for host uid 0).
-fn process_limit_by(plan: &Plan, pids_cgroup: bool) -> &'static str {
-    if pids_cgroup {
-        "cgroup"
-    } else if plan.idmap.uid != 0 || plan.idmap.shift.is_some() {
-        "rlimit"
-    } else {
-        "none"
-    }
 }
 
 fn kill_pid1(pid: i32) {

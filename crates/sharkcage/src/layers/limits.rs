@@ -1,55 +1,181 @@
-//! Resource limits: processes, memory, file size, CPU; the wall-clock timeout
-//! is the supervisor's (see `launcher::supervise`).
+//! Per-process resource limits (rlimits), and the effective values of the
+//! policy's limits on this host. The per-sandbox bounds (memory, process
+//! count, CPU share) are `layers::cgroup`; per-user kernel quotas of the
+//! sandbox's user namespace are `layers::quotas`; the wall-clock timeout is
+//! the supervisor's (`launcher::supervise`).
 //!
-//! Two mechanisms, reported separately in the result's `layers.limits`:
-//! * **rlimits**, set in the worker before `execve`. `RLIMIT_NPROC` is
-//!   counted per user namespace on Linux ≥ 5.14, so in the sandbox's fresh
-//!   namespace it bounds the sandbox's own processes — but the kernel does
-//!   not enforce it for host uid 0. `RLIMIT_AS` bounds each process's
-//!   address space, `RLIMIT_FSIZE` file size, `RLIMIT_CPU` CPU seconds,
-//!   `RLIMIT_CORE` is 0.
-//! * **cgroups**, for a root caller that could not be shifted to an
-//!   unprivileged host uid (see `userns`): a per-call `pids` and `memory`
-//!   cgroup (v1 controllers, or a v2 subtree when delegated), because the
-//!   kernel does not enforce RLIMIT_NPROC for host uid 0. A shifted root
-//!   caller is bounded by RLIMIT_NPROC like anyone else (and spared the
-//!   10–20 ms that moving a process into a v1 cgroup costs).
-//!   The launcher puts PID 1 in them before it runs anything, and removes
-//!   them after the call (killing anything left, though nothing can be).
-
-use std::path::{Path, PathBuf};
+//! Set in the worker before `execve`, soft = hard (the command cannot raise
+//! them back), never above what the caller already has:
+//! * `RLIMIT_NPROC`: counted per user namespace on Linux ≥ 5.14, so in the
+//!   sandbox's fresh namespace it bounds the sandbox's own tasks (the kernel
+//!   does not enforce it for host uid 0: the pids cgroup covers that);
+//! * `RLIMIT_NOFILE` = `maxOpenFiles`: the host's file table (`fs.file-max`)
+//!   is shared by everyone; one sandbox holds at most maxOpenFiles ×
+//!   maxProcesses of it (see [`Effective`] for how that is kept small);
+//! * `RLIMIT_DATA` = `maxMemoryBytes`, only when no memory cgroup bounds the
+//!   sandbox: private writable memory per process. Unlike `RLIMIT_AS` it
+//!   does not count `PROT_NONE` reservations, so WebAssembly and JIT
+//!   runtimes (V8 reserves gigabytes of address space) keep working;
+//! * `RLIMIT_FSIZE`, `RLIMIT_CPU` (the timeout plus one second: a backstop
+//!   behind the wall clock), `RLIMIT_CORE` = 0;
+//! * per-user counters that the kernel charges to the caller's uid at every
+//!   namespace level (`RLIMIT_SIGPENDING`, `RLIMIT_MSGQUEUE`,
+//!   `RLIMIT_MEMLOCK`): an eighth of the caller's, so a sandbox cannot use
+//!   up the quota the caller's own processes need.
 
 use crate::policy::Limits;
+
+/// What one sandbox may take of a per-user quota of the caller.
+pub const USER_QUOTA_DIVISOR: u64 = 8;
+/// Share of the host's file table one sandbox may hold at most.
+const FILE_TABLE_DIVISOR: u64 = 8;
+/// `maxOpenFiles` when the policy does not say.
+const DEFAULT_OPEN_FILES: u64 = 1024;
+/// Below this, ordinary programs fail; the file-table clamp stops here.
+const MIN_OPEN_FILES: u64 = 256;
+/// `maxMemoryBytes` when the policy does not say: min(8 GiB, MemTotal / 2).
+const DEFAULT_MEMORY_CAP: u64 = 8 << 30;
+
+/// The host facts the effective limits depend on.
+#[derive(Debug, Clone, Copy)]
+pub struct HostFacts {
+    pub mem_total: u64,
+    /// `fs.file-max` (0: unknown).
+    pub file_max: u64,
+    /// The caller's hard `RLIMIT_NOFILE` (the sandbox never gets more).
+    pub nofile_hard: u64,
+}
+
+impl HostFacts {
+    pub fn read() -> HostFacts {
+        // SAFETY: sysinfo fills a plain struct we own.
+        let mem_total = unsafe {
+            let mut si: libc::sysinfo = std::mem::zeroed();
+            if libc::sysinfo(&mut si) == 0 {
+                (si.totalram as u64).saturating_mul(si.mem_unit.max(1) as u64)
+            } else {
+                0
+            }
+        };
+        let file_max = std::fs::read_to_string("/proc/sys/fs/file-max").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
+        let mut nofile = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: valid pointer to an rlimit struct.
+        let nofile_hard = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut nofile) } == 0 { nofile.rlim_max } else { u64::MAX };
+        HostFacts { mem_total, file_max, nofile_hard }
+    }
+}
+
+/// The policy's limits as they apply on this host.
+#[derive(Debug, Clone)]
+pub struct Effective {
+    pub timeout_ms: u64,
+    pub max_processes: u64,
+    pub max_memory_bytes: u64,
+    pub max_open_files: u64,
+    pub max_file_size_bytes: u64,
+    pub tmpfs_bytes: u64,
+    /// One line per limit that differs from what the policy asked.
+    pub notes: Vec<String>,
+}
+
+impl Effective {
+    /// Defaults: `maxMemoryBytes` = min(8 GiB, MemTotal / 2); `maxOpenFiles`
+    /// = 1024. Either value (default or explicit) is lowered so that
+    /// maxOpenFiles × maxProcesses ≤ fs.file-max / 8, but not below 256; an
+    /// explicit value that is lowered gets a note.
+    pub fn resolve(l: &Limits, timeout_ms: u64, host: &HostFacts) -> Effective {
+        let mut notes = Vec::new();
+        let max_memory_bytes = l.max_memory_bytes.unwrap_or_else(|| match host.mem_total {
+            0 => DEFAULT_MEMORY_CAP,
+            t => DEFAULT_MEMORY_CAP.min(t / 2),
+        });
+        let asked_files = l.max_open_files.unwrap_or(DEFAULT_OPEN_FILES);
+        let mut max_open_files = asked_files;
+        if host.file_max > 0 {
+            let share = host.file_max / FILE_TABLE_DIVISOR / l.max_processes.max(1);
+            max_open_files = asked_files.min(share.max(MIN_OPEN_FILES));
+            if max_open_files < asked_files && l.max_open_files.is_some() {
+                notes.push(format!(
+                    "maxOpenFiles lowered from {asked_files} to {max_open_files}: maxOpenFiles × maxProcesses ({}) stays within 1/{FILE_TABLE_DIVISOR} of the host's file table (fs.file-max {})",
+                    l.max_processes, host.file_max
+                ));
+            }
+            if max_open_files.saturating_mul(l.max_processes) > host.file_max / FILE_TABLE_DIVISOR {
+                notes.push(format!(
+                    "open files: maxOpenFiles {max_open_files} × maxProcesses {} may hold more than 1/{FILE_TABLE_DIVISOR} of the host's file table (fs.file-max {}); lower maxProcesses",
+                    l.max_processes, host.file_max
+                ));
+            }
+        }
+        let max_open_files = max_open_files.min(host.nofile_hard);
+        Effective { timeout_ms, max_processes: l.max_processes, max_memory_bytes, max_open_files, max_file_size_bytes: l.max_file_size_bytes, tmpfs_bytes: l.tmpfs_bytes, notes }
+    }
+}
 
 /// rlimits prepared for the worker.
 #[derive(Debug, Clone, Copy)]
 pub struct Rlimits {
     pub nproc: u64,
-    pub address_space: u64,
+    pub nofile: u64,
+    /// `RLIMIT_DATA`; `None` when a memory cgroup bounds the sandbox.
+    pub data: Option<u64>,
     pub fsize: u64,
     pub cpu_secs: u64,
+    pub sigpending: u64,
+    pub msgqueue: u64,
+    pub memlock: u64,
 }
 
 impl Rlimits {
-    pub fn from_policy(l: &Limits) -> Rlimits {
+    /// `data` is filled in once it is known whether a memory cgroup
+    /// applies ([`Rlimits::with_memory_cgroup`]); until then it is set.
+    pub fn new(e: &Effective) -> Rlimits {
+        let share = |res| (soft_limit(res) / USER_QUOTA_DIVISOR).max(1);
         Rlimits {
-            nproc: l.max_processes,
-            address_space: l.max_memory_bytes,
-            fsize: l.max_file_size_bytes,
+            nproc: e.max_processes,
+            nofile: e.max_open_files,
+            data: Some(e.max_memory_bytes),
+            fsize: e.max_file_size_bytes,
             // CPU time is a backstop behind the wall clock.
-            cpu_secs: l.timeout_ms.div_ceil(1000) + 1,
+            cpu_secs: e.timeout_ms.div_ceil(1000) + 1,
+            sigpending: share(libc::RLIMIT_SIGPENDING),
+            msgqueue: share(libc::RLIMIT_MSGQUEUE),
+            memlock: share(libc::RLIMIT_MEMLOCK),
         }
+    }
+
+    /// A memory cgroup bounds the whole sandbox: no per-process data limit
+    /// (it would only add failures the cgroup does not need).
+    pub fn with_memory_cgroup(mut self, memory_cgroup: bool, max_memory_bytes: u64) -> Rlimits {
+        self.data = (!memory_cgroup).then_some(max_memory_bytes);
+        self
     }
 
     /// Apply in the worker (after fork, no allocation).
     pub fn apply(&self) -> Result<(), i32> {
         set(libc::RLIMIT_NPROC, self.nproc)?;
-        set(libc::RLIMIT_AS, self.address_space)?;
+        set(libc::RLIMIT_NOFILE, self.nofile)?;
+        if let Some(d) = self.data {
+            set(libc::RLIMIT_DATA, d)?;
+        }
         set(libc::RLIMIT_FSIZE, self.fsize)?;
         set(libc::RLIMIT_CPU, self.cpu_secs)?;
         set(libc::RLIMIT_CORE, 0)?;
+        set(libc::RLIMIT_SIGPENDING, self.sigpending)?;
+        set(libc::RLIMIT_MSGQUEUE, self.msgqueue)?;
+        set(libc::RLIMIT_MEMLOCK, self.memlock)?;
         Ok(())
     }
+}
+
+/// The launcher's own soft limit (`RLIM_INFINITY` as `u64::MAX`).
+fn soft_limit(res: libc::__rlimit_resource_t) -> u64 {
+    let mut cur = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: valid pointer to an rlimit struct.
+    if unsafe { libc::getrlimit(res, &mut cur) } != 0 {
+        return 0;
+    }
+    cur.rlim_cur
 }
 
 fn set(res: libc::__rlimit_resource_t, v: u64) -> Result<(), i32> {
@@ -66,134 +192,38 @@ fn set(res: libc::__rlimit_resource_t, v: u64) -> Result<(), i32> {
     Ok(())
 }
 
-/// Which cgroup mechanism bounds this call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CgroupKind {
-    V1,
-    V2,
-    None,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Per-call cgroups, created by the launcher before PID 1 runs anything.
-#[derive(Debug)]
-pub struct Cgroups {
-    pub kind: CgroupKind,
-    dirs: Vec<PathBuf>,
-    pub pids_limited: bool,
-    pub memory_limited: bool,
-}
-
-impl Cgroups {
-    pub fn none() -> Cgroups {
-        Cgroups { kind: CgroupKind::None, dirs: vec![], pids_limited: false, memory_limited: false }
+    fn host(file_max: u64) -> HostFacts {
+        HostFacts { mem_total: 24 << 30, file_max, nofile_hard: u64::MAX }
     }
 
-    /// Create cgroups for one call. Failure is not an error: the result
-    /// reports which limits are cgroup-backed.
-    pub fn create(name: &str, limits: &Limits) -> Cgroups {
-        let v1_pids = Path::new("/sys/fs/cgroup/pids");
-        let v1_mem = Path::new("/sys/fs/cgroup/memory");
-        let mut cg = Cgroups::none();
-        sweep_stale(&[v1_pids.join("sharkcage"), v1_mem.join("sharkcage")]);
-        if v1_pids.join("cgroup.procs").exists() {
-            let dir = v1_pids.join("sharkcage").join(name);
-            if std::fs::create_dir_all(&dir).is_ok() {
-                if std::fs::write(dir.join("pids.max"), limits.max_processes.to_string()).is_ok() {
-                    cg.pids_limited = true;
-                    cg.kind = CgroupKind::V1;
-                }
-                cg.dirs.push(dir);
-            }
-            if v1_mem.join("cgroup.procs").exists() {
-                let dir = v1_mem.join("sharkcage").join(name);
-                if std::fs::create_dir_all(&dir).is_ok() {
-                    if std::fs::write(dir.join("memory.limit_in_bytes"), limits.max_memory_bytes.to_string()).is_ok() {
-                        cg.memory_limited = true;
-                        // Also bound swap where accounted, so the limit holds.
-                        let _ = std::fs::write(dir.join("memory.memsw.limit_in_bytes"), limits.max_memory_bytes.to_string());
-                    }
-                    cg.dirs.push(dir);
-                }
-            }
-            return cg;
-        }
-        // Pure cgroup v2: use our own cgroup's parent subtree if it is delegated to us.
-        let root = Path::new("/sys/fs/cgroup");
-        if root.join("cgroup.controllers").exists() {
-            if let Some(own) = own_v2_cgroup() {
-                let base = root.join(own.trim_start_matches('/'));
-                let parent = base.parent().map(Path::to_path_buf).unwrap_or(base.clone());
-                let dir = parent.join(format!("sharkcage-{name}"));
-                if std::fs::create_dir(&dir).is_ok() {
-                    cg.kind = CgroupKind::V2;
-                    cg.pids_limited = std::fs::write(dir.join("pids.max"), limits.max_processes.to_string()).is_ok();
-                    cg.memory_limited = std::fs::write(dir.join("memory.max"), limits.max_memory_bytes.to_string()).is_ok();
-                    let _ = std::fs::write(dir.join("memory.swap.max"), "0");
-                    cg.dirs.push(dir);
-                }
-            }
-        }
-        cg
+    #[test]
+    fn defaults_follow_the_host() {
+        let e = Effective::resolve(&Limits::default(), 1000, &HostFacts { mem_total: 4 << 30, file_max: 0, nofile_hard: u64::MAX });
+        assert_eq!(e.max_memory_bytes, 2 << 30);
+        assert_eq!(e.max_open_files, 1024);
+        let e = Effective::resolve(&Limits::default(), 1000, &host(u64::MAX / 2));
+        assert_eq!(e.max_memory_bytes, 8 << 30);
+        assert!(e.notes.is_empty(), "{:?}", e.notes);
     }
 
-    /// Put `pid` into every cgroup we made.
-    pub fn add(&self, pid: i32) -> bool {
-        let mut ok = true;
-        for d in &self.dirs {
-            ok &= std::fs::write(d.join("cgroup.procs"), pid.to_string()).is_ok();
-        }
-        ok
+    #[test]
+    fn open_files_stay_within_an_eighth_of_the_file_table() {
+        // 2.4 M files, 512 processes: 602 each, silently for the default.
+        let e = Effective::resolve(&Limits::default(), 1000, &host(2_466_097));
+        assert_eq!(e.max_open_files, 2_466_097 / 8 / 512);
+        assert!(e.notes.is_empty(), "{:?}", e.notes);
+        // An explicit value that is lowered is reported.
+        let l = Limits { max_open_files: Some(10_000), ..Limits::default() };
+        let e = Effective::resolve(&l, 1000, &host(2_466_097));
+        assert_eq!(e.max_open_files, 602);
+        assert!(e.notes[0].contains("lowered from 10000 to 602"), "{:?}", e.notes);
+        // Never below the floor, and then the product is reported.
+        let e = Effective::resolve(&Limits::default(), 1000, &host(100_000));
+        assert_eq!(e.max_open_files, MIN_OPEN_FILES);
+        assert!(e.notes.iter().any(|n| n.contains("lower maxProcesses")), "{:?}", e.notes);
     }
-
-    /// Kill anything left and remove the cgroups.
-    pub fn cleanup(&mut self) {
-        for d in self.dirs.drain(..) {
-            for _ in 0..100 {
-                let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
-                if procs.trim().is_empty() {
-                    break;
-                }
-                for p in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-                    // SAFETY: sending SIGKILL to a pid in our own per-call cgroup.
-                    unsafe { libc::kill(p, libc::SIGKILL) };
-                }
-                std::thread::sleep(std::time::Duration::from_millis(2));
-            }
-            let _ = std::fs::remove_dir(&d);
-        }
-    }
-}
-
-impl Drop for Cgroups {
-    fn drop(&mut self) {
-        self.cleanup();
-    }
-}
-
-/// Remove per-call cgroups left by launchers that were killed (SIGKILL gives
-/// them no chance to clean up). A cgroup is stale when the launcher pid in
-/// its name is gone and no process is in it.
-fn sweep_stale(parents: &[PathBuf]) {
-    for parent in parents {
-        let Ok(rd) = std::fs::read_dir(parent) else { continue };
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let Some(pid) = name.split('-').next().and_then(|p| p.parse::<i32>().ok()) else { continue };
-            // SAFETY: kill with signal 0 only checks for existence.
-            let alive = unsafe { libc::kill(pid, 0) } == 0 || super::sys::errno() == libc::EPERM;
-            if alive {
-                continue;
-            }
-            let procs = std::fs::read_to_string(e.path().join("cgroup.procs")).unwrap_or_default();
-            if procs.trim().is_empty() {
-                let _ = std::fs::remove_dir(e.path());
-            }
-        }
-    }
-}
-
-fn own_v2_cgroup() -> Option<String> {
-    let s = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-    s.lines().find_map(|l| l.strip_prefix("0::").map(str::to_string))
 }

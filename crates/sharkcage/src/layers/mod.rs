@@ -11,18 +11,22 @@
 //! | [`landlock`] | a second, independent filesystem/network/scope layer |
 //! | [`seccomp`] | the syscall filter (applied last, just before exec) |
 //! | [`caps`] | no capabilities in any namespace, also for a root caller |
-//! | [`limits`] | rlimits and cgroup limits |
+//! | [`limits`] | per-process rlimits (open files, memory fallback, file size, CPU, per-user counters); the effective limits on this host |
+//! | [`cgroup`] | per-sandbox memory, process count and CPU share (a per-call cgroup) |
+//! | [`quotas`] | per-user kernel quotas (inotify, fanotify) of the sandbox's user namespace |
 //! | [`fds`] | no inherited descriptors beyond stdio |
 //! | [`net`] | loopback-only network namespace; the proxy's listeners inside it |
 //! | [`host`] | can this host sandbox at all, and if not, why and how to fix it |
 
 pub mod caps;
+pub mod cgroup;
 pub mod fds;
 pub mod host;
 pub mod landlock;
 pub mod limits;
 pub mod mounts;
 pub mod net;
+pub mod quotas;
 pub mod seccomp;
 pub mod sys;
 pub mod userns;

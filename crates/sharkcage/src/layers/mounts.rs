@@ -11,7 +11,10 @@
 //!   `denyWrite`) bound read-only onto themselves; every directory between
 //!   the writable root and a protected path becomes a mount point ("pin"), so
 //!   renaming a parent fails with EBUSY instead of moving the protection away;
-//! * private, size-capped tmpfs on `/tmp`, `/var/tmp`, `/dev/shm`;
+//! * one private tmpfs of `tmpfsBytes` behind `/tmp`, `/var/tmp` and
+//!   `/dev/shm` (a subdirectory of it bound to each), so the three together
+//!   hold at most `tmpfsBytes` — and at most `tmpfsBytes` / 4096 inodes, since
+//!   an inode costs kernel memory that `size` does not count;
 //! * a minimal `/dev` (null, zero, full, random, urandom, tty, a private
 //!   devpts), read-only;
 //! * a fresh `/proc` for the sandbox's PID namespace with `/proc/sys`,
@@ -28,7 +31,9 @@
 //! Step order in the child (after `clone`, before anything else runs):
 //! 1. make every mount private (no propagation back to the host);
 //! 2. mount a tmpfs staging root on `/tmp`, `pivot_root` into it, so the host
-//!    is at `/oldroot` and the new view is assembled at `/newroot`;
+//!    is at `/oldroot` and the new view is assembled at `/newroot`; mount the
+//!    shared tmpfs at `/shared` in it, with one mode-1777 subdirectory per
+//!    private place;
 //! 3. bind `/oldroot` → `/newroot` recursively and make it read-only;
 //! 4. the sorted path operations;
 //! 5. `/dev`, `/proc`, `/sys` masks;
@@ -53,7 +58,7 @@ const MOUNT_ATTR_NOEXEC: u64 = 0x8;
 /// A path operation, in host coordinates (resolved, absolute).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathOp {
-    /// Private tmpfs (only `/tmp`, `/var/tmp`).
+    /// A subdirectory of the shared private tmpfs (only `/tmp`, `/var/tmp`).
     PrivateTmp(PathBuf),
     /// Bind read-only so that an idmapped view makes it reachable (the home
     /// directory, or a working directory under a skeleton, for a shifted
@@ -128,6 +133,9 @@ enum Step {
     /// With `from_parent`, the detached (idmapped) mount comes from the
     /// launcher over the id socket instead of being cloned here.
     BindHost { src: CString, dst: CString, recursive: bool, set: u64, from_parent: bool },
+    /// Bind a subdirectory of the shared tmpfs (relative to the staging
+    /// root) onto a path relative to `/newroot`.
+    BindShared { sub: CString, dst: CString },
     /// A new tmpfs on a path relative to `/newroot` (resolved the same way).
     Tmpfs { dst: CString, size: CString, mode: CString, nr_inodes: Option<CString>, attrs: u64 },
     /// Make the tmpfs mounted at a path (relative to `/newroot`) read-only,
@@ -150,6 +158,10 @@ pub struct MountPlan {
     /// Where the staging tmpfs goes (`/tmp`, in our private mount namespace).
     stage: CString,
     stage_opts: CString,
+    /// The shared private tmpfs: options, and its subdirectories (relative
+    /// to the staging root), one per private place.
+    shared_opts: CString,
+    shared_dirs: Vec<CString>,
     old: CString,
     new: CString,
     cwd: CString,
@@ -172,6 +184,15 @@ pub struct ParentBind {
 pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 
 const STAGE: &str = "/tmp";
+/// Where the shared private tmpfs is mounted in the staging root.
+const SHARED: &str = "shared";
+
+/// The shared tmpfs's subdirectory for a private place: `/var/tmp` →
+/// `shared/var-tmp`.
+fn shared_sub(p: &Path) -> CString {
+    let name = p.to_string_lossy().trim_start_matches('/').replace('/', "-");
+    c(format!("{SHARED}/{name}"))
+}
 
 fn c(p: impl AsRef<[u8]>) -> CString {
     CString::new(p.as_ref().to_vec()).expect("paths were checked for NUL bytes")
@@ -219,6 +240,7 @@ const PROC_MASK_FILES: &[&str] = &[
 ];
 const PROC_MASK_DIRS: &[&str] = &["/proc/acpi", "/proc/scsi", "/proc/asound", "/proc/driver", "/proc/pressure"];
 const SYS_MASK_DIRS: &[&str] = &["/sys/firmware", "/sys/devices/virtual/powercap", "/sys/kernel/debug", "/sys/kernel/security"];
+const DEV_SHM: &str = "/dev/shm";
 const DEV_NODES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
 impl MountPlan {
@@ -233,7 +255,7 @@ impl MountPlan {
         // 4. path operations.
         let parent_binds = path_steps(&ops, &seal, inp, &mut steps);
         // 5. /dev, /proc, /sys.
-        dev_steps(inp.tmpfs_bytes, &mut steps);
+        dev_steps(&mut steps);
         proc_sys_steps(&mut steps);
         let mut private_writable: Vec<PathBuf> = ops
             .iter()
@@ -242,11 +264,13 @@ impl MountPlan {
                 _ => None,
             })
             .collect();
-        private_writable.push(PathBuf::from("/dev/shm"));
+        private_writable.push(PathBuf::from(DEV_SHM));
         MountPlan {
             steps,
             stage: c(STAGE),
             stage_opts: c("size=64k,mode=0700"),
+            shared_opts: c(format!("size={},nr_inodes={},mode=0755", inp.tmpfs_bytes, (inp.tmpfs_bytes / 4096).max(4096))),
+            shared_dirs: private_writable.iter().map(|p| shared_sub(p)).collect(),
             old: c("/oldroot"),
             new: c("/newroot"),
             cwd: c(inp.cwd.as_os_str().as_bytes()),
@@ -271,6 +295,14 @@ impl MountPlan {
         sys::touch(c_static(b".sc-empty\0"), 0).map_err(at(1005))?;
         pivot_root(&self.dot, c_static(b"oldroot\0")).map_err(at(1006))?;
         sys::chdir(&self.root).map_err(at(1007))?;
+        // The shared private tmpfs, in the staging root (detached with it at
+        // the end; its subdirectories stay bound in the new view).
+        let shared = c_static(b"shared\0");
+        sys::mkdir(shared, 0o755).map_err(at(1015))?;
+        sys::mount(Some(tmpfs), shared, Some(tmpfs), libc::MS_NOSUID | libc::MS_NODEV, Some(&self.shared_opts)).map_err(at(1015))?;
+        for d in &self.shared_dirs {
+            sys::mkdir(d, 0o1777).and_then(|_| sys::chmod(d, 0o1777)).map_err(at(1015))?;
+        }
         // 3. the host root, read-only, at /newroot (fd-based like every
         // host bind; then reopen /newroot so lookups see the new mount).
         // (Both paths are in our own staging tmpfs: a plain bind is safe.)
@@ -305,6 +337,7 @@ impl MountPlan {
         match i {
             1000 => "making mounts private".into(),
             1001..=1007 => "preparing the staging root".into(),
+            1015 => "mounting the private tmpfs".into(),
             1008 | 1009 => "binding the read-only host root".into(),
             1010..=1013 => "entering the new root".into(),
             1014 => format!("changing to the working directory {:?}", self.cwd),
@@ -344,7 +377,7 @@ fn effective_ops(ops: Vec<PathOp>) -> Vec<PathOp> {
 /// that tmpfs — never on the host. A hidden directory that gets such mount
 /// points is mounted writable and sealed read-only once they are in place.
 fn seal_targets(ops: &[PathOp]) -> Vec<PathBuf> {
-    let mut seal: Vec<PathBuf> = ops.iter().filter_map(|o| matches!(o, PathOp::Skeleton(_)).then(|| o.path().to_path_buf())).collect();
+    let mut seal: Vec<PathBuf> = ops.iter().filter(|o| matches!(o, PathOp::Skeleton(_))).map(|o| o.path().to_path_buf()).collect();
     for op in ops {
         if matches!(op, PathOp::HideDir(_) | PathOp::HideFile(_)) {
             continue;
@@ -386,13 +419,7 @@ fn path_steps(ops: &[PathOp], seal: &[PathBuf], inp: &MountInputs, steps: &mut V
             Step::BindHost { src: rel(p), dst: dst.clone(), recursive: true, set, from_parent: inp.idmapped }
         };
         let step = match op {
-            PathOp::PrivateTmp(_) => Step::Tmpfs {
-                dst: dst.clone(),
-                size: c(inp.tmpfs_bytes.to_string()),
-                mode: c("1777"),
-                nr_inodes: None,
-                attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-            },
+            PathOp::PrivateTmp(_) => Step::BindShared { sub: shared_sub(p), dst: dst.clone() },
             PathOp::Write(_) | PathOp::Pin(_) => bind(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV),
             PathOp::AllowRead(_) | PathOp::Protect(_) | PathOp::ExposeRo(_) => bind(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV),
             PathOp::HideDir(_) | PathOp::Skeleton(_) if seal.iter().any(|h| h == p) => Step::Tmpfs {
@@ -420,8 +447,8 @@ fn path_steps(ops: &[PathOp], seal: &[PathBuf], inp: &MountInputs, steps: &mut V
 }
 
 /// A minimal read-only `/dev`: a few device nodes bound from the host, the
-/// usual symlinks, a private devpts and a private `/dev/shm`.
-fn dev_steps(tmpfs_bytes: u64, steps: &mut Vec<Step>) {
+/// usual symlinks, a private devpts and `/dev/shm` from the shared tmpfs.
+fn dev_steps(steps: &mut Vec<Step>) {
     let tmpfs = Some(c("tmpfs"));
     steps.push(Step::Mount {
         src: tmpfs.clone(),
@@ -447,14 +474,8 @@ fn dev_steps(tmpfs_bytes: u64, steps: &mut Vec<Step>) {
         flags: libc::MS_NOSUID | libc::MS_NOEXEC,
         data: Some(c("newinstance,ptmxmode=0666,mode=0620")),
     });
-    steps.push(Step::Mkdir(c("/newroot/dev/shm")));
-    steps.push(Step::Mount {
-        src: tmpfs.clone(),
-        dst: c("/newroot/dev/shm"),
-        fstype: tmpfs,
-        flags: libc::MS_NOSUID | libc::MS_NODEV,
-        data: Some(c(format!("size={tmpfs_bytes},mode=1777"))),
-    });
+    steps.push(Step::Mkdir(newroot(Path::new(DEV_SHM))));
+    steps.push(Step::BindShared { sub: shared_sub(Path::new(DEV_SHM)), dst: rel(Path::new(DEV_SHM)) });
     steps.push(Step::Remount { path: c("/newroot/dev"), flags: libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NOEXEC });
 }
 
@@ -540,6 +561,8 @@ fn run_step(s: &Step, fds: &Fds) -> SysResult {
             r
         }
         Step::BindHost { src, dst, recursive, set, from_parent: false } => bind_host(fds.old, src, fds.new, dst, *recursive, *set),
+        // The staging root is the working directory while steps run.
+        Step::BindShared { sub, dst } => bind_host(libc::AT_FDCWD, sub, fds.new, dst, false, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV),
         Step::Tmpfs { dst, size, mode, nr_inodes, attrs } => {
             // A path PID 1 cannot even reach (EACCES on the way: a shifted
             // root caller and a mode-700 directory of another owner) is out

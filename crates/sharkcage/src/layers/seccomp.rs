@@ -8,6 +8,9 @@
 //!   `socketpair(AF_UNIX)` only for SOCK_STREAM/SOCK_SEQPACKET, since a
 //!   datagram pair can be re-targeted with `connect(AF_UNSPEC)`;
 //! * `io_uring_*` (it opens files and sockets without these syscalls);
+//!   `io_setup` gets ENOSYS: Linux AIO contexts count against one host-wide
+//!   limit (`fs.aio-max-nr`) a sandbox could use up; without it, AIO users
+//!   (databases) fall back to threads;
 //! * `ptrace`, `process_vm_readv/writev`, `bpf`, `perf_event_open`,
 //!   `userfaultfd`, `keyctl`, `add_key`, `request_key`;
 //! * the mount family, `pivot_root`, `chroot`, `setns`; `unshare` and `clone`
@@ -232,9 +235,10 @@ pub fn build(opts: FilterOptions) -> Result<BpfProgram, SeccompError> {
     let filter = SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32), TargetArch::x86_64)?;
     let body: BpfProgram = filter.try_into()?;
 
-    // clone3: ENOSYS, so libc falls back to clone(2), whose flags we can see.
+    // clone3: ENOSYS, so libc falls back to clone(2), whose flags we can see;
+    // io_setup: ENOSYS, "no native AIO here".
     let clone3 = SeccompFilter::new(
-        [(libc::SYS_clone3, vec![]), (libc::SYS_openat2, vec![])].into_iter().collect(),
+        [(libc::SYS_clone3, vec![]), (libc::SYS_openat2, vec![]), (libc::SYS_io_setup, vec![])].into_iter().collect(),
         SeccompAction::Allow,
         SeccompAction::Errno(libc::ENOSYS as u32),
         TargetArch::x86_64,

@@ -60,6 +60,11 @@ pub fn mkdir(path: &CStr, mode: libc::mode_t) -> SysResult {
     Ok(())
 }
 
+pub fn chmod(path: &CStr, mode: libc::mode_t) -> SysResult {
+    // SAFETY: path is a valid C string.
+    check(unsafe { libc::chmod(path.as_ptr(), mode) } as libc::c_long).map(|_| ())
+}
+
 /// Create an empty regular file (a mount point for a file bind).
 pub fn touch(path: &CStr, mode: libc::mode_t) -> SysResult {
     // SAFETY: path is a valid C string; the fd is closed right away.
@@ -317,4 +322,60 @@ pub fn idmapped_tree(path: &Path, set: u64, userns_fd: i32) -> SysResult<i32> {
         return Err(e);
     }
     Ok(m)
+}
+
+/// `struct clone_args` of `clone3(2)` (the fields up to `cgroup`).
+#[repr(C)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// A fork-like `clone3` (no new stack, SIGCHLD on exit) with `flags`, the
+/// child born in the cgroup v2 directory `cgroup_fd`. Returns 0 in the
+/// child, the child's pid in the parent.
+///
+/// # Safety
+/// As for `fork`: the caller must be single-threaded, or the child must only
+/// make system calls on memory it does not share with other threads' locks.
+pub unsafe fn clone_into_cgroup(flags: u64, cgroup_fd: i32) -> SysResult<i32> {
+    let args = CloneArgs {
+        flags: flags | CLONE_INTO_CGROUP,
+        pidfd: 0,
+        child_tid: 0,
+        parent_tid: 0,
+        exit_signal: libc::SIGCHLD as u64,
+        stack: 0,
+        stack_size: 0,
+        tls: 0,
+        set_tid: 0,
+        set_tid_size: 0,
+        cgroup: cgroup_fd as u64,
+    };
+    // SAFETY: clone_args is a valid struct of the size passed; fork semantics per the contract above.
+    let rc = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
+    check(rc).map(|p| p as i32)
+}
+
+/// cgroup v1: move the calling (single-threaded) task into the cgroup whose
+/// `tasks` file `fd` is open for writing. Writing `"0"` names the caller
+/// itself, which the kernel moves without the global threadgroup lock.
+pub fn attach_self(fd: i32) -> SysResult {
+    // SAFETY: writing one byte from a static buffer.
+    let n = unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) };
+    if n != 1 {
+        return Err(if n < 0 { errno() } else { libc::EIO });
+    }
+    Ok(())
 }

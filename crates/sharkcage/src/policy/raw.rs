@@ -116,7 +116,8 @@ pub struct NetworkPolicy {
     pub denied_resolved_addresses: Option<()>,
 }
 
-/// Resource limits. Every field has a safe default.
+/// Resource limits. Every field has a safe default; how each is enforced is
+/// `layers::limits` (per process) and `layers::cgroup` (per sandbox).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Limits {
@@ -129,14 +130,22 @@ pub struct Limits {
     /// Processes (and threads) alive at once inside the sandbox.
     #[serde(default = "d_procs", deserialize_with = "positive_u64")]
     pub max_processes: u64,
-    /// Memory: the sandbox's cgroup limit where cgroups are usable, and every
-    /// process's address space limit otherwise.
-    #[serde(default = "d_mem", deserialize_with = "positive_u64")]
-    pub max_memory_bytes: u64,
+    /// Memory of the whole sandbox (processes, page cache, shared memory,
+    /// tmpfs, kernel memory) where a memory cgroup is available; each
+    /// process's private writable memory (RLIMIT_DATA) otherwise. `None`:
+    /// the host-derived default (`layers::limits::Effective`).
+    #[serde(default, deserialize_with = "positive_u64_opt")]
+    pub max_memory_bytes: Option<u64>,
+    /// Open files per process (RLIMIT_NOFILE). `None`: the host-derived
+    /// default, which keeps maxOpenFiles × maxProcesses within an eighth of
+    /// the host's file table (`layers::limits::Effective`).
+    #[serde(default, deserialize_with = "positive_u64_opt")]
+    pub max_open_files: Option<u64>,
     /// Largest file a process may write (RLIMIT_FSIZE).
     #[serde(default = "d_fsize", deserialize_with = "positive_u64")]
     pub max_file_size_bytes: u64,
-    /// Size of each private tmpfs (`/tmp`, `/dev/shm`).
+    /// Size of the one private tmpfs behind `/tmp`, `/var/tmp` and `/dev/shm`
+    /// together.
     #[serde(default = "d_tmpfs", deserialize_with = "positive_u64")]
     pub tmpfs_bytes: u64,
 }
@@ -149,9 +158,6 @@ fn d_output() -> u64 {
 }
 fn d_procs() -> u64 {
     512
-}
-fn d_mem() -> u64 {
-    8 * 1024 * 1024 * 1024
 }
 fn d_fsize() -> u64 {
     4 * 1024 * 1024 * 1024
@@ -166,7 +172,8 @@ impl Default for Limits {
             timeout_ms: d_timeout(),
             max_output_bytes: d_output(),
             max_processes: d_procs(),
-            max_memory_bytes: d_mem(),
+            max_memory_bytes: None,
+            max_open_files: None,
             max_file_size_bytes: d_fsize(),
             tmpfs_bytes: d_tmpfs(),
         }
@@ -340,6 +347,10 @@ fn positive_u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
         return Err(de::Error::custom("must be greater than 0"));
     }
     Ok(v)
+}
+
+fn positive_u64_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    positive_u64(d).map(Some)
 }
 
 fn must_be_false<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {

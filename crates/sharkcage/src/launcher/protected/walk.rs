@@ -51,6 +51,14 @@ struct Job {
     depth: usize,
 }
 
+/// A directory opened up for the scan, to get its mode back.
+struct Restore {
+    depth: usize,
+    parent: Arc<OwnedFd>,
+    name: Box<[u8]>,
+    mode: u32,
+}
+
 /// What one thread found.
 #[derive(Default)]
 struct Found {
@@ -58,8 +66,7 @@ struct Found {
     links: Vec<(u32, usize, u32)>,
     entries: Vec<Entry>,
     unreadable: Vec<PathBuf>,
-    /// (depth, parent, name, mode) of directories opened up for the scan.
-    restore: Vec<(usize, Arc<OwnedFd>, Box<[u8]>, u32)>,
+    restore: Vec<Restore>,
     dirs: usize,
     read: usize,
 }
@@ -276,11 +283,11 @@ impl Shared<'_> {
             None => return,
         };
         if let (Some(mode), Some(p)) = (restore, &j.parent) {
-            f.restore.push((j.depth, p.clone(), j.name.clone(), mode));
+            f.restore.push(Restore { depth: j.depth, parent: p.clone(), name: j.name.clone(), mode });
         } else if let Some(mode) = restore {
             // Opened from the root by path: restore through a fresh parent.
             if let Some(p) = treewalk::open_beneath(self.root_fd, j.rel.parent().unwrap_or(Path::new(""))) {
-                f.restore.push((j.depth, Arc::new(p), j.name.clone(), mode));
+                f.restore.push(Restore { depth: j.depth, parent: Arc::new(p), name: j.name.clone(), mode });
             }
         }
         match self.visit(Arc::new(fd), &j.rel, id, cached, j.depth, buf, f) {
@@ -300,8 +307,23 @@ impl Shared<'_> {
     }
 }
 
-/// Walk one writable root (open as `root_fd`); `cache` is its last scan.
-pub(super) fn walk_root(root: &Path, root_fd: OwnedFd, skip: &[PathBuf], cache: Option<Tree>, trust: bool, extra_hooks: &[Vec<u8>], started: i64, out: &mut Scan) -> Tree {
+/// One writable root to walk.
+pub(super) struct Root<'a> {
+    pub path: &'a Path,
+    pub fd: OwnedFd,
+    /// Hidden paths and other roots inside it, relative.
+    pub skip: &'a [PathBuf],
+    /// Its last scan, and whether its filesystem keeps `ctime` faithfully.
+    pub cache: Option<Tree>,
+    pub trust: bool,
+    pub extra_hooks: &'a [Vec<u8>],
+    /// Wall-clock seconds when this scan started.
+    pub started: i64,
+}
+
+/// Walk one writable root.
+pub(super) fn walk_root(r: Root, out: &mut Scan) -> Tree {
+    let Root { path: root, fd: root_fd, skip, cache, trust, extra_hooks, started } = r;
     // SAFETY: geteuid cannot fail.
     let euid = unsafe { libc::geteuid() };
     let size_hint = cache.as_ref().map(|t| t.nodes.len());
@@ -362,11 +384,11 @@ pub(super) fn walk_root(root: &Path, root_fd: OwnedFd, skip: &[PathBuf], cache: 
         restore.extend(f.restore);
     }
     // Modes back, deepest first (a parent opened up is still needed to reach its child).
-    restore.sort_by_key(|r| std::cmp::Reverse(r.0));
-    for (_, dir, name, mode) in restore {
-        let c = cstr(&name);
+    restore.sort_by_key(|r| std::cmp::Reverse(r.depth));
+    for r in restore {
+        let c = cstr(&r.name);
         // SAFETY: put back the mode of a directory we opened up for the scan.
-        unsafe { libc::fchmodat(dir.as_raw_fd(), c.as_ptr(), mode, 0) };
+        unsafe { libc::fchmodat(r.parent.as_raw_fd(), c.as_ptr(), r.mode, 0) };
     }
     tree
 }
