@@ -362,3 +362,137 @@ fn existing_startup_files_stay_unchanged() {
         assert_eq!(read(&t.home.join(f)).as_deref(), Some(format!("ORIGINAL {f}").as_str()), "{f} changed: {}", o.all());
     }
 }
+
+#[test]
+fn a_commondir_target_is_judged_as_a_git_directory() {
+    let _g = shared();
+    let t = T::new();
+    // An existing repository taken over through a new commondir, and a new
+    // one whose common directory has no HEAD.
+    host_repo(&t, &t.ws.join("r"));
+    let (m1, c1) = marker(&t, "common-existing");
+    let (m2, c2) = marker(&t, "common-new");
+    let o = t.sh(&format!(
+        "mkdir -p common/hooks && cp -a r/.git/objects r/.git/refs common/ && printf '[core]\\n\\tfsmonitor = \"{c1}; false\"\\n' > common/config && \
+         printf '#!/bin/sh\\n{c1}\\n' > common/hooks/pre-commit && chmod +x common/hooks/pre-commit && echo ../../common > r/.git/commondir; \
+         mkdir -p c2/objects c2/refs/heads p/.git && printf '[core]\\n\\tfsmonitor = \"{c2}; false\"\\n' > c2/config && \
+         echo 'ref: refs/heads/main' > p/.git/HEAD && echo ../../c2 > p/.git/commondir; echo ok > done"
+    ));
+    assert_done(&t, &o);
+    use_repo(&t, &t.ws.join("r"));
+    use_repo(&t, &t.ws.join("p"));
+    assert_not_run(&m1, &o);
+    assert_not_run(&m2, &o);
+}
+
+#[test]
+fn an_alias_is_not_inert() {
+    let _g = shared();
+    let t = T::new();
+    host_repo(&t, &t.ws);
+    let (m, c) = marker(&t, "alias");
+    let o = t.sh(&format!("git init -q r && git -C r config alias.st '-c \"core.fsmonitor={c}; false\" status' && echo ok > done"));
+    assert_done(&t, &o);
+    let _ = hgit(&t, &t.ws.join("r"), &["st"]);
+    assert_not_run(&m, &o);
+    assert!(violations(&o).contains("alias"), "{}", o.all());
+}
+
+#[test]
+fn state_in_a_directory_made_unwritable_or_with_decoy_names_does_not_stay() {
+    let _g = shared();
+    let t = T::new();
+    let (m, c) = marker(&t, "decoy");
+    // Decoys at the names a predictable scheme would use (a root caller's
+    // sandbox sees the launcher's pid in its uid map), a read-only git
+    // directory, an unreadable hooks directory.
+    let o = t.sh(&format!(
+        "git init -q r && printf '[core]\\n\\tfsmonitor = \"{c}; false\"\\n' >> r/.git/config && \
+         P=$(awk '{{print $2-2000000000}}' /proc/self/uid_map); [ \"$P\" -gt 0 ] && for n in $(seq 1 20); do touch r/.git/.config.sharkcage-quarantine-$P-$n; done; chmod 555 r/.git; \
+         git init -q s && printf '#!/bin/sh\\n{c}\\n' > s/.git/hooks/post-checkout && chmod +x s/.git/hooks/post-checkout && chmod 000 s/.git/hooks; \
+         echo ok > done"
+    ));
+    assert_done(&t, &o);
+    let _ = std::fs::set_permissions(t.ws.join("r/.git"), std::os::unix::fs::PermissionsExt::from_mode(0o755));
+    use_repo(&t, &t.ws.join("r"));
+    use_repo(&t, &t.ws.join("s"));
+    assert_not_run(&m, &o);
+    assert!(!violations(&o).contains("could NOT"), "{}", o.all());
+}
+
+#[test]
+fn hooks_path_applies_to_every_worktree() {
+    let _g = shared();
+    let t = T::new();
+    // The workspace is a linked worktree of a repository outside it whose
+    // config names a relative hooks directory.
+    let main = t.root.join("main");
+    host_repo(&t, &main);
+    hgit_ok(&t, &main, &["config", "core.hooksPath", ".githooks"]);
+    let wt = t.root.join("wt");
+    hgit_ok(&t, &main, &["worktree", "add", "-q", &wt.display().to_string()]);
+    let (m1, c1) = marker(&t, "wt-outside");
+    let o = Run::new(&t.home, &wt).workspace(&wt).sh(&format!("mkdir -p .githooks && printf '#!/bin/sh\\n{c1}\\n' > .githooks/pre-commit && chmod +x .githooks/pre-commit && echo ok > done")).run();
+    assert_eq!(read(&wt.join("done")).as_deref(), Some("ok\n"), "control: {}", o.all());
+    use_repo(&t, &wt);
+    assert_not_run(&m1, &o);
+    // A repository in the workspace with a linked worktree inside it too.
+    host_repo(&t, &t.ws.join("proj"));
+    hgit_ok(&t, &t.ws.join("proj"), &["config", "core.hooksPath", ".githooks"]);
+    hgit_ok(&t, &t.ws.join("proj"), &["worktree", "add", "-q", &t.ws.join("wt2").display().to_string()]);
+    let (m2, c2) = marker(&t, "wt-inside");
+    let o = t.sh(&format!("mkdir -p wt2/.githooks && printf '#!/bin/sh\\n{c2}\\n' > wt2/.githooks/pre-commit && chmod +x wt2/.githooks/pre-commit && echo ok > done"));
+    assert_done(&t, &o);
+    use_repo(&t, &t.ws.join("wt2"));
+    assert_not_run(&m2, &o);
+}
+
+#[test]
+fn a_gitfile_cannot_leave_through_a_symlink_and_dotdot() {
+    let _g = shared();
+    let t = T::new();
+    let outside = t.root.join("outside");
+    host_repo(&t, &outside.join("repo"));
+    let (m, c) = marker(&t, "dotdot");
+    // The host repository's own hook: run if git is pointed at it from here.
+    plant(&outside.join("repo/.git/hooks/pre-commit"), &format!("#!/bin/sh\n{c}\n"));
+    set_mode(&outside.join("repo/.git/hooks/pre-commit"), 0o755);
+    std::fs::create_dir_all(outside.join("x")).unwrap();
+    let o = t.sh(&format!("mkdir -p w && ln -s {} lnk && echo 'gitdir: ../lnk/../repo/.git' > w/.git && echo ok > done", outside.join("x").display()));
+    assert_done(&t, &o);
+    let _ = hgit(&t, &t.ws.join("w"), &["commit", "-q", "--allow-empty", "-m", "x"]);
+    assert_not_run(&m, &o);
+}
+
+#[test]
+fn more_startup_files_in_a_writable_home() {
+    let _g = shared();
+    let t = T::new();
+    let files = [
+        "bin/git",
+        "go/bin/git",
+        ".cargo/env",
+        ".cargo/bin/git",
+        ".inputrc",
+        ".lesskey",
+        ".gdbinit",
+        ".npm-init.js",
+        ".selected_editor",
+        ".bash_completion",
+        ".local/lib/python3.11/site-packages/zz.pth",
+        ".local/share/bash-completion/completions/git",
+        ".pyenv/bin/python",
+        ".nvm/nvm.sh",
+    ];
+    let mut script = String::new();
+    for f in files {
+        script.push_str(&format!("mkdir -p \"$(dirname {f})\"; echo evil > {f}; "));
+    }
+    script.push_str("mkdir -p proj/bin && echo ok > proj/bin/tool; echo ok > done");
+    let o = Run::new(&t.home, &t.root).workspace(&t.home).sh(&script).run();
+    assert_eq!(read(&t.home.join("done")).as_deref(), Some("ok\n"), "control: {}", o.all());
+    for f in files {
+        assert!(!t.home.join(f).exists(), "{f} created inside is on the host: {}", o.all());
+    }
+    assert_eq!(read(&t.home.join("proj/bin/tool")).as_deref(), Some("ok\n"), "a project's bin/ is an ordinary directory");
+}

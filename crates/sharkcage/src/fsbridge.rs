@@ -337,6 +337,19 @@ impl FsBridge {
         }
     }
 
+    /// A directory holding a hidden or protected path cannot be renamed,
+    /// replaced or removed: that would take the path out from under its
+    /// rule (in the sandbox, such a directory is a mount point: EBUSY).
+    fn not_above_protected(&self, dfd: &OwnedFd, name: &CString, shown: &Path) -> Result<(), FsError> {
+        let dir = real_path(dfd).map_err(io(shown))?;
+        let full = dir.join(std::ffi::OsStr::from_bytes(name.as_bytes()));
+        let held = self.protected.iter().chain(self.hidden.iter()).find(|p| p.starts_with(&full) && **p != full);
+        match held {
+            Some(p) => Err(FsError::Protected { path: shown.to_path_buf(), reason: format!("it holds {}, which the sandbox may not move or remove", p.display()) }),
+            None => Ok(()),
+        }
+    }
+
     /// Check a write target and open its parent directory (creating it
     /// when `mkdir`). Returns the parent fd and the final name.
     fn write_target(&self, path: &str, mkdir: bool, creating: bool) -> Result<(OwnedFd, CString, PathBuf), FsError> {
@@ -480,6 +493,7 @@ impl FsBridge {
             Err(FsError::NotFound(_)) if force => return Ok(()),
             other => other?,
         };
+        self.not_above_protected(&dfd, &name, &p)?;
         let dir = openat2(dfd.as_raw_fd(), Path::new(""), libc::O_RDONLY | libc::O_DIRECTORY, 0, BENEATH).map_err(io(&p))?;
         // SAFETY: unlinkat within our directory fd (a symlink is removed, not followed).
         if unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) } == 0 {
@@ -516,7 +530,9 @@ impl FsBridge {
 
     fn rename_as_is(&self, from: &str, to: &str) -> Result<(), FsError> {
         let (ffd, fname, fp) = self.write_target(from, false, false)?;
-        let (tfd, tname, _) = self.write_target(to, false, true)?;
+        let (tfd, tname, tp) = self.write_target(to, false, true)?;
+        self.not_above_protected(&ffd, &fname, &fp)?;
+        self.not_above_protected(&tfd, &tname, &tp)?;
         let fdir = openat2(ffd.as_raw_fd(), Path::new(""), libc::O_RDONLY | libc::O_DIRECTORY, 0, BENEATH).map_err(io(&fp))?;
         let tdir = openat2(tfd.as_raw_fd(), Path::new(""), libc::O_RDONLY | libc::O_DIRECTORY, 0, BENEATH).map_err(io(&fp))?;
         // SAFETY: renameat between two directory fds.

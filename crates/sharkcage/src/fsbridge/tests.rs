@@ -169,14 +169,15 @@ fn workspace_inside_a_hidden_directory_is_usable() {
 fn git_state_is_refused_by_rule_at_any_depth() {
     let f = fx();
     let deep = "a/b/c/d/e/f/g";
-    // A bare repository in any subdirectory: the operation that completes
-    // HEAD + objects/ + refs/ is refused, whichever comes last.
-    for order in [["HEAD", "objects", "refs"], ["refs", "HEAD", "objects"], ["objects", "refs", "HEAD"]] {
+    // A repository in any subdirectory: the operation that completes
+    // `objects/` + `refs/` (a repository, or a worktree's common directory)
+    // or `HEAD` + `commondir` is refused, whichever comes last.
+    for (order, refused_at) in [(&["HEAD", "objects", "refs"][..], 2), (&["refs", "HEAD", "objects"][..], 2), (&["objects", "refs"][..], 1), (&["HEAD", "commondir"][..], 1)] {
         let dir = format!("{deep}/{}", order.join("-"));
         for (i, n) in order.iter().enumerate() {
             let p = format!("{dir}/{n}");
-            let r = if *n == "HEAD" { f.b.write_file(&p, b"ref: refs/heads/main\n", true) } else { f.b.mkdirp(&p) };
-            if i < 2 {
+            let r = if matches!(*n, "HEAD" | "commondir") { f.b.write_file(&p, b"ref: refs/heads/main\n", true) } else { f.b.mkdirp(&p) };
+            if i < refused_at {
                 r.unwrap_or_else(|e| panic!("{p}: {e}"));
             } else {
                 let e = r.unwrap_err();
@@ -186,9 +187,6 @@ fn git_state_is_refused_by_rule_at_any_depth() {
             }
         }
     }
-    // HEAD + commondir is a worktree's git directory.
-    f.b.write_file("w/HEAD", b"ref: refs/heads/x\n", true).unwrap();
-    assert!(matches!(f.b.write_file("w/commondir", b"../.git\n", false), Err(FsError::Protected { .. })));
     // In an existing repository (made on the host), its config and hooks.
     for d in ["r/objects", "r/refs"] {
         std::fs::create_dir_all(f.ws.join(d)).unwrap();
@@ -219,9 +217,28 @@ fn git_state_is_refused_by_rule_at_any_depth() {
 fn places_named_by_existing_configs_are_refused() {
     let f = fx();
     let hooks = f.ws.join(".githooks");
-    let b = FsBridge { protected: vec![hooks.clone()], ..FsBridge::new(vec![f.secret.clone()], vec![], vec![f.ws.clone()], f.ws.clone()) };
+    let inc = f.ws.join("proj/project.gitconfig");
+    plant_file(&inc, "[user]\n\tname = a\n");
+    std::fs::create_dir_all(f.ws.join("config")).unwrap();
+    std::fs::write(f.ws.join("config/secrets.json"), "SECRET").unwrap();
+    let b = FsBridge { protected: vec![hooks.clone(), inc.clone()], ..FsBridge::new(vec![f.secret.clone(), f.ws.join("config/secrets.json")], vec![], vec![f.ws.clone()], f.ws.clone()) };
     assert!(matches!(b.write_file(".githooks/pre-commit", b"x", true), Err(FsError::Protected { .. })));
     assert!(!hooks.exists());
+    // Not by moving a parent away and back, nor by replacing or removing it.
+    assert!(matches!(b.rename("proj", "proj_x"), Err(FsError::Protected { .. })));
+    assert!(matches!(b.remove("proj", true, false), Err(FsError::Protected { .. })));
+    b.mkdirp("empty").unwrap();
+    assert!(matches!(b.rename("empty", "proj"), Err(FsError::Protected { .. })));
+    assert_eq!(std::fs::read_to_string(&inc).unwrap(), "[user]\n\tname = a\n");
+    // A hidden file's directory neither (its secret would become readable).
+    assert!(matches!(b.rename("config", "c2"), Err(FsError::Protected { .. })));
+    assert!(b.read_file("c2/secrets.json", None).is_err());
+    assert!(matches!(b.read_file("config/secrets.json", None), Err(FsError::NotReadable(_))));
+}
+
+fn plant_file(p: &Path, s: &str) {
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, s).unwrap();
 }
 
 /// A root process's bridge gives the answers a root caller's (shifted)

@@ -423,11 +423,12 @@ fn value_ok(it: &Item, inside: &dyn Fn(&str) -> bool) -> Result<(), String> {
 pub fn judge(text: &[u8], inside: &dyn Fn(&str) -> bool) -> Result<(), String> {
     let items = parse(text).map_err(|e| format!("not a config git reads plainly ({e})"))?;
     for it in &items {
-        if it.section == "alias" && it.subsection.is_none() {
-            if it.value.as_deref().unwrap_or("").trim_start().starts_with('!') {
-                return Err(format!("{} runs a shell command", it.name()));
-            }
-            continue;
+        if it.section == "alias" {
+            // `!cmd` runs a shell command; without it, options (`-c`,
+            // `--exec-path`) and subcommands (`grep -O`, `log --output`) can
+            // still run programs or write files, and a repository's alias
+            // overrides the user's own of the same name.
+            return Err(format!("defines the alias {}, which can run commands", it.name()));
         }
         if !safe_name(it) {
             return Err(format!("sets {}, which is not on the safe-key list (it may run or load something)", it.name()));
@@ -566,7 +567,8 @@ mod tests {
             let e = judge(bad.as_bytes(), &inside).unwrap_err();
             assert!(e.contains(why), "{bad:?}: {e}");
         }
-        assert!(judge(b"[alias]\nst = status -s\n", &inside).is_ok());
+        assert!(judge(b"[alias]\nst = status -s\n", &inside).is_err(), "a plain alias can still shadow the user's");
+        assert!(judge(b"[alias]\nst = -c core.fsmonitor=x status\n", &inside).is_err());
         assert!(judge(b"[core]\nworktree = ../../x\n", &|_| false).is_err());
     }
 

@@ -4,12 +4,13 @@
 //! file bridge (`fsbridge.rs`), which refuses such writes as they happen.
 //!
 //! **Git state**, by rule and at any depth inside a writable root:
-//! * a *git directory* is a directory named `.git`, or one that git's own
-//!   discovery would take for a repository: entries named `HEAD` and
-//!   `objects` and `refs`, or `HEAD` and `commondir` (a worktree's). This is
-//!   decided on names alone, never on file contents, so that rewriting a
-//!   file (say an invalid `HEAD` made valid) cannot turn a directory into a
-//!   repository behind a decision already taken;
+//! * a *git directory* is a directory named `.git`, or one that git would
+//!   take config or hooks from: entries named `objects` and `refs` (a
+//!   repository found by discovery, or the common directory a worktree's
+//!   `commondir` names, which needs no `HEAD`), or `HEAD` and `commondir` (a
+//!   worktree's). This is decided on names alone, never on file contents,
+//!   so that rewriting a file (say an invalid `HEAD` made valid) cannot turn
+//!   a directory into a repository behind a decision already taken;
 //! * in every git directory (so also `.git/modules/**` and
 //!   `.git/worktrees/*`, which are git directories themselves): `config`
 //!   and `config.worktree` (what git obeys), `hooks` (what git runs),
@@ -105,6 +106,7 @@ pub const STARTUP: &[&str] = &[
     ".cshrc",
     ".tcshrc",
     ".bashrc.d",
+    ".bash_completion",
     ".config/fish",
     ".oh-my-zsh",
     ".config/starship.toml",
@@ -113,6 +115,18 @@ pub const STARTUP: &[&str] = &[
     ".config/direnv",
     ".direnvrc",
     ".local/bin",
+    // Version managers and toolchains that shell rc files source or put
+    // first on PATH.
+    ".cargo/env",
+    ".cargo/bin",
+    ".pyenv",
+    ".nvm",
+    ".rbenv",
+    ".asdf",
+    ".volta",
+    ".sdkman",
+    ".deno",
+    ".bun",
     ".pam_environment",
     // Git's global configs (besides every repository's, see the rule).
     ".gitconfig",
@@ -158,9 +172,13 @@ pub const STARTUP: &[&str] = &[
     ".npmrc",
     ".yarnrc",
     ".yarnrc.yml",
+    ".npm-init.js",
     ".cargo/config.toml",
     ".cargo/config",
     ".terraformrc",
+    // Mercurial runs hooks from its configs, as git does.
+    ".hgrc",
+    ".hg/hgrc",
     ".ripgreprc",
     // Session and service managers.
     ".config/systemd",
@@ -172,6 +190,39 @@ pub const STARTUP: &[&str] = &[
     ".xsession",
 ];
 
+/// Startup places that matter only in a home directory (elsewhere the names
+/// are ordinary: a project's `bin/`), relative to it: a directory's path and
+/// the entry name in it (`*` in the path: any name starting with the part
+/// before it; a name `*.pth`: any name with that ending).
+pub const HOME_STARTUP: &[(&str, &str)] = &[
+    // Debian's and Ubuntu's `.profile` put `~/bin` first on PATH.
+    ("", "bin"),
+    ("go", "bin"),
+    (".local/share", "bash-completion"),
+    (".local/share", "systemd"),
+    // Python runs the `import` lines of every `.pth` file in the user's
+    // site-packages at each start.
+    (".local/lib/python*/site-packages", "*.pth"),
+];
+
+/// Does `rel_dir` (a directory relative to a home) and `name` match a
+/// [`HOME_STARTUP`] entry?
+pub fn home_startup(rel_dir: &Path, name: &[u8]) -> bool {
+    let comps: Vec<&[u8]> = rel_dir.components().map(|c| c.as_os_str().as_bytes()).collect();
+    HOME_STARTUP.iter().any(|(dir, n)| {
+        let pat: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
+        pat.len() == comps.len()
+            && pat.iter().zip(&comps).all(|(p, c)| match p.strip_suffix('*') {
+                Some(prefix) => c.starts_with(prefix.as_bytes()),
+                None => p.as_bytes() == *c,
+            })
+            && match n.strip_prefix('*') {
+                Some(suffix) => name.ends_with(suffix.as_bytes()),
+                None => n.as_bytes() == name,
+            }
+    })
+}
+
 /// Names that have a meaning inside a git directory.
 const GIT_DIR_ROLES: &[(&str, Role)] = &[
     ("config", Role::GitConfig),
@@ -182,9 +233,12 @@ const GIT_DIR_ROLES: &[(&str, Role)] = &[
 ];
 
 /// Is a directory named `base`, holding entries for which `has` is true, a
-/// git directory? By names only (see the module header).
+/// git directory? By names only (see the module header): named `.git`; or
+/// `objects` and `refs` (a repository, or the common directory a worktree's
+/// `commondir` names — git takes config and hooks from there without a
+/// `HEAD`); or `HEAD` and `commondir` (a worktree's own).
 pub fn is_git_dir(base: &[u8], has: impl Fn(&[u8]) -> bool) -> bool {
-    base == b".git" || (has(b"HEAD") && ((has(b"objects") && has(b"refs")) || has(b"commondir")))
+    base == b".git" || (has(b"objects") && has(b"refs")) || (has(b"HEAD") && has(b"commondir"))
 }
 
 /// The role of the entry `name` (of type `ty`) in a directory named `base`
@@ -256,8 +310,34 @@ impl Roots<'_> {
             return false;
         }
         let joined = if Path::new(p).is_absolute() { PathBuf::from(p) } else { base.join(p) };
-        let r = crate::policy::paths::canonicalize_lenient(&crate::policy::paths::normalize(&joined));
+        let Some(r) = resolve_physical(&joined) else { return false };
         self.writable.iter().any(|w| r.starts_with(w)) && !self.hidden.iter().any(|h| r.starts_with(h))
+    }
+}
+
+/// Where `p` leads as the kernel resolves it: `..` after the symlink before
+/// it, not lexically. The longest existing prefix is canonicalised; a rest
+/// that does not exist yet is appended only if it has no `.` or `..` (else
+/// None: where it would lead cannot be known now).
+pub fn resolve_physical(p: &Path) -> Option<PathBuf> {
+    let mut cur = p.to_path_buf();
+    let mut rest: Vec<std::ffi::OsString> = Vec::new();
+    loop {
+        if let Ok(c) = std::fs::canonicalize(&cur) {
+            let mut out = c;
+            for r in rest.iter().rev() {
+                if r == ".." || r == "." {
+                    return None;
+                }
+                out.push(r);
+            }
+            return Some(out);
+        }
+        let name = cur.file_name()?.to_os_string();
+        rest.push(name);
+        if !cur.pop() {
+            return None;
+        }
     }
 }
 
@@ -300,6 +380,10 @@ pub fn judge(role: Role, path: &Path, roots: &Roots) -> Result<(), String> {
     // which no scan watches.
     if meta.is_file() && std::os::unix::fs::MetadataExt::nlink(&meta) > 1 && !matches!(role, Role::Startup | Role::Deny | Role::GitProgram) {
         return Err("has another hard link, through which it could be changed later".into());
+    }
+    // git reads these as files: a directory by that name runs nothing.
+    if meta.is_dir() && matches!(role, Role::GitConfig | Role::GitCommonDir | Role::GitDirBack | Role::GitTodo) {
+        return Ok(());
     }
     match role {
         Role::GitConfig => {
@@ -448,7 +532,34 @@ mod tests {
         assert!(is_git_dir(b"x.git", has(&["HEAD", "objects", "refs"])));
         assert!(is_git_dir(b"wt", has(&["HEAD", "commondir"])));
         assert!(!is_git_dir(b"x", has(&["HEAD", "objects"])));
-        assert!(!is_git_dir(b"x", has(&["objects", "refs", "config"])));
+        // A worktree's common directory needs no HEAD: git reads its config.
+        assert!(is_git_dir(b"common", has(&["objects", "refs", "config"])));
+        assert!(!is_git_dir(b"x", has(&["objects", "config"])));
+    }
+
+    #[test]
+    fn physical_resolution_takes_dotdot_after_the_symlink() {
+        let d = tempfile::tempdir().unwrap();
+        let w = std::fs::canonicalize(d.path()).unwrap();
+        std::fs::create_dir_all(w.join("ws/repo")).unwrap();
+        std::fs::create_dir_all(w.join("out/x")).unwrap();
+        std::os::unix::fs::symlink(w.join("out/x"), w.join("ws/lnk")).unwrap();
+        assert_eq!(resolve_physical(&w.join("ws/lnk/../repo")), Some(w.join("out/repo")));
+        assert_eq!(resolve_physical(&w.join("ws/repo/new/file")), Some(w.join("ws/repo/new/file")));
+        assert_eq!(resolve_physical(&w.join("ws/missing/../repo")), None);
+        let roots = Roots { writable: &[w.join("ws")], hidden: &[] };
+        assert!(!roots.inside(&w.join("ws"), "lnk/../repo"), "lexical `..` would say inside");
+        assert!(roots.inside(&w.join("ws"), "repo/.git"));
+    }
+
+    #[test]
+    fn home_relative_startup_places() {
+        assert!(home_startup(Path::new(""), b"bin"));
+        assert!(home_startup(Path::new("go"), b"bin"));
+        assert!(home_startup(Path::new(".local/lib/python3.11/site-packages"), b"zz.pth"));
+        assert!(!home_startup(Path::new(".local/lib/python3.11/site-packages"), b"zz.py"));
+        assert!(!home_startup(Path::new("proj"), b"bin"));
+        assert!(home_startup(Path::new(".local/share"), b"systemd"));
     }
 
     #[test]

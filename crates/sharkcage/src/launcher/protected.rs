@@ -98,6 +98,8 @@ pub struct DirId {
 #[derive(Debug, Clone, Default)]
 pub struct Tree {
     pub root: PathBuf,
+    /// A digest of the rules the marks were made under (see `rules_digest`).
+    pub rules: u64,
     /// Wall-clock seconds at the start of the scan.
     pub scanned_at: i64,
     pub nodes: Vec<Node>,
@@ -192,6 +194,13 @@ fn entry_at(dir: RawFd, path: &Path, name: &[u8], role: Role) -> Option<Entry> {
 /// (a relative `core.hooksPath` of a global config).
 pub fn scan(roots: &[PathBuf], hidden: &[PathBuf], mut cache: Vec<Tree>, extra_hooks: &[Vec<u8>]) -> Scan {
     let mut out = Scan::default();
+    let mut homes = crate::policy::paths::home_dirs();
+    for h in crate::policy::paths::all_user_homes() {
+        let h = std::fs::canonicalize(&h).unwrap_or(h);
+        if !homes.contains(&h) {
+            homes.push(h);
+        }
+    }
     for root in roots {
         let started = now_secs();
         let Ok(fd) = treewalk::open_root(root) else {
@@ -204,13 +213,35 @@ pub fn scan(roots: &[PathBuf], hidden: &[PathBuf], mut cache: Vec<Tree>, extra_h
             .filter(|p| p.starts_with(root) && *p != root)
             .filter_map(|p| p.strip_prefix(root).ok().map(Path::to_path_buf))
             .collect();
+        let homes: Vec<PathBuf> = homes.iter().filter_map(|h| h.strip_prefix(root).ok().map(Path::to_path_buf)).collect();
         let trust = ctime_trusted(fd.as_raw_fd());
-        let cached = cache.iter().position(|t| &t.root == root).map(|i| cache.swap_remove(i));
-        let tree = walk::walk_root(walk::Root { path: root, fd, skip: &skip, cache: cached, trust, extra_hooks, started }, &mut out);
+        // A cache made under other rules (hooks names, homes) marks other entries.
+        let rules = rules_digest(extra_hooks, &homes);
+        let cached = cache.iter().position(|t| &t.root == root).map(|i| cache.swap_remove(i)).filter(|t| t.rules == rules);
+        let mut tree = walk::walk_root(walk::Root { path: root, homes: &homes, fd, skip: &skip, cache: cached, trust, extra_hooks, started }, &mut out);
+        tree.rules = rules;
         out.trees.push(tree);
     }
     out.entries.sort_by(|a, b| a.path.cmp(&b.path));
     out
+}
+
+/// A digest of what, besides the fixed rule, decides marks: hooks names
+/// from global configs and where home directories are.
+fn rules_digest(extra_hooks: &[Vec<u8>], homes: &[PathBuf]) -> u64 {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"rules-1\0");
+    for x in extra_hooks {
+        h.update(x);
+        h.update([0]);
+    }
+    h.update([1]);
+    for x in homes {
+        h.update(x.as_os_str().as_bytes());
+        h.update([0]);
+    }
+    u64::from_le_bytes(h.finalize()[..8].try_into().unwrap())
 }
 
 /// Places an existing config makes git run or read, in a writable root.
@@ -252,49 +283,44 @@ pub fn outside_configs(writable: &[PathBuf]) -> Vec<(PathBuf, Option<PathBuf>)> 
 pub fn derived(entries: &[Entry], writable: &[PathBuf], hidden: &[PathBuf]) -> Derived {
     let roots = gitstate::Roots { writable, hidden };
     let mut d = Derived::default();
-    let mut configs: Vec<(PathBuf, Option<PathBuf>)> = entries
-        .iter()
-        .filter(|e| e.role == Role::GitConfig && e.kind == Kind::File)
-        .map(|e| {
-            let gitdir = e.path.parent().unwrap_or(Path::new("/")).to_path_buf();
-            // A `.git` directory's worktree is its parent.
-            let worktree = (gitdir.file_name() == Some(OsStr::new(".git"))).then(|| gitdir.parent().unwrap_or(Path::new("/")).to_path_buf());
-            (e.path.clone(), worktree)
-        })
-        .collect();
-    let global: Vec<(PathBuf, Option<PathBuf>)> = outside_configs(writable);
-    let n_inside = configs.len();
-    configs.extend(global);
+    // (config file, worktrees it applies to — where hooks and commands run;
+    // none for a global config, whose relative hooksPath applies everywhere).
+    let mut configs: Vec<(PathBuf, Vec<PathBuf>, bool)> = Vec::new();
+    for e in entries {
+        match (e.role, &e.kind) {
+            (Role::GitConfig, Kind::File) => {
+                let gitdir = e.path.parent().unwrap_or(Path::new("/"));
+                configs.push((e.path.clone(), worktrees_of(gitdir), false));
+            }
+            // A gitfile: the git directory it names, and that one's common
+            // directory, are where git takes this worktree's config from —
+            // wherever they are (a linked worktree as the workspace).
+            (Role::GitLink, Kind::File) => {
+                let wt = e.path.parent().unwrap_or(Path::new("/")).to_path_buf();
+                for cfg in gitfile_configs(&e.path) {
+                    configs.push((cfg, vec![wt.clone()], false));
+                }
+            }
+            _ => {}
+        }
+    }
+    configs.extend(outside_configs(writable).into_iter().map(|(c, wt)| {
+        let global = wt.is_none();
+        (c, wt.into_iter().collect(), global)
+    }));
     let mut seen = std::collections::HashSet::new();
     let mut i = 0;
-    while i < configs.len() {
-        let (cfg, worktree) = configs[i].clone();
-        let is_global = i >= n_inside && worktree.is_none();
+    while i < configs.len() && i < 1024 {
+        let (cfg, worktrees, global) = configs[i].clone();
         i += 1;
-        if !seen.insert(cfg.clone()) || seen.len() > 256 {
-            continue;
-        }
         let Ok(text) = std::fs::read(&cfg) else { continue };
         let refs = gitstate::config::references(&text);
         let dir = cfg.parent().unwrap_or(Path::new("/")).to_path_buf();
-        // Hooks and commands run in the worktree (a bare repository: its
+        // Hooks and commands run in each worktree (a bare repository: its
         // git directory); includes are relative to the including file.
-        let run_base = worktree.clone().unwrap_or_else(|| dir.clone());
-        let add = |v: &str, base: &Path, role: Role, d: &mut Derived| {
-            let v = v.trim();
-            let v = match v.strip_prefix("~/") {
-                Some(rest) => crate::policy::paths::primary_home().map(|h| h.join(rest).display().to_string()).unwrap_or_default(),
-                None => v.to_string(),
-            };
-            if roots.inside(base, &v) {
-                let p = crate::policy::paths::canonicalize_lenient(&crate::policy::paths::normalize(&base.join(&v)));
-                if !d.paths.iter().any(|(q, _)| *q == p) {
-                    d.paths.push((p, role));
-                }
-            }
-        };
+        let run_bases = if worktrees.is_empty() { vec![dir.clone()] } else { worktrees.clone() };
         for h in &refs.hooks_paths {
-            if is_global && !Path::new(h.trim()).is_absolute() && !h.trim().starts_with("~/") {
+            if global && !Path::new(h.trim()).is_absolute() && !h.trim().starts_with("~/") {
                 // Relative to every worktree: a name to watch everywhere.
                 let first = Path::new(h.trim()).components().next().map(|c| c.as_os_str().as_bytes().to_vec()).unwrap_or_default();
                 if !first.is_empty() && !d.hook_names.contains(&first) {
@@ -302,19 +328,88 @@ pub fn derived(entries: &[Entry], writable: &[PathBuf], hidden: &[PathBuf]) -> D
                 }
                 continue;
             }
-            add(h, &run_base, Role::GitHooks, &mut d);
+            for b in &run_bases {
+                if let Some(p) = add_derived(&roots, h, b, Role::GitHooks, &mut d) {
+                    // husky keeps its hooks in `.husky/_` and they run the
+                    // scripts one level up: protect that level too.
+                    if p.file_name() == Some(OsStr::new("_")) {
+                        if let Some(up) = p.parent() {
+                            add_derived(&roots, &up.display().to_string(), b, Role::GitHooks, &mut d);
+                        }
+                    }
+                }
+            }
         }
         for inc in &refs.includes {
-            add(inc, &dir, Role::GitConfig, &mut d);
-            // Included files are read for references too.
+            add_derived(&roots, inc, &dir, Role::GitConfig, &mut d);
+            // Included files are read for references too (once each).
             let p = if Path::new(inc.trim()).is_absolute() { PathBuf::from(inc.trim()) } else { dir.join(inc.trim()) };
-            configs.push((p, worktree.clone()));
+            if seen.len() < 256 && seen.insert(p.clone()) {
+                configs.push((p, worktrees.clone(), global));
+            }
         }
         for p in &refs.programs {
-            add(p, &run_base, Role::GitProgram, &mut d);
+            for b in &run_bases {
+                add_derived(&roots, p, b, Role::GitProgram, &mut d);
+            }
         }
     }
     d
+}
+
+/// Record `v` (relative to `base`, `~/` for the home) if it lies in a
+/// writable root; returns where it leads.
+fn add_derived(roots: &gitstate::Roots, v: &str, base: &Path, role: Role, d: &mut Derived) -> Option<PathBuf> {
+    let v = v.trim();
+    let v = match v.strip_prefix("~/") {
+        Some(rest) => crate::policy::paths::primary_home().map(|h| h.join(rest).display().to_string()).unwrap_or_default(),
+        None => v.to_string(),
+    };
+    if !roots.inside(base, &v) {
+        return None;
+    }
+    let p = gitstate::resolve_physical(&base.join(&v))?;
+    if !d.paths.iter().any(|(q, _)| *q == p) {
+        d.paths.push((p.clone(), role));
+    }
+    Some(p)
+}
+
+/// The worktrees a git directory's config applies to: a `.git` directory's
+/// parent; a worktree's own checkout (its `gitdir` file names `<wt>/.git`);
+/// every linked worktree of a common directory (`worktrees/*/gitdir`).
+/// None found (a bare repository): empty.
+fn worktrees_of(gitdir: &Path) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    if gitdir.file_name() == Some(OsStr::new(".git")) {
+        v.extend(gitdir.parent().map(Path::to_path_buf));
+    }
+    let back = |f: &Path| std::fs::read_to_string(f).ok().map(|s| PathBuf::from(s.trim_end())).and_then(|p| p.parent().map(Path::to_path_buf));
+    v.extend(back(&gitdir.join("gitdir")));
+    if let Ok(rd) = std::fs::read_dir(gitdir.join("worktrees")) {
+        for e in rd.flatten().take(256) {
+            v.extend(back(&e.path().join("gitdir")));
+        }
+    }
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// The configs git reads for the worktree of the gitfile `f`: the named git
+/// directory's `config.worktree`, and its common directory's `config`.
+fn gitfile_configs(f: &Path) -> Vec<PathBuf> {
+    let Ok(text) = std::fs::read_to_string(f) else { return vec![] };
+    let Some(target) = text.strip_prefix("gitdir: ").map(str::trim_end) else { return vec![] };
+    let base = f.parent().unwrap_or(Path::new("/"));
+    let gitdir = if Path::new(target).is_absolute() { PathBuf::from(target) } else { base.join(target) };
+    let mut v = vec![gitdir.join("config.worktree"), gitdir.join("config")];
+    if let Ok(c) = std::fs::read_to_string(gitdir.join("commondir")) {
+        let c = c.trim_end();
+        let common = if Path::new(c).is_absolute() { PathBuf::from(c) } else { gitdir.join(c) };
+        v.push(common.join("config"));
+    }
+    v
 }
 
 /// Identity of the entry at `path` with `role` as it is now (no symlink

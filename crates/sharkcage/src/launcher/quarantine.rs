@@ -18,7 +18,10 @@
 //! `denyWrite` path that appeared. The move is a `renameat` inside the entry's own directory,
 //! opened with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` from the
 //! writable root, so it can never act outside a writable root. The new name
-//! is `.<name>.sharkcage-quarantine-<pid>-<n>`; nothing is deleted.
+//! is `.<name>.sharkcage-quarantine-<pid>-<n>-<random>`: a name taken already
+//! (a decoy) is retried with another, and a directory the command made
+//! unwritable is opened up for the rename. Only if it still cannot be
+//! renamed is the entry removed: state that would run never stays.
 //!
 //! If the launcher is killed (SIGKILL) before it can check, the check is not
 //! lost: a journal entry written before the call (in sharkcage's state
@@ -95,6 +98,18 @@ pub fn after_call(check: &Check, cache: Vec<Tree>) -> (Vec<Violation>, Vec<Tree>
             found.push(Finding { path: e.path.clone(), role: e.role, why });
         }
     }
+    // What the configs that stay now name (a worktree added in the call has
+    // its own `core.hooksPath` directory): judged where new or changed.
+    let staying: Vec<Entry> = post.entries.iter().filter(|e| !found.iter().any(|f| f.path == e.path)).cloned().collect();
+    for (p, role) in protected::derived(&staying, &check.writable, &check.hidden).paths {
+        let Some(now) = protected::entry_now(&p, role) else { continue };
+        let known = check.before.iter().any(|b| b.path == now.path && b.kind == now.kind && b.id == now.id);
+        if !known && !found.iter().any(|f| f.path == p) {
+            if let Err(why) = gitstate::judge(role, &p, &roots) {
+                found.push(Finding { path: p, role, why });
+            }
+        }
+    }
     for (p, role) in &check.must_not_appear {
         if p.symlink_metadata().is_ok() && !found.iter().any(|f| &f.path == p) {
             if let Err(why) = gitstate::judge(*role, p, &roots) {
@@ -119,49 +134,138 @@ pub fn after_call(check: &Check, cache: Vec<Tree>) -> (Vec<Violation>, Vec<Tree>
             continue;
         };
         let what = format!("{}: a {} that {}", f.path.display(), f.role.describe(), f.why);
-        match quarantine(root, &f.path, n as u32 + 1) {
-            Ok(dest) => {
+        match neutralize(root, &f.path, n as u32 + 1) {
+            Ok(Neutralized::Moved(dest)) => {
                 out.push(Violation::note("protected-path", format!("{what}; moved aside to {}", dest.display())));
                 done.push(f.path);
             }
-            Err(e) => out.push(Violation::note("protected-path", format!("{what}; it could not be moved aside: {e}"))),
+            Ok(Neutralized::Removed(why)) => {
+                out.push(Violation::note("protected-path", format!("{what}; removed (it could not be moved aside: {why})")));
+                done.push(f.path);
+            }
+            Err(e) => out.push(Violation::note(
+                "protected-path",
+                format!("{what}; it could NOT be moved aside or removed ({e}): it may run on the host — remove it by hand"),
+            )),
         }
     }
     (out, post.trees)
 }
 
-/// Rename `path` (inside `root`) to a quarantine name in its own directory,
-/// resolving the directory below `root` without following symlinks.
-fn quarantine(root: &Path, path: &Path, n: u32) -> std::io::Result<PathBuf> {
+/// What became of an entry that is not inert.
+enum Neutralized {
+    /// Renamed in its own directory.
+    Moved(PathBuf),
+    /// It could not be renamed (why), so it was removed.
+    Removed(String),
+}
+
+/// Move `path` (inside `root`) aside to an unpredictable name in its own
+/// directory, resolving the directory below `root` without following
+/// symlinks. A name taken already (a decoy) is retried with another; a
+/// directory the command made unwritable is opened up for the rename (as
+/// the scan does for reading) and restored. If it still cannot be renamed,
+/// it is removed: state that would run on the host does not stay.
+fn neutralize(root: &Path, path: &Path, n: u32) -> std::io::Result<Neutralized> {
+    use crate::layers::sys;
     let rel = path.strip_prefix(root).map_err(|_| std::io::Error::from_raw_os_error(libc::EXDEV))?;
     let name = rel.file_name().ok_or_else(|| std::io::Error::from_raw_os_error(libc::EINVAL))?;
     let parent_rel = rel.parent().unwrap_or(Path::new(""));
-    let new_name = format!(".{}.sharkcage-quarantine-{}-{}", name.to_string_lossy().trim_start_matches('.'), std::process::id(), n);
     let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL));
-    let root_c = c(root)?;
-    // SAFETY: open the writable root itself (O_PATH, O_DIRECTORY).
-    let root_fd = unsafe { libc::open(root_c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
-    if root_fd < 0 {
+    let root_fd = sys::open_path_no_symlinks(&c(root)?, libc::O_DIRECTORY).map_err(std::io::Error::from_raw_os_error)?;
+    let dir_fd = sys::open_beneath(root_fd, &c(parent_rel)?);
+    sys::close(root_fd);
+    let dir_fd = dir_fd.map_err(std::io::Error::from_raw_os_error)?;
+    let from = c(Path::new(name))?;
+    let mut restore: Option<u32> = None;
+    let mut last = std::io::Error::from_raw_os_error(libc::EIO);
+    let mut moved = None;
+    for _ in 0..16 {
+        let new_name = format!(".{}.sharkcage-quarantine-{}-{}-{}", name.to_string_lossy().trim_start_matches('.'), std::process::id(), n, random_hex());
+        let to = c(Path::new(&new_name))?;
+        // SAFETY: renameat within one directory fd; the final component is not followed.
+        if unsafe { libc::renameat2(dir_fd, from.as_ptr(), dir_fd, to.as_ptr(), libc::RENAME_NOREPLACE) } == 0 {
+            moved = Some(path.with_file_name(new_name));
+            break;
+        }
+        last = std::io::Error::last_os_error();
+        match last.raw_os_error() {
+            Some(libc::EEXIST) => continue,
+            Some(libc::EACCES) | Some(libc::EPERM) if restore.is_none() => match open_up(dir_fd) {
+                Some(mode) => restore = Some(mode),
+                None => break,
+            },
+            _ => break,
+        }
+    }
+    let out = match moved {
+        Some(p) => Ok(Neutralized::Moved(p)),
+        None => remove_entry(dir_fd, &from).map(|_| Neutralized::Removed(last.to_string())),
+    };
+    if let Some(mode) = restore {
+        let _ = chmod_fd(dir_fd, mode);
+    }
+    sys::close(dir_fd);
+    out
+}
+
+/// Give the owner (the caller, who owns what the command made) write and
+/// search rights on a directory; returns its old mode.
+fn open_up(dir_fd: i32) -> Option<u32> {
+    let st = crate::layers::sys::fstat(dir_fd).ok()?;
+    let mode = st.st_mode & 0o7777;
+    chmod_fd(dir_fd, mode | 0o700).ok().map(|_| mode)
+}
+
+/// `chmod` of the directory an `O_PATH` descriptor holds (through its
+/// `/proc/self/fd` link, which names exactly that inode).
+fn chmod_fd(fd: i32, mode: u32) -> std::io::Result<()> {
+    let p = CString::new(format!("/proc/self/fd/{fd}")).unwrap();
+    // SAFETY: chmod on a C string path naming our own descriptor.
+    if unsafe { libc::chmod(p.as_ptr(), mode) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    let dir_fd = match crate::layers::sys::open_beneath(root_fd, &c(parent_rel)?) {
-        Ok(fd) => fd,
-        Err(e) => {
-            crate::layers::sys::close(root_fd);
-            return Err(std::io::Error::from_raw_os_error(e));
-        }
-    };
-    crate::layers::sys::close(root_fd);
-    let from = c(Path::new(name))?;
-    let to = c(Path::new(&new_name))?;
-    // SAFETY: renameat within one directory fd; the final component is not followed.
-    let rc = unsafe { libc::renameat2(dir_fd, from.as_ptr(), dir_fd, to.as_ptr(), libc::RENAME_NOREPLACE) };
-    let err = std::io::Error::last_os_error();
-    crate::layers::sys::close(dir_fd);
-    if rc != 0 {
-        return Err(err);
+    Ok(())
+}
+
+/// Remove `name` from `dir_fd`: a file or symlink, or a directory tree
+/// (never following a symlink).
+fn remove_entry(dir_fd: i32, name: &std::ffi::CStr) -> std::io::Result<()> {
+    // SAFETY: unlinkat below our directory fd.
+    if unsafe { libc::unlinkat(dir_fd, name.as_ptr(), 0) } == 0 {
+        return Ok(());
     }
-    Ok(path.with_file_name(new_name))
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() != Some(libc::EISDIR) && e.raw_os_error() != Some(libc::EPERM) {
+        return Err(e);
+    }
+    let d = crate::layers::sys::openat2(dir_fd, name, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS)
+        .map_err(std::io::Error::from_raw_os_error)?;
+    let _ = chmod_fd(d, 0o700);
+    let mut entries = Vec::new();
+    let ok = crate::treewalk::read_entries(d, &mut vec![0u8; 32 * 1024], &mut entries);
+    let mut r = if ok { Ok(()) } else { Err(std::io::Error::last_os_error()) };
+    for e in entries {
+        if let Ok(c) = CString::new(e.name) {
+            if let Err(x) = remove_entry(d, &c) {
+                r = Err(x);
+            }
+        }
+    }
+    crate::layers::sys::close(d);
+    r?;
+    // SAFETY: rmdir of the emptied directory below our fd.
+    if unsafe { libc::unlinkat(dir_fd, name.as_ptr(), libc::AT_REMOVEDIR) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Eight random hex digits (a quarantine name the command cannot guess).
+fn random_hex() -> String {
+    let mut b = [0u8; 4];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// Start time of a process (clock ticks since boot), from /proc/PID/stat.

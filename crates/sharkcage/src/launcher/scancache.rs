@@ -5,8 +5,8 @@
 //! sound). It is only a cache: anything unreadable, from another version,
 //! for another root or simply missing means "read everything".
 //!
-//! Format (little endian): magic `SCSCAN3\0`, root (u32 length + bytes),
-//! scan time (i64), node count (u32), then per directory node (the root
+//! Format (little endian): magic `SCSCAN4\0`, root (u32 length + bytes),
+//! rules digest (u64), scan time (i64), node count (u32), then per directory node (the root
 //! first): dev, ino (u64), ctime seconds (i64) and nanoseconds (i64),
 //! subdirectories (u32 count, each: name as u32 length + bytes, node index
 //! u32), marks (u32 count, each: name, role u8). The file is written
@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use super::protected::{DirId, Node, Sub, Tree, NOT_SCANNED};
 use crate::gitstate::Role;
 
-const MAGIC: &[u8; 8] = b"SCSCAN3\0";
+const MAGIC: &[u8; 8] = b"SCSCAN4\0";
 /// A cache larger than this is not read (a tree of ~1 M directories).
 const MAX_BYTES: u64 = 256 << 20;
 
@@ -57,6 +57,7 @@ pub fn encode(t: &Tree) -> Vec<u8> {
     let mut v = Vec::with_capacity(64 + t.nodes.len() * 48);
     v.extend_from_slice(MAGIC);
     put_bytes(&mut v, t.root.as_os_str().as_bytes());
+    v.extend_from_slice(&t.rules.to_le_bytes());
     v.extend_from_slice(&t.scanned_at.to_le_bytes());
     v.extend_from_slice(&(t.nodes.len() as u32).to_le_bytes());
     for d in &t.nodes {
@@ -112,6 +113,7 @@ pub fn decode(b: &[u8]) -> Option<Tree> {
         return None;
     }
     let root = PathBuf::from(std::ffi::OsStr::from_bytes(c.bytes()?));
+    let rules = c.u64()?;
     let scanned_at = c.i64()?;
     let n = c.u32()? as usize;
     let mut nodes = Vec::with_capacity(n.min(1 << 20));
@@ -136,7 +138,7 @@ pub fn decode(b: &[u8]) -> Option<Tree> {
         }
         nodes.push(Node { id, subdirs, marks });
     }
-    (c.i == b.len()).then_some(Tree { root, scanned_at, nodes })
+    (c.i == b.len()).then_some(Tree { root, rules, scanned_at, nodes })
 }
 
 /// The cached trees of `roots` (those that exist and are whole).
@@ -212,7 +214,7 @@ mod tests {
             Node { id: DirId { dev: 1, ino: 2, ctime: (3, 4) }, subdirs: vec![Sub { name: b"a".as_slice().into(), node: 1 }, Sub { name: b"h".as_slice().into(), node: NOT_SCANNED }], marks: vec![(b".bashrc".as_slice().into(), Role::Startup)] },
             Node { id: DirId { dev: 1, ino: 5, ctime: (6, 7) }, subdirs: vec![], marks: vec![(b"config".as_slice().into(), Role::GitConfig)] },
         ];
-        let t = Tree { root: PathBuf::from("/w"), scanned_at: 99, nodes };
+        let t = Tree { root: PathBuf::from("/w"), rules: 7, scanned_at: 99, nodes };
         let b = encode(&t);
         let back = decode(&b).unwrap();
         assert_eq!(back.root, t.root);

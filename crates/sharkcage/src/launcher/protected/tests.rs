@@ -112,6 +112,17 @@ fn a_directory_the_caller_cannot_read_is_opened_up_for_the_scan_and_restored() {
     let got: Vec<String> = found(&s, &w).into_iter().map(|x| x.0).collect();
     assert_eq!(got, vec!["locked/repo/config"]);
     assert_eq!(std::fs::metadata(w.join("locked")).unwrap().permissions().mode() & 0o7777, 0o300);
+    // Listable but not searchable, at two levels.
+    mk(&w, &["l2/a/repo/HEAD", "l2/a/repo/config"], &["l2/a/repo/objects", "l2/a/repo/refs"]);
+    std::fs::set_permissions(w.join("l2/a"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(w.join("l2"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let s = scan(std::slice::from_ref(&w), &[], vec![], &[]);
+    let got: Vec<String> = found(&s, &w).into_iter().map(|x| x.0).collect();
+    assert!(got.contains(&"l2/a/repo/config".to_string()), "{got:?}; unreadable: {:?}", s.unreadable);
+    assert_eq!(std::fs::metadata(w.join("l2")).unwrap().permissions().mode() & 0o7777, 0o600);
+    std::fs::set_permissions(w.join("l2"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(std::fs::metadata(w.join("l2/a")).unwrap().permissions().mode() & 0o7777, 0o600);
+    std::fs::set_permissions(w.join("l2/a"), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(w.join("locked"), std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 

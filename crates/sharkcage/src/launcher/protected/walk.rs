@@ -73,6 +73,8 @@ struct Found {
 
 struct Shared<'a> {
     root: &'a Path,
+    /// Home directories inside this root, relative (see `gitstate::HOME_STARTUP`).
+    homes: &'a [PathBuf],
     root_fd: RawFd,
     skip: &'a [PathBuf],
     cache: Option<(i64, Vec<Mutex<Node>>)>,
@@ -143,7 +145,20 @@ impl Shared<'_> {
     fn open_readable(&self, dir: RawFd, name: &[u8]) -> Result<(OwnedFd, Option<u32>), i32> {
         match openat(dir, name, libc::O_RDONLY) {
             Err(libc::EACCES) => {}
-            other => return other.map(|f| (f, None)),
+            Err(e) => return Err(e),
+            Ok(f) => {
+                // Readable but not searchable (`chmod 600`): its entries could
+                // be listed but not examined. Open it up as well.
+                let Some(st) = fstat(f.as_raw_fd()) else { return Ok((f, None)) };
+                if self.euid != 0 && st.st_uid == self.euid && st.st_mode & 0o500 != 0o500 {
+                    let mode = st.st_mode & 0o7777;
+                    // SAFETY: fchmod of a directory we own, through our descriptor.
+                    if unsafe { libc::fchmod(f.as_raw_fd(), mode | 0o500) } == 0 {
+                        return Ok((f, Some(mode)));
+                    }
+                }
+                return Ok((f, None));
+            }
         }
         let st = fstatat(dir, name).ok_or(libc::EACCES)?;
         if !is_dir(&st) || st.st_uid != self.euid {
@@ -166,7 +181,10 @@ impl Shared<'_> {
     }
 
     /// Read a directory's entries into a node (marks and subdirectories).
-    fn read(&self, fd: RawFd, base: &[u8], id: DirId, buf: &mut [u8], f: &mut Found) -> Option<Node> {
+    fn read(&self, fd: RawFd, rel: &Path, id: DirId, buf: &mut [u8], f: &mut Found) -> Option<Node> {
+        let base = rel.file_name().or(self.root.file_name()).map(|n| n.as_bytes().to_vec()).unwrap_or_default();
+        let base = base.as_slice();
+        let in_home: Vec<&Path> = self.homes.iter().filter_map(|h| rel.strip_prefix(h).ok()).collect();
         let mut entries = Vec::new();
         if !treewalk::read_entries(fd, buf, &mut entries) {
             return None;
@@ -176,7 +194,9 @@ impl Shared<'_> {
         let git_dir = gitstate::is_git_dir(base, has);
         let mut node = Node { id, subdirs: Vec::new(), marks: Vec::new() };
         for e in entries {
-            let role = gitstate::role_of(base, git_dir, &e.name, e.ty).or_else(|| self.extra_hooks.contains(&e.name).then_some(Role::GitHooks));
+            let role = gitstate::role_of(base, git_dir, &e.name, e.ty)
+                .or_else(|| self.extra_hooks.contains(&e.name).then_some(Role::GitHooks))
+                .or_else(|| in_home.iter().any(|h| gitstate::home_startup(h, &e.name)).then_some(Role::Startup));
             if let Some(r) = role {
                 node.marks.push((e.name.clone().into_boxed_slice(), r));
             }
@@ -195,8 +215,7 @@ impl Shared<'_> {
         let mut node = match cached.filter(|&i| self.trusted(i, &id)) {
             Some(i) => self.take_cached(i),
             None => {
-                let base = rel.file_name().or(self.root.file_name()).map(|n| n.as_bytes().to_vec()).unwrap_or_default();
-                let mut n = self.read(raw, &base, id, buf, f)?;
+                let mut n = self.read(raw, rel, id, buf, f)?;
                 // Subdirectories of a re-read directory may still match cached nodes.
                 if let Some((_, nodes)) = cached.and(self.cache.as_ref()) {
                     if let Ok(old) = nodes[cached.unwrap() as usize].lock() {
@@ -224,7 +243,13 @@ impl Shared<'_> {
             if !self.skip.is_empty() && self.skipped(&rel.join(OsStr::from_bytes(&sub.name))) {
                 continue;
             }
-            let Some(st) = fstatat(raw, &sub.name) else { continue };
+            let Some(st) = fstatat(raw, &sub.name) else {
+                // Gone meanwhile is fine; anything else hides what is below.
+                if crate::layers::sys::errno() != libc::ENOENT {
+                    f.unreadable.push(self.root.join(rel).join(OsStr::from_bytes(&sub.name)));
+                }
+                continue;
+            };
             if !is_dir(&st) {
                 continue; // replaced meanwhile: not a directory any more
             }
@@ -310,6 +335,8 @@ impl Shared<'_> {
 /// One writable root to walk.
 pub(super) struct Root<'a> {
     pub path: &'a Path,
+    /// Home directories inside it, relative.
+    pub homes: &'a [PathBuf],
     pub fd: OwnedFd,
     /// Hidden paths and other roots inside it, relative.
     pub skip: &'a [PathBuf],
@@ -323,12 +350,13 @@ pub(super) struct Root<'a> {
 
 /// Walk one writable root.
 pub(super) fn walk_root(r: Root, out: &mut Scan) -> Tree {
-    let Root { path: root, fd: root_fd, skip, cache, trust, extra_hooks, started } = r;
+    let Root { path: root, homes, fd: root_fd, skip, cache, trust, extra_hooks, started } = r;
     // SAFETY: geteuid cannot fail.
     let euid = unsafe { libc::geteuid() };
     let size_hint = cache.as_ref().map(|t| t.nodes.len());
     let sh = Shared {
         root,
+        homes,
         root_fd: root_fd.as_raw_fd(),
         skip,
         cache: cache.map(|t| (t.scanned_at, t.nodes.into_iter().map(Mutex::new).collect())),
@@ -339,7 +367,7 @@ pub(super) fn walk_root(r: Root, out: &mut Scan) -> Tree {
         queue: Mutex::new((Vec::new(), 0)),
         ready: Condvar::new(),
     };
-    let mut tree = Tree { root: root.to_path_buf(), scanned_at: started, nodes: Vec::new() };
+    let mut tree = Tree { root: root.to_path_buf(), rules: 0, scanned_at: started, nodes: Vec::new() };
     let Some(st) = fstat(root_fd.as_raw_fd()) else { return tree };
     let root_fd = Arc::new(root_fd);
     let mut first = Found { dirs: 1, ..Found::default() };
