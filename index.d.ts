@@ -81,6 +81,11 @@ export interface BuildExecArgvOptions {
   resultFile?: string
   /** Labels and scope for the call's network (see `exec`). */
   network?: NetworkOptions
+  /**
+   * Host paths the command reads (`--read-only`): visible read-only, also
+   * to a root caller's sandbox when a directory above them is private.
+   */
+  readOnly?: Array<string>
 }
 
 /** Run `launcher doctor --json` and resolve with the parsed report. */
@@ -117,6 +122,11 @@ export interface ExecOptions {
    * scope, the call's network is served by this process's proxy.
    */
   network?: NetworkOptions
+  /**
+   * Host paths the command reads (`--read-only`): visible read-only, also
+   * to a root caller's sandbox when a directory above them is private.
+   */
+  readOnly?: Array<string>
 }
 
 export interface ExecResult {
@@ -186,6 +196,8 @@ export interface NetworkOptions {
 export interface SandboxFsOptions {
   /** The sandbox's writable workspace (as `--workspace`). */
   workspace?: string
+  /** Host paths the sandbox reads (as `--read-only`). */
+  readOnly?: Array<string>
 }
 
 /**

@@ -159,18 +159,26 @@ function createFactory(api) {
     // ~/.openclaw/sandboxes (the agent workspace then stays read-only: it is
     // not a writable root here).
     const workspace = params.workspaceDir
+    // What the sandbox reads besides the host's public view: with "ro" the
+    // agent's workspace, and OpenClaw's read-only resource mounts. Named to
+    // the launcher so that a root gateway's sandbox (shifted to an
+    // unprivileged uid) reaches them even under a private directory.
+    const readOnly = [
+      ...(params.cfg?.workspaceAccess === 'ro' && params.agentWorkspaceDir ? [params.agentWorkspaceDir] : []),
+      ...(params.readOnlyResourceMounts ?? []).map((m) => m?.hostPath).filter((p) => typeof p === 'string' && p),
+    ].filter((p) => fs.existsSync(p))
     // Fail closed before anything runs: one real sandboxed call proves this
     // host can sandbox (and the policy is valid). Otherwise OpenClaw gets an
     // error with the launcher's explanation and the run fails; file tools
     // never work without it either.
     try {
-      const probe = await sc.exec({ command: ['true'], cwd: workspace, policy, timeoutMs: 30_000 })
+      const probe = await sc.exec({ command: ['true'], cwd: workspace, policy, readOnly, timeoutMs: 30_000 })
       if (probe.exitCode !== 0) throw Object.assign(new Error(`sandbox self-test exited ${probe.exitCode}: ${probe.stderr}`), { code: 'ERR_SHARKCAGE_SELFTEST' })
     } catch (e) {
       api.logger?.error?.(`sharkcage: ${JSON.stringify({ event: 'unavailable', code: e.code, message: e.message })}`)
       throw new Error(`sharkcage cannot sandbox here (${e.code ?? 'error'}): ${e.message}`)
     }
-    const view = new sc.SandboxFs(policy, { workspace })
+    const view = new sc.SandboxFs(policy, { workspace, readOnly })
     // Every network decision of this sandbox's calls carries these labels.
     const agent = typeof params.sessionKey === 'string' && params.sessionKey.startsWith('agent:') ? params.sessionKey.split(':')[1] : undefined
     const network = { session: params.sessionKey ?? undefined, agent }
@@ -194,7 +202,7 @@ function createFactory(api) {
         fs.mkdirSync(results, { recursive: true, mode: 0o700 })
         const resultFile = path.join(results, `${runtimeId}-${crypto.randomUUID()}.json`)
         const l = labels()
-        const argv = sc.buildExecArgv(policy, ['/bin/sh', '-c', command], { workspace, env: commandEnv(env), resultFile, network: { ...network, toolCall: l.toolCall } })
+        const argv = sc.buildExecArgv(policy, ['/bin/sh', '-c', command], { workspace, env: commandEnv(env), resultFile, readOnly, network: { ...network, toolCall: l.toolCall } })
         pendingExec.set(resultFile, { command, labels: l })
         return { argv, env: sc.launcherEnv(), cwd: workdir && fs.existsSync(workdir) ? workdir : workspace, stdinMode: 'pipe-open', finalizeToken: resultFile }
       },
@@ -218,7 +226,7 @@ function createFactory(api) {
       },
       async runShellCommand({ script, args = [], stdin, allowFailure, signal }) {
         api.logger?.debug?.(`sharkcage: ${JSON.stringify({ event: 'runShellCommand', runtimeId, args: args.length })}`)
-        const r = await sc.exec({ command: ['/bin/sh', '-c', script, 'openclaw-sandbox-fs', ...args], cwd: workspace, policy, stdin, signal, network: { ...network, toolCall: labels().toolCall } })
+        const r = await sc.exec({ command: ['/bin/sh', '-c', script, 'openclaw-sandbox-fs', ...args], cwd: workspace, policy, stdin, signal, readOnly, network: { ...network, toolCall: labels().toolCall } })
         logNetwork(api, runtimeId, r.network)
         auditExec(api, labels(), script, r)
         const code = r.exitCode ?? 128

@@ -19,6 +19,8 @@ fn fs_err(env: &Env, e: FsError) -> napi::Error {
 pub struct SandboxFsOptions {
     /// The sandbox's writable workspace (as `--workspace`).
     pub workspace: Option<String>,
+    /// Host paths the sandbox reads (as `--read-only`).
+    pub read_only: Option<Vec<String>>,
 }
 
 #[napi(object)]
@@ -57,10 +59,15 @@ impl SandboxFs {
     pub fn new(env: Env, #[napi(ts_arg_type = "object")] policy: Unknown<'_>, options: Option<SandboxFsOptions>) -> Result<Self> {
         let json = crate::policy_to_json(&env, Some(policy)).map_err(|e| to_js(&env, e))?;
         let pol = Policy::from_json(&json, "policy").map_err(|e| to_js(&env, AddonError::Policy(e.to_string())))?;
+        let (workspace, read_only) = match options {
+            Some(o) => (o.workspace.filter(|w| !w.is_empty()), o.read_only.unwrap_or_default()),
+            None => (None, vec![]),
+        };
         let req = ExecRequest {
             policy: pol,
             policy_source: "policy".into(),
-            workspace: options.and_then(|o| o.workspace).filter(|w| !w.is_empty()).map(Into::into),
+            workspace: workspace.map(Into::into),
+            expose_read_only: read_only.into_iter().filter(|p| !p.is_empty()).map(Into::into).collect(),
             argv: vec!["true".into()],
             ..Default::default()
         };

@@ -50,6 +50,14 @@ pub struct BuildExecArgvOptions {
     pub result_file: Option<String>,
     /// Labels and scope for the call's network (see `exec`).
     pub network: Option<net::NetworkOptions>,
+    /// Host paths the command reads (`--read-only`): visible read-only, also
+    /// to a root caller's sandbox when a directory above them is private.
+    pub read_only: Option<Vec<String>>,
+}
+
+/// `--read-only=PATH` for each non-empty path.
+fn read_only_args(paths: Option<Vec<String>>) -> Vec<String> {
+    paths.unwrap_or_default().into_iter().filter(|p| !p.is_empty()).map(|p| format!("--read-only={p}")).collect()
 }
 
 /// The environment for a process that runs the launcher argv from
@@ -78,11 +86,12 @@ pub fn build_exec_argv(
         // Validate with the same parser the launcher uses, so a bad policy
         // fails here, with its position and key, not later at spawn time.
         let policy = sharkcage::policy::Policy::from_json(&policy_json, "policy").map_err(|e| AddonError::Policy(e.to_string()))?;
-        let (workspace, env_vars, result_file, network) = match options {
-            Some(o) => (o.workspace.filter(|w| !w.is_empty()), o.env.unwrap_or_default(), o.result_file.filter(|f| !f.is_empty()), o.network),
-            None => (None, Default::default(), None, None),
+        let (workspace, env_vars, result_file, network, read_only) = match options {
+            Some(o) => (o.workspace.filter(|w| !w.is_empty()), o.env.unwrap_or_default(), o.result_file.filter(|f| !f.is_empty()), o.network, o.read_only),
+            None => (None, Default::default(), None, None, None),
         };
-        let net_args = net::attach_args(&policy, network.as_ref())?;
+        let mut net_args = net::attach_args(&policy, network.as_ref())?;
+        net_args.extend(read_only_args(read_only));
         let env_pairs: Vec<(String, String)> = env_vars.into_iter().collect();
         exec::validate_env(&env_pairs)?;
         let mut out = vec![launcher.to_string_lossy().into_owned()];
@@ -130,6 +139,9 @@ pub struct ExecOptions<'env> {
     /// `setNetworkPolicy` rules apply to it. With allowed domains or a
     /// scope, the call's network is served by this process's proxy.
     pub network: Option<net::NetworkOptions>,
+    /// Host paths the command reads (`--read-only`): visible read-only, also
+    /// to a root caller's sandbox when a directory above them is private.
+    pub read_only: Option<Vec<String>>,
 }
 
 #[napi(object, use_nullable = true)]
@@ -264,7 +276,8 @@ fn prepare_exec<'env>(
     // Parsed here only for the network rules; the launcher parses it again
     // itself (it trusts nothing from this process but its argv).
     let parsed = sharkcage::policy::Policy::from_json(&policy_json, "policy").map_err(|e| AddonError::Policy(e.to_string()))?;
-    let net_args = net::attach_args(&parsed, options.network.as_ref())?;
+    let mut net_args = net::attach_args(&parsed, options.network.as_ref())?;
+    net_args.extend(read_only_args(options.read_only));
     let req = ExecRequest {
         launcher: launcher::resolve()?,
         net_args,

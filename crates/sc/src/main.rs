@@ -80,6 +80,10 @@ struct ExecArgs {
     /// Extra hidden path (repeatable).
     #[arg(long = "deny-read", value_name = "PATH")]
     deny_read: Vec<String>,
+    /// A host path the command reads (repeatable): visible read-only, also
+    /// to a root caller's sandbox when a directory above it is private.
+    #[arg(long = "read-only", value_name = "PATH")]
+    read_only: Vec<PathBuf>,
     /// Allowed network domain (repeatable).
     #[arg(long = "allow-domain", value_name = "DOMAIN")]
     allow_domain: Vec<String>,
@@ -252,7 +256,7 @@ fn exec(a: ExecArgs) -> i32 {
         extra_allow_domains: a.allow_domain,
         net_attach: a.net_attach.zip(a.net_ticket),
         net_resolve: a.net_resolve,
-        expose_read_only: vec![],
+        expose_read_only: a.read_only,
         timeout_ms,
         env,
         argv: a.command,

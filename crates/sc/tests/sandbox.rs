@@ -1861,3 +1861,54 @@ fn root_caller_under_a_private_directory_sees_only_its_path() {
     assert!(!o.out().contains("db.key"), "{}", o.all());
     assert_eq!(read(&private.join("db.key")).as_deref(), Some(key.as_str()));
 }
+
+/// `--read-only DIR`: a place the command reads (OpenClaw's agent workspace
+/// with workspaceAccess "ro"): readable, not writable, reachable for a root
+/// caller's sandbox under a private directory, allowed inside `~/.openclaw`
+/// like a workspace — but never `~/.openclaw` itself or a secret.
+#[test]
+fn read_only_places_are_readable_and_stay_unchanged() {
+    let _g = shared();
+    let t = T::new();
+    let private = t.root.join("private");
+    plant(&private.join("agent/notes.md"), "AGENT-NOTES");
+    let key = t.secret("priv");
+    plant(&private.join("db.key"), &key);
+    set_mode(&private.join("db.key"), 0o600);
+    set_mode(&private, 0o700);
+    let oc = t.home.join(".openclaw");
+    plant(&oc.join("workspace/ws-notes.md"), "OC-NOTES");
+    let token = t.secret("octoken");
+    plant(&oc.join("openclaw.json"), &token);
+    let agent = private.join("agent");
+    let o = t
+        .sc()
+        .opt("--read-only")
+        .opt(&agent)
+        .opt("--read-only")
+        .opt(oc.join("workspace"))
+        .sh(&format!(
+            "cat {a}/notes.md {o}/workspace/ws-notes.md; cat {o}/openclaw.json {p}/db.key; echo x > {a}/new.txt; echo x >> {a}/notes.md; echo ok > done",
+            a = agent.display(),
+            o = oc.display(),
+            p = private.display()
+        ))
+        .run();
+    assert_eq!(read(&t.ws.join("done")).as_deref(), Some("ok\n"), "control: {}", o.all());
+    assert!(o.out().contains("AGENT-NOTES"), "a read-only place under a private directory is not readable: {}", o.all());
+    assert!(o.out().contains("OC-NOTES"), "a read-only place inside ~/.openclaw is not readable: {}", o.all());
+    o.assert_absent(&token);
+    if is_root() {
+        // Root's own private file beside the place (a normal caller reads its own files).
+        o.assert_absent(&key);
+    }
+    assert!(!agent.join("new.txt").exists(), "the read-only place was written");
+    assert_eq!(read(&agent.join("notes.md")).as_deref(), Some("AGENT-NOTES"));
+    // ~/.openclaw itself, or a secret, cannot be made readable.
+    for bad in [oc.clone(), t.home.join(".ssh")] {
+        std::fs::create_dir_all(&bad).unwrap();
+        let o = t.sc().opt("--read-only").opt(&bad).sh("echo ran > ran").run();
+        assert_eq!(o.code, 2, "--read-only {} was accepted: {}", bad.display(), o.all());
+        assert!(!t.ws.join("ran").exists());
+    }
+}

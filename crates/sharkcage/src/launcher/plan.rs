@@ -314,14 +314,22 @@ impl Ctx<'_> {
         let mut allow_read: Vec<PathBuf> = allow_read.into_iter().filter(|p| p.exists() && hidden.iter().any(|h| p.starts_with(h))).collect();
         for p in self.req.expose_read_only.iter().chain(ssh_helper) {
             let c = paths::canonicalize_lenient(p);
-            if self.in_mandatory(&c) {
-                return Err(LaunchError::Usage(format!("{} is inside a mandatory read-deny", c.display())));
+            // Like a workspace, a directory OpenClaw keeps in `~/.openclaw`
+            // (an agent's workspace) may be read; nothing else hidden.
+            if self.in_mandatory(&c) && !(c.is_dir() && self.inside_openclaw(&c)) {
+                return Err(LaunchError::Usage(format!("--read-only {}: inside a mandatory read-deny (secrets, OpenClaw or sharkcage state); refusing", c.display())));
             }
             if c.exists() && !allow_read.contains(&c) {
                 allow_read.push(c);
             }
         }
         Ok(allow_read)
+    }
+
+    /// Strictly inside `~/.openclaw` and inside no other mandatory deny.
+    fn inside_openclaw(&self, c: &Path) -> bool {
+        let openclaw: Vec<PathBuf> = self.homes.iter().map(|h| paths::canonicalize_lenient(&h.join(".openclaw"))).collect();
+        !openclaw.iter().any(|o| o == c) && !self.mandatory.iter().any(|m| c.starts_with(m) && !openclaw.iter().any(|o| o == m))
     }
 
     /// The workspace, canonical; never inside a mandatory deny other than
@@ -337,11 +345,12 @@ impl Ctx<'_> {
             return Err(LaunchError::Usage(format!("--workspace {}: not allowed under /proc, /sys or /dev", c.display())));
         }
         let openclaw: Vec<PathBuf> = self.homes.iter().map(|h| paths::canonicalize_lenient(&h.join(".openclaw"))).collect();
-        if let Some(m) = self.mandatory.iter().find(|m| c.starts_with(m) && !openclaw.iter().any(|o| o == *m)) {
-            return Err(LaunchError::Usage(format!("--workspace {}: inside the protected secret path {}; refusing", c.display(), m.display())));
-        }
         if openclaw.iter().any(|o| o == &c) {
             return Err(LaunchError::Usage(format!("--workspace {}: the OpenClaw state directory itself cannot be a workspace", c.display())));
+        }
+        if self.in_mandatory(&c) && !self.inside_openclaw(&c) {
+            let m = self.mandatory.iter().find(|m| c.starts_with(m)).cloned().unwrap_or_default();
+            return Err(LaunchError::Usage(format!("--workspace {}: inside the protected secret path {}; refusing", c.display(), m.display())));
         }
         Ok(Some(c))
     }
