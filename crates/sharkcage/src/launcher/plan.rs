@@ -57,6 +57,8 @@ pub struct Plan {
     pub must_not_appear: Vec<(PathBuf, Role)>,
     pub hook_names: Vec<Vec<u8>>,
     pub protected_trees: Vec<protected::Tree>,
+    /// The scan read directories (the kept cache is out of date).
+    pub protected_dirty: bool,
     pub violations: Vec<Violation>,
     pub timeout_ms: u64,
     pub max_output_bytes: u64,
@@ -108,6 +110,7 @@ struct Protected {
     must_not_appear: Vec<(PathBuf, Role)>,
     hook_names: Vec<Vec<u8>>,
     trees: Vec<protected::Tree>,
+    dirty: bool,
 }
 
 impl Plan {
@@ -183,6 +186,7 @@ impl Plan {
             must_not_appear: prot.must_not_appear,
             hook_names: prot.hook_names,
             protected_trees: prot.trees,
+            protected_dirty: prot.dirty,
             violations,
             timeout_ms,
             max_output_bytes: pol.limits.max_output_bytes,
@@ -392,14 +396,17 @@ impl Ctx<'_> {
     /// `denyWrite`, and secret paths that must not appear there.
     fn protected_paths(&self, writable: &[PathBuf], hidden: &[PathBuf], violations: &mut Vec<Violation>) -> Result<Protected, LaunchError> {
         let pol = &self.req.policy;
+        let tl = std::time::Instant::now();
         let cache = super::scancache::load(writable);
+        let n_cached = cache.len();
+        let cache_load = tl.elapsed();
         // Global configs first: a relative `core.hooksPath` there names hooks
         // directories in every repository.
         let outside = protected::derived(&[], writable, hidden);
         let t0 = std::time::Instant::now();
         let scan = protected::scan(writable, hidden, cache, &outside.hook_names);
         if std::env::var_os("SHARKCAGE_TIMING").is_some() {
-            eprintln!("protected scan before: {} dirs, {} read, {:?} (cache load {:?})", scan.dirs, scan.read, t0.elapsed(), t0.duration_since(t0));
+            eprintln!("protected scan before: {} dirs, {} read, {:?} (cache load {:?})", scan.dirs, scan.read, t0.elapsed(), cache_load);
         }
         for p in &scan.unreadable {
             violations.push(Violation::note("policy", format!("{} could not be examined for git or startup files before the call", p.display())));
@@ -464,7 +471,8 @@ impl Ctx<'_> {
         paths_ro.retain(|p| !hidden.iter().any(|h| p.starts_with(h)) && writable.iter().any(|w| p.starts_with(w)));
         paths_ro.sort();
         paths_ro.dedup();
-        Ok(Protected { paths: paths_ro, before, must_not_appear, hook_names: outside.hook_names, trees: scan.trees })
+        let dirty = scan.read > 0 || scan.trees.len() != n_cached;
+        Ok(Protected { paths: paths_ro, before, must_not_appear, hook_names: outside.hook_names, trees: scan.trees, dirty })
     }
 
     /// For a shifted root caller: the home directory as a read-only

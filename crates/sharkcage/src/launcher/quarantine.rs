@@ -81,7 +81,7 @@ struct Finding {
 /// `gitstate`), move aside what is not inert. `cache` is the scan from
 /// before the call (empty: read everything, as after a crash). Returns the
 /// reports and the new scan, to keep for the next call.
-pub fn after_call(check: &Check, cache: Vec<Tree>) -> (Vec<Violation>, Vec<Tree>) {
+pub fn after_call(check: &Check, cache: Vec<Tree>) -> (Vec<Violation>, Vec<Tree>, bool) {
     let t0 = std::time::Instant::now();
     let post = protected::scan(&check.writable, &check.hidden, cache, &check.hook_names);
     if std::env::var_os("SHARKCAGE_TIMING").is_some() {
@@ -149,7 +149,7 @@ pub fn after_call(check: &Check, cache: Vec<Tree>) -> (Vec<Violation>, Vec<Tree>
             )),
         }
     }
-    (out, post.trees)
+    (out, post.trees, post.read > 0)
 }
 
 /// What became of an entry that is not inert.
@@ -343,7 +343,7 @@ pub fn recover() -> Vec<Violation> {
         if alive {
             continue;
         }
-        let (mut v, trees) = after_call(&check, vec![]);
+        let (mut v, trees, _) = after_call(&check, vec![]);
         super::scancache::save(&trees);
         for x in &mut v {
             x.detail = format!("(recovered from an interrupted call) {}", x.detail);

@@ -193,7 +193,11 @@ impl Pending {
     }
     pub fn save(&mut self) {
         if let Some(t) = self.0.take() {
+            let t0 = std::time::Instant::now();
             save(&t);
+            if std::env::var_os("SHARKCAGE_TIMING").is_some() {
+                eprintln!("scan cache saved in {:?}", t0.elapsed());
+            }
         }
     }
 }

@@ -71,6 +71,14 @@ struct Found {
     read: usize,
 }
 
+/// Jobs waiting, jobs not finished (waiting or running), threads idle.
+#[derive(Default)]
+struct Queue {
+    jobs: Vec<Job>,
+    open: usize,
+    idle: usize,
+}
+
 struct Shared<'a> {
     root: &'a Path,
     /// Home directories inside this root, relative (see `gitstate::HOME_STARTUP`).
@@ -82,7 +90,7 @@ struct Shared<'a> {
     extra_hooks: &'a [Vec<u8>],
     euid: u32,
     next: AtomicU32,
-    queue: Mutex<(Vec<Job>, usize)>,
+    queue: Mutex<Queue>,
     ready: Condvar,
 }
 
@@ -93,8 +101,15 @@ impl Shared<'_> {
         self.trust && nodes.get(i as usize).is_some_and(|n| n.lock().is_ok_and(|n| n.id == *id && n.id.ctime.0 <= scanned_at - 2))
     }
 
-    fn cached_is_bare_leaf(&self, i: u32) -> bool {
-        self.cache.as_ref().and_then(|(_, n)| n.get(i as usize)).is_some_and(|n| n.lock().is_ok_and(|n| n.subdirs.is_empty() && n.marks.is_empty()))
+    /// The cached node `i` when it shows the directory `id` unchanged and it
+    /// has neither subdirectories nor marks (nothing more to look at): taken.
+    fn take_if_bare_leaf(&self, i: u32, id: &DirId) -> Option<Node> {
+        let (scanned_at, nodes) = self.cache.as_ref()?;
+        if !self.trust {
+            return None;
+        }
+        let mut n = nodes.get(i as usize)?.lock().ok()?;
+        (n.id == *id && n.id.ctime.0 <= scanned_at - 2 && n.subdirs.is_empty() && n.marks.is_empty()).then(|| std::mem::take(&mut *n))
     }
 
     fn take_cached(&self, i: u32) -> Node {
@@ -110,30 +125,40 @@ impl Shared<'_> {
             return;
         }
         let mut q = self.queue.lock().unwrap();
-        q.1 += jobs.len();
-        q.0.extend(jobs);
+        q.open += jobs.len();
+        q.jobs.extend(jobs);
+        // Wake a waiting thread only if there is one (a wake-up is a syscall).
+        let wake = q.idle > 0;
         drop(q);
-        self.ready.notify_all();
+        if wake {
+            self.ready.notify_one();
+        }
     }
 
     /// The next job, or None when every job is done.
     fn pop(&self) -> Option<Job> {
         let mut q = self.queue.lock().unwrap();
         loop {
-            if let Some(j) = q.0.pop() {
+            if let Some(j) = q.jobs.pop() {
+                // More left: another waiting thread may take one.
+                if !q.jobs.is_empty() && q.idle > 0 {
+                    self.ready.notify_one();
+                }
                 return Some(j);
             }
-            if q.1 == 0 {
+            if q.open == 0 {
                 return None;
             }
+            q.idle += 1;
             q = self.ready.wait(q).unwrap();
+            q.idle -= 1;
         }
     }
 
     fn done(&self) {
         let mut q = self.queue.lock().unwrap();
-        q.1 -= 1;
-        let finished = q.1 == 0;
+        q.open -= 1;
+        let finished = q.open == 0 && q.idle > 0;
         drop(q);
         if finished {
             self.ready.notify_all();
@@ -255,8 +280,7 @@ impl Shared<'_> {
             }
             f.dirs += 1;
             // An unchanged leaf without marks costs nothing more.
-            if let Some(ci) = cached_child.filter(|&ci| self.trusted(ci, &dir_id(&st)) && self.cached_is_bare_leaf(ci)) {
-                let n = self.take_cached(ci);
+            if let Some(n) = cached_child.and_then(|ci| self.take_if_bare_leaf(ci, &dir_id(&st))) {
                 let cidx = self.next.fetch_add(1, Ordering::Relaxed);
                 f.nodes.push((cidx, n));
                 f.links.push((idx, i, cidx));
@@ -294,7 +318,11 @@ impl Shared<'_> {
                 }
             }
         };
-        let (fd, restore) = match self.open_readable(pfd, &j.name) {
+        // An unchanged directory is not read: a path descriptor will do
+        // (cheaper, and it needs no read right on the directory).
+        let unchanged = j.cached.is_some_and(|ci| self.trusted(ci, &dir_id(&j.st)));
+        let opened = if unchanged { openat(pfd, &j.name, libc::O_PATH).map(|f| (f, None)) } else { self.open_readable(pfd, &j.name) };
+        let (fd, restore) = match opened {
             Ok(x) => x,
             Err(_) => {
                 f.unreadable.push(self.root.join(&j.rel));
@@ -302,9 +330,20 @@ impl Shared<'_> {
             }
         };
         // The entry must still be the directory `fstatat` saw.
-        let (id, cached) = match fstat(fd.as_raw_fd()) {
-            Some(s) if s.st_ino == j.st.st_ino && s.st_dev == j.st.st_dev && restore.is_none() => (dir_id(&j.st), j.cached),
-            Some(s) => (dir_id(&s), None),
+        let (fd, restore, id, cached) = match fstat(fd.as_raw_fd()) {
+            Some(s) if s.st_ino == j.st.st_ino && s.st_dev == j.st.st_dev && restore.is_none() => (fd, restore, dir_id(&j.st), j.cached),
+            // Replaced (or opened up) meanwhile: read it as it is now.
+            Some(_) if unchanged => match self.open_readable(pfd, &j.name) {
+                Ok((fd, restore)) => match fstat(fd.as_raw_fd()) {
+                    Some(s) => (fd, restore, dir_id(&s), None),
+                    None => return,
+                },
+                Err(_) => {
+                    f.unreadable.push(self.root.join(&j.rel));
+                    return;
+                }
+            },
+            Some(s) => (fd, restore, dir_id(&s), None),
             None => return,
         };
         if let (Some(mode), Some(p)) = (restore, &j.parent) {
@@ -364,7 +403,7 @@ pub(super) fn walk_root(r: Root, out: &mut Scan) -> Tree {
         extra_hooks,
         euid,
         next: AtomicU32::new(0),
-        queue: Mutex::new((Vec::new(), 0)),
+        queue: Mutex::new(Queue::default()),
         ready: Condvar::new(),
     };
     let mut tree = Tree { root: root.to_path_buf(), rules: 0, scanned_at: started, nodes: Vec::new() };
