@@ -90,26 +90,14 @@ pub fn write_atomic_at(dir: BorrowedFd<'_>, name: &OsStr, data: &[u8], mode: u32
         if r.is_err() {
             // SAFETY: unlinkat of our own temporary name in the same directory.
             unsafe { libc::unlinkat(dir.as_raw_fd(), tmp.as_ptr(), 0) };
-        } else {
-            sync_dir(dir);
         }
+        // (No fsync of the directory: readers never see a half-written file
+        // either way, and every write here is on a call's path.)
         return r;
     }
     Err(std::io::Error::other("could not create a temporary file"))
 }
 
-/// fsync a directory given as (possibly `O_PATH`) descriptor; best effort.
-fn sync_dir(dir: BorrowedFd<'_>) {
-    // SAFETY: reopening "." below the descriptor read-only, then fsync and
-    // close of that new descriptor.
-    unsafe {
-        let fd = libc::openat(dir.as_raw_fd(), c".".as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC);
-        if fd >= 0 {
-            libc::fsync(fd);
-            libc::close(fd);
-        }
-    }
-}
 
 /// ELOOP from an open that follows no symlink, in words.
 fn planted_symlink_error(path: &Path) -> std::io::Error {

@@ -56,6 +56,8 @@ pub struct Plan {
     /// of hooks directories, and the scan to compare against.
     pub must_not_appear: Vec<(PathBuf, Role)>,
     pub hook_names: Vec<Vec<u8>>,
+    /// Home directories for the scans (see `protected::homes`).
+    pub homes: Vec<PathBuf>,
     pub protected_trees: Vec<protected::Tree>,
     /// The scan read directories (the kept cache is out of date).
     pub protected_dirty: bool,
@@ -109,6 +111,7 @@ struct Protected {
     /// by existing configs).
     must_not_appear: Vec<(PathBuf, Role)>,
     hook_names: Vec<Vec<u8>>,
+    homes: Vec<PathBuf>,
     trees: Vec<protected::Tree>,
     dirty: bool,
 }
@@ -185,6 +188,7 @@ impl Plan {
             protected_before: prot.before,
             must_not_appear: prot.must_not_appear,
             hook_names: prot.hook_names,
+            homes: prot.homes,
             protected_trees: prot.trees,
             protected_dirty: prot.dirty,
             violations,
@@ -403,15 +407,21 @@ impl Ctx<'_> {
         // Global configs first: a relative `core.hooksPath` there names hooks
         // directories in every repository.
         let outside = protected::derived(&[], writable, hidden);
+        let homes = protected::homes();
         let t0 = std::time::Instant::now();
-        let scan = protected::scan(writable, hidden, cache, &outside.hook_names);
+        let scan = protected::scan(writable, hidden, &homes, cache, &outside.hook_names);
         if std::env::var_os("SHARKCAGE_TIMING").is_some() {
             eprintln!("protected scan before: {} dirs, {} read, {:?} (cache load {:?})", scan.dirs, scan.read, t0.elapsed(), cache_load);
         }
         for p in &scan.unreadable {
             violations.push(Violation::note("policy", format!("{} could not be examined for git or startup files before the call", p.display())));
         }
-        let derived = protected::derived(&scan.entries, writable, hidden);
+        let mut derived = protected::derived_inside(&scan.entries, writable, hidden);
+        for p in outside.paths {
+            if !derived.paths.contains(&p) {
+                derived.paths.push(p);
+            }
+        }
         let mut paths_ro = Vec::new();
         let mut must_not_appear: Vec<(PathBuf, Role)> = Vec::new();
         for e in &scan.entries {
@@ -472,7 +482,7 @@ impl Ctx<'_> {
         paths_ro.sort();
         paths_ro.dedup();
         let dirty = scan.read > 0 || scan.trees.len() != n_cached;
-        Ok(Protected { paths: paths_ro, before, must_not_appear, hook_names: outside.hook_names, trees: scan.trees, dirty })
+        Ok(Protected { paths: paths_ro, before, must_not_appear, hook_names: outside.hook_names, homes, trees: scan.trees, dirty })
     }
 
     /// For a shifted root caller: the home directory as a read-only

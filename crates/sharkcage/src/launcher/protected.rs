@@ -192,15 +192,8 @@ fn entry_at(dir: RawFd, path: &Path, name: &[u8], role: Role) -> Option<Entry> {
 /// Scan the writable roots. `cache` holds earlier trees (same roots);
 /// `extra_hooks` are names that are hooks directories wherever they appear
 /// (a relative `core.hooksPath` of a global config).
-pub fn scan(roots: &[PathBuf], hidden: &[PathBuf], mut cache: Vec<Tree>, extra_hooks: &[Vec<u8>]) -> Scan {
+pub fn scan(roots: &[PathBuf], hidden: &[PathBuf], homes: &[PathBuf], mut cache: Vec<Tree>, extra_hooks: &[Vec<u8>]) -> Scan {
     let mut out = Scan::default();
-    let mut homes = crate::policy::paths::home_dirs();
-    for h in crate::policy::paths::all_user_homes() {
-        let h = std::fs::canonicalize(&h).unwrap_or(h);
-        if !homes.contains(&h) {
-            homes.push(h);
-        }
-    }
     for root in roots {
         let started = now_secs();
         let Ok(fd) = treewalk::open_root(root) else {
@@ -244,6 +237,19 @@ fn rules_digest(extra_hooks: &[Vec<u8>], homes: &[PathBuf]) -> u64 {
     u64::from_le_bytes(h.finalize()[..8].try_into().unwrap())
 }
 
+/// Home directories whose startup places (`gitstate::HOME_STARTUP`) count:
+/// the caller's and every account's, canonical.
+pub fn homes() -> Vec<PathBuf> {
+    let mut homes = crate::policy::paths::home_dirs();
+    for h in crate::policy::paths::all_user_homes() {
+        let h = std::fs::canonicalize(&h).unwrap_or(h);
+        if !homes.contains(&h) {
+            homes.push(h);
+        }
+    }
+    homes
+}
+
 /// Places an existing config makes git run or read, in a writable root.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Derived {
@@ -281,6 +287,17 @@ pub fn outside_configs(writable: &[PathBuf]) -> Vec<(PathBuf, Option<PathBuf>)> 
 /// Read the configs among `entries` (and the outside ones) for what they
 /// make git run or read; keep what lies in a writable root.
 pub fn derived(entries: &[Entry], writable: &[PathBuf], hidden: &[PathBuf]) -> Derived {
+    derived_from(entries, writable, hidden, true)
+}
+
+/// [`derived`] from the configs among `entries` only (not the caller's
+/// global ones, nor the repository above each root: a call cannot change
+/// those — the after-call check).
+pub fn derived_inside(entries: &[Entry], writable: &[PathBuf], hidden: &[PathBuf]) -> Derived {
+    derived_from(entries, writable, hidden, false)
+}
+
+fn derived_from(entries: &[Entry], writable: &[PathBuf], hidden: &[PathBuf], outside: bool) -> Derived {
     let roots = gitstate::Roots { writable, hidden };
     let mut d = Derived::default();
     // (config file, worktrees it applies to — where hooks and commands run;
@@ -304,10 +321,12 @@ pub fn derived(entries: &[Entry], writable: &[PathBuf], hidden: &[PathBuf]) -> D
             _ => {}
         }
     }
-    configs.extend(outside_configs(writable).into_iter().map(|(c, wt)| {
-        let global = wt.is_none();
-        (c, wt.into_iter().collect(), global)
-    }));
+    if outside {
+        configs.extend(outside_configs(writable).into_iter().map(|(c, wt)| {
+            let global = wt.is_none();
+            (c, wt.into_iter().collect(), global)
+        }));
+    }
     let mut seen = std::collections::HashSet::new();
     let mut i = 0;
     while i < configs.len() && i < 1024 {

@@ -50,6 +50,9 @@ pub struct Check {
     pub must_not_appear: Vec<(PathBuf, Role)>,
     /// Names that are hooks directories anywhere (a global relative `core.hooksPath`).
     pub hook_names: Vec<Vec<u8>>,
+    /// Home directories (their startup places count).
+    #[serde(default)]
+    pub homes: Vec<PathBuf>,
     /// Launcher pid and its start time (to tell a reused pid apart).
     pub pid: u32,
     pub start_time: u64,
@@ -64,6 +67,7 @@ impl Check {
             before: plan.protected_before.clone(),
             must_not_appear: plan.must_not_appear.clone(),
             hook_names: plan.hook_names.clone(),
+            homes: plan.homes.clone(),
             pid,
             start_time: process_start_time(pid).unwrap_or(0),
         }
@@ -83,7 +87,7 @@ struct Finding {
 /// reports and the new scan, to keep for the next call.
 pub fn after_call(check: &Check, cache: Vec<Tree>) -> (Vec<Violation>, Vec<Tree>, bool) {
     let t0 = std::time::Instant::now();
-    let post = protected::scan(&check.writable, &check.hidden, cache, &check.hook_names);
+    let post = protected::scan(&check.writable, &check.hidden, &check.homes, cache, &check.hook_names);
     if std::env::var_os("SHARKCAGE_TIMING").is_some() {
         eprintln!("protected scan after: {} dirs, {} read, {:?}", post.dirs, post.read, t0.elapsed());
     }
@@ -101,7 +105,7 @@ pub fn after_call(check: &Check, cache: Vec<Tree>) -> (Vec<Violation>, Vec<Tree>
     // What the configs that stay now name (a worktree added in the call has
     // its own `core.hooksPath` directory): judged where new or changed.
     let staying: Vec<Entry> = post.entries.iter().filter(|e| !found.iter().any(|f| f.path == e.path)).cloned().collect();
-    for (p, role) in protected::derived(&staying, &check.writable, &check.hidden).paths {
+    for (p, role) in protected::derived_inside(&staying, &check.writable, &check.hidden).paths {
         let Some(now) = protected::entry_now(&p, role) else { continue };
         let known = check.before.iter().any(|b| b.path == now.path && b.kind == now.kind && b.id == now.id);
         if !known && !found.iter().any(|f| f.path == p) {

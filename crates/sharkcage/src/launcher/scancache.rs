@@ -159,6 +159,9 @@ pub fn load(roots: &[PathBuf]) -> Vec<Tree> {
 
 /// Keep `trees` for the next call (best effort: a cache).
 pub fn save(trees: &[Tree]) {
+    if trees.iter().all(|t| t.nodes.is_empty()) {
+        return;
+    }
     let Some(d) = dir() else { return };
     if crate::fileio::ensure_private_dir(&d).is_err() {
         return;

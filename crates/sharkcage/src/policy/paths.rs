@@ -106,10 +106,40 @@ pub fn primary_home() -> Option<PathBuf> {
     home_dirs().into_iter().next()
 }
 
+/// Identity of `/etc/passwd` (device, inode, size, change time): what the
+/// passwd-derived answers below are remembered against.
+fn passwd_stamp() -> Option<(u64, u64, u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata("/etc/passwd").ok()?;
+    Some((m.dev(), m.ino(), m.size(), m.ctime(), m.ctime_nsec()))
+}
+
+/// Remember `f()` for as long as `key` stays the same (per process).
+fn remembered<K: PartialEq + Clone, V: Clone>(cell: &std::sync::Mutex<Option<(K, V)>>, key: K, f: impl FnOnce() -> V) -> V {
+    if let Ok(g) = cell.lock() {
+        if let Some((k, v)) = g.as_ref() {
+            if *k == key {
+                return v.clone();
+            }
+        }
+    }
+    let v = f();
+    if let Ok(mut g) = cell.lock() {
+        *g = Some((key, v.clone()));
+    }
+    v
+}
+
 /// Home directories of the accounts in the passwd database: those that
 /// exist and are owned by their account (which skips system accounts whose
-/// "home" is `/bin` or `/usr/sbin`), never `/`.
+/// "home" is `/bin` or `/usr/sbin`), never `/`. Remembered while
+/// `/etc/passwd` is unchanged (a call asks several times).
 pub fn all_user_homes() -> Vec<PathBuf> {
+    static CELL: std::sync::Mutex<Option<(Option<(u64, u64, u64, i64, i64)>, Vec<PathBuf>)>> = std::sync::Mutex::new(None);
+    remembered(&CELL, passwd_stamp(), read_all_user_homes)
+}
+
+fn read_all_user_homes() -> Vec<PathBuf> {
     use std::os::unix::fs::MetadataExt;
     let mut v = Vec::new();
     let text = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
@@ -127,7 +157,17 @@ pub fn all_user_homes() -> Vec<PathBuf> {
     v
 }
 
+/// The passwd home of the real uid, remembered while `/etc/passwd` and
+/// the uid are unchanged.
 fn passwd_home() -> Option<PathBuf> {
+    type Key = (u32, Option<(u64, u64, u64, i64, i64)>);
+    static CELL: std::sync::Mutex<Option<(Key, Option<PathBuf>)>> = std::sync::Mutex::new(None);
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    remembered(&CELL, (uid, passwd_stamp()), read_passwd_home)
+}
+
+fn read_passwd_home() -> Option<PathBuf> {
     // SAFETY: getpwuid_r writes into our buffer and struct; we read the
     // returned pointer only when the call succeeded and it is non-null.
     unsafe {

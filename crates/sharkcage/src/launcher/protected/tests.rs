@@ -35,7 +35,7 @@ fn finds_git_state_by_rule_at_any_depth_without_following_symlinks() {
     std::os::unix::fs::symlink("/etc", w.join("z-config-link")).unwrap();
     std::os::unix::fs::symlink("elsewhere", w.join("y/.config")).unwrap();
     std::os::unix::fs::symlink(w.join(".git"), w.join("m/.git").parent().map(|p| { std::fs::create_dir_all(p).unwrap(); p.join(".git") }).unwrap()).unwrap();
-    let s = scan(std::slice::from_ref(&w), &[], vec![], &[]);
+    let s = scan(std::slice::from_ref(&w), &[], &[], vec![], &[]);
     let got = found(&s, &w);
     let want: Vec<(String, Role)> = vec![
         (".bashrc", Role::Startup),
@@ -67,7 +67,7 @@ fn finds_git_state_by_rule_at_any_depth_without_following_symlinks() {
 fn hidden_paths_and_nested_roots_are_not_walked_twice() {
     let (_d, w) = ws();
     mk(&w, &["secret/.bashrc", "inner/.bashrc", ".bashrc"], &[]);
-    let s = scan(&[w.clone(), w.join("inner")], &[w.join("secret")], vec![], &[]);
+    let s = scan(&[w.clone(), w.join("inner")], &[w.join("secret")], &[], vec![], &[]);
     let got: Vec<String> = found(&s, &w).into_iter().map(|x| x.0).collect();
     assert_eq!(got, vec![".bashrc", "inner/.bashrc"]);
 }
@@ -78,13 +78,13 @@ fn the_cache_saves_reads_and_still_sees_every_change() {
     for i in 0..50 {
         mk(&w, &[&format!("p{i}/src/lib.rs")], &[&format!("p{i}/src/deep/er")]);
     }
-    let first = scan(std::slice::from_ref(&w), &[], vec![], &[]);
+    let first = scan(std::slice::from_ref(&w), &[], &[], vec![], &[]);
     assert!(first.read >= 200, "{}", first.read);
     // Pretend the scan was long after every change so far (ctime can't be
     // set back, so the test moves the scan time instead).
     let mut trees = first.trees;
     trees[0].scanned_at += 60;
-    let again = scan(std::slice::from_ref(&w), &[], trees, &[]);
+    let again = scan(std::slice::from_ref(&w), &[], &[], trees, &[]);
     assert!(again.read <= 1, "unchanged directories were read again: {}", again.read);
     assert_eq!(again.dirs, first.dirs);
     // A repository planted deep inside after the scan is found.
@@ -93,12 +93,12 @@ fn the_cache_saves_reads_and_still_sees_every_change() {
     mk(&w, &["p9/src/.git"], &[]);
     let mut trees = again.trees;
     trees[0].scanned_at += 60;
-    let third = scan(std::slice::from_ref(&w), &[], trees, &[]);
+    let third = scan(std::slice::from_ref(&w), &[], &[], trees, &[]);
     let got: Vec<String> = found(&third, &w).into_iter().map(|x| x.0).collect();
     assert_eq!(got, vec!["p7/src/deep/er/evil/config", "p9/src/.git"]);
     assert!(third.read <= 6, "{}", third.read);
     // Without trusting the times (a fresh scan), the same.
-    let fresh = scan(std::slice::from_ref(&w), &[], vec![], &[]);
+    let fresh = scan(std::slice::from_ref(&w), &[], &[], vec![], &[]);
     assert_eq!(found(&fresh, &w), found(&third, &w));
 }
 
@@ -108,7 +108,7 @@ fn a_directory_the_caller_cannot_read_is_opened_up_for_the_scan_and_restored() {
     let (_d, w) = ws();
     mk(&w, &["locked/repo/HEAD", "locked/repo/config"], &["locked/repo/objects", "locked/repo/refs"]);
     std::fs::set_permissions(w.join("locked"), std::fs::Permissions::from_mode(0o300)).unwrap();
-    let s = scan(std::slice::from_ref(&w), &[], vec![], &[]);
+    let s = scan(std::slice::from_ref(&w), &[], &[], vec![], &[]);
     let got: Vec<String> = found(&s, &w).into_iter().map(|x| x.0).collect();
     assert_eq!(got, vec!["locked/repo/config"]);
     assert_eq!(std::fs::metadata(w.join("locked")).unwrap().permissions().mode() & 0o7777, 0o300);
@@ -116,7 +116,7 @@ fn a_directory_the_caller_cannot_read_is_opened_up_for_the_scan_and_restored() {
     mk(&w, &["l2/a/repo/HEAD", "l2/a/repo/config"], &["l2/a/repo/objects", "l2/a/repo/refs"]);
     std::fs::set_permissions(w.join("l2/a"), std::fs::Permissions::from_mode(0o600)).unwrap();
     std::fs::set_permissions(w.join("l2"), std::fs::Permissions::from_mode(0o600)).unwrap();
-    let s = scan(std::slice::from_ref(&w), &[], vec![], &[]);
+    let s = scan(std::slice::from_ref(&w), &[], &[], vec![], &[]);
     let got: Vec<String> = found(&s, &w).into_iter().map(|x| x.0).collect();
     assert!(got.contains(&"l2/a/repo/config".to_string()), "{got:?}; unreadable: {:?}", s.unreadable);
     assert_eq!(std::fs::metadata(w.join("l2")).unwrap().permissions().mode() & 0o7777, 0o600);
@@ -137,7 +137,7 @@ fn deeper_than_the_descriptor_levels() {
     std::fs::create_dir_all(p.join("refs")).unwrap();
     std::fs::write(p.join("HEAD"), "x").unwrap();
     std::fs::write(p.join("config"), "x").unwrap();
-    let s = scan(std::slice::from_ref(&w), &[], vec![], &[]);
+    let s = scan(std::slice::from_ref(&w), &[], &[], vec![], &[]);
     assert_eq!(s.entries.len(), 1);
     assert_eq!(s.entries[0].path, p.join("config"));
 }
@@ -148,7 +148,7 @@ fn derived_places_from_existing_configs() {
     mk(&w, &[".git/HEAD", "shared.gitconfig"], &[".git/objects", ".git/refs"]);
     std::fs::write(w.join(".git/config"), "[core]\n\thooksPath = .husky\n\tfsmonitor = ./tools/fsmon.sh\n[include]\n\tpath = ../shared.gitconfig\n").unwrap();
     std::fs::write(w.join("shared.gitconfig"), "[core]\n\tsshCommand = ./tools/ssh-wrap\n").unwrap();
-    let s = scan(std::slice::from_ref(&w), &[], vec![], &[]);
+    let s = scan(std::slice::from_ref(&w), &[], &[], vec![], &[]);
     let d = derived(&s.entries, std::slice::from_ref(&w), &[]);
     let mut got: Vec<(String, Role)> = d.paths.iter().map(|(p, r)| (p.strip_prefix(&w).unwrap().display().to_string(), *r)).collect();
     got.sort_by(|a, b| a.0.cmp(&b.0));
@@ -169,18 +169,18 @@ fn a_big_tree_walked_on_several_threads_with_its_cache() {
     for i in 0..700 {
         std::fs::create_dir_all(w.join(format!("node_modules/p{i}/lib/x/y"))).unwrap();
     }
-    let first = scan(std::slice::from_ref(&w), &[], vec![], &[]);
+    let first = scan(std::slice::from_ref(&w), &[], &[], vec![], &[]);
     assert!(first.dirs > 2000, "{}", first.dirs);
     let mut trees = first.trees;
     trees[0].scanned_at += 60;
-    let again = scan(std::slice::from_ref(&w), &[], trees, &[]);
+    let again = scan(std::slice::from_ref(&w), &[], &[], trees, &[]);
     assert_eq!(again.dirs, first.dirs);
     assert!(again.read <= 1, "{}", again.read);
     std::thread::sleep(std::time::Duration::from_millis(20));
     mk(&w, &["node_modules/p633/lib/x/y/r/HEAD", "node_modules/p633/lib/x/y/r/config", "node_modules/p1/.bashrc"], &["node_modules/p633/lib/x/y/r/objects", "node_modules/p633/lib/x/y/r/refs"]);
     let mut trees = again.trees;
     trees[0].scanned_at += 60;
-    let third = scan(std::slice::from_ref(&w), &[], trees, &[]);
+    let third = scan(std::slice::from_ref(&w), &[], &[], trees, &[]);
     let got: Vec<String> = found(&third, &w).into_iter().map(|x| x.0).collect();
     assert_eq!(got, vec!["node_modules/p1/.bashrc", "node_modules/p633/lib/x/y/r/config"]);
     // The kept tree is whole: a fourth scan from it reads nothing new.
@@ -188,7 +188,7 @@ fn a_big_tree_walked_on_several_threads_with_its_cache() {
     let mut trees = third.trees;
     assert_eq!(trees[0].nodes.len(), third.dirs);
     trees[0].scanned_at += 60;
-    let fourth = scan(std::slice::from_ref(&w), &[], trees, &[]);
+    let fourth = scan(std::slice::from_ref(&w), &[], &[], trees, &[]);
     assert!(fourth.read <= 1, "{}", fourth.read);
     assert_eq!(found(&fourth, &w), third_found);
 }
