@@ -196,16 +196,20 @@ pub fn run() -> Report {
         Err(e) => rep.checks.push(Check::new("process cleanup", false, e.to_string())),
     }
 
-    // 5. resource bounds: memory for the sandbox as a whole.
+    // 5. nothing left behind runs: a planted hook and fsmonitor config are
+    // moved aside, a plain new repository is kept.
+    rep.checks.push(protected_state_check(&ws, &scratch.dir));
+
+    // 6. resource bounds: memory for the sandbox as a whole.
     rep.checks.push(memory_check(&ws, &scratch.dir));
 
-    // 6. network proxy (last: its server thread and the launcher's proxy
+    // 7. network proxy (last: its server thread and the launcher's proxy
     // runtime make this process multi-threaded; the sandbox child runs only
     // prepared system calls, so the clone is still safe, but no later check
     // depends on that).
     rep.checks.push(network_check(&exe, &ws, &scratch.dir));
 
-    // 7. Landlock is reported, never silently missing.
+    // 8. Landlock is reported, never silently missing.
     rep.checks.push(Check {
         name: "landlock",
         warn: false,
@@ -214,6 +218,31 @@ pub fn run() -> Report {
     });
     rep.ok = rep.checks.iter().all(|c| c.ok);
     rep
+}
+
+/// Git state and startup files a call leaves behind, judged after it: a
+/// hook, a config with `core.fsmonitor` and a `.bashrc` must not stay on the
+/// host; a plain repository's config must.
+fn protected_state_check(ws: &Path, dir: &Path) -> Check {
+    let script = "mkdir -p evil/.git/hooks evil/.git/objects evil/.git/refs plain/.git/objects plain/.git/refs && \
+        printf '#!/bin/sh\\ntrue\\n' > evil/.git/hooks/pre-commit && printf '[core]\\n\\tfsmonitor = true\\n' > evil/.git/config && \
+        printf '[core]\\n\\trepositoryformatversion = 0\\n' > plain/.git/config && echo x > .bashrc";
+    match run_captured(&req(&["/bin/sh", "-c", script], Some(ws), vec![]), dir) {
+        Ok(_) => {
+            let left: Vec<&str> = ["evil/.git/hooks/pre-commit", "evil/.git/config", ".bashrc"].into_iter().filter(|p| ws.join(p).symlink_metadata().is_ok()).collect();
+            let kept = ws.join("plain/.git/config").exists();
+            Check::new(
+                "protected state",
+                left.is_empty() && kept,
+                if left.is_empty() && kept {
+                    "a planted hook, fsmonitor config and .bashrc were moved aside after the call; a plain repository was kept".into()
+                } else {
+                    format!("left on the host: {}; plain repository kept: {kept}", left.join(", "))
+                },
+            )
+        }
+        Err(e) => Check::new("protected state", false, e.to_string()),
+    }
 }
 
 /// The memory bound: with a memory cgroup, 128 MiB written into a tmpfs (not
