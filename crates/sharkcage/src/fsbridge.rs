@@ -83,6 +83,8 @@ pub struct FsBridge {
     protected: Vec<PathBuf>,
     /// Whose rights host I/O uses.
     identity: Identity,
+    /// Home directories (their startup places, `gitstate::HOME_STARTUP`).
+    homes: Vec<PathBuf>,
 }
 
 /// Whose rights the bridge's host I/O uses: the same as the sandbox's.
@@ -162,7 +164,7 @@ fn real_path(fd: &OwnedFd) -> std::io::Result<PathBuf> {
 impl FsBridge {
     /// A view from explicit lists (canonical absolute paths).
     pub fn new(hidden: Vec<PathBuf>, allow_read: Vec<PathBuf>, writable: Vec<PathBuf>, cwd: PathBuf) -> FsBridge {
-        FsBridge { hidden, allow_read, writable, cwd, protected: vec![], identity: Identity::Caller }
+        FsBridge { hidden, allow_read, writable, cwd, protected: vec![], identity: Identity::Caller, homes: vec![] }
     }
 
     /// The same view with host I/O done as `identity`.
@@ -183,6 +185,7 @@ impl FsBridge {
             cwd: plan.cwd.clone(),
             protected,
             identity: Identity::for_process(plan),
+            homes: plan.homes.clone(),
         }
     }
 
@@ -331,10 +334,72 @@ impl FsBridge {
         if let Some(p) = self.protected.iter().find(|p| full.starts_with(p)) {
             return Err(FsError::Protected { path: shown.to_path_buf(), reason: format!("{} is protected (git runs or reads it, or the policy denies writes there)", p.display()) });
         }
+        // Startup places of a home directory (`~/bin`, user site-packages…).
+        for h in &self.homes {
+            let Ok(in_home) = full.strip_prefix(h) else { continue };
+            let mut dir = PathBuf::new();
+            for c in in_home.components() {
+                let name = c.as_os_str().as_bytes();
+                if crate::gitstate::home_startup(&dir, name) {
+                    return Err(FsError::Protected { path: shown.to_path_buf(), reason: format!("{} in a home directory runs when a shell or tool starts", dir.join(c).display()) });
+                }
+                dir.push(c);
+            }
+        }
         match crate::gitstate::bridge_refusal(root_fd.as_raw_fd(), rel, creating) {
             Some(reason) => Err(FsError::Protected { path: shown.to_path_buf(), reason }),
             None => Ok(()),
         }
+    }
+
+    /// The rule for `name` in the directory `dfd`, where that really is now.
+    fn verdict_at(&self, dfd: &OwnedFd, name: &CString, p: &Path) -> Result<(), FsError> {
+        real_path(dfd).map_err(io(p)).and_then(|real| match self.writable_root(&real) {
+            Some((root, rel)) => {
+                let root = root.to_path_buf();
+                let rfd = Self::root_fd(&root).map_err(io(p))?;
+                self.refusal(&rfd, &root, &rel.join(std::ffi::OsStr::from_bytes(name.as_bytes())), p, true)
+            }
+            None => Err(FsError::Escapes(p.to_path_buf())),
+        })
+    }
+
+    /// A directory moved to `to` brings its contents along: each entry is
+    /// judged at the place it would have there (a directory with
+    /// `git/config` renamed to `.config` is a startup file). Bounded: a
+    /// directory of more than 10 000 entries is not moved.
+    fn subtree_allowed_at(&self, ffd: &OwnedFd, fname: &CString, tfd: &OwnedFd, tname: &CString, shown: &Path) -> Result<(), FsError> {
+        let Ok(src) = openat2(ffd.as_raw_fd(), Path::new(std::ffi::OsStr::from_bytes(fname.as_bytes())), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0, BENEATH | libc::RESOLVE_NO_SYMLINKS) else {
+            return Ok(()); // not a directory: judged by its own name already
+        };
+        let dest_dir = real_path(tfd).map_err(io(shown))?;
+        let Some((root, dest_rel)) = self.writable_root(&dest_dir) else { return Err(FsError::Escapes(shown.to_path_buf())) };
+        let root = root.to_path_buf();
+        let dest = dest_rel.join(std::ffi::OsStr::from_bytes(tname.as_bytes()));
+        let rfd = Self::root_fd(&root).map_err(io(shown))?;
+        let found: std::cell::RefCell<Result<(), FsError>> = std::cell::RefCell::new(Ok(()));
+        let n = std::cell::Cell::new(0usize);
+        crate::treewalk::walk(
+            src.as_raw_fd(),
+            |_, _| if found.borrow().is_err() { crate::treewalk::Descend::No } else { crate::treewalk::Descend::Yes },
+            |v| {
+                for e in v.entries {
+                    n.set(n.get() + 1);
+                    if found.borrow().is_err() {
+                        return;
+                    }
+                    if n.get() > 10_000 {
+                        *found.borrow_mut() = Err(FsError::Protected { path: shown.to_path_buf(), reason: "a directory of more than 10 000 entries is not moved by the file tools".into() });
+                        return;
+                    }
+                    let rel = dest.join(v.rel).join(std::ffi::OsStr::from_bytes(&e.name));
+                    if let Err(FsError::Protected { reason, .. }) = self.refusal(&rfd, &root, &rel, shown, true) {
+                        *found.borrow_mut() = Err(FsError::Protected { path: shown.to_path_buf(), reason: format!("it would bring {} there: {reason}", rel.display()) });
+                    }
+                }
+            },
+        );
+        found.into_inner()
     }
 
     /// A directory holding a hidden or protected path cannot be renamed,
@@ -419,7 +484,19 @@ impl FsBridge {
             unsafe { libc::unlinkat(dfd.as_raw_fd(), tmp.as_ptr(), 0) };
             return Err(io(&p)(e));
         }
-        Ok(())
+        self.still_allowed(&dfd, &name, &p)
+    }
+
+    /// After a write lands: the directory may have become something else
+    /// meanwhile (a sandbox turning it into a git directory, say). Judged
+    /// again where it really is now; refused writes are taken back.
+    fn still_allowed(&self, dfd: &OwnedFd, name: &CString, p: &Path) -> Result<(), FsError> {
+        let verdict = self.verdict_at(dfd, name, p);
+        if verdict.is_err() {
+            // SAFETY: unlinkat of the name we just wrote, in its directory fd.
+            unsafe { libc::unlinkat(dfd.as_raw_fd(), name.as_ptr(), 0) };
+        }
+        verdict
     }
 
     /// Create a file only if nothing is there: `Ok(true)` created,
@@ -533,11 +610,19 @@ impl FsBridge {
         let (tfd, tname, tp) = self.write_target(to, false, true)?;
         self.not_above_protected(&ffd, &fname, &fp)?;
         self.not_above_protected(&tfd, &tname, &tp)?;
+        self.subtree_allowed_at(&ffd, &fname, &tfd, &tname, &tp)?;
         let fdir = openat2(ffd.as_raw_fd(), Path::new(""), libc::O_RDONLY | libc::O_DIRECTORY, 0, BENEATH).map_err(io(&fp))?;
         let tdir = openat2(tfd.as_raw_fd(), Path::new(""), libc::O_RDONLY | libc::O_DIRECTORY, 0, BENEATH).map_err(io(&fp))?;
         // SAFETY: renameat between two directory fds.
         if unsafe { libc::renameat(fdir.as_raw_fd(), fname.as_ptr(), tdir.as_raw_fd(), tname.as_ptr()) } != 0 {
             return Err(io(&fp)(std::io::Error::last_os_error()));
+        }
+        // What arrived may have changed between the check and the move
+        // (a concurrent sandbox): judged again there, else moved back.
+        if let Err(e) = self.verdict_at(&tfd, &tname, &tp).and_then(|_| self.subtree_allowed_at(&tfd, &tname, &tfd, &tname, &tp)) {
+            // SAFETY: renameat back between the same two directory fds.
+            unsafe { libc::renameat(tdir.as_raw_fd(), tname.as_ptr(), fdir.as_raw_fd(), fname.as_ptr()) };
+            return Err(e);
         }
         Ok(())
     }

@@ -280,3 +280,33 @@ fn a_root_bridge_reads_with_the_sandboxs_rights() {
     // And the thread got its rights back.
     assert_eq!(std::fs::read(&secret).unwrap(), b"ROOT-ONLY");
 }
+
+#[test]
+fn a_directory_moved_into_place_is_judged_with_what_it_holds() {
+    let f = fx();
+    f.b.write_file("x/git/config", b"[core]\n\tfsmonitor = x\n", true).unwrap();
+    let e = f.b.rename("x", ".config").unwrap_err();
+    assert!(matches!(e, FsError::Protected { .. }), "{e}");
+    assert!(e.to_string().contains(".config/git"), "{e}");
+    assert!(f.ws.join("x/git/config").exists() && !f.ws.join(".config").exists());
+    f.b.write_file("p/z/config.toml", b"[build]\nrustc-wrapper = \"/bin/sh\"\n", true).unwrap();
+    assert!(matches!(f.b.rename("p/z", "p/.cargo"), Err(FsError::Protected { .. })));
+    // An ordinary directory moves.
+    f.b.write_file("y/a.txt", b"a", true).unwrap();
+    f.b.rename("y", "y2").unwrap();
+    assert!(f.ws.join("y2/a.txt").exists());
+}
+
+#[test]
+fn startup_places_of_a_home_are_refused_only_there() {
+    let f = fx();
+    let home = f.ws.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let b = FsBridge { homes: vec![home.clone()], ..FsBridge::new(vec![f.secret.clone()], vec![], vec![f.ws.clone()], f.ws.clone()) };
+    for p in ["home/bin/git", "home/go/bin/go", "home/.local/lib/python3.11/site-packages/evil.pth"] {
+        assert!(matches!(b.write_file(p, b"x", true), Err(FsError::Protected { .. })), "{p}");
+        assert!(!f.ws.join(p).exists(), "{p}");
+    }
+    b.write_file("proj/bin/tool", b"x", true).unwrap();
+    b.write_file("home/.local/lib/python3.11/site-packages/mod.py", b"x", true).unwrap();
+}

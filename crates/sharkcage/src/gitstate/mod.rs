@@ -76,7 +76,7 @@ impl Role {
             Role::GitLink => "`.git` link",
             Role::GitCommonDir => "git commondir file",
             Role::GitDirBack => "git gitdir file",
-            Role::GitTodo => "git todo list",
+            Role::GitTodo => "git rebase or cherry-pick state",
             Role::GitProgram => "program run by a git config",
             Role::Startup => "startup file",
             Role::Deny => "protected path",
@@ -147,9 +147,14 @@ pub const STARTUP: &[&str] = &[
     // Pagers, debuggers, REPLs and database shells that run commands from
     // their startup files (less: `LESSOPEN` from lesskey runs on `git log`).
     ".lesskey",
+    ".less",
     ".config/lesskey",
     ".gdbinit",
     ".config/gdb",
+    ".pdbrc",
+    ".ipython",
+    ".jupyter",
+    ".julia",
     ".irbrc",
     ".Rprofile",
     ".psqlrc",
@@ -175,6 +180,11 @@ pub const STARTUP: &[&str] = &[
     ".npm-init.js",
     ".cargo/config.toml",
     ".cargo/config",
+    // rustup runs the toolchain a project or the home names (a `path`
+    // toolchain can be any directory).
+    "rust-toolchain.toml",
+    "rust-toolchain",
+    ".rustup",
     ".terraformrc",
     // Mercurial runs hooks from its configs, as git does.
     ".hgrc",
@@ -200,6 +210,10 @@ pub const HOME_STARTUP: &[(&str, &str)] = &[
     ("go", "bin"),
     (".local/share", "bash-completion"),
     (".local/share", "systemd"),
+    // Gradle runs init scripts from `~/.gradle/init.d` on every build, sbt
+    // its global plugins; in a project these are caches.
+    ("", ".gradle"),
+    ("", ".sbt"),
     // Python runs the `import` lines of every `.pth` file in the user's
     // site-packages at each start.
     (".local/lib/python*/site-packages", "*.pth"),
@@ -252,7 +266,8 @@ pub fn role_of(base: &[u8], git_dir: bool, name: &[u8], ty: Type) -> Option<Role
             return Some(*r);
         }
     }
-    if (base == b"rebase-merge" && name == b"git-rebase-todo") || (base == b"sequencer" && name == b"todo") {
+    // What `git rebase/cherry-pick --continue` obeys (todo lists, the merge strategy).
+    if git_dir && matches!(name, b"rebase-merge" | b"rebase-apply" | b"sequencer") {
         return Some(Role::GitTodo);
     }
     startup_role(base, name, ty)
@@ -260,6 +275,9 @@ pub fn role_of(base: &[u8], git_dir: bool, name: &[u8], ty: Type) -> Option<Role
 
 /// A startup name split once: (first part, second part if any).
 type Parts = (&'static [u8], Option<&'static [u8]>);
+
+/// The [`STARTUP`] names without a leading dot.
+const DOTLESS_STARTUP: &[&[u8]] = &[b"rust-toolchain.toml", b"rust-toolchain"];
 
 /// [`STARTUP`] split once into its parts.
 fn startup_parts() -> &'static [Parts] {
@@ -276,8 +294,8 @@ fn startup_parts() -> &'static [Parts] {
 }
 
 fn startup_role(base: &[u8], name: &[u8], ty: Type) -> Option<Role> {
-    // Every startup name starts with a dot; most entries do not.
-    if name.first() != Some(&b'.') && base.first() != Some(&b'.') {
+    // Startup names start with a dot but these; most entries do not.
+    if name.first() != Some(&b'.') && base.first() != Some(&b'.') && !DOTLESS_STARTUP.contains(&name) {
         return None;
     }
     startup_parts()
@@ -366,7 +384,9 @@ fn read_small(p: &Path) -> Result<Vec<u8>, String> {
 fn one_path(text: &[u8], prefix: &str) -> Option<String> {
     let s = std::str::from_utf8(text).ok()?;
     let s = s.strip_prefix(prefix)?;
-    let s = s.trim_end_matches(['\n', '\r', ' ', '\t']);
+    // As git reads them: only line ends are dropped (a trailing space is
+    // part of the path).
+    let s = s.trim_end_matches(['\n', '\r']);
     (!s.is_empty() && !s.contains('\n') && !s.contains('\0')).then(|| s.to_string())
 }
 
@@ -447,17 +467,57 @@ pub fn judge(role: Role, path: &Path, roots: &Roots) -> Result<(), String> {
             if is_link {
                 return Err("is a symlink".into());
             }
-            let text = read_small(path)?;
-            let s = String::from_utf8_lossy(&text);
-            match s.lines().find(|l| matches!(l.split_whitespace().next(), Some("x") | Some("exec"))) {
-                Some(l) => Err(format!("has the command line {:?}", l.trim())),
-                None => Ok(()),
+            if meta.is_dir() {
+                return judge_sequencer_dir(path);
             }
+            judge_todo(&read_small(path)?)
         }
         Role::GitProgram => Err("is run by an existing git config".into()),
         Role::Startup => Err("runs commands when a shell, editor, agent or tool starts".into()),
         Role::Deny => Err("may not be created or changed by the sandbox".into()),
     }
+}
+
+/// A todo list is inert without `exec` lines (`x`, `exec`).
+fn judge_todo(text: &[u8]) -> Result<(), String> {
+    let s = String::from_utf8_lossy(text);
+    match s.lines().find(|l| matches!(l.split_whitespace().next(), Some("x") | Some("exec"))) {
+        Some(l) => Err(format!("has the command line {:?}", l.trim())),
+        None => Ok(()),
+    }
+}
+
+/// Merge strategies built into git (any other name runs `git-merge-<name>`).
+const BUILTIN_STRATEGIES: &[&str] = &["ort", "recursive", "resolve", "octopus", "ours", "subtree"];
+
+/// A rebase or cherry-pick state directory (`rebase-merge`, `rebase-apply`,
+/// `sequencer`): what `--continue` will do. Inert when its todo lists have
+/// no `exec` lines and every merge strategy it names is built into git.
+fn judge_sequencer_dir(path: &Path) -> Result<(), String> {
+    let rd = std::fs::read_dir(path).map_err(|e| format!("cannot be listed ({e})"))?;
+    for e in rd {
+        let e = e.map_err(|e| format!("cannot be listed ({e})"))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        let p = e.path();
+        match name.as_str() {
+            "git-rebase-todo" | "git-rebase-todo.backup" | "todo" => judge_todo(&read_small(&p)?).map_err(|w| format!("{name} {w}"))?,
+            "strategy" => {
+                let text = read_small(&p)?;
+                let v = String::from_utf8_lossy(&text).trim().to_string();
+                if !BUILTIN_STRATEGIES.contains(&v.as_str()) {
+                    return Err(format!("names the merge strategy {v:?}, which runs a program"));
+                }
+            }
+            "opts" => {
+                let items = config::parse(&read_small(&p)?).map_err(|e| format!("opts is not a config git reads plainly ({e})"))?;
+                if let Some(it) = items.iter().find(|it| it.key == "strategy" && !BUILTIN_STRATEGIES.contains(&it.value.as_deref().unwrap_or("").trim())) {
+                    return Err(format!("names the merge strategy {:?}, which runs a program", it.value.as_deref().unwrap_or("")));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Refusal of the file bridge, which has no after-call check: why creating
@@ -563,9 +623,12 @@ mod tests {
     }
 
     #[test]
-    fn every_startup_name_starts_with_a_dot() {
+    fn every_startup_name_starts_with_a_dot_or_is_listed_without() {
         // `startup_role` skips names without a leading dot on this promise.
-        assert!(STARTUP.iter().all(|s| s.starts_with('.')));
+        for s in STARTUP {
+            assert!(s.starts_with('.') || DOTLESS_STARTUP.contains(&s.as_bytes()), "{s}");
+        }
+        assert_eq!(role_of(b"proj", false, b"rust-toolchain.toml", Type::File), Some(Role::Startup));
     }
 
     #[test]
@@ -580,6 +643,7 @@ mod tests {
         assert_eq!(role_of(b"x", false, b".config", Type::Symlink), Some(Role::Startup));
         assert_eq!(role_of(b"x", false, b".config", Type::Dir), None);
         assert_eq!(role_of(b".local", false, b"bin", Type::Dir), Some(Role::Startup));
-        assert_eq!(role_of(b"rebase-merge", false, b"git-rebase-todo", Type::File), Some(Role::GitTodo));
+        assert_eq!(role_of(b".git", true, b"rebase-merge", Type::Dir), Some(Role::GitTodo));
+        assert_eq!(role_of(b"x", false, b"rebase-merge", Type::Dir), None);
     }
 }

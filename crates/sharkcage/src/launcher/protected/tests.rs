@@ -43,7 +43,7 @@ fn finds_git_state_by_rule_at_any_depth_without_following_symlinks() {
         (".git/hooks", Role::GitHooks),
         (".git/modules/sub/config", Role::GitConfig),
         (".git/modules/sub/hooks", Role::GitHooks),
-        (".git/rebase-merge/git-rebase-todo", Role::GitTodo),
+        (".git/rebase-merge", Role::GitTodo),
         (".git/worktrees/wt/commondir", Role::GitCommonDir),
         (".git/worktrees/wt/config.worktree", Role::GitConfig),
         (".git/worktrees/wt/gitdir", Role::GitDirBack),
