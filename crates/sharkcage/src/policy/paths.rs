@@ -108,7 +108,9 @@ pub fn primary_home() -> Option<PathBuf> {
 
 /// Identity of `/etc/passwd` (device, inode, size, change time): what the
 /// passwd-derived answers below are remembered against.
-fn passwd_stamp() -> Option<(u64, u64, u64, i64, i64)> {
+type Stamp = Option<(u64, u64, u64, i64, i64)>;
+
+fn passwd_stamp() -> Stamp {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata("/etc/passwd").ok()?;
     Some((m.dev(), m.ino(), m.size(), m.ctime(), m.ctime_nsec()))
@@ -135,7 +137,7 @@ fn remembered<K: PartialEq + Clone, V: Clone>(cell: &std::sync::Mutex<Option<(K,
 /// "home" is `/bin` or `/usr/sbin`), never `/`. Remembered while
 /// `/etc/passwd` is unchanged (a call asks several times).
 pub fn all_user_homes() -> Vec<PathBuf> {
-    static CELL: std::sync::Mutex<Option<(Option<(u64, u64, u64, i64, i64)>, Vec<PathBuf>)>> = std::sync::Mutex::new(None);
+    static CELL: std::sync::Mutex<Option<(Stamp, Vec<PathBuf>)>> = std::sync::Mutex::new(None);
     remembered(&CELL, passwd_stamp(), read_all_user_homes)
 }
 
@@ -160,7 +162,7 @@ fn read_all_user_homes() -> Vec<PathBuf> {
 /// The passwd home of the real uid, remembered while `/etc/passwd` and
 /// the uid are unchanged.
 fn passwd_home() -> Option<PathBuf> {
-    type Key = (u32, Option<(u64, u64, u64, i64, i64)>);
+    type Key = (u32, Stamp);
     static CELL: std::sync::Mutex<Option<(Key, Option<PathBuf>)>> = std::sync::Mutex::new(None);
     // SAFETY: getuid cannot fail.
     let uid = unsafe { libc::getuid() };
