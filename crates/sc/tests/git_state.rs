@@ -496,3 +496,45 @@ fn more_startup_files_in_a_writable_home() {
     }
     assert_eq!(read(&t.home.join("proj/bin/tool")).as_deref(), Some("ok\n"), "a project's bin/ is an ordinary directory");
 }
+
+#[test]
+fn a_repository_deeper_than_path_max_reached_through_symlinks_is_disarmed() {
+    let _g = shared();
+    let t = T::new();
+    let (m, c) = marker(&t, "deep");
+    // Directories with long names nested beyond PATH_MAX, a repository at
+    // the bottom, and a short way to it through symlinks.
+    let script = format!(
+        r#"
+import os, subprocess
+os.chdir({ws:?})
+subprocess.run(['git','init','-q','repo'],check=True)
+subprocess.run(['git','-C','repo','config','core.fsmonitor',{c:?} + '; false'],check=True)
+N='d'*250
+os.mkdir('L'); os.chdir('L')
+for i in range(10):
+    os.mkdir(N+str(i)); os.chdir(N+str(i))
+A=os.open('.',os.O_RDONLY)
+rel=[]
+for i in range(10,20):
+    os.mkdir(N+str(i)); os.chdir(N+str(i)); rel.append(N+str(i))
+B=os.open('.',os.O_RDONLY)
+os.fchdir(A)
+os.symlink('/'.join(rel),'s2')
+os.chdir({ws:?})
+os.symlink('L/'+'/'.join(N+str(i) for i in range(10)),'s1')
+os.rename('repo', '/proc/self/fd/%d/repo' % B)
+os.mkdir('proj'); os.symlink('../s1/s2/repo/.git','proj/.git')
+open('done','w').write('ok\n')
+"#,
+        ws = t.ws.display().to_string(),
+        c = c
+    );
+    let o = t.sc().cmd(["python3", "-c", &script]).run();
+    assert_done(&t, &o);
+    use_repo(&t, &t.ws.join("proj"));
+    assert_not_run(&m, &o);
+    // The next call in that workspace still works (nothing too deep to mount).
+    let o2 = t.sh("echo again > again");
+    assert_eq!(read(&t.ws.join("again")).as_deref(), Some("again\n"), "a later call failed: {}", o2.all());
+}

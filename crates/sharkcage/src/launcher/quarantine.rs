@@ -74,6 +74,18 @@ impl Check {
     }
 }
 
+/// A path for a report: very deep ones (a command can nest directories
+/// beyond `PATH_MAX`) shortened to their start and end.
+fn shown(p: &Path) -> String {
+    let s = p.display().to_string();
+    if s.len() <= 400 {
+        return s;
+    }
+    let head: String = s.chars().take(120).collect();
+    let tail: String = s.chars().rev().take(200).collect::<Vec<_>>().into_iter().rev().collect();
+    format!("{head}…({} bytes)…{tail}", s.len())
+}
+
 /// One entry to move aside, and why.
 struct Finding {
     path: PathBuf,
@@ -125,7 +137,7 @@ pub fn after_call(check: &Check, cache: Vec<Tree>) -> (Vec<Violation>, Vec<Tree>
     found.dedup_by(|a, b| a.path == b.path);
     let mut out = Vec::new();
     for p in &post.unreadable {
-        out.push(Violation::note("protected-path", format!("{} could not be examined for git or startup files after the call", p.display())));
+        out.push(Violation::note("protected-path", format!("{} could not be examined for git or startup files after the call", shown(p))));
     }
     // A parent moved aside takes its children with it.
     let mut done: Vec<PathBuf> = Vec::new();
@@ -137,10 +149,10 @@ pub fn after_call(check: &Check, cache: Vec<Tree>) -> (Vec<Violation>, Vec<Tree>
         let Some(root) = check.writable.iter().filter(|w| f.path.starts_with(w) && f.path != **w).max_by_key(|w| w.components().count()) else {
             continue;
         };
-        let what = format!("{}: a {} that {}", f.path.display(), f.role.describe(), f.why);
+        let what = format!("{}: a {} that {}", shown(&f.path), f.role.describe(), f.why);
         match neutralize(root, &f.path, n as u32 + 1) {
             Ok(Neutralized::Moved(dest)) => {
-                out.push(Violation::note("protected-path", format!("{what}; moved aside to {}", dest.display())));
+                out.push(Violation::note("protected-path", format!("{what}; moved aside to {}", shown(&dest))));
                 done.push(f.path);
             }
             Ok(Neutralized::Removed(why)) => {

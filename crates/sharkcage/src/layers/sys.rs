@@ -143,10 +143,46 @@ pub fn openat2(dirfd: i32, path: &CStr, flags: libc::c_int, resolve: u64) -> Sys
 /// `openat2(dirfd, path, O_PATH, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
 /// RESOLVE_NO_MAGICLINKS)`: resolve `path` below `dirfd` without following
 /// any symlink. An empty path returns a duplicate of `dirfd`'s location.
+///
+/// A path longer than [`ONE_LOOKUP`] bytes is resolved one component at a
+/// time (the kernel bounds the string of one lookup by `PATH_MAX`, not the
+/// depth of a tree, so state a command leaves deeper than that must still
+/// be reachable). Allocation-free: it runs in the sandbox's PID 1 too.
 pub fn open_beneath(dirfd: i32, path: &CStr) -> SysResult<i32> {
-    let p = if path.to_bytes().is_empty() { c"." } else { path };
-    openat2(dirfd, p, libc::O_PATH | libc::O_NOFOLLOW, libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS)
+    const RESOLVE: u64 = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
+    let b = path.to_bytes();
+    if b.is_empty() {
+        return openat2(dirfd, c".", libc::O_PATH | libc::O_NOFOLLOW, RESOLVE);
+    }
+    if b.len() < ONE_LOOKUP {
+        return openat2(dirfd, path, libc::O_PATH | libc::O_NOFOLLOW, RESOLVE);
+    }
+    let mut cur = dirfd;
+    let mut comp = [0u8; 256];
+    for part in b.split(|&c| c == b'/').filter(|p| !p.is_empty() && *p != b".") {
+        let r = if part == b".." || part.len() > 255 {
+            Err(if part == b".." { libc::EXDEV } else { libc::ENAMETOOLONG })
+        } else {
+            comp[..part.len()].copy_from_slice(part);
+            comp[part.len()] = 0;
+            match CStr::from_bytes_with_nul(&comp[..=part.len()]) {
+                Ok(c) => openat2(cur, c, libc::O_PATH | libc::O_NOFOLLOW, RESOLVE),
+                Err(_) => Err(libc::EINVAL),
+            }
+        };
+        if cur != dirfd {
+            close(cur);
+        }
+        cur = r?;
+    }
+    if cur == dirfd {
+        return openat2(dirfd, c".", libc::O_PATH | libc::O_NOFOLLOW, RESOLVE);
+    }
+    Ok(cur)
 }
+
+/// Paths at least this long are opened one component at a time.
+pub const ONE_LOOKUP: usize = 2048;
 
 /// `openat2(AT_FDCWD, abs, O_PATH | extra, RESOLVE_NO_SYMLINKS |
 /// RESOLVE_NO_MAGICLINKS)`: an absolute host path, resolved from `/` with no
