@@ -115,3 +115,24 @@ test('SandboxFs in a root process reads with the sandbox identity: a root-only f
     fs.rmSync(base, { recursive: true, force: true })
   }
 })
+
+test('SandboxFs hides what appears after it was made: new secrets and new files matching denyRead', () => {
+  const { base, home, ws } = fixture()
+  try {
+    const f = withHome(home, () => new sc.SandboxFs({ filesystem: { denyRead: [path.join(ws, 'conf', '*.key')] } }, { workspace: ws }))
+    // Made after the view: a cloud credential, a new ssh key, a key file in the workspace.
+    fs.mkdirSync(path.join(home, '.aws'), { recursive: true })
+    fs.writeFileSync(path.join(home, '.aws', 'credentials'), 'LATE-AWS-SECRET')
+    fs.writeFileSync(path.join(home, '.ssh', 'id_ed25519'), 'LATE-SSH-SECRET')
+    fs.mkdirSync(path.join(ws, 'conf'), { recursive: true })
+    fs.writeFileSync(path.join(ws, 'conf', 'db.key'), 'LATE-KEY-SECRET')
+    fs.writeFileSync(path.join(ws, 'conf', 'app.toml'), 'ok')
+    for (const p of [path.join(home, '.aws', 'credentials'), path.join(home, '.ssh', 'id_ed25519'), path.join(ws, 'conf', 'db.key')]) {
+      assert.throws(() => f.readFile(p), (e) => e.code === 'ERR_SHARKCAGE_FS_NOT_READABLE' && !String(e.message).includes('LATE-'), p)
+    }
+    assert.equal(f.readFile(path.join(ws, 'conf', 'app.toml')).toString(), 'ok')
+    assert.ok(!f.readDirectory('conf').some((e) => e.name === 'db.key'), 'a denied file is listed')
+  } finally {
+    fs.rmSync(base, { recursive: true, force: true })
+  }
+})

@@ -538,3 +538,141 @@ open('done','w').write('ok\n')
     let o2 = t.sh("echo again > again");
     assert_eq!(read(&t.ws.join("again")).as_deref(), Some("again\n"), "a later call failed: {}", o2.all());
 }
+
+#[test]
+fn a_workspace_made_unreadable_is_still_examined() {
+    let _g = shared();
+    let t = T::new();
+    let (m, c) = marker(&t, "rootchmod");
+    let o = t.sh(&format!("git init -q r && git -C r config core.fsmonitor '{c}; false' && echo ok > done && chmod 300 ."));
+    set_mode(&t.ws, 0o755);
+    assert_done(&t, &o);
+    use_repo(&t, &t.ws.join("r"));
+    assert_not_run(&m, &o);
+}
+
+#[test]
+fn many_inert_configs_do_not_hide_a_hook() {
+    let _g = shared();
+    let t = T::new();
+    host_repo(&t, &t.ws.join("main"));
+    hgit_ok(&t, &t.ws.join("main"), &["config", "core.hooksPath", ".githooks"]);
+    let o = t.sh("for i in $(seq 1100); do mkdir -p a/$i/.git; printf '[core]\\n\\tbare = false\\n' > a/$i/.git/config; done; echo ok > done");
+    assert_done(&t, &o);
+    let (m, c) = marker(&t, "manyconfigs");
+    let o = t.sh(&format!("mkdir -p main/.githooks && printf '#!/bin/sh\\n{c}\\n' > main/.githooks/pre-commit && chmod +x main/.githooks/pre-commit && echo ok > done"));
+    assert_done(&t, &o);
+    use_repo(&t, &t.ws.join("main"));
+    assert_not_run(&m, &o);
+}
+
+#[test]
+fn a_worktree_name_with_a_trailing_space_keeps_its_hooks_path() {
+    let _g = shared();
+    let t = T::new();
+    let main = t.ws.join("main");
+    host_repo(&t, &main);
+    hgit_ok(&t, &main, &["config", "core.hooksPath", ".githooks"]);
+    hgit_ok(&t, &main, &["worktree", "add", "-q", &t.ws.join("wtb").display().to_string()]);
+    let (m, c) = marker(&t, "wtspace");
+    // A new worktree whose private directory ends in a space: git keeps the
+    // space when it reads the gitfile, so hooks come from `wtc/.githooks`.
+    let o = t.sh(&format!(
+        "d='main/.git/worktrees/wtc ' && mkdir -p \"$d\" && cp main/.git/worktrees/wtb/HEAD main/.git/worktrees/wtb/commondir \"$d/\" && \
+         echo {ws}/wtc/.git > \"$d/gitdir\" && mkdir wtc && printf 'gitdir: {ws}/main/.git/worktrees/wtc \\n' > wtc/.git && \
+         git -C wtc rev-parse --git-dir > gd && mkdir -p wtc/.githooks && \
+         printf '#!/bin/sh\\n{c}\\n' > wtc/.githooks/pre-commit && chmod +x wtc/.githooks/pre-commit && echo ok > done",
+        ws = t.ws.display()
+    ));
+    assert_done(&t, &o);
+    assert!(read(&t.ws.join("gd")).unwrap_or_default().ends_with("wtc \n"), "git reads the name with its space: {:?}", read(&t.ws.join("gd")));
+    use_repo(&t, &t.ws.join("wtc"));
+    assert_not_run(&m, &o);
+}
+
+#[test]
+fn a_rebase_left_to_continue_runs_nothing_planted() {
+    let _g = shared();
+    let t = T::new();
+    let (m, c) = marker(&t, "rebase");
+    let o = t
+        .sc()
+        .env("GIT_AUTHOR_NAME", "a")
+        .env("GIT_AUTHOR_EMAIL", "a@example.com")
+        .env("GIT_COMMITTER_NAME", "a")
+        .env("GIT_COMMITTER_EMAIL", "a@example.com")
+        .policy(r#"{"env":["GIT_AUTHOR_NAME","GIT_AUTHOR_EMAIL","GIT_COMMITTER_NAME","GIT_COMMITTER_EMAIL"]}"#)
+        .sh(&format!(
+            "git init -q r && cd r && for i in 1 2 3; do echo $i > f$i; git add f$i; git commit -qm c$i; done && \
+             printf '#!/bin/sh\\nprintf \"break\\\\npick %%s\\\\npick %%s\\\\n\" $(git rev-parse --short HEAD) $(git rev-parse --short HEAD~1) > \"$1\"\\n' > /tmp/ed.sh && chmod +x /tmp/ed.sh && \
+             (GIT_SEQUENCE_EDITOR=/tmp/ed.sh git rebase -i HEAD~2 >/dev/null 2>&1 || true) && \
+             mkdir -p git-merge- && printf '#!/bin/sh\\n{c}\\nexit 1\\n' > git-merge-/x && chmod +x git-merge-/x && \
+             echo /x > .git/rebase-merge/strategy && echo 'exec {c}' >> .git/rebase-merge/git-rebase-todo; cd .. && echo ok > done"
+        ))
+        .run();
+    assert_done(&t, &o);
+    let _ = hgit(&t, &t.ws.join("r"), &["rebase", "--continue"]);
+    assert_not_run(&m, &o);
+}
+
+#[test]
+fn a_call_in_a_workspace_with_many_repositories_does_not_hang() {
+    let _g = shared();
+    let t = T::new();
+    for i in 0..150 {
+        std::fs::create_dir_all(t.ws.join(format!("r{i}/.git/hooks"))).unwrap();
+        std::fs::create_dir_all(t.ws.join(format!("r{i}/.git/objects"))).unwrap();
+        std::fs::create_dir_all(t.ws.join(format!("r{i}/.git/refs"))).unwrap();
+        std::fs::write(t.ws.join(format!("r{i}/.git/HEAD")), "ref: refs/heads/main\n").unwrap();
+        std::fs::write(t.ws.join(format!("r{i}/.git/config")), "[core]\n\tbare = false\n").unwrap();
+    }
+    let o = t.sc().opt("--timeout").opt("20").sh("echo ok > done").run();
+    assert_done(&t, &o);
+    assert!(o.elapsed < std::time::Duration::from_secs(15), "a call took {:?}", o.elapsed);
+    // Every existing config stayed read-only.
+    let o = t.sh("echo '[core] fsmonitor = x' >> r7/.git/config; echo ok > done");
+    assert_done(&t, &o);
+    assert_eq!(read(&t.ws.join("r7/.git/config")).as_deref(), Some("[core]\n\tbare = false\n"));
+}
+
+#[test]
+fn python_and_toolchain_startup_places_in_a_writable_home() {
+    let _g = shared();
+    let t = T::new();
+    std::fs::create_dir_all(t.home.join("other/python3.11/site-packages")).unwrap();
+    let files = [
+        ".local/lib/python3.11/site-packages/usercustomize.py",
+        "proj/rust-toolchain.toml",
+        ".rustup/settings.toml",
+        ".less",
+        ".pdbrc",
+        ".ipython/profile_default/startup/00.py",
+    ];
+    let mut script = String::new();
+    for f in files {
+        script.push_str(&format!("mkdir -p \"$(dirname {f})\"; echo evil > {f}; "));
+    }
+    // A symlink on the way to the user's site-packages.
+    script.push_str("mkdir -p l2 && ln -s ../other l2/lib && mkdir -p .l3 && echo done; echo ok > done");
+    let o = Run::new(&t.home, &t.root).workspace(&t.home).sh(&format!("{script}; rm -rf .local && mkdir .local && ln -s ../other .local/lib")).run();
+    assert_eq!(read(&t.home.join("done")).as_deref(), Some("ok\n"), "control: {}", o.all());
+    for f in files {
+        assert!(!t.home.join(f).exists(), "{f} created inside is on the host: {}", o.all());
+    }
+    assert!(t.home.join(".local/lib").symlink_metadata().is_err(), "a symlinked ~/.local/lib stayed: {}", o.all());
+}
+
+#[test]
+fn a_root_caller_can_start_in_a_private_working_directory() {
+    let _g = shared();
+    if !is_root() {
+        eprintln!("SKIP: the shift applies to root callers (this suite also runs as root)");
+        return;
+    }
+    let t = T::new();
+    let here = t.root.join("priv");
+    plant(&here.join("f"), "HERE");
+    set_mode(&here, 0o700);
+    let o = Run::new(&t.home, &here).no_workspace().sh("cat f").run();
+    assert!(o.out().contains("HERE"), "{}", o.all());
+}

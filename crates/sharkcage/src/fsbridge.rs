@@ -85,6 +85,9 @@ pub struct FsBridge {
     identity: Identity,
     /// Home directories (their startup places, `gitstate::HOME_STARTUP`).
     homes: Vec<PathBuf>,
+    /// The read-deny rules, also for paths that appear later (a new
+    /// `~/.ssh/id_ed25519`, a file matching a `denyRead` glob).
+    deny: crate::launcher::plan::DenyRules,
 }
 
 /// Whose rights the bridge's host I/O uses: the same as the sandbox's.
@@ -164,7 +167,7 @@ fn real_path(fd: &OwnedFd) -> std::io::Result<PathBuf> {
 impl FsBridge {
     /// A view from explicit lists (canonical absolute paths).
     pub fn new(hidden: Vec<PathBuf>, allow_read: Vec<PathBuf>, writable: Vec<PathBuf>, cwd: PathBuf) -> FsBridge {
-        FsBridge { hidden, allow_read, writable, cwd, protected: vec![], identity: Identity::Caller, homes: vec![] }
+        FsBridge { hidden, allow_read, writable, cwd, protected: vec![], identity: Identity::Caller, homes: vec![], deny: Default::default() }
     }
 
     /// The same view with host I/O done as `identity`.
@@ -186,6 +189,7 @@ impl FsBridge {
             protected,
             identity: Identity::for_process(plan),
             homes: plan.homes.clone(),
+            deny: plan.deny_rules.clone(),
         }
     }
 
@@ -200,10 +204,13 @@ impl FsBridge {
     /// deeper allowRead path or writable root re-exposes it (the workspace
     /// inside `~/.openclaw` is visible although `~/.openclaw` is hidden).
     fn hidden(&self, p: &Path) -> bool {
-        self.hidden.iter().any(|h| {
-            p.starts_with(h)
-                && !self.allow_read.iter().chain(self.writable.iter()).any(|w| w.starts_with(h) && w != h && p.starts_with(w))
-        })
+        let reopened = |h: &Path| self.allow_read.iter().chain(self.writable.iter()).any(|w| w.starts_with(h) && w != h && p.starts_with(w));
+        if self.hidden.iter().any(|h| p.starts_with(h) && !reopened(h)) {
+            return true;
+        }
+        // Rules for what did not exist when this view was made.
+        self.deny.paths.iter().any(|h| p.starts_with(h) && !reopened(h))
+            || (!self.deny.globs.is_empty() && p.ancestors().any(|a| self.deny.globs.iter().any(|g| g.matches_path(a)) && !reopened(a)))
     }
 
     /// The writable root containing `p` (deepest) and `p` relative to it.

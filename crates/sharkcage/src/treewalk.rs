@@ -92,24 +92,17 @@ fn open_child(dir: RawFd, name: &CStr) -> Option<OwnedFd> {
     (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Open `rel` below `root` without following any symlink on the way.
+/// Open the directory `rel` below `root` without following any symlink on
+/// the way (long paths one component at a time, see `layers::sys`).
 pub fn open_beneath(root: RawFd, rel: &Path) -> Option<OwnedFd> {
-    #[repr(C)]
-    struct OpenHow {
-        flags: u64,
-        mode: u64,
-        resolve: u64,
-    }
-    let how = OpenHow {
-        flags: (libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC) as u64,
-        mode: 0,
-        resolve: libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS,
-    };
-    let p = if rel.as_os_str().is_empty() { CString::new(".").ok()? } else { cstr(rel.as_os_str().as_bytes())? };
-    // SAFETY: openat2 with a valid open_how of the size passed; owned below.
-    let fd = unsafe { libc::syscall(libc::SYS_openat2, root, p.as_ptr(), &how as *const OpenHow, std::mem::size_of::<OpenHow>()) };
+    let p = cstr(rel.as_os_str().as_bytes())?;
+    let path_fd = crate::layers::sys::open_beneath(root, &p).ok()?;
+    // Reopen the O_PATH descriptor as a readable directory.
+    // SAFETY: openat of "." below our own descriptor; owned below.
+    let fd = unsafe { libc::openat(path_fd, c".".as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    crate::layers::sys::close(path_fd);
     // SAFETY: a fresh descriptor we own.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// The type of `name` in `dir` by `fstatat` (no symlink followed).

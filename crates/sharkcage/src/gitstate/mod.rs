@@ -215,25 +215,37 @@ pub const HOME_STARTUP: &[(&str, &str)] = &[
     ("", ".gradle"),
     ("", ".sbt"),
     // Python runs the `import` lines of every `.pth` file in the user's
-    // site-packages at each start.
+    // site-packages at each start, and imports `usercustomize` from there.
     (".local/lib/python*/site-packages", "*.pth"),
+    (".local/lib/python*/site-packages", "usercustomize.py"),
+    (".local/lib/python*/site-packages", "usercustomize"),
+    (".local/lib/python*/site-packages", "sitecustomize.py"),
 ];
 
 /// Does `rel_dir` (a directory relative to a home) and `name` match a
-/// [`HOME_STARTUP`] entry?
+/// [`HOME_STARTUP`] entry? A symlink on the way to one counts too (a
+/// `.local/lib` symlink could lead to a directory full of them).
 pub fn home_startup(rel_dir: &Path, name: &[u8]) -> bool {
-    let comps: Vec<&[u8]> = rel_dir.components().map(|c| c.as_os_str().as_bytes()).collect();
+    home_startup_typed(rel_dir, name, Type::File)
+}
+
+/// [`home_startup`] for an entry of type `ty`.
+pub fn home_startup_typed(rel_dir: &Path, name: &[u8], ty: Type) -> bool {
+    let mut comps: Vec<&[u8]> = rel_dir.components().map(|c| c.as_os_str().as_bytes()).collect();
+    comps.push(name);
+    let part_ok = |p: &str, c: &[u8]| match p.strip_prefix('*') {
+        Some(suffix) => c.ends_with(suffix.as_bytes()),
+        None => match p.strip_suffix('*') {
+            Some(prefix) => c.starts_with(prefix.as_bytes()),
+            None => p.as_bytes() == c,
+        },
+    };
     HOME_STARTUP.iter().any(|(dir, n)| {
-        let pat: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
-        pat.len() == comps.len()
-            && pat.iter().zip(&comps).all(|(p, c)| match p.strip_suffix('*') {
-                Some(prefix) => c.starts_with(prefix.as_bytes()),
-                None => p.as_bytes() == *c,
-            })
-            && match n.strip_prefix('*') {
-                Some(suffix) => name.ends_with(suffix.as_bytes()),
-                None => n.as_bytes() == name,
-            }
+        let mut pat: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
+        pat.push(n);
+        let exact = pat.len() == comps.len() && pat.iter().zip(&comps).all(|(p, c)| part_ok(p, c));
+        let symlink_on_the_way = ty == Type::Symlink && comps.len() < pat.len() && pat.iter().zip(&comps).all(|(p, c)| part_ok(p, c));
+        exact || symlink_on_the_way
     })
 }
 
@@ -402,7 +414,7 @@ pub fn judge(role: Role, path: &Path, roots: &Roots) -> Result<(), String> {
         return Err("has another hard link, through which it could be changed later".into());
     }
     // git reads these as files: a directory by that name runs nothing.
-    if meta.is_dir() && matches!(role, Role::GitConfig | Role::GitCommonDir | Role::GitDirBack | Role::GitTodo) {
+    if meta.is_dir() && matches!(role, Role::GitConfig | Role::GitCommonDir | Role::GitDirBack) {
         return Ok(());
     }
     match role {
@@ -613,6 +625,28 @@ mod tests {
     }
 
     #[test]
+    fn rebase_and_sequencer_directories_are_judged_by_what_they_hold() {
+        let d = tempfile::tempdir().unwrap();
+        let w = std::fs::canonicalize(d.path()).unwrap();
+        let roots = Roots { writable: std::slice::from_ref(&w), hidden: &[] };
+        for dir in ["rebase-merge", "sequencer", "rebase-apply"] {
+            let p = w.join(dir);
+            std::fs::create_dir(&p).unwrap();
+            std::fs::write(p.join("git-rebase-todo"), "pick abc c1\n").unwrap();
+            std::fs::write(p.join("strategy"), "ort\n").unwrap();
+            assert_eq!(judge(Role::GitTodo, &p, &roots), Ok(()), "{dir}");
+            std::fs::write(p.join("strategy"), "/x\n").unwrap();
+            assert!(judge(Role::GitTodo, &p, &roots).is_err(), "{dir}: a strategy that runs a program");
+            std::fs::write(p.join("strategy"), "ort\n").unwrap();
+            std::fs::write(p.join("todo"), "pick abc\nexec touch /tmp/x\n").unwrap();
+            assert!(judge(Role::GitTodo, &p, &roots).is_err(), "{dir}: an exec line");
+        }
+        // The same names as plain files (git reads the todo of `rebase -i` from a directory only).
+        std::fs::write(w.join("todo-file"), "x echo\n").unwrap();
+        assert!(judge(Role::GitTodo, &w.join("todo-file"), &roots).is_err());
+    }
+
+    #[test]
     fn home_relative_startup_places() {
         assert!(home_startup(Path::new(""), b"bin"));
         assert!(home_startup(Path::new("go"), b"bin"));
@@ -620,6 +654,11 @@ mod tests {
         assert!(!home_startup(Path::new(".local/lib/python3.11/site-packages"), b"zz.py"));
         assert!(!home_startup(Path::new("proj"), b"bin"));
         assert!(home_startup(Path::new(".local/share"), b"systemd"));
+        assert!(home_startup(Path::new(".local/lib/python3.11/site-packages"), b"usercustomize.py"));
+        assert!(home_startup_typed(Path::new(".local"), b"lib", Type::Symlink));
+        assert!(home_startup_typed(Path::new(""), b"go", Type::Symlink));
+        assert!(!home_startup_typed(Path::new(""), b"go", Type::Dir));
+        assert!(!home_startup_typed(Path::new(""), b"proj", Type::Symlink));
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub struct Plan {
     pub cwd: PathBuf,
     pub writable: Vec<PathBuf>,
     pub hidden: Vec<PathBuf>,
+    /// The read-deny rules themselves (see [`DenyRules`]).
+    pub deny_rules: DenyRules,
     /// Paths re-opened inside hidden regions (allowRead).
     pub allow_read: Vec<PathBuf>,
     pub protected: Vec<PathBuf>,
@@ -89,6 +91,21 @@ fn policy_err(req: &ExecRequest, key: &str, message: String) -> LaunchError {
 
 fn under_kernel_fs(p: &Path) -> bool {
     p.starts_with("/proc") || p.starts_with("/sys") || p.starts_with("/dev")
+}
+
+/// The read-deny rules as written (resolved, existing or not), for views
+/// that last longer than one call (the file bridge).
+#[derive(Debug, Clone, Default)]
+pub struct DenyRules {
+    pub paths: Vec<PathBuf>,
+    pub globs: Vec<glob::Pattern>,
+}
+
+impl DenyRules {
+    /// `p` or a directory above it is denied.
+    pub fn denies(&self, p: &Path) -> bool {
+        self.paths.iter().any(|d| p.starts_with(d)) || p.ancestors().any(|a| self.globs.iter().any(|g| g.matches_path(a)))
+    }
 }
 
 /// What every phase of [`Plan::build`] reads: the request, the caller's
@@ -137,7 +154,7 @@ impl Plan {
         let cx = Ctx { req, homes, home, mandatory };
         let mut violations = Vec::new();
 
-        let hidden = cx.hidden_paths()?;
+        let (hidden, deny_rules) = cx.hidden_paths()?;
         let allow_read = cx.allow_read_paths(&hidden, ssh_helper.as_ref())?;
         let workspace = cx.workspace_root()?;
         let writable = cx.writable_roots(workspace.as_ref(), &mut violations)?;
@@ -183,6 +200,7 @@ impl Plan {
             cwd,
             writable,
             hidden,
+            deny_rules,
             allow_read,
             protected: prot.paths,
             protected_before: prot.before,
@@ -291,7 +309,7 @@ impl Ctx<'_> {
 
     /// Hidden paths: the mandatory denies, `denyRead` and `--deny-read`,
     /// those that exist.
-    fn hidden_paths(&self) -> Result<Vec<PathBuf>, LaunchError> {
+    fn hidden_paths(&self) -> Result<(Vec<PathBuf>, DenyRules), LaunchError> {
         let pol = &self.req.policy;
         let home = self.home.as_deref();
         let user_deny = paths::resolve_entries(&pol.filesystem.deny_read, home, true).map_err(|(i, m)| self.err(&format!("filesystem.denyRead[{i}]"), m))?;
@@ -300,10 +318,22 @@ impl Ctx<'_> {
         for d in &self.req.extra_deny_read {
             hidden.push(paths::resolve(d, home).map_err(|m| self.err("--deny-read", m))?);
         }
+        // The rules themselves, for a view that outlives this moment (the
+        // file bridge): paths that do not exist yet, and glob patterns.
+        let mut rules = DenyRules { paths: hidden.iter().filter(|p| !under_kernel_fs(p) && p.as_path() != Path::new("/")).cloned().collect(), globs: Vec::new() };
+        for e in pol.filesystem.deny_read.iter().filter(|e| !e.literal && e.path.contains(['*', '?', '['])) {
+            let expanded = match e.path.strip_prefix("~/") {
+                Some(rest) => home.map(|h| h.join(rest).display().to_string()).unwrap_or_default(),
+                None => e.path.clone(),
+            };
+            if let Ok(p) = glob::Pattern::new(&expanded) {
+                rules.globs.push(p);
+            }
+        }
         hidden.retain(|p| p.symlink_metadata().is_ok() && !under_kernel_fs(p) && p != Path::new("/"));
         hidden.sort();
         hidden.dedup();
-        Ok(hidden)
+        Ok((hidden, rules))
     }
 
     /// `allowRead` paths inside hidden regions (never inside a mandatory
@@ -503,21 +533,25 @@ impl Ctx<'_> {
         targets.push((cwd, true));
         targets.extend(home.iter().map(|h| (h.as_path(), false)));
         targets.extend(allow_read.iter().map(|a| (a.as_path(), false)));
+        let searchable = |a: &Path| std::fs::metadata(a).map(|m| m.permissions().mode() & 0o001 != 0).unwrap_or(true);
         for (t, is_cwd) in targets {
             let mut down: Vec<&Path> = t.ancestors().skip(1).filter(|a| *a != Path::new("/")).collect();
             down.reverse();
+            let mut under_skeleton = false;
             for a in down {
                 if reachable(a) {
                     break;
                 }
-                let searchable = std::fs::metadata(a).map(|m| m.permissions().mode() & 0o001 != 0).unwrap_or(true);
-                if !searchable {
+                if !searchable(a) {
                     ops.push(PathOp::Skeleton(a.to_path_buf()));
-                    if is_cwd && !reachable(t) {
-                        ops.push(PathOp::ExposeRo(t.to_path_buf()));
-                    }
+                    under_skeleton = true;
                     break;
                 }
+            }
+            // The command starts in the working directory: it must be
+            // reachable, and enterable even when it is private itself.
+            if is_cwd && !reachable(t) && (under_skeleton || !searchable(t)) {
+                ops.push(PathOp::ExposeRo(t.to_path_buf()));
             }
         }
         ops

@@ -196,7 +196,7 @@ pub fn scan(roots: &[PathBuf], hidden: &[PathBuf], homes: &[PathBuf], mut cache:
     let mut out = Scan::default();
     for root in roots {
         let started = now_secs();
-        let Ok(fd) = treewalk::open_root(root) else {
+        let Some((fd, restore)) = open_root_readable(root) else {
             out.unreadable.push(root.clone());
             continue;
         };
@@ -213,6 +213,9 @@ pub fn scan(roots: &[PathBuf], hidden: &[PathBuf], homes: &[PathBuf], mut cache:
         let cached = cache.iter().position(|t| &t.root == root).map(|i| cache.swap_remove(i)).filter(|t| t.rules == rules);
         let mut tree = walk::walk_root(walk::Root { path: root, homes: &homes, fd, skip: &skip, cache: cached, trust, extra_hooks, started }, &mut out);
         tree.rules = rules;
+        if let Some(mode) = restore {
+            let _ = std::fs::set_permissions(root, std::os::unix::fs::PermissionsExt::from_mode(mode));
+        }
         out.trees.push(tree);
     }
     out.entries.sort_by(|a, b| a.path.cmp(&b.path));
@@ -235,6 +238,30 @@ fn rules_digest(extra_hooks: &[Vec<u8>], homes: &[PathBuf]) -> u64 {
         h.update([0]);
     }
     u64::from_le_bytes(h.finalize()[..8].try_into().unwrap())
+}
+
+/// Open a writable root for the scan. A root the caller owns but cannot
+/// read or search (a command can `chmod 300 .` on its workspace) is opened
+/// up for the scan; the old mode is returned to put back.
+fn open_root_readable(root: &Path) -> Option<(OwnedFd, Option<u32>)> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // SAFETY: geteuid cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    let meta = root.symlink_metadata().ok()?;
+    let mode = meta.mode() & 0o7777;
+    let opened_up = euid != 0 && meta.is_dir() && meta.uid() == euid && mode & 0o500 != 0o500;
+    if opened_up {
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(mode | 0o500)).ok()?;
+    }
+    match treewalk::open_root(root) {
+        Ok(fd) => Some((fd, opened_up.then_some(mode))),
+        Err(_) => {
+            if opened_up {
+                let _ = std::fs::set_permissions(root, std::fs::Permissions::from_mode(mode));
+            }
+            None
+        }
+    }
 }
 
 /// Home directories whose startup places (`gitstate::HOME_STARTUP`) count:
@@ -329,7 +356,8 @@ fn derived_from(entries: &[Entry], writable: &[PathBuf], hidden: &[PathBuf], out
     }
     let mut seen = std::collections::HashSet::new();
     let mut i = 0;
-    while i < configs.len() && i < 1024 {
+    // Every config found is read; included files add at most 256 more.
+    while i < configs.len() {
         let (cfg, worktrees, global) = configs[i].clone();
         i += 1;
         let Ok(text) = std::fs::read(&cfg) else { continue };
@@ -403,7 +431,7 @@ fn worktrees_of(gitdir: &Path) -> Vec<PathBuf> {
     if gitdir.file_name() == Some(OsStr::new(".git")) {
         v.extend(gitdir.parent().map(Path::to_path_buf));
     }
-    let back = |f: &Path| std::fs::read_to_string(f).ok().map(|s| PathBuf::from(s.trim_end())).and_then(|p| p.parent().map(Path::to_path_buf));
+    let back = |f: &Path| std::fs::read_to_string(f).ok().map(|s| PathBuf::from(s.trim_end_matches(['\n', '\r']))).and_then(|p| p.parent().map(Path::to_path_buf));
     v.extend(back(&gitdir.join("gitdir")));
     if let Ok(rd) = std::fs::read_dir(gitdir.join("worktrees")) {
         for e in rd.flatten().take(256) {
@@ -419,12 +447,13 @@ fn worktrees_of(gitdir: &Path) -> Vec<PathBuf> {
 /// directory's `config.worktree`, and its common directory's `config`.
 fn gitfile_configs(f: &Path) -> Vec<PathBuf> {
     let Ok(text) = std::fs::read_to_string(f) else { return vec![] };
-    let Some(target) = text.strip_prefix("gitdir: ").map(str::trim_end) else { return vec![] };
+    // As git reads it: only line ends are dropped.
+    let Some(target) = text.strip_prefix("gitdir: ").map(|t| t.trim_end_matches(['\n', '\r'])) else { return vec![] };
     let base = f.parent().unwrap_or(Path::new("/"));
     let gitdir = if Path::new(target).is_absolute() { PathBuf::from(target) } else { base.join(target) };
     let mut v = vec![gitdir.join("config.worktree"), gitdir.join("config")];
     if let Ok(c) = std::fs::read_to_string(gitdir.join("commondir")) {
-        let c = c.trim_end();
+        let c = c.trim_end_matches(['\n', '\r']);
         let common = if Path::new(c).is_absolute() { PathBuf::from(c) } else { gitdir.join(c) };
         v.push(common.join("config"));
     }

@@ -124,22 +124,36 @@ pub fn run(plan: &Plan, cg: &CallCgroup, sinks: &Sinks) -> Result<RunOutput, Lau
     // Shifted root caller: write the child's id maps, then hand it the
     // idmapped mounts of the places it works in. Any failure: the child gets
     // no go-ahead (it exits) and the call is retried without the shift.
-    if let Some(shift) = plan.idmap.shift {
-        if let Err(e) = send_idmapped(plan, pid, id_parent) {
-            close(sync_w);
-            close(id_parent);
-            kill_and_reap(pid);
-            for fd in [err_r, status_r, out_r, errout_r, signal_fd, notify_parent, net_parent] {
-                close(fd);
-            }
-            restore_mask(&old_mask);
-            return Err(LaunchError::IdmapUnavailable(format!("host id {shift}: {e}")));
-        }
+    // Shifted root caller: write the child's id maps before the go-ahead,
+    // then hand it the idmapped mounts of the places it works in while it
+    // builds its view (it takes them one by one: sending them all first
+    // would block on a full socket once there are a few hundred). Any
+    // failure: the child is killed before anything of the command ran, and
+    // the call is retried without the shift.
+    let shift_fail = |why: String, pid: i32| {
+        close(sync_w);
         close(id_parent);
+        kill_and_reap(pid);
+        for fd in [err_r, status_r, out_r, errout_r, signal_fd, notify_parent, net_parent] {
+            close(fd);
+        }
+        restore_mask(&old_mask);
+        Err(LaunchError::IdmapUnavailable(why))
+    };
+    if let Some(shift) = plan.idmap.shift {
+        if let Err(e) = plan.idmap.write_for(pid) {
+            return shift_fail(format!("host id {shift}: {e}"), pid);
+        }
     }
     // Go. The write end stays open for the whole call: PID 1 reads a
     // hang-up on it as the launcher's death.
     sys::write_all(sync_w, b"1");
+    if let Some(shift) = plan.idmap.shift {
+        if let Err(e) = send_idmapped(plan, pid, id_parent) {
+            return shift_fail(format!("host id {shift}: {e}"), pid);
+        }
+        close(id_parent);
+    }
     // While PID 1 builds the sandbox: cgroup upkeep off the critical path.
     cg.housekeeping();
 
@@ -446,10 +460,9 @@ impl Relay<'_> {
     }
 }
 
-/// Write a shifted child's maps and send it one idmapped detached mount per
-/// host bind of its plan, in order.
+/// Send a shifted child one idmapped detached mount per host bind of its
+/// plan, in order (its id maps are written already).
 fn send_idmapped(plan: &Plan, pid: i32, sock: RawFd) -> std::io::Result<()> {
-    plan.idmap.write_for(pid)?;
     let ns = std::fs::File::open(format!("/proc/{pid}/ns/user"))?;
     use std::os::fd::AsRawFd as _;
     for b in &plan.mounts.parent_binds {

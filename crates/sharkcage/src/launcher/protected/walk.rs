@@ -221,7 +221,7 @@ impl Shared<'_> {
         for e in entries {
             let role = gitstate::role_of(base, git_dir, &e.name, e.ty)
                 .or_else(|| self.extra_hooks.contains(&e.name).then_some(Role::GitHooks))
-                .or_else(|| in_home.iter().any(|h| gitstate::home_startup(h, &e.name)).then_some(Role::Startup));
+                .or_else(|| in_home.iter().any(|h| gitstate::home_startup_typed(h, &e.name, e.ty)).then_some(Role::Startup));
             if let Some(r) = role {
                 node.marks.push((e.name.clone().into_boxed_slice(), r));
             }
@@ -308,7 +308,7 @@ impl Shared<'_> {
             Some(p) => p.as_raw_fd(),
             None => {
                 let parent_rel = j.rel.parent().unwrap_or(Path::new(""));
-                parent_owned = treewalk::open_beneath(self.root_fd, parent_rel);
+                parent_owned = path_fd_beneath(self.root_fd, parent_rel);
                 match &parent_owned {
                     Some(p) => p.as_raw_fd(),
                     None => {
@@ -350,7 +350,7 @@ impl Shared<'_> {
             f.restore.push(Restore { depth: j.depth, parent: p.clone(), name: j.name.clone(), mode });
         } else if let Some(mode) = restore {
             // Opened from the root by path: restore through a fresh parent.
-            if let Some(p) = treewalk::open_beneath(self.root_fd, j.rel.parent().unwrap_or(Path::new(""))) {
+            if let Some(p) = path_fd_beneath(self.root_fd, j.rel.parent().unwrap_or(Path::new(""))) {
                 f.restore.push(Restore { depth: j.depth, parent: Arc::new(p), name: j.name.clone(), mode });
             }
         }
@@ -369,6 +369,15 @@ impl Shared<'_> {
         }
         f
     }
+}
+
+/// An `O_PATH` descriptor of `rel` below `root`, no symlink followed, any
+/// length (one component at a time when long: see `layers::sys`).
+fn path_fd_beneath(root: RawFd, rel: &Path) -> Option<OwnedFd> {
+    let c = std::ffi::CString::new(rel.as_os_str().as_bytes()).ok()?;
+    let fd = crate::layers::sys::open_beneath(root, &c).ok()?;
+    // SAFETY: a fresh descriptor we own.
+    Some(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
 }
 
 /// One writable root to walk.
