@@ -136,3 +136,90 @@ test('SandboxFs hides what appears after it was made: new secrets and new files 
     fs.rmSync(base, { recursive: true, force: true })
   }
 })
+
+test('SandboxFs: a hidden path cannot be moved out through a symlink, nor a directory holding a secret made later', () => {
+  const { base, home, ws } = fixture()
+  try {
+    const secret = path.join(ws, 'secret.txt')
+    fs.writeFileSync(secret, 'DENIED-SECRET')
+    fs.mkdirSync(path.join(ws, 'proj', 'sub'), { recursive: true })
+    fs.symlinkSync('.', path.join(ws, 'l'))
+    const late = path.join(ws, 'proj', 'sub', 'late.txt')
+    const f = withHome(home, () => new sc.SandboxFs({ filesystem: { denyRead: [secret, late, path.join(ws, '**', '*.env')] } }, { workspace: ws }))
+    fs.writeFileSync(late, 'LATE-DENIED-SECRET')
+    // By its own name, through the in-workspace symlink, and by writing over it.
+    assert.throws(() => f.rename('secret.txt', 'm1'), (e) => /^ERR_SHARKCAGE_FS_/.test(e.code))
+    assert.throws(() => f.rename('l/secret.txt', 'm2'), (e) => /^ERR_SHARKCAGE_FS_/.test(e.code))
+    assert.throws(() => f.writeFile('l/secret.txt', 'overwritten'), (e) => /^ERR_SHARKCAGE_FS_/.test(e.code))
+    assert.throws(() => f.remove('l/secret.txt'), (e) => /^ERR_SHARKCAGE_FS_/.test(e.code))
+    assert.equal(fs.readFileSync(secret, 'utf8'), 'DENIED-SECRET')
+    assert.ok(!fs.existsSync(path.join(ws, 'm1')) && !fs.existsSync(path.join(ws, 'm2')))
+    // A directory holding a denied path made after the view, and one holding a file a pattern hides.
+    assert.throws(() => f.rename('proj/sub', 'proj/moved'), { code: 'ERR_SHARKCAGE_FS_PROTECTED' })
+    assert.equal(fs.readFileSync(late, 'utf8'), 'LATE-DENIED-SECRET')
+    fs.mkdirSync(path.join(ws, 'cfg'), { recursive: true })
+    fs.writeFileSync(path.join(ws, 'cfg', 'prod.env'), 'PATTERN-SECRET')
+    assert.throws(() => f.rename('cfg', 'cfg2'), { code: 'ERR_SHARKCAGE_FS_PROTECTED' })
+    assert.throws(() => f.remove('cfg', true), { code: 'ERR_SHARKCAGE_FS_PROTECTED' })
+    assert.equal(fs.readFileSync(path.join(ws, 'cfg', 'prod.env'), 'utf8'), 'PATTERN-SECRET')
+    // Nothing moved is readable under a new name.
+    for (const p of ['m1', 'm2', 'proj/moved/late.txt', 'cfg2/prod.env']) {
+      assert.throws(() => f.readFile(p), (e) => (e.code === 'ENOENT' || /^ERR_SHARKCAGE_FS_/.test(e.code)) && !/SECRET/.test(String(e.message)), p)
+    }
+    // An ordinary directory still moves.
+    f.mkdirp('plain/inner')
+    f.rename('plain', 'plain2')
+    assert.ok(fs.existsSync(path.join(ws, 'plain2', 'inner')))
+  } finally {
+    fs.rmSync(base, { recursive: true, force: true })
+  }
+})
+
+test('SandboxFs: a symlink cannot become a startup directory (.cargo, .claude) by a rename', () => {
+  const { base, home, ws } = fixture()
+  try {
+    fs.mkdirSync(path.join(ws, 'evil'))
+    fs.writeFileSync(path.join(ws, 'evil', 'config.toml'), '[build]\nrustc-wrapper = "/tmp/pwn"\n')
+    fs.writeFileSync(path.join(ws, 'evil', 'settings.json'), '{"hooks":{}}')
+    for (const n of ['l1', 'l2', 'l3', 'l4']) fs.symlinkSync('evil', path.join(ws, n))
+    fs.mkdirSync(path.join(ws, 'sub'))
+    const f = withHome(home, () => new sc.SandboxFs({}, { workspace: ws }))
+    for (const [from, to] of [['l1', '.cargo'], ['l2', '.claude'], ['l3', 'sub/.config'], ['l4', '.hg']]) {
+      assert.throws(() => f.rename(from, to), { code: 'ERR_SHARKCAGE_FS_PROTECTED' }, to)
+      assert.ok(!fs.existsSync(path.join(ws, to)), to)
+      assert.ok(fs.lstatSync(path.join(ws, from)).isSymbolicLink(), from)
+    }
+    // A symlink with an ordinary name, and a plain file named like the directory, are fine.
+    f.rename('l1', 'docs-link')
+    assert.ok(fs.lstatSync(path.join(ws, 'docs-link')).isSymbolicLink())
+  } finally {
+    fs.rmSync(base, { recursive: true, force: true })
+  }
+})
+
+test('SandboxFs: a writable root nested in another cannot be moved away or replaced by a symlink', () => {
+  const { base, home, ws } = fixture()
+  try {
+    const a = path.join(base, 'A')
+    const b = path.join(a, 'B')
+    const out = path.join(base, 'OUT')
+    fs.mkdirSync(b, { recursive: true })
+    fs.mkdirSync(out)
+    fs.symlinkSync('.', path.join(a, 'l'))
+    fs.symlinkSync(out, path.join(a, 's'))
+    const f = withHome(home, () => new sc.SandboxFs({ filesystem: { allowWrite: [a] } }, { workspace: b }))
+    assert.throws(() => f.rename(path.join(a, 'l', 'B'), path.join(a, 'Bold')), { code: 'ERR_SHARKCAGE_FS_PROTECTED' })
+    assert.throws(() => f.rename(path.join(a, 'B'), path.join(a, 'Bold')), (e) => /^ERR_SHARKCAGE_FS_/.test(e.code))
+    assert.throws(() => f.rename(path.join(a, 's'), path.join(a, 'l', 'B')), { code: 'ERR_SHARKCAGE_FS_PROTECTED' })
+    assert.throws(() => f.remove(path.join(a, 'l', 'B'), true), { code: 'ERR_SHARKCAGE_FS_PROTECTED' })
+    assert.ok(fs.lstatSync(b).isDirectory() && !fs.existsSync(path.join(a, 'Bold')))
+    // A root replaced behind the bridge's back is refused, not followed.
+    fs.renameSync(b, path.join(a, 'Bhost'))
+    fs.symlinkSync(out, b)
+    assert.throws(() => f.mkdirp(path.join(b, 'made', 'deeper')), (e) => /^ERR_SHARKCAGE_FS_/.test(e.code))
+    assert.throws(() => f.writeFile(path.join(b, 'x.txt'), 'x'), (e) => /^ERR_SHARKCAGE_FS_/.test(e.code))
+    assert.deepEqual(fs.readdirSync(out), [])
+  } finally {
+    fs.rmSync(base, { recursive: true, force: true })
+  }
+})

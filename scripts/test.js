@@ -124,6 +124,24 @@ if (testUser && process.getuid() === 0) {
     const runuser = ['/usr/sbin/runuser', '/sbin/runuser', '/usr/bin/runuser'].find((p) => fs.existsSync(p)) || 'runuser'
     if (!runEnv(runuser, ['-u', testUser, '--', bin, '--test-threads', '4'], env, { cwd: d })) failed.push(`${suite} suite as ${testUser}`)
   }
+  // The file bridge (SandboxFs) as that user too: index.js, the addon and the
+  // suite staged where the user can read them.
+  {
+    const d = stageDir()
+    staged.push(d)
+    fs.mkdirSync(path.join(d, '__test__'))
+    fs.chmodSync(path.join(d, '__test__'), 0o755)
+    for (const f of ['index.js', 'sharkcage.linux-x64-gnu.node']) stage(d, path.join(root, f))
+    stage(path.join(d, '__test__'), path.join(root, '__test__', 'fs.test.mjs'))
+    const work = path.join(d, 'work')
+    fs.mkdirSync(work)
+    spawnSync('chown', [testUser, work])
+    const home = spawnSync('getent', ['passwd', testUser], { encoding: 'utf8' }).stdout.split(':')[5] || `/home/${testUser}`
+    const env = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: home, SC_TEST_TMPDIR: work, LANG: 'C.UTF-8' }
+    console.log(`\ntest: the file-bridge suite again, as the unprivileged user ${testUser}`)
+    const runuser = ['/usr/sbin/runuser', '/sbin/runuser', '/usr/bin/runuser'].find((p) => fs.existsSync(p)) || 'runuser'
+    if (!runEnv(runuser, ['-u', testUser, '--', process.execPath, '--test', '__test__/fs.test.mjs'], env, { cwd: d })) failed.push(`file-bridge suite as ${testUser}`)
+  }
 }
 for (const d of staged) fs.rmSync(d, { recursive: true, force: true })
 

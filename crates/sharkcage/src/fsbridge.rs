@@ -30,6 +30,7 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::launcher::plan::Plan;
 use crate::policy::paths;
+use crate::treewalk::Type;
 
 /// Why an operation was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -222,15 +223,22 @@ impl FsBridge {
             .map(|w| (w.as_path(), p.strip_prefix(w).unwrap().to_path_buf()))
     }
 
+    /// The writable root `root`, opened; refused when the path no longer
+    /// leads to it (a root replaced by a symlink would take every write
+    /// below it elsewhere).
     fn root_fd(root: &Path) -> std::io::Result<OwnedFd> {
         let c = cstr(root)?;
         // SAFETY: open the root directory O_PATH; owned below.
-        let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+        let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC) };
         if fd < 0 {
             return Err(std::io::Error::last_os_error());
         }
         // SAFETY: a fresh descriptor we own.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        if real_path(&fd)? != root {
+            return Err(std::io::Error::other(format!("{} is no longer the writable directory it was (moved or replaced)", root.display())));
+        }
+        Ok(fd)
     }
 
     /// Run one operation's host I/O with the sandbox's rights (see
@@ -336,7 +344,8 @@ impl FsBridge {
 
     /// The one rule for creating or changing `rel` below `root` (see
     /// `gitstate::bridge_refusal`), plus the plan's protected places.
-    fn refusal(&self, root_fd: &OwnedFd, root: &Path, rel: &Path, shown: &Path, creating: bool) -> Result<(), FsError> {
+    /// `ty`: what the last component is or will be.
+    fn refusal(&self, root_fd: &OwnedFd, root: &Path, rel: &Path, shown: &Path, creating: bool, ty: Type) -> Result<(), FsError> {
         let full = root.join(rel);
         if let Some(p) = self.protected.iter().find(|p| full.starts_with(p)) {
             return Err(FsError::Protected { path: shown.to_path_buf(), reason: format!("{} is protected (git runs or reads it, or the policy denies writes there)", p.display()) });
@@ -345,27 +354,28 @@ impl FsBridge {
         for h in &self.homes {
             let Ok(in_home) = full.strip_prefix(h) else { continue };
             let mut dir = PathBuf::new();
-            for c in in_home.components() {
+            let n = in_home.components().count();
+            for (i, c) in in_home.components().enumerate() {
                 let name = c.as_os_str().as_bytes();
-                if crate::gitstate::home_startup(&dir, name) {
+                if crate::gitstate::home_startup_typed(&dir, name, if i + 1 == n { ty } else { Type::Dir }) {
                     return Err(FsError::Protected { path: shown.to_path_buf(), reason: format!("{} in a home directory runs when a shell or tool starts", dir.join(c).display()) });
                 }
                 dir.push(c);
             }
         }
-        match crate::gitstate::bridge_refusal(root_fd.as_raw_fd(), rel, creating) {
+        match crate::gitstate::bridge_refusal(root_fd.as_raw_fd(), rel, creating, ty) {
             Some(reason) => Err(FsError::Protected { path: shown.to_path_buf(), reason }),
             None => Ok(()),
         }
     }
 
     /// The rule for `name` in the directory `dfd`, where that really is now.
-    fn verdict_at(&self, dfd: &OwnedFd, name: &CString, p: &Path) -> Result<(), FsError> {
+    fn verdict_at(&self, dfd: &OwnedFd, name: &CString, p: &Path, ty: Type) -> Result<(), FsError> {
         real_path(dfd).map_err(io(p)).and_then(|real| match self.writable_root(&real) {
             Some((root, rel)) => {
                 let root = root.to_path_buf();
                 let rfd = Self::root_fd(&root).map_err(io(p))?;
-                self.refusal(&rfd, &root, &rel.join(std::ffi::OsStr::from_bytes(name.as_bytes())), p, true)
+                self.refusal(&rfd, &root, &rel.join(std::ffi::OsStr::from_bytes(name.as_bytes())), p, true, ty)
             }
             None => Err(FsError::Escapes(p.to_path_buf())),
         })
@@ -377,7 +387,7 @@ impl FsBridge {
     /// directory of more than 10 000 entries is not moved.
     fn subtree_allowed_at(&self, ffd: &OwnedFd, fname: &CString, tfd: &OwnedFd, tname: &CString, shown: &Path) -> Result<(), FsError> {
         let Ok(src) = openat2(ffd.as_raw_fd(), Path::new(std::ffi::OsStr::from_bytes(fname.as_bytes())), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0, BENEATH | libc::RESOLVE_NO_SYMLINKS) else {
-            return Ok(()); // not a directory: judged by its own name already
+            return Ok(()); // not a directory: judged by its own name and type already
         };
         let dest_dir = real_path(tfd).map_err(io(shown))?;
         let Some((root, dest_rel)) = self.writable_root(&dest_dir) else { return Err(FsError::Escapes(shown.to_path_buf())) };
@@ -400,7 +410,7 @@ impl FsBridge {
                         return;
                     }
                     let rel = dest.join(v.rel).join(std::ffi::OsStr::from_bytes(&e.name));
-                    if let Err(FsError::Protected { reason, .. }) = self.refusal(&rfd, &root, &rel, shown, true) {
+                    if let Err(FsError::Protected { reason, .. }) = self.refusal(&rfd, &root, &rel, shown, true, e.ty) {
                         *found.borrow_mut() = Err(FsError::Protected { path: shown.to_path_buf(), reason: format!("it would bring {} there: {reason}", rel.display()) });
                     }
                 }
@@ -412,19 +422,63 @@ impl FsBridge {
     /// A directory holding a hidden or protected path cannot be renamed,
     /// replaced or removed: that would take the path out from under its
     /// rule (in the sandbox, such a directory is a mount point: EBUSY).
+    /// So is a writable root or a read-only place itself, or a directory
+    /// above one (moving the workspace away and a symlink into its place
+    /// would take later writes and calls elsewhere).
     fn not_above_protected(&self, dfd: &OwnedFd, name: &CString, shown: &Path) -> Result<(), FsError> {
         let dir = real_path(dfd).map_err(io(shown))?;
         let full = dir.join(std::ffi::OsStr::from_bytes(name.as_bytes()));
-        let held = self.protected.iter().chain(self.hidden.iter()).find(|p| p.starts_with(&full) && **p != full);
-        match held {
-            Some(p) => Err(FsError::Protected { path: shown.to_path_buf(), reason: format!("it holds {}, which the sandbox may not move or remove", p.display()) }),
-            None => Ok(()),
+        let held = self.protected.iter().chain(self.hidden.iter()).chain(self.deny.paths.iter()).find(|p| p.starts_with(&full) && **p != full);
+        if let Some(p) = held {
+            return Err(FsError::Protected { path: shown.to_path_buf(), reason: format!("it holds {}, which the sandbox may not move or remove", p.display()) });
         }
+        if let Some(p) = self.writable.iter().chain(self.allow_read.iter()).find(|p| p.starts_with(&full)) {
+            let what = if *p == full { "it is".to_string() } else { format!("it holds {}, which is", p.display()) };
+            return Err(FsError::Protected { path: shown.to_path_buf(), reason: format!("{what} a place the sandbox works in, which it may not move, replace or remove") });
+        }
+        Ok(())
+    }
+
+    /// A directory moved or removed may hold what a deny pattern hides now
+    /// (a `.env` made after the session started): not without it. Walks the
+    /// directory when patterns exist; `limit` bounds the entries looked at.
+    fn holds_no_hidden(&self, dfd: &OwnedFd, name: &CString, shown: &Path, limit: Option<usize>) -> Result<(), FsError> {
+        if self.deny.globs.is_empty() {
+            return Ok(());
+        }
+        let Ok(src) = openat2(dfd.as_raw_fd(), Path::new(std::ffi::OsStr::from_bytes(name.as_bytes())), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0, BENEATH | libc::RESOLVE_NO_SYMLINKS) else {
+            return Ok(()); // not a directory: its own path was judged
+        };
+        let base = real_path(&src).map_err(io(shown))?;
+        let found: std::cell::RefCell<Result<(), FsError>> = std::cell::RefCell::new(Ok(()));
+        let n = std::cell::Cell::new(0usize);
+        crate::treewalk::walk(
+            src.as_raw_fd(),
+            |_, _| if found.borrow().is_err() { crate::treewalk::Descend::No } else { crate::treewalk::Descend::Yes },
+            |v| {
+                for e in v.entries {
+                    n.set(n.get() + 1);
+                    if found.borrow().is_err() {
+                        return;
+                    }
+                    if limit.is_some_and(|l| n.get() > l) {
+                        *found.borrow_mut() = Err(FsError::Protected { path: shown.to_path_buf(), reason: format!("a directory of more than {} entries is not moved by the file tools", limit.unwrap_or(0)) });
+                        return;
+                    }
+                    let p = base.join(v.rel).join(std::ffi::OsStr::from_bytes(&e.name));
+                    if self.hidden(&p) {
+                        *found.borrow_mut() = Err(FsError::Protected { path: shown.to_path_buf(), reason: format!("it holds {}, which is hidden from the sandbox", p.display()) });
+                    }
+                }
+            },
+        );
+        found.into_inner()
     }
 
     /// Check a write target and open its parent directory (creating it
     /// when `mkdir`). Returns the parent fd and the final name.
-    fn write_target(&self, path: &str, mkdir: bool, creating: bool) -> Result<(OwnedFd, CString, PathBuf), FsError> {
+    /// `ty`: what the entry will be (creating), or `None` for what it is now.
+    fn write_target(&self, path: &str, mkdir: bool, creating: bool, ty: Option<Type>) -> Result<(OwnedFd, CString, PathBuf), FsError> {
         let p = self.absolute(path);
         let Some((root, rel)) = self.writable_root(&p) else { return Err(FsError::NotWritable(p)) };
         if rel.as_os_str().is_empty() {
@@ -436,18 +490,20 @@ impl FsBridge {
         let name = rel.file_name().ok_or_else(|| FsError::NotWritable(p.clone()))?;
         let parent = rel.parent().unwrap_or(Path::new(""));
         let rfd = Self::root_fd(root).map_err(io(&p))?;
-        self.refusal(&rfd, root, &rel, &p, creating)?;
+        let ty = ty.unwrap_or_else(|| type_at(&rfd, &rel));
+        self.refusal(&rfd, root, &rel, &p, creating, ty)?;
         if mkdir {
             self.mkdir_beneath(&rfd, root, parent, &p)?;
         }
         let dfd = openat2(rfd.as_raw_fd(), parent, libc::O_PATH | libc::O_DIRECTORY, 0, BENEATH).map_err(io(&p))?;
         let real = real_path(&dfd).map_err(io(&p))?;
-        // The parent may be reached through an in-root symlink: judge the real place too.
+        // The parent may be reached through an in-root symlink: judge the
+        // real place too (hidden there as well: `l/secret` with `l -> .`).
         match self.writable_root(&real) {
-            Some((real_root, real_rel)) if !self.hidden(&real) => {
+            Some((real_root, real_rel)) if !self.hidden(&real) && !self.hidden(&real.join(name)) => {
                 let real_root = real_root.to_path_buf();
                 let rrfd = Self::root_fd(&real_root).map_err(io(&p))?;
-                self.refusal(&rrfd, &real_root, &real_rel.join(name), &p, creating)?;
+                self.refusal(&rrfd, &real_root, &real_rel.join(name), &p, creating, ty)?;
             }
             Some(_) => return Err(FsError::NotWritable(p)),
             None => return Err(FsError::Escapes(p)),
@@ -460,7 +516,7 @@ impl FsBridge {
         for c in rel.components() {
             if let Component::Normal(n) = c {
                 cur.push(n);
-                self.refusal(rfd, root, &cur, shown, true)?;
+                self.refusal(rfd, root, &cur, shown, true, Type::Dir)?;
                 let parent = cur.parent().unwrap_or(Path::new(""));
                 let pfd = openat2(rfd.as_raw_fd(), parent, libc::O_PATH | libc::O_DIRECTORY, 0, BENEATH).map_err(io(shown))?;
                 let name = cstr(Path::new(n)).map_err(io(shown))?;
@@ -482,7 +538,7 @@ impl FsBridge {
     }
 
     fn write_file_as_is(&self, path: &str, data: &[u8], mkdir: bool) -> Result<(), FsError> {
-        let (dfd, name, p) = self.write_target(path, mkdir, true)?;
+        let (dfd, name, p) = self.write_target(path, mkdir, true, Some(Type::File))?;
         let tmp = self.write_temp(&dfd, &name, data, &p)?;
         // SAFETY: renameat within one directory fd.
         if unsafe { libc::renameat(dfd.as_raw_fd(), tmp.as_ptr(), dfd.as_raw_fd(), name.as_ptr()) } != 0 {
@@ -498,7 +554,7 @@ impl FsBridge {
     /// meanwhile (a sandbox turning it into a git directory, say). Judged
     /// again where it really is now; refused writes are taken back.
     fn still_allowed(&self, dfd: &OwnedFd, name: &CString, p: &Path) -> Result<(), FsError> {
-        let verdict = self.verdict_at(dfd, name, p);
+        let verdict = self.verdict_at(dfd, name, p, Type::File);
         if verdict.is_err() {
             // SAFETY: unlinkat of the name we just wrote, in its directory fd.
             unsafe { libc::unlinkat(dfd.as_raw_fd(), name.as_ptr(), 0) };
@@ -513,7 +569,7 @@ impl FsBridge {
     }
 
     fn create_file_exclusive_as_is(&self, path: &str, data: &[u8], mkdir: bool) -> Result<bool, FsError> {
-        let (dfd, name, p) = self.write_target(path, mkdir, true)?;
+        let (dfd, name, p) = self.write_target(path, mkdir, true, Some(Type::File))?;
         let tmp = self.write_temp(&dfd, &name, data, &p)?;
         // SAFETY: renameat2(RENAME_NOREPLACE) within one directory fd.
         let rc = unsafe { libc::renameat2(dfd.as_raw_fd(), tmp.as_ptr(), dfd.as_raw_fd(), name.as_ptr(), libc::RENAME_NOREPLACE) };
@@ -573,11 +629,12 @@ impl FsBridge {
     }
 
     fn remove_as_is(&self, path: &str, recursive: bool, force: bool) -> Result<(), FsError> {
-        let (dfd, name, p) = match self.write_target(path, false, false) {
+        let (dfd, name, p) = match self.write_target(path, false, false, None) {
             Err(FsError::NotFound(_)) if force => return Ok(()),
             other => other?,
         };
         self.not_above_protected(&dfd, &name, &p)?;
+        self.holds_no_hidden(&dfd, &name, &p, None)?;
         let dir = openat2(dfd.as_raw_fd(), Path::new(""), libc::O_RDONLY | libc::O_DIRECTORY, 0, BENEATH).map_err(io(&p))?;
         // SAFETY: unlinkat within our directory fd (a symlink is removed, not followed).
         if unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) } == 0 {
@@ -613,10 +670,14 @@ impl FsBridge {
     }
 
     fn rename_as_is(&self, from: &str, to: &str) -> Result<(), FsError> {
-        let (ffd, fname, fp) = self.write_target(from, false, false)?;
-        let (tfd, tname, tp) = self.write_target(to, false, true)?;
+        let (ffd, fname, fp) = self.write_target(from, false, false, None)?;
+        // What arrives at `to` is what is at `from` now (a symlink named
+        // `.cargo` is a startup place, a file named so is not).
+        let moving = type_at(&ffd, Path::new(std::ffi::OsStr::from_bytes(fname.as_bytes())));
+        let (tfd, tname, tp) = self.write_target(to, false, true, Some(moving))?;
         self.not_above_protected(&ffd, &fname, &fp)?;
         self.not_above_protected(&tfd, &tname, &tp)?;
+        self.holds_no_hidden(&ffd, &fname, &fp, Some(10_000))?;
         self.subtree_allowed_at(&ffd, &fname, &tfd, &tname, &tp)?;
         let fdir = openat2(ffd.as_raw_fd(), Path::new(""), libc::O_RDONLY | libc::O_DIRECTORY, 0, BENEATH).map_err(io(&fp))?;
         let tdir = openat2(tfd.as_raw_fd(), Path::new(""), libc::O_RDONLY | libc::O_DIRECTORY, 0, BENEATH).map_err(io(&fp))?;
@@ -626,12 +687,30 @@ impl FsBridge {
         }
         // What arrived may have changed between the check and the move
         // (a concurrent sandbox): judged again there, else moved back.
-        if let Err(e) = self.verdict_at(&tfd, &tname, &tp).and_then(|_| self.subtree_allowed_at(&tfd, &tname, &tfd, &tname, &tp)) {
+        let arrived = type_at(&tfd, Path::new(std::ffi::OsStr::from_bytes(tname.as_bytes())));
+        if let Err(e) = self.verdict_at(&tfd, &tname, &tp, arrived).and_then(|_| self.subtree_allowed_at(&tfd, &tname, &tfd, &tname, &tp)) {
             // SAFETY: renameat back between the same two directory fds.
             unsafe { libc::renameat(tdir.as_raw_fd(), tname.as_ptr(), fdir.as_raw_fd(), fname.as_ptr()) };
             return Err(e);
         }
         Ok(())
+    }
+}
+
+/// The type of the entry `rel` below `dir` (not following a symlink);
+/// a file when there is none yet.
+fn type_at(dir: &OwnedFd, rel: &Path) -> Type {
+    let Ok(c) = (if rel.as_os_str().is_empty() { Ok(CString::new(".").unwrap()) } else { cstr(rel) }) else { return Type::File };
+    // SAFETY: fstatat into a zeroed struct, below our directory fd.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstatat(dir.as_raw_fd(), c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) } != 0 {
+        return Type::File;
+    }
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFDIR => Type::Dir,
+        libc::S_IFLNK => Type::Symlink,
+        libc::S_IFREG => Type::File,
+        _ => Type::Other,
     }
 }
 

@@ -536,8 +536,10 @@ fn judge_sequencer_dir(path: &Path) -> Result<(), String> {
 /// or changing `rel` (below a writable root open as `root_fd`) would create
 /// or change git or startup state, or `None`. `creating` is true when the
 /// operation brings a new entry named like the last component into being
-/// (write, create, mkdir, the target of a rename).
-pub fn bridge_refusal(root_fd: i32, rel: &Path, creating: bool) -> Option<String> {
+/// (write, create, mkdir, the target of a rename); `last` is the type of
+/// what the last component is or will be (a symlink named `.cargo` or
+/// `.claude` leads tools into another directory: a startup place).
+pub fn bridge_refusal(root_fd: i32, rel: &Path, creating: bool, last_ty: Type) -> Option<String> {
     let comps: Vec<&[u8]> = rel
         .components()
         .filter_map(|c| match c {
@@ -554,7 +556,7 @@ pub fn bridge_refusal(root_fd: i32, rel: &Path, creating: bool) -> Option<String
         let last = i + 1 == comps.len();
         let has = |n: &[u8]| exists_at(root_fd, &dir.join(OsStr::from_bytes(n)));
         let git_dir = is_git_dir(base, has);
-        let ty = if last { Type::File } else { Type::Dir };
+        let ty = if last { last_ty } else { Type::Dir };
         if let Some(role) = role_of(base, git_dir, name, ty).or_else(|| (!last && is_startup_parent(name) && is_symlink_at(root_fd, &dir.join(OsStr::from_bytes(name)))).then_some(Role::Startup)) {
             return Some(format!("a {} ({})", role.describe(), role_reason(role)));
         }
