@@ -361,7 +361,12 @@ pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, L
     let t2 = t0.elapsed();
     let (after, scan_trees, changed) = quarantine::after_call(&check, std::mem::take(&mut plan.protected_trees));
     // Nothing was read before or after the call: the kept scan is current.
-    let scan_trees = if changed || plan.protected_dirty { scan_trees } else { Vec::new() };
+    let scan_trees = if changed || plan.protected_dirty {
+        scan_trees
+    } else {
+        scancache::discard(scan_trees);
+        Vec::new()
+    };
     let journal_note = quarantine::journal_end(journal);
     let out = out?;
     if std::env::var_os("SHARKCAGE_TIMING").is_some() {

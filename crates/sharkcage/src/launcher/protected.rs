@@ -94,7 +94,11 @@ pub struct DirId {
 }
 
 /// Every directory of one writable root, as last scanned; `nodes[0]` is
-/// the root.
+/// the root, and a node reaches its subdirectories' by index. Nodes not
+/// reachable from the root (directories gone since the scan before) may be
+/// left in place: the next scan keeps each directory's slot, so a tree of
+/// many directories is not copied on every call; `scancache::encode` keeps
+/// only reachable ones.
 #[derive(Debug, Clone, Default)]
 pub struct Tree {
     pub root: PathBuf,
@@ -103,6 +107,35 @@ pub struct Tree {
     /// Wall-clock seconds at the start of the scan.
     pub scanned_at: i64,
     pub nodes: Vec<Node>,
+}
+
+impl Tree {
+    /// The nodes reachable from the root, in the order of a walk from it,
+    /// with their subdirectories' indices renumbered to that order.
+    pub fn reachable(&self) -> Vec<Node> {
+        let mut out: Vec<Node> = Vec::new();
+        let Some(root) = self.nodes.first() else { return out };
+        let mut seen = vec![false; self.nodes.len()];
+        seen[0] = true;
+        out.push(root.clone());
+        let mut i = 0;
+        while i < out.len() {
+            let mut subdirs = std::mem::take(&mut out[i].subdirs);
+            for s in &mut subdirs {
+                let c = s.node as usize;
+                if s.node == NOT_SCANNED || c >= self.nodes.len() || seen[c] {
+                    s.node = NOT_SCANNED;
+                    continue;
+                }
+                seen[c] = true;
+                s.node = out.len() as u32;
+                out.push(self.nodes[c].clone());
+            }
+            out[i].subdirs = subdirs;
+            i += 1;
+        }
+        out
+    }
 }
 
 /// Result of a scan.

@@ -51,16 +51,17 @@ fn put_bytes(v: &mut Vec<u8>, b: &[u8]) {
     v.extend_from_slice(b);
 }
 
-/// Encode a tree.
+/// Encode a tree: its nodes reachable from the root (see [`Tree::reachable`]).
 pub fn encode(t: &Tree) -> Vec<u8> {
     use std::os::unix::ffi::OsStrExt;
-    let mut v = Vec::with_capacity(64 + t.nodes.len() * 48);
+    let nodes = t.reachable();
+    let mut v = Vec::with_capacity(64 + nodes.len() * 48);
     v.extend_from_slice(MAGIC);
     put_bytes(&mut v, t.root.as_os_str().as_bytes());
     v.extend_from_slice(&t.rules.to_le_bytes());
     v.extend_from_slice(&t.scanned_at.to_le_bytes());
-    v.extend_from_slice(&(t.nodes.len() as u32).to_le_bytes());
-    for d in &t.nodes {
+    v.extend_from_slice(&(nodes.len() as u32).to_le_bytes());
+    for d in &nodes {
         v.extend_from_slice(&d.id.dev.to_le_bytes());
         v.extend_from_slice(&d.id.ino.to_le_bytes());
         v.extend_from_slice(&d.id.ctime.0.to_le_bytes());
@@ -105,7 +106,9 @@ impl<'a> Cur<'a> {
     }
 }
 
-/// Decode a tree; None for anything malformed (node indices included).
+/// Decode a tree; None for anything malformed, node indices included:
+/// every node but the root is the subdirectory of exactly one other (the
+/// walk puts nodes back in their slots, which needs one parent each).
 pub fn decode(b: &[u8]) -> Option<Tree> {
     use std::os::unix::ffi::OsStrExt;
     let mut c = Cur { b, i: 0 };
@@ -117,6 +120,7 @@ pub fn decode(b: &[u8]) -> Option<Tree> {
     let scanned_at = c.i64()?;
     let n = c.u32()? as usize;
     let mut nodes = Vec::with_capacity(n.min(1 << 20));
+    let mut has_parent = vec![false; n.min(1 << 24)];
     for _ in 0..n {
         let id = DirId { dev: c.u64()?, ino: c.u64()?, ctime: (c.i64()?, c.i64()?) };
         let ns = c.u32()? as usize;
@@ -124,8 +128,12 @@ pub fn decode(b: &[u8]) -> Option<Tree> {
         for _ in 0..ns {
             let name = c.bytes()?.into();
             let node = c.u32()?;
-            if node != NOT_SCANNED && node as usize >= n {
-                return None;
+            if node != NOT_SCANNED {
+                let seen = has_parent.get_mut(node as usize)?;
+                if node == 0 || *seen {
+                    return None;
+                }
+                *seen = true;
             }
             subdirs.push(Sub { name, node });
         }
@@ -150,11 +158,55 @@ pub fn load(roots: &[PathBuf]) -> Vec<Tree> {
         if !meta.is_file() || meta.len() > MAX_BYTES {
             continue;
         }
-        if let Some(t) = std::fs::read(&f).ok().and_then(|b| decode(&b)).filter(|t| &t.root == r) {
+        if let Some(t) = Mapped::open(&f).and_then(|m| decode(m.bytes())).filter(|t| &t.root == r) {
             v.push(t);
         }
     }
     v
+}
+
+/// A cache file mapped read-only (its pages come straight from the page
+/// cache: no copy, no page fault per page). Cache files are replaced by a
+/// rename, never rewritten in place, so a mapped file does not shrink
+/// under the launcher (one truncated by hand would stop it with SIGBUS:
+/// before the call, so nothing runs).
+struct Mapped {
+    ptr: *mut libc::c_void,
+    len: usize,
+}
+
+impl Mapped {
+    fn open(path: &Path) -> Option<Mapped> {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path).ok()?;
+        let len = usize::try_from(f.metadata().ok()?.len()).ok().filter(|&n| n > 0 && n as u64 <= MAX_BYTES)?;
+        // SAFETY: a private read-only mapping of `len` bytes of our own open
+        // file; unmapped in Drop, never written.
+        let ptr = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_PRIVATE | libc::MAP_POPULATE, f.as_raw_fd(), 0) };
+        (ptr != libc::MAP_FAILED).then_some(Mapped { ptr, len })
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: `ptr` maps `len` readable bytes for as long as `self` lives.
+        unsafe { std::slice::from_raw_parts(self.ptr.cast::<u8>(), self.len) }
+    }
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        // SAFETY: unmap exactly the mapping made in `open`.
+        unsafe { libc::munmap(self.ptr, self.len) };
+    }
+}
+
+/// Let go of trees at the end of a launcher's run without freeing them
+/// node by node: after the sandbox was cloned, every page written (a free
+/// writes to the chunk it frees) costs a copy-on-write fault, about 3 µs
+/// each in a VM, while the process's exit a moment later returns all
+/// memory at once. Only for the `sc` process, which exits after the call.
+pub fn discard(trees: Vec<Tree>) {
+    std::mem::forget(trees);
 }
 
 /// Keep `trees` for the next call (best effort: a cache).
@@ -201,6 +253,7 @@ impl Pending {
             if std::env::var_os("SHARKCAGE_TIMING").is_some() {
                 eprintln!("scan cache saved in {:?}", t0.elapsed());
             }
+            discard(t);
         }
     }
 }
@@ -221,17 +274,63 @@ mod tests {
             Node { id: DirId { dev: 1, ino: 2, ctime: (3, 4) }, subdirs: vec![Sub { name: b"a".as_slice().into(), node: 1 }, Sub { name: b"h".as_slice().into(), node: NOT_SCANNED }], marks: vec![(b".bashrc".as_slice().into(), Role::Startup)] },
             Node { id: DirId { dev: 1, ino: 5, ctime: (6, 7) }, subdirs: vec![], marks: vec![(b"config".as_slice().into(), Role::GitConfig)] },
         ];
+        let expect = nodes.clone();
         let t = Tree { root: PathBuf::from("/w"), rules: 7, scanned_at: 99, nodes };
         let b = encode(&t);
         let back = decode(&b).unwrap();
         assert_eq!(back.root, t.root);
         assert_eq!(back.scanned_at, 99);
-        assert_eq!(back.nodes, t.nodes);
+        assert_eq!(back.reachable(), expect);
         for cut in [0, 7, 20, b.len() - 1] {
             assert!(decode(&b[..cut]).is_none());
         }
         let mut extra = b.clone();
         extra.push(0);
         assert!(decode(&extra).is_none());
+    }
+
+    #[test]
+    fn encode_keeps_only_reachable_nodes_and_decode_wants_one_parent_each() {
+        let leaf = |ino| Node { id: DirId { dev: 1, ino, ctime: (0, 0) }, subdirs: vec![], marks: vec![] };
+        let sub = |name: &[u8], node| Sub { name: name.into(), node };
+        // Node 1 is left over (a directory gone), node 3 is reached from 2.
+        let nodes = vec![
+            Node { subdirs: vec![sub(b"b", 2)], ..leaf(10) },
+            leaf(11),
+            Node { subdirs: vec![sub(b"c", 3)], ..leaf(12) },
+            leaf(13),
+        ];
+        let t = Tree { root: PathBuf::from("/w"), rules: 0, scanned_at: 0, nodes };
+        let back = decode(&encode(&t)).unwrap();
+        let inos: Vec<u64> = back.reachable().iter().map(|n| n.id.ino).collect();
+        assert_eq!(inos, vec![10, 12, 13]);
+        assert_eq!(back.nodes.len(), 3);
+        // Two parents for one node, or the root as a child: not a tree (the
+        // same raw form with one parent decodes).
+        for (bad, ok) in [(vec![sub(b"b", 1)], true), (vec![sub(b"b", 1), sub(b"c", 1)], false), (vec![sub(b"b", 0)], false)] {
+            let t = Tree { root: PathBuf::from("/w"), rules: 0, scanned_at: 0, nodes: vec![Node { subdirs: bad, ..leaf(1) }, leaf(2)] };
+            // Encoded as is (the walk would never make it): the raw form.
+            let mut v = Vec::new();
+            v.extend_from_slice(MAGIC);
+            put_bytes(&mut v, b"/w");
+            v.extend_from_slice(&0u64.to_le_bytes());
+            v.extend_from_slice(&0i64.to_le_bytes());
+            v.extend_from_slice(&2u32.to_le_bytes());
+            for i in 0..2 {
+                let d = &t.nodes[i];
+                for x in [d.id.dev, d.id.ino] {
+                    v.extend_from_slice(&x.to_le_bytes());
+                }
+                v.extend_from_slice(&0i64.to_le_bytes());
+                v.extend_from_slice(&0i64.to_le_bytes());
+                v.extend_from_slice(&(d.subdirs.len() as u32).to_le_bytes());
+                for s in &d.subdirs {
+                    put_bytes(&mut v, &s.name);
+                    v.extend_from_slice(&s.node.to_le_bytes());
+                }
+                v.extend_from_slice(&0u32.to_le_bytes());
+            }
+            assert_eq!(decode(&v).is_some(), ok);
+        }
     }
 }

@@ -186,9 +186,59 @@ fn a_big_tree_walked_on_several_threads_with_its_cache() {
     // The kept tree is whole: a fourth scan from it reads nothing new.
     let third_found = found(&third, &w);
     let mut trees = third.trees;
-    assert_eq!(trees[0].nodes.len(), third.dirs);
+    assert_eq!(trees[0].reachable().len(), third.dirs);
     trees[0].scanned_at += 60;
     let fourth = scan(std::slice::from_ref(&w), &[], &[], trees, &[]);
     assert!(fourth.read <= 1, "{}", fourth.read);
     assert_eq!(found(&fourth, &w), third_found);
+}
+
+#[test]
+fn unchanged_directories_visited_without_opening_still_see_moves_and_symlinks() {
+    // Packages with few subdirectories are visited by path from an opened
+    // ancestor, not opened: moving directories around, replacing one by a
+    // symlink to a repository elsewhere, and reusing a name must all be
+    // seen as they are on disk, with the cached tree kept in place.
+    let (_d, w) = ws();
+    let (_o, outside) = ws();
+    mk(&outside, &["repo/.git/config", "repo/.git/HEAD"], &["repo/.git/objects", "repo/.git/refs", "repo/.git/hooks"]);
+    for i in 0..300 {
+        std::fs::create_dir_all(w.join(format!("node_modules/p{i}/lib/x"))).unwrap();
+    }
+    mk(&w, &["node_modules/p7/lib/x/.git/config", "node_modules/p7/lib/x/.git/HEAD"], &["node_modules/p7/lib/x/.git/objects", "node_modules/p7/lib/x/.git/refs"]);
+    let first = scan(std::slice::from_ref(&w), &[], &[], vec![], &[]);
+    let first_found = found(&first, &w);
+    assert!(first_found.iter().any(|x| x.0 == "node_modules/p7/lib/x/.git/config"), "{first_found:?}");
+    let mut trees = first.trees;
+    trees[0].scanned_at += 60;
+    let again = scan(std::slice::from_ref(&w), &[], &[], trees, &[]);
+    assert_eq!(found(&again, &w), first_found);
+    assert!(again.read <= 1, "{}", again.read);
+    // p7's lib (holding a repository) moves under p9; p8's lib becomes a
+    // symlink to the outside repository; p10's lib is replaced by a new
+    // directory of the same name with a startup file inside.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::rename(w.join("node_modules/p7/lib"), w.join("node_modules/p9/lib2")).unwrap();
+    std::fs::rename(w.join("node_modules/p8/lib"), w.join("node_modules/p8/old")).unwrap();
+    std::os::unix::fs::symlink(outside.join("repo"), w.join("node_modules/p8/lib")).unwrap();
+    std::fs::remove_dir_all(w.join("node_modules/p10/lib")).unwrap();
+    mk(&w, &["node_modules/p10/lib/.bashrc"], &["node_modules/p10/lib/x"]);
+    let mut trees = again.trees;
+    trees[0].scanned_at += 60;
+    let third = scan(std::slice::from_ref(&w), &[], &[], trees, &[]);
+    let got: Vec<String> = found(&third, &w).into_iter().map(|x| x.0).collect();
+    assert!(got.contains(&"node_modules/p9/lib2/x/.git/config".to_string()), "{got:?}");
+    assert!(got.contains(&"node_modules/p10/lib/.bashrc".to_string()), "{got:?}");
+    assert!(!got.iter().any(|p| p.starts_with("node_modules/p7/") || p.starts_with("node_modules/p8/lib/")), "{got:?}");
+    assert!(third.unreadable.is_empty(), "{:?}", third.unreadable);
+    // A fresh scan agrees, and so does one more from the kept tree.
+    let fresh = scan(std::slice::from_ref(&w), &[], &[], vec![], &[]);
+    assert_eq!(found(&third, &w), found(&fresh, &w));
+    assert_eq!(third.dirs, fresh.dirs);
+    let mut trees = third.trees;
+    assert_eq!(trees[0].reachable().len(), fresh.dirs);
+    trees[0].scanned_at += 60;
+    let fourth = scan(std::slice::from_ref(&w), &[], &[], trees, &[]);
+    assert_eq!(found(&fourth, &w), found(&fresh, &w));
+    assert!(fourth.read <= 1, "{}", fourth.read);
 }

@@ -8,8 +8,19 @@
 //! record from the cache if it is unchanged (see the parent module for why
 //! that is sound) or read it, report its marked entries, then `fstatat`
 //! each subdirectory — an unchanged leaf without marks is done right there,
-//! anything else becomes a job. Node indices are handed out as directories
-//! are visited and each parent's link to a child is patched in at the end.
+//! anything else becomes a job. A directory of the last scan keeps its
+//! node's slot (an unchanged one is not even copied: the last scan's tree
+//! becomes this one in place), a new one gets the next free index, and the
+//! links from parents that changed are patched in at the end.
+//!
+//! An unchanged directory with few subdirectories is not opened at all: its
+//! subdirectories and marked entries are looked at by a short path from the
+//! nearest opened ancestor ([`At`]), which saves an open, an `fstat` and a
+//! close per directory (most of a `node_modules` tree). Such a lookup may
+//! pass a symlink planted meanwhile on the way: what it finds is trusted
+//! only when it is the very directory of the last scan (device, inode and
+//! change time), and anything to read or open is opened without following
+//! any symlink.
 //!
 //! A directory opened up for the scan (see `Walker::open_readable`) gets its
 //! mode back only after the whole walk: its children are looked up through
@@ -35,17 +46,65 @@ use crate::treewalk::{self, Type};
 pub const FD_DEPTH: usize = 128;
 /// Trees with fewer directories (by their last scan) are walked on one thread.
 const PARALLEL_FROM: usize = 2000;
+/// An unchanged directory with this many subdirectories or more is opened
+/// (one open costs about what 20 longer lookups do).
+const OPEN_FROM: usize = 8;
+/// At most this many components from an opened ancestor.
+const VIA_MAX: usize = 4;
+
+/// A directory as reached: a descriptor and the path below it (empty: the
+/// descriptor is the directory itself).
+#[derive(Clone)]
+struct At {
+    fd: Arc<OwnedFd>,
+    via: Box<[u8]>,
+}
+
+impl At {
+    /// The path of `name` in this directory, from `fd`.
+    fn join(&self, name: &[u8]) -> Box<[u8]> {
+        if self.via.is_empty() {
+            return name.into();
+        }
+        let mut v = Vec::with_capacity(self.via.len() + 1 + name.len());
+        v.extend_from_slice(&self.via);
+        v.push(b'/');
+        v.extend_from_slice(name);
+        v.into()
+    }
+
+    fn components(&self) -> usize {
+        if self.via.is_empty() { 0 } else { 1 + self.via.iter().filter(|&&c| c == b'/').count() }
+    }
+
+    /// A descriptor of the directory itself (`O_PATH`, opened without
+    /// following any symlink when reached by a path), checked to be `id`.
+    fn real(&self, id: &DirId) -> Option<Arc<OwnedFd>> {
+        if self.via.is_empty() {
+            return Some(self.fd.clone());
+        }
+        let fd = path_fd_beneath(self.fd.as_raw_fd(), Path::new(OsStr::from_bytes(&self.via)))?;
+        let st = fstat(fd.as_raw_fd())?;
+        (st.st_dev == id.dev && st.st_ino == id.ino).then(|| Arc::new(fd))
+    }
+}
 
 /// A directory to visit.
 struct Job {
-    /// The parent's descriptor (None: reopen by `rel` from the root).
+    /// The parent's descriptor (None: reopen by `rel` from the root), or
+    /// an opened ancestor's when `via` is set.
     parent: Option<Arc<OwnedFd>>,
     name: Box<[u8]>,
+    /// An unchanged directory's path from the ancestor `parent` (see [`At`]).
+    via: Option<Box<[u8]>>,
+    /// Unchanged with few subdirectories: visited through `via`, not opened.
+    light: bool,
     rel: PathBuf,
     /// What `fstatat` saw from the parent.
     st: libc::stat,
-    /// The parent's node and the index of this entry in its `subdirs`.
-    link: (u32, usize),
+    /// The parent's node, the index of this entry in its `subdirs`, and
+    /// the node that entry names now.
+    link: (u32, usize, u32),
     /// This directory's node in the cached tree.
     cached: Option<u32>,
     depth: usize,
@@ -62,7 +121,9 @@ struct Restore {
 /// What one thread found.
 #[derive(Default)]
 struct Found {
+    /// Nodes read (new or changed directories), by index.
     nodes: Vec<(u32, Node)>,
+    /// Links that change: parent node, index in its `subdirs`, child node.
     links: Vec<(u32, usize, u32)>,
     entries: Vec<Entry>,
     unreadable: Vec<PathBuf>,
@@ -85,10 +146,18 @@ struct Shared<'a> {
     homes: &'a [PathBuf],
     root_fd: RawFd,
     skip: &'a [PathBuf],
-    cache: Option<(i64, Vec<Mutex<Node>>)>,
+    /// The last scan's start, when there is one.
+    scanned_at: Option<i64>,
+    /// The last scan's nodes, which become this scan's: a directory keeps
+    /// its slot (see `walk_root`). Only read during the walk: after the
+    /// sandbox was cloned, every page written costs a copy-on-write fault.
+    nodes: Vec<Node>,
+    /// Slots below this index are the last scan's.
+    base: u32,
     trust: bool,
     extra_hooks: &'a [Vec<u8>],
     euid: u32,
+    /// The next index for a directory the last scan did not have.
     next: AtomicU32,
     queue: Mutex<Queue>,
     ready: Condvar,
@@ -97,24 +166,29 @@ struct Shared<'a> {
 impl Shared<'_> {
     /// The cached node `i`, if it shows the directory `id` unchanged.
     fn trusted(&self, i: u32, id: &DirId) -> bool {
-        let Some((scanned_at, nodes)) = &self.cache else { return false };
-        self.trust && nodes.get(i as usize).is_some_and(|n| n.lock().is_ok_and(|n| n.id == *id && n.id.ctime.0 <= scanned_at - 2))
+        self.cached_is(i, |n| self.unchanged(n, id))
     }
 
-    /// The cached node `i` when it shows the directory `id` unchanged and it
-    /// has neither subdirectories nor marks (nothing more to look at): taken.
-    fn take_if_bare_leaf(&self, i: u32, id: &DirId) -> Option<Node> {
-        let (scanned_at, nodes) = self.cache.as_ref()?;
-        if !self.trust {
-            return None;
-        }
-        let mut n = nodes.get(i as usize)?.lock().ok()?;
-        (n.id == *id && n.id.ctime.0 <= scanned_at - 2 && n.subdirs.is_empty() && n.marks.is_empty()).then(|| std::mem::take(&mut *n))
+    fn unchanged(&self, n: &Node, id: &DirId) -> bool {
+        self.trust && self.scanned_at.is_some_and(|at| n.id == *id && n.id.ctime.0 <= at - 2)
     }
 
-    fn take_cached(&self, i: u32) -> Node {
-        self.cache.as_ref().and_then(|(_, n)| n.get(i as usize)).map(|m| m.lock().map(|mut g| std::mem::take(&mut *g)).unwrap_or_default()).unwrap_or_default()
+    /// Whether the cached node `i` exists and satisfies `pred`.
+    fn cached_is(&self, i: u32, pred: impl FnOnce(&Node) -> bool) -> bool {
+        self.cached(i).is_some_and(pred)
     }
+
+    fn cached(&self, i: u32) -> Option<&Node> {
+        if i < self.base { self.nodes.get(i as usize) } else { None }
+    }
+
+    /// The cached node `i` shows the directory `id` unchanged and has
+    /// neither subdirectories nor marks (nothing more to look at): it stays
+    /// as it is, in its slot.
+    fn bare_leaf(&self, i: u32, id: &DirId) -> bool {
+        self.cached_is(i, |n| self.unchanged(n, id) && n.subdirs.is_empty() && n.marks.is_empty())
+    }
+
 
     fn skipped(&self, rel: &Path) -> bool {
         self.skip.iter().any(|s| rel.starts_with(s))
@@ -235,129 +309,180 @@ impl Shared<'_> {
     /// Visit the open directory `fd` at `rel`: its node (cached or read),
     /// its marked entries, and jobs for its subdirectories.
     #[allow(clippy::too_many_arguments)]
-    fn visit(&self, fd: Arc<OwnedFd>, rel: &Path, id: DirId, cached: Option<u32>, depth: usize, buf: &mut [u8], f: &mut Found) -> Option<u32> {
-        let raw = fd.as_raw_fd();
-        let mut node = match cached.filter(|&i| self.trusted(i, &id)) {
-            Some(i) => self.take_cached(i),
+    fn visit(&self, at: At, rel: &Path, id: DirId, cached: Option<u32>, depth: usize, buf: &mut [u8], f: &mut Found) -> Option<u32> {
+        let raw = at.fd.as_raw_fd();
+        // Unchanged: the last scan's node, read where it is; else read now.
+        let fresh = match cached.filter(|&i| self.trusted(i, &id)) {
+            Some(_) => None,
             None => {
+                // Read only through a descriptor of the directory itself.
+                if !at.via.is_empty() {
+                    return None;
+                }
                 let mut n = self.read(raw, rel, id, buf, f)?;
                 // Subdirectories of a re-read directory may still match cached nodes.
-                if let Some((_, nodes)) = cached.and(self.cache.as_ref()) {
-                    if let Ok(old) = nodes[cached.unwrap() as usize].lock() {
-                        for s in &mut n.subdirs {
-                            if let Some(o) = old.subdirs.iter().find(|o| o.name == s.name) {
-                                s.node = o.node;
-                            }
+                if let Some(old) = cached.and_then(|i| self.cached(i)) {
+                    for s in &mut n.subdirs {
+                        if let Some(o) = old.subdirs.iter().find(|o| o.name == s.name) {
+                            s.node = o.node;
                         }
                     }
                 }
-                n
+                Some(n)
             }
         };
+        let node = match (&fresh, cached.and_then(|i| self.cached(i))) {
+            (Some(n), _) | (None, Some(n)) => n,
+            (None, None) => return None,
+        };
         for (name, role) in &node.marks {
-            if let Some(e) = entry_at(raw, &self.root.join(rel).join(OsStr::from_bytes(name)), name, *role) {
+            if let Some(e) = entry_at(raw, &self.root.join(rel).join(OsStr::from_bytes(name)), &at.join(name), *role) {
                 f.entries.push(e);
             }
         }
-        let idx = self.next.fetch_add(1, Ordering::Relaxed);
+        // A directory of the last scan keeps its slot (decoding made sure
+        // each slot has one parent); a new one gets the next free index.
+        let idx = cached.filter(|&i| i < self.base).unwrap_or_else(|| self.next.fetch_add(1, Ordering::Relaxed));
         let mut jobs = Vec::new();
         let deep = depth + 1 >= FD_DEPTH;
-        for (i, sub) in node.subdirs.iter_mut().enumerate() {
+        // This directory's own descriptor, opened when a subdirectory needs it.
+        let mut real: Option<Option<Arc<OwnedFd>>> = None;
+        for (i, sub) in node.subdirs.iter().enumerate() {
             let cached_child = (sub.node != NOT_SCANNED && cached.is_some()).then_some(sub.node);
-            sub.node = NOT_SCANNED;
+            // Not examined: no node (links are recorded where they change).
+            let none = |f: &mut Found| {
+                if sub.node != NOT_SCANNED {
+                    f.links.push((idx, i, NOT_SCANNED));
+                }
+            };
             if !self.skip.is_empty() && self.skipped(&rel.join(OsStr::from_bytes(&sub.name))) {
+                none(f);
                 continue;
             }
-            let Some(st) = fstatat(raw, &sub.name) else {
+            let Some(st) = fstatat(raw, &at.join(&sub.name)) else {
                 // Gone meanwhile is fine; anything else hides what is below.
                 if crate::layers::sys::errno() != libc::ENOENT {
                     f.unreadable.push(self.root.join(rel).join(OsStr::from_bytes(&sub.name)));
                 }
+                none(f);
                 continue;
             };
             if !is_dir(&st) {
+                none(f);
                 continue; // replaced meanwhile: not a directory any more
             }
             f.dirs += 1;
-            // An unchanged leaf without marks costs nothing more.
-            if let Some(n) = cached_child.and_then(|ci| self.take_if_bare_leaf(ci, &dir_id(&st))) {
-                let cidx = self.next.fetch_add(1, Ordering::Relaxed);
-                f.nodes.push((cidx, n));
-                f.links.push((idx, i, cidx));
+            // An unchanged leaf without marks costs nothing more (its node
+            // stays where it is, and so does the link to it).
+            if cached_child.is_some_and(|ci| self.bare_leaf(ci, &dir_id(&st))) {
                 continue;
             }
+            // Unchanged: reached by a path from the nearest opened ancestor,
+            // and not opened at all when it has few subdirectories. Anything
+            // else is opened below its own parent.
+            let unchanged = cached_child.filter(|&ci| !deep && at.components() < VIA_MAX && self.trusted(ci, &dir_id(&st)));
+            let light = unchanged.is_some_and(|ci| self.few_subdirs(ci));
+            let (parent, via) = if deep {
+                (None, None)
+            } else if unchanged.is_some() && !at.via.is_empty() {
+                (Some(at.fd.clone()), Some(at.join(&sub.name)))
+            } else if at.via.is_empty() {
+                (Some(at.fd.clone()), None)
+            } else {
+                match real.get_or_insert_with(|| at.real(&id)) {
+                    Some(p) => (Some(p.clone()), None),
+                    None => {
+                        // Replaced since it was looked at: examined by the next scan.
+                        f.unreadable.push(self.root.join(rel).join(OsStr::from_bytes(&sub.name)));
+                        none(f);
+                        continue;
+                    }
+                }
+            };
             jobs.push(Job {
-                parent: (!deep).then(|| fd.clone()),
+                parent,
+                via,
+                light,
                 name: sub.name.clone(),
                 rel: rel.join(OsStr::from_bytes(&sub.name)),
                 st,
-                link: (idx, i),
+                link: (idx, i, sub.node),
                 cached: cached_child,
                 depth: depth + 1,
             });
         }
-        f.nodes.push((idx, node));
+        if let Some(n) = fresh {
+            f.nodes.push((idx, n));
+        }
         self.push(jobs);
         Some(idx)
     }
 
+    /// Whether the cached node `i` has few enough subdirectories to be
+    /// visited without opening.
+    fn few_subdirs(&self, i: u32) -> bool {
+        self.cached_is(i, |n| n.subdirs.len() < OPEN_FROM)
+    }
+
     /// One job: open the directory (checking it is still the one seen) and visit it.
     fn run_job(&self, j: Job, buf: &mut [u8], f: &mut Found) {
-        let parent_owned;
-        let pfd = match &j.parent {
-            Some(p) => p.as_raw_fd(),
-            None => {
-                let parent_rel = j.rel.parent().unwrap_or(Path::new(""));
-                parent_owned = path_fd_beneath(self.root_fd, parent_rel);
-                match &parent_owned {
-                    Some(p) => p.as_raw_fd(),
-                    None => {
-                        f.unreadable.push(self.root.join(&j.rel));
-                        return;
-                    }
-                }
-            }
-        };
+        let (parent, i, was) = j.link;
+        let rel = j.rel.clone();
+        let idx = self.open_job(j, f).and_then(|(at, id, cached, depth)| self.visit(at, &rel, id, cached, depth, buf, f));
+        if idx.is_none() {
+            f.unreadable.push(self.root.join(&rel));
+        }
+        let now = idx.unwrap_or(NOT_SCANNED);
+        if now != was {
+            f.links.push((parent, i, now));
+        }
+    }
+
+    /// Where the job's directory is to be visited from: itself opened
+    /// (checked to be the directory `fstatat` saw, else read as it is now),
+    /// or, when light, its path from an ancestor.
+    fn open_job(&self, j: Job, f: &mut Found) -> Option<(At, DirId, Option<u32>, usize)> {
+        let seen = dir_id(&j.st);
+        if let (true, Some(a), Some(via)) = (j.light, &j.parent, &j.via) {
+            return Some((At { fd: a.clone(), via: via.clone() }, seen, j.cached, j.depth));
+        }
         // An unchanged directory is not read: a path descriptor will do
         // (cheaper, and it needs no read right on the directory).
-        let unchanged = j.cached.is_some_and(|ci| self.trusted(ci, &dir_id(&j.st)));
-        let opened = if unchanged { openat(pfd, &j.name, libc::O_PATH).map(|f| (f, None)) } else { self.open_readable(pfd, &j.name) };
-        let (fd, restore) = match opened {
-            Ok(x) => x,
-            Err(_) => {
-                f.unreadable.push(self.root.join(&j.rel));
-                return;
+        let unchanged = j.cached.is_some_and(|ci| self.trusted(ci, &seen));
+        let same = |fd: &OwnedFd| fstat(fd.as_raw_fd()).is_some_and(|s| s.st_ino == j.st.st_ino && s.st_dev == j.st.st_dev);
+        if let (true, Some(a), Some(via)) = (unchanged, &j.parent, &j.via) {
+            // From the ancestor by its path, no symlink followed.
+            if let Some(fd) = path_fd_beneath(a.as_raw_fd(), Path::new(OsStr::from_bytes(via))).filter(|fd| same(fd)) {
+                return Some((At { fd: Arc::new(fd), via: Box::default() }, seen, j.cached, j.depth));
             }
+        }
+        // Below its own parent: given, or opened now (from the ancestor, or
+        // from the root for a deep one).
+        let parent = match (&j.parent, &j.via) {
+            (Some(p), None) => p.clone(),
+            (Some(a), Some(via)) => Arc::new(path_fd_beneath(a.as_raw_fd(), Path::new(OsStr::from_bytes(via)).parent().unwrap_or(Path::new("")))?),
+            (None, _) => Arc::new(path_fd_beneath(self.root_fd, j.rel.parent().unwrap_or(Path::new("")))?),
         };
+        let pfd = parent.as_raw_fd();
+        // Reached by a path but not the directory seen: read as it is now.
+        let unchanged = unchanged && j.via.is_none();
+        let (fd, restore) = if unchanged { openat(pfd, &j.name, libc::O_PATH).map(|f| (f, None)) } else { self.open_readable(pfd, &j.name) }.ok()?;
         // The entry must still be the directory `fstatat` saw.
-        let (fd, restore, id, cached) = match fstat(fd.as_raw_fd()) {
-            Some(s) if s.st_ino == j.st.st_ino && s.st_dev == j.st.st_dev && restore.is_none() => (fd, restore, dir_id(&j.st), j.cached),
-            // Replaced (or opened up) meanwhile: read it as it is now.
-            Some(_) if unchanged => match self.open_readable(pfd, &j.name) {
-                Ok((fd, restore)) => match fstat(fd.as_raw_fd()) {
-                    Some(s) => (fd, restore, dir_id(&s), None),
-                    None => return,
-                },
-                Err(_) => {
-                    f.unreadable.push(self.root.join(&j.rel));
-                    return;
-                }
-            },
-            Some(s) => (fd, restore, dir_id(&s), None),
-            None => return,
+        let (fd, restore, id, cached) = if same(&fd) && restore.is_none() && j.via.is_none() {
+            (fd, restore, seen, j.cached)
+        } else if unchanged {
+            // Replaced meanwhile: read it as it is now.
+            let (fd, restore) = self.open_readable(pfd, &j.name).ok()?;
+            let s = fstat(fd.as_raw_fd())?;
+            (fd, restore, dir_id(&s), None)
+        } else {
+            let s = fstat(fd.as_raw_fd())?;
+            (fd, restore, dir_id(&s), None)
         };
-        if let (Some(mode), Some(p)) = (restore, &j.parent) {
-            f.restore.push(Restore { depth: j.depth, parent: p.clone(), name: j.name.clone(), mode });
-        } else if let Some(mode) = restore {
-            // Opened from the root by path: restore through a fresh parent.
-            if let Some(p) = path_fd_beneath(self.root_fd, j.rel.parent().unwrap_or(Path::new(""))) {
-                f.restore.push(Restore { depth: j.depth, parent: Arc::new(p), name: j.name.clone(), mode });
-            }
+        if let Some(mode) = restore {
+            f.restore.push(Restore { depth: j.depth, parent, name: j.name.clone(), mode });
         }
-        match self.visit(Arc::new(fd), &j.rel, id, cached, j.depth, buf, f) {
-            Some(idx) => f.links.push((j.link.0, j.link.1, idx)),
-            None => f.unreadable.push(self.root.join(&j.rel)),
-        }
+        Some((At { fd: Arc::new(fd), via: Box::default() }, id, cached, j.depth))
     }
 
     fn worker(&self) -> Found {
@@ -402,16 +527,20 @@ pub(super) fn walk_root(r: Root, out: &mut Scan) -> Tree {
     // SAFETY: geteuid cannot fail.
     let euid = unsafe { libc::geteuid() };
     let size_hint = cache.as_ref().map(|t| t.nodes.len());
+    let (scanned_at, nodes) = cache.map_or((None, Vec::new()), |t| (Some(t.scanned_at), t.nodes));
+    let base = nodes.len() as u32;
     let sh = Shared {
         root,
         homes,
         root_fd: root_fd.as_raw_fd(),
         skip,
-        cache: cache.map(|t| (t.scanned_at, t.nodes.into_iter().map(Mutex::new).collect())),
+        scanned_at,
+        nodes,
+        base,
         trust,
         extra_hooks,
         euid,
-        next: AtomicU32::new(0),
+        next: AtomicU32::new(base),
         queue: Mutex::new(Queue::default()),
         ready: Condvar::new(),
     };
@@ -421,7 +550,7 @@ pub(super) fn walk_root(r: Root, out: &mut Scan) -> Tree {
     let mut first = Found { dirs: 1, ..Found::default() };
     let mut buf = vec![0u8; 32 * 1024];
     let root_cached = size_hint.filter(|&n| n > 0).map(|_| 0u32);
-    if sh.visit(root_fd.clone(), Path::new(""), dir_id(&st), root_cached, 0, &mut buf, &mut first).is_none() {
+    if sh.visit(At { fd: root_fd.clone(), via: Box::default() }, Path::new(""), dir_id(&st), root_cached, 0, &mut buf, &mut first).is_none() {
         out.unreadable.push(root.to_path_buf());
         return tree;
     }
@@ -438,18 +567,26 @@ pub(super) fn walk_root(r: Root, out: &mut Scan) -> Tree {
     } else {
         founds.push(sh.worker());
     }
-    // Assemble: nodes by index, then the parent-to-child links.
-    let n = sh.next.load(Ordering::Relaxed) as usize;
-    tree.nodes = (0..n).map(|_| Node::default()).collect();
-    let mut restore = Vec::new();
-    for f in &mut founds {
-        for (i, node) in f.nodes.drain(..) {
-            tree.nodes[i as usize] = node;
+    // Assemble in place: the last scan's nodes stay in their slots (those
+    // of directories gone are left unreachable; `scancache::encode` drops
+    // them), nodes read again replace theirs, new ones follow in index
+    // order; then the links that changed.
+    let mut nodes = sh.nodes;
+    let mut read: Vec<(u32, Node)> = founds.iter_mut().flat_map(|f| f.nodes.drain(..)).collect();
+    read.sort_unstable_by_key(|(i, _)| *i);
+    for (i, node) in read {
+        match nodes.get_mut(i as usize) {
+            Some(slot) => *slot = node,
+            None => {
+                nodes.resize_with(i as usize, Node::default); // not expected: new indices are dense
+                nodes.push(node);
+            }
         }
     }
+    let mut restore = Vec::new();
     for f in founds {
         for (parent, i, child) in f.links {
-            if let Some(s) = tree.nodes.get_mut(parent as usize).and_then(|p| p.subdirs.get_mut(i)) {
+            if let Some(s) = nodes.get_mut(parent as usize).and_then(|p| p.subdirs.get_mut(i)) {
                 s.node = child;
             }
         }
@@ -460,6 +597,7 @@ pub(super) fn walk_root(r: Root, out: &mut Scan) -> Tree {
         restore.extend(f.restore);
     }
     // Modes back, deepest first (a parent opened up is still needed to reach its child).
+    tree.nodes = nodes;
     restore.sort_by_key(|r| std::cmp::Reverse(r.depth));
     for r in restore {
         let c = cstr(&r.name);
