@@ -386,37 +386,19 @@ impl FsBridge {
     /// `git/config` renamed to `.config` is a startup file). Bounded: a
     /// directory of more than 10 000 entries is not moved.
     fn subtree_allowed_at(&self, ffd: &OwnedFd, fname: &CString, tfd: &OwnedFd, tname: &CString, shown: &Path) -> Result<(), FsError> {
-        let Ok(src) = openat2(ffd.as_raw_fd(), Path::new(std::ffi::OsStr::from_bytes(fname.as_bytes())), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0, BENEATH | libc::RESOLVE_NO_SYMLINKS) else {
-            return Ok(()); // not a directory: judged by its own name and type already
-        };
         let dest_dir = real_path(tfd).map_err(io(shown))?;
         let Some((root, dest_rel)) = self.writable_root(&dest_dir) else { return Err(FsError::Escapes(shown.to_path_buf())) };
         let root = root.to_path_buf();
         let dest = dest_rel.join(std::ffi::OsStr::from_bytes(tname.as_bytes()));
         let rfd = Self::root_fd(&root).map_err(io(shown))?;
-        let found: std::cell::RefCell<Result<(), FsError>> = std::cell::RefCell::new(Ok(()));
-        let n = std::cell::Cell::new(0usize);
-        crate::treewalk::walk(
-            src.as_raw_fd(),
-            |_, _| if found.borrow().is_err() { crate::treewalk::Descend::No } else { crate::treewalk::Descend::Yes },
-            |v| {
-                for e in v.entries {
-                    n.set(n.get() + 1);
-                    if found.borrow().is_err() {
-                        return;
-                    }
-                    if n.get() > 10_000 {
-                        *found.borrow_mut() = Err(FsError::Protected { path: shown.to_path_buf(), reason: "a directory of more than 10 000 entries is not moved by the file tools".into() });
-                        return;
-                    }
-                    let rel = dest.join(v.rel).join(std::ffi::OsStr::from_bytes(&e.name));
-                    if let Err(FsError::Protected { reason, .. }) = self.refusal(&rfd, &root, &rel, shown, true, e.ty) {
-                        *found.borrow_mut() = Err(FsError::Protected { path: shown.to_path_buf(), reason: format!("it would bring {} there: {reason}", rel.display()) });
-                    }
-                }
-            },
-        );
-        found.into_inner()
+        // Not a directory: judged by its own name and type already.
+        each_below(ffd, fname, shown, Some(10_000), |_, rel, e| {
+            let rel = dest.join(rel).join(std::ffi::OsStr::from_bytes(&e.name));
+            match self.refusal(&rfd, &root, &rel, shown, true, e.ty) {
+                Err(FsError::Protected { reason, .. }) => Err(FsError::Protected { path: shown.to_path_buf(), reason: format!("it would bring {} there: {reason}", rel.display()) }),
+                _ => Ok(()),
+            }
+        })
     }
 
     /// A directory holding a hidden or protected path cannot be renamed,
@@ -446,33 +428,14 @@ impl FsBridge {
         if self.deny.globs.is_empty() {
             return Ok(());
         }
-        let Ok(src) = openat2(dfd.as_raw_fd(), Path::new(std::ffi::OsStr::from_bytes(name.as_bytes())), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0, BENEATH | libc::RESOLVE_NO_SYMLINKS) else {
-            return Ok(()); // not a directory: its own path was judged
-        };
-        let base = real_path(&src).map_err(io(shown))?;
-        let found: std::cell::RefCell<Result<(), FsError>> = std::cell::RefCell::new(Ok(()));
-        let n = std::cell::Cell::new(0usize);
-        crate::treewalk::walk(
-            src.as_raw_fd(),
-            |_, _| if found.borrow().is_err() { crate::treewalk::Descend::No } else { crate::treewalk::Descend::Yes },
-            |v| {
-                for e in v.entries {
-                    n.set(n.get() + 1);
-                    if found.borrow().is_err() {
-                        return;
-                    }
-                    if limit.is_some_and(|l| n.get() > l) {
-                        *found.borrow_mut() = Err(FsError::Protected { path: shown.to_path_buf(), reason: format!("a directory of more than {} entries is not moved by the file tools", limit.unwrap_or(0)) });
-                        return;
-                    }
-                    let p = base.join(v.rel).join(std::ffi::OsStr::from_bytes(&e.name));
-                    if self.hidden(&p) {
-                        *found.borrow_mut() = Err(FsError::Protected { path: shown.to_path_buf(), reason: format!("it holds {}, which is hidden from the sandbox", p.display()) });
-                    }
-                }
-            },
-        );
-        found.into_inner()
+        // Not a directory: its own path was judged.
+        each_below(dfd, name, shown, limit, |base, rel, e| {
+            let p = base.join(rel).join(std::ffi::OsStr::from_bytes(&e.name));
+            if self.hidden(&p) {
+                return Err(FsError::Protected { path: shown.to_path_buf(), reason: format!("it holds {}, which is hidden from the sandbox", p.display()) });
+            }
+            Ok(())
+        })
     }
 
     /// Check a write target and open its parent directory (creating it
@@ -695,6 +658,39 @@ impl FsBridge {
         }
         Ok(())
     }
+}
+
+/// Every entry below the directory `name` in `dir` (nothing when it is not
+/// a directory, no symlink followed), given to `check` with the directory's
+/// real path and the entry's directory relative to it, until `check` refuses
+/// or more than `limit` entries were seen (refused: too big to move).
+fn each_below(dir: &OwnedFd, name: &CString, shown: &Path, limit: Option<usize>, mut check: impl FnMut(&Path, &Path, &crate::treewalk::DirEntry) -> Result<(), FsError>) -> Result<(), FsError> {
+    let Ok(src) = openat2(dir.as_raw_fd(), Path::new(std::ffi::OsStr::from_bytes(name.as_bytes())), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0, BENEATH | libc::RESOLVE_NO_SYMLINKS) else {
+        return Ok(());
+    };
+    let base = real_path(&src).map_err(io(shown))?;
+    let found: std::cell::RefCell<Result<(), FsError>> = std::cell::RefCell::new(Ok(()));
+    let n = std::cell::Cell::new(0usize);
+    crate::treewalk::walk(
+        src.as_raw_fd(),
+        |_, _| if found.borrow().is_err() { crate::treewalk::Descend::No } else { crate::treewalk::Descend::Yes },
+        |v| {
+            for e in v.entries {
+                n.set(n.get() + 1);
+                if found.borrow().is_err() {
+                    return;
+                }
+                if let Some(l) = limit.filter(|&l| n.get() > l) {
+                    *found.borrow_mut() = Err(FsError::Protected { path: shown.to_path_buf(), reason: format!("a directory of more than {l} entries is not moved by the file tools") });
+                    return;
+                }
+                if let Err(e) = check(&base, v.rel, e) {
+                    *found.borrow_mut() = Err(e);
+                }
+            }
+        },
+    );
+    found.into_inner()
 }
 
 /// The type of the entry `rel` below `dir` (not following a symlink);
