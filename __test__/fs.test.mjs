@@ -223,3 +223,68 @@ test('SandboxFs: a writable root nested in another cannot be moved away or repla
     fs.rmSync(base, { recursive: true, force: true })
   }
 })
+
+function hostGit(base, home, cwd, args) {
+  const r = spawnSync('git', args, {
+    cwd,
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH, HOME: home, GIT_CEILING_DIRECTORIES: base, GIT_CONFIG_NOSYSTEM: '1', GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@example.com', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@example.com' },
+  })
+  assert.equal(r.status, 0, `git ${args.join(' ')}: ${r.stderr}`)
+  return r.stdout
+}
+
+test('SandboxFs: hooks directories named by git configs, global ones and those of worktrees added later', (t) => {
+  if (spawnSync('git', ['--version']).status !== 0) return t.skip('git is not installed')
+  const { base, home, ws } = fixture()
+  try {
+    // A relative core.hooksPath in the user's global config: that name is a hooks directory anywhere.
+    fs.writeFileSync(path.join(home, '.gitconfig'), '[core]\n\thooksPath = .githooks\n')
+    const repo = path.join(ws, 'repo')
+    fs.mkdirSync(repo)
+    hostGit(base, home, repo, ['init', '-q', '-b', 'main'])
+    fs.writeFileSync(path.join(repo, 'f'), 'x')
+    hostGit(base, home, repo, ['add', 'f'])
+    hostGit(base, home, repo, ['-c', 'core.hooksPath=', 'commit', '-qm', 'init'])
+    // The repository's own relative hooksPath, husky's layout.
+    hostGit(base, home, repo, ['config', 'core.hooksPath', '.husky/_'])
+    const f = withHome(home, () => new sc.SandboxFs({}, { workspace: ws }))
+    f.mkdirp('repo/hk')
+    f.writeFile('repo/hk/pre-commit', '#!/bin/sh\ntouch PWNED\n')
+    assert.throws(() => f.rename('repo/hk', 'repo/.githooks'), { code: 'ERR_SHARKCAGE_FS_PROTECTED' })
+    assert.throws(() => f.writeFile('elsewhere/.githooks/pre-commit', 'x', true), { code: 'ERR_SHARKCAGE_FS_PROTECTED' })
+    assert.throws(() => f.writeFile('repo/.husky/_/pre-commit', 'x', true), { code: 'ERR_SHARKCAGE_FS_PROTECTED' })
+    // A worktree added after the view was made (as a call could): the same hooksPath applies there.
+    hostGit(base, home, repo, ['-c', 'core.hooksPath=', 'worktree', 'add', '-q', '../wt2'])
+    assert.throws(() => f.mkdirp('wt2/.husky/_'), { code: 'ERR_SHARKCAGE_FS_PROTECTED' })
+    f.mkdirp('wt2/hk')
+    assert.throws(() => f.rename('repo/hk', 'wt2/.husky'), { code: 'ERR_SHARKCAGE_FS_PROTECTED' })
+    assert.throws(() => f.writeFile('wt2/.husky/_/pre-commit', 'x', true), { code: 'ERR_SHARKCAGE_FS_PROTECTED' })
+    // A program named relative to each worktree, for one added later outside the repository's tree.
+    hostGit(base, home, repo, ['config', 'core.fsmonitor', '../tools/fsmon'])
+    hostGit(base, home, repo, ['-c', 'core.hooksPath=', '-c', 'core.fsmonitor=false', 'worktree', 'add', '-q', '../sub/wt3'])
+    assert.throws(() => f.writeFile('sub/tools/fsmon', '#!/bin/sh\ntouch PWNED\n', true), { code: 'ERR_SHARKCAGE_FS_PROTECTED' })
+    for (const p of ['repo/.githooks', 'elsewhere', 'repo/.husky', 'wt2/.husky', 'sub/tools']) assert.ok(!fs.existsSync(path.join(ws, p)), p)
+    // An ordinary file in the worktree is still written.
+    f.writeFile('wt2/notes.txt', 'ok')
+    assert.equal(fs.readFileSync(path.join(ws, 'wt2', 'notes.txt'), 'utf8'), 'ok')
+  } finally {
+    fs.rmSync(base, { recursive: true, force: true })
+  }
+})
+
+test('SandboxFs: reading a FIFO a sandbox left does not hang the gateway', () => {
+  const { base, home, ws } = fixture()
+  try {
+    assert.equal(spawnSync('mkfifo', [path.join(ws, 'p')]).status, 0)
+    // In a child process with a deadline: a blocked open would hang this one for good.
+    const script = `const sc = require(${JSON.stringify(path.resolve('index.js'))}); process.env.HOME = ${JSON.stringify(home)};
+      const f = new sc.SandboxFs({}, { workspace: ${JSON.stringify(ws)} });
+      try { f.readFile('p'); console.log('READ') } catch (e) { console.log('REFUSED ' + e.code) }`
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 15000 })
+    assert.equal(r.signal, null, 'readFile on a FIFO blocked')
+    assert.match(r.stdout, /^REFUSED ERR_SHARKCAGE_FS_/)
+  } finally {
+    fs.rmSync(base, { recursive: true, force: true })
+  }
+})

@@ -676,3 +676,64 @@ fn a_root_caller_can_start_in_a_private_working_directory() {
     let o = Run::new(&t.home, &here).no_workspace().sh("cat f").run();
     assert!(o.out().contains("HERE"), "{}", o.all());
 }
+
+#[test]
+fn with_allow_git_config_a_config_changed_in_place_is_still_judged() {
+    // allowGitConfig leaves repository configs writable; an append keeps the
+    // file's inode, so it is judged by content: a planted fsmonitor is moved
+    // aside, while an untouched config (even one with a non-inert key the
+    // user set) and an inert change stay.
+    let _g = shared();
+    let t = T::new();
+    host_repo(&t, &t.ws);
+    let other = t.ws.join("other");
+    host_repo(&t, &other);
+    hgit_ok(&t, &other, &["config", "core.editor", "vi"]);
+    let other_cfg = read(&other.join(".git/config")).unwrap();
+    let inert = t.ws.join("inert");
+    host_repo(&t, &inert);
+    let (m, c) = marker(&t, "allowgitconfig");
+    let o = t
+        .sc()
+        .policy(r#"{"filesystem":{"allowGitConfig":true}}"#)
+        .sh(&format!("printf '[core]\\n\\tfsmonitor = {c}\\n' >> .git/config; printf '[user]\\n\\temail = a@example.com\\n' >> inert/.git/config; echo ok > done"))
+        .run();
+    assert_done(&t, &o);
+    use_repo(&t, &t.ws);
+    assert_not_run(&m, &o);
+    let v = violations(&o);
+    assert!(v.contains("core.fsmonitor"), "not reported: {v}");
+    assert!(!read(&t.ws.join(".git/config")).unwrap_or_default().contains("fsmonitor"), "the planted key is still in the config");
+    assert_eq!(read(&other.join(".git/config")).unwrap(), other_cfg, "an untouched config was changed or moved");
+    assert!(read(&inert.join(".git/config")).unwrap().contains("a@example.com"), "an inert change was not kept");
+}
+
+#[test]
+fn a_workspace_inside_a_hidden_directory_keeps_its_git_state_read_only() {
+    // OpenClaw's default workspace is `~/.openclaw/workspace`, inside the
+    // hidden `~/.openclaw`: the workspace is visible again, and the state it
+    // holds (a repository's config, a nested repository's hooks, a
+    // hooksPath directory) is read-only like anywhere else.
+    let _g = shared();
+    let t = T::new();
+    let ws = t.home.join(".openclaw/workspace");
+    host_repo(&t, &ws);
+    host_repo(&t, &ws.join("deep/r"));
+    hgit_ok(&t, &ws.join("deep/r"), &["config", "core.hooksPath", ".githooks"]);
+    let cfg = read(&ws.join(".git/config")).unwrap();
+    let (m, c) = marker(&t, "openclaw-ws");
+    let o = Run::new(&t.home, &ws)
+        .workspace(&ws)
+        .sh(&format!(
+            "printf '[core]\\n\\tfsmonitor = {c}\\n' >> .git/config; \
+             printf '#!/bin/sh\\n{c}\\n' > deep/r/.git/hooks/pre-commit; chmod +x deep/r/.git/hooks/pre-commit; \
+             mkdir -p deep/r/.githooks; printf '#!/bin/sh\\n{c}\\n' > deep/r/.githooks/pre-commit; chmod +x deep/r/.githooks/pre-commit; \
+             echo ok > done"
+        ))
+        .run();
+    assert_eq!(read(&ws.join("done")).as_deref(), Some("ok\n"), "control: the script ran to its end: {}", o.all());
+    assert_eq!(read(&ws.join(".git/config")).unwrap(), cfg, "the repository's config changed on the host");
+    use_repo(&t, &ws);
+    use_repo(&t, &ws.join("deep/r"));
+    assert_not_run(&m, &o);
+}

@@ -89,6 +89,13 @@ pub struct FsBridge {
     /// The read-deny rules, also for paths that appear later (a new
     /// `~/.ssh/id_ed25519`, a file matching a `denyRead` glob).
     deny: crate::launcher::plan::DenyRules,
+    /// Names that are hooks directories anywhere (a relative
+    /// `core.hooksPath` in a global git config).
+    hook_names: Vec<Vec<u8>>,
+    /// The repository configs and gitfiles in the writable roots when the
+    /// view was made: what they name is judged as they are at each
+    /// operation (a worktree added later takes their relative paths).
+    configs: Vec<(PathBuf, crate::gitstate::Role)>,
 }
 
 /// Whose rights the bridge's host I/O uses: the same as the sandbox's.
@@ -168,7 +175,7 @@ fn real_path(fd: &OwnedFd) -> std::io::Result<PathBuf> {
 impl FsBridge {
     /// A view from explicit lists (canonical absolute paths).
     pub fn new(hidden: Vec<PathBuf>, allow_read: Vec<PathBuf>, writable: Vec<PathBuf>, cwd: PathBuf) -> FsBridge {
-        FsBridge { hidden, allow_read, writable, cwd, protected: vec![], identity: Identity::Caller, homes: vec![], deny: Default::default() }
+        FsBridge { hidden, allow_read, writable, cwd, protected: vec![], identity: Identity::Caller, homes: vec![], deny: Default::default(), hook_names: vec![], configs: vec![] }
     }
 
     /// The same view with host I/O done as `identity`.
@@ -191,6 +198,8 @@ impl FsBridge {
             identity: Identity::for_process(plan),
             homes: plan.homes.clone(),
             deny: plan.deny_rules.clone(),
+            hook_names: plan.hook_names.clone(),
+            configs: plan.protected_before.iter().filter(|e| matches!(e.role, crate::gitstate::Role::GitConfig | crate::gitstate::Role::GitLink)).map(|e| (e.path.clone(), e.role)).collect(),
         }
     }
 
@@ -292,7 +301,17 @@ impl FsBridge {
     }
 
     pub fn read_file(&self, path: &str, max_bytes: Option<u64>) -> Result<Vec<u8>, FsError> {
-        let (fd, _) = self.open_read(path, libc::O_RDONLY)?;
+        // Non-blocking: a FIFO a sandbox made must not hang the gateway in
+        // open(); only regular files are read (not a FIFO, socket or device).
+        let (fd, _) = self.open_read(path, libc::O_RDONLY | libc::O_NONBLOCK)?;
+        // SAFETY: fstat into a zeroed struct.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+            return Err(io(&self.absolute(path))(std::io::Error::last_os_error()));
+        }
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Err(FsError::Io { path: self.absolute(path), source: std::io::Error::other("not a regular file (a directory, FIFO, socket or device): not read") });
+        }
         let mut f = std::fs::File::from(fd);
         let mut buf = Vec::new();
         match max_bytes {
@@ -363,8 +382,43 @@ impl FsBridge {
                 dir.push(c);
             }
         }
-        match crate::gitstate::bridge_refusal(root_fd.as_raw_fd(), rel, creating, ty) {
-            Some(reason) => Err(FsError::Protected { path: shown.to_path_buf(), reason }),
+        if let Some(c) = rel.components().find(|c| self.hook_names.iter().any(|n| n.as_slice() == c.as_os_str().as_bytes())) {
+            return Err(FsError::Protected { path: shown.to_path_buf(), reason: format!("{} is a hooks directory wherever it appears (core.hooksPath in a global git config)", Path::new(c.as_os_str()).display()) });
+        }
+        if let Some(reason) = crate::gitstate::bridge_refusal(root_fd.as_raw_fd(), rel, creating, ty) {
+            return Err(FsError::Protected { path: shown.to_path_buf(), reason });
+        }
+        self.named_by_repository(&full, shown)
+    }
+
+    /// Places the repositories make git run or read, as their configs and
+    /// worktrees are now: a worktree added after this view was made (by a
+    /// call) takes a relative `core.hooksPath` or program with it. The
+    /// configs known when the view was made, and each `.git` on the way up
+    /// from `full` to its writable root (a gitfile made since), are read.
+    fn named_by_repository(&self, full: &Path, shown: &Path) -> Result<(), FsError> {
+        use crate::gitstate::Role;
+        use crate::launcher::protected::{self, Kind};
+        let Some((root, _)) = self.writable_root(full) else { return Ok(()) };
+        let mut entries: Vec<protected::Entry> = self
+            .configs
+            .iter()
+            .filter_map(|(p, role)| protected::entry_now(p, *role))
+            .collect();
+        for dir in full.ancestors().skip(1).take_while(|a| a.starts_with(root)) {
+            let dot_git = dir.join(".git");
+            match protected::entry_now(&dot_git, Role::GitLink) {
+                Some(e) if e.kind == Kind::File => entries.push(e),
+                Some(e) if e.kind == Kind::Dir => entries.extend(protected::entry_now(&dot_git.join("config"), Role::GitConfig)),
+                _ => {}
+            }
+        }
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let derived = protected::derived_inside(&entries, &self.writable, &self.hidden);
+        match derived.paths.iter().find(|(p, _)| full.starts_with(p)) {
+            Some((p, _)) => Err(FsError::Protected { path: shown.to_path_buf(), reason: format!("{} is named by a git config (hooks, an include or a program git runs)", p.display()) }),
             None => Ok(()),
         }
     }

@@ -341,7 +341,13 @@ impl Roots<'_> {
         }
         let joined = if Path::new(p).is_absolute() { PathBuf::from(p) } else { base.join(p) };
         let Some(r) = resolve_physical(&joined) else { return false };
-        self.writable.iter().any(|w| r.starts_with(w)) && !self.hidden.iter().any(|h| r.starts_with(h))
+        self.writable.iter().any(|w| r.starts_with(w)) && !self.hidden_at(&r)
+    }
+
+    /// Under a hidden path that no deeper writable root re-exposes (the
+    /// workspace in a hidden `~/.openclaw` is not hidden), as in the mounts.
+    pub fn hidden_at(&self, r: &Path) -> bool {
+        self.hidden.iter().any(|h| r.starts_with(h) && !self.writable.iter().any(|w| w.starts_with(h) && w != h && r.starts_with(w)))
     }
 }
 

@@ -58,6 +58,9 @@ pub struct Plan {
     /// of hooks directories, and the scan to compare against.
     pub must_not_appear: Vec<(PathBuf, Role)>,
     pub hook_names: Vec<Vec<u8>>,
+    /// Repository configs left writable (`allowGitConfig`) and a digest of
+    /// their content before the call: one changed in place is judged.
+    pub writable_configs: Vec<(PathBuf, Option<[u8; 32]>)>,
     /// Home directories for the scans (see `protected::homes`).
     pub homes: Vec<PathBuf>,
     pub protected_trees: Vec<protected::Tree>,
@@ -128,6 +131,7 @@ struct Protected {
     /// by existing configs).
     must_not_appear: Vec<(PathBuf, Role)>,
     hook_names: Vec<Vec<u8>>,
+    writable_configs: Vec<(PathBuf, Option<[u8; 32]>)>,
     homes: Vec<PathBuf>,
     trees: Vec<protected::Tree>,
     dirty: bool,
@@ -206,6 +210,7 @@ impl Plan {
             protected_before: prot.before,
             must_not_appear: prot.must_not_appear,
             hook_names: prot.hook_names,
+            writable_configs: prot.writable_configs,
             homes: prot.homes,
             protected_trees: prot.trees,
             protected_dirty: prot.dirty,
@@ -454,11 +459,13 @@ impl Ctx<'_> {
         }
         let mut paths_ro = Vec::new();
         let mut must_not_appear: Vec<(PathBuf, Role)> = Vec::new();
+        let mut writable_configs = Vec::new();
         for e in &scan.entries {
             // allowGitConfig (srt): repository configs stay writable; what is
             // written is still judged after the call.
             let repo_config = e.role == Role::GitConfig && e.path.file_name().is_some_and(|n| n == "config" || n == "config.worktree");
             if pol.filesystem.allow_git_config && repo_config {
+                writable_configs.push((e.path.clone(), super::quarantine::content_digest(&e.path)));
                 continue;
             }
             match &e.kind {
@@ -506,13 +513,16 @@ impl Ctx<'_> {
             }
         }
         // A protected path is re-bound read-only from the host: it must be
-        // inside a writable root and never inside a hidden path (a symlink
-        // target could point into one).
-        paths_ro.retain(|p| !hidden.iter().any(|h| p.starts_with(h)) && writable.iter().any(|w| p.starts_with(w)));
+        // inside a writable root and never where the sandbox sees nothing (a
+        // symlink target could point into a hidden path). A workspace inside
+        // a hidden directory (OpenClaw's `~/.openclaw/workspace`) is visible,
+        // and so is what it holds.
+        let roots = crate::gitstate::Roots { writable, hidden };
+        paths_ro.retain(|p| !roots.hidden_at(p) && writable.iter().any(|w| p.starts_with(w)));
         paths_ro.sort();
         paths_ro.dedup();
         let dirty = scan.read > 0 || scan.trees.len() != n_cached;
-        Ok(Protected { paths: paths_ro, before, must_not_appear, hook_names: outside.hook_names, homes, trees: scan.trees, dirty })
+        Ok(Protected { paths: paths_ro, before, must_not_appear, hook_names: outside.hook_names, writable_configs, homes, trees: scan.trees, dirty })
     }
 
     /// For a shifted root caller: the home directory as a read-only

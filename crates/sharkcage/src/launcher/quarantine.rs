@@ -50,6 +50,10 @@ pub struct Check {
     pub must_not_appear: Vec<(PathBuf, Role)>,
     /// Names that are hooks directories anywhere (a global relative `core.hooksPath`).
     pub hook_names: Vec<Vec<u8>>,
+    /// Configs left writable during the call, with their content's digest
+    /// before it (see `Plan::writable_configs`).
+    #[serde(default)]
+    pub writable_configs: Vec<(PathBuf, Option<[u8; 32]>)>,
     /// Home directories (their startup places count).
     #[serde(default)]
     pub homes: Vec<PathBuf>,
@@ -67,6 +71,7 @@ impl Check {
             before: plan.protected_before.clone(),
             must_not_appear: plan.must_not_appear.clone(),
             hook_names: plan.hook_names.clone(),
+            writable_configs: plan.writable_configs.clone(),
             homes: plan.homes.clone(),
             pid,
             start_time: process_start_time(pid).unwrap_or(0),
@@ -84,6 +89,29 @@ fn shown(p: &Path) -> String {
     let head: String = s.chars().take(120).collect();
     let tail: String = s.chars().rev().take(200).collect::<Vec<_>>().into_iter().rev().collect();
     format!("{head}…({} bytes)…{tail}", s.len())
+}
+
+/// A digest of a file's content (None: not a readable regular file); the
+/// last component is not followed.
+pub fn content_digest(p: &Path) -> Option<[u8; 32]> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(p).ok()?;
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut r = f.take(64 << 20);
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => h.update(&buf[..n]),
+            Err(_) => return None,
+        }
+    }
+    Some(h.finalize().into())
 }
 
 /// One entry to move aside, and why.
@@ -106,7 +134,9 @@ pub fn after_call(check: &Check, cache: Vec<Tree>) -> (Vec<Violation>, Vec<Tree>
     let roots = gitstate::Roots { writable: &check.writable, hidden: &check.hidden };
     let mut found: Vec<Finding> = Vec::new();
     for e in &post.entries {
-        let unchanged = check.before.iter().any(|b| b.path == e.path && b.role == e.role && b.kind == e.kind && b.id == e.id);
+        // The same file, and (for one left writable) the same content.
+        let unchanged = check.before.iter().any(|b| b.path == e.path && b.role == e.role && b.kind == e.kind && b.id == e.id)
+            && !check.writable_configs.iter().any(|(p, d)| p == &e.path && content_digest(p) != *d);
         if unchanged {
             continue;
         }
