@@ -264,6 +264,9 @@ test('SandboxFs: hooks directories named by git configs, global ones and those o
     hostGit(base, home, repo, ['config', 'core.fsmonitor', '../tools/fsmon'])
     hostGit(base, home, repo, ['-c', 'core.hooksPath=', '-c', 'core.fsmonitor=false', 'worktree', 'add', '-q', '../sub/wt3'])
     assert.throws(() => f.writeFile('sub/tools/fsmon', '#!/bin/sh\ntouch PWNED\n', true), { code: 'ERR_SHARKCAGE_FS_PROTECTED' })
+    // Nor brought there inside a directory moved into place.
+    f.writeFile('mv/fsmon', '#!/bin/sh\ntouch PWNED\n', true)
+    assert.throws(() => f.rename('mv', 'sub/tools'), { code: 'ERR_SHARKCAGE_FS_PROTECTED' })
     for (const p of ['repo/.githooks', 'elsewhere', 'repo/.husky', 'wt2/.husky', 'sub/tools']) assert.ok(!fs.existsSync(path.join(ws, p)), p)
     // An ordinary file in the worktree is still written.
     f.writeFile('wt2/notes.txt', 'ok')

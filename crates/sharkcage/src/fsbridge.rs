@@ -365,6 +365,14 @@ impl FsBridge {
     /// `gitstate::bridge_refusal`), plus the plan's protected places.
     /// `ty`: what the last component is or will be.
     fn refusal(&self, root_fd: &OwnedFd, root: &Path, rel: &Path, shown: &Path, creating: bool, ty: Type) -> Result<(), FsError> {
+        self.refusal_by_name(root_fd, root, rel, shown, creating, ty)?;
+        let full = root.join(rel);
+        named_by_configs(&self.config_places(&full), &full, shown)
+    }
+
+    /// [`Self::refusal`] without what repository configs name (for callers
+    /// that look that up once for many paths, or checked it already).
+    fn refusal_by_name(&self, root_fd: &OwnedFd, root: &Path, rel: &Path, shown: &Path, creating: bool, ty: Type) -> Result<(), FsError> {
         let full = root.join(rel);
         if let Some(p) = self.protected.iter().find(|p| full.starts_with(p)) {
             return Err(FsError::Protected { path: shown.to_path_buf(), reason: format!("{} is protected (git runs or reads it, or the policy denies writes there)", p.display()) });
@@ -385,10 +393,10 @@ impl FsBridge {
         if let Some(c) = rel.components().find(|c| self.hook_names.iter().any(|n| n.as_slice() == c.as_os_str().as_bytes())) {
             return Err(FsError::Protected { path: shown.to_path_buf(), reason: format!("{} is a hooks directory wherever it appears (core.hooksPath in a global git config)", Path::new(c.as_os_str()).display()) });
         }
-        if let Some(reason) = crate::gitstate::bridge_refusal(root_fd.as_raw_fd(), rel, creating, ty) {
-            return Err(FsError::Protected { path: shown.to_path_buf(), reason });
+        match crate::gitstate::bridge_refusal(root_fd.as_raw_fd(), rel, creating, ty) {
+            Some(reason) => Err(FsError::Protected { path: shown.to_path_buf(), reason }),
+            None => Ok(()),
         }
-        self.named_by_repository(&full, shown)
     }
 
     /// Places the repositories make git run or read, as their configs and
@@ -396,15 +404,11 @@ impl FsBridge {
     /// call) takes a relative `core.hooksPath` or program with it. The
     /// configs known when the view was made, and each `.git` on the way up
     /// from `full` to its writable root (a gitfile made since), are read.
-    fn named_by_repository(&self, full: &Path, shown: &Path) -> Result<(), FsError> {
+    fn config_places(&self, full: &Path) -> Vec<PathBuf> {
         use crate::gitstate::Role;
         use crate::launcher::protected::{self, Kind};
-        let Some((root, _)) = self.writable_root(full) else { return Ok(()) };
-        let mut entries: Vec<protected::Entry> = self
-            .configs
-            .iter()
-            .filter_map(|(p, role)| protected::entry_now(p, *role))
-            .collect();
+        let Some((root, _)) = self.writable_root(full) else { return Vec::new() };
+        let mut entries: Vec<protected::Entry> = self.configs.iter().filter_map(|(p, role)| protected::entry_now(p, *role)).collect();
         for dir in full.ancestors().skip(1).take_while(|a| a.starts_with(root)) {
             let dot_git = dir.join(".git");
             match protected::entry_now(&dot_git, Role::GitLink) {
@@ -414,13 +418,9 @@ impl FsBridge {
             }
         }
         if entries.is_empty() {
-            return Ok(());
+            return Vec::new();
         }
-        let derived = protected::derived_inside(&entries, &self.writable, &self.hidden);
-        match derived.paths.iter().find(|(p, _)| full.starts_with(p)) {
-            Some((p, _)) => Err(FsError::Protected { path: shown.to_path_buf(), reason: format!("{} is named by a git config (hooks, an include or a program git runs)", p.display()) }),
-            None => Ok(()),
-        }
+        protected::derived_inside(&entries, &self.writable, &self.hidden).paths.into_iter().map(|(p, _)| p).collect()
     }
 
     /// The rule for `name` in the directory `dfd`, where that really is now.
@@ -445,10 +445,12 @@ impl FsBridge {
         let root = root.to_path_buf();
         let dest = dest_rel.join(std::ffi::OsStr::from_bytes(tname.as_bytes()));
         let rfd = Self::root_fd(&root).map_err(io(shown))?;
+        // What configs name is looked up once for the whole move.
+        let places = self.config_places(&root.join(&dest));
         // Not a directory: judged by its own name and type already.
         each_below(ffd, fname, shown, Some(10_000), |_, rel, e| {
             let rel = dest.join(rel).join(std::ffi::OsStr::from_bytes(&e.name));
-            match self.refusal(&rfd, &root, &rel, shown, true, e.ty) {
+            match self.refusal_by_name(&rfd, &root, &rel, shown, true, e.ty).and_then(|_| named_by_configs(&places, &root.join(&rel), shown)) {
                 Err(FsError::Protected { reason, .. }) => Err(FsError::Protected { path: shown.to_path_buf(), reason: format!("it would bring {} there: {reason}", rel.display()) }),
                 _ => Ok(()),
             }
@@ -530,10 +532,13 @@ impl FsBridge {
 
     fn mkdir_beneath(&self, rfd: &OwnedFd, root: &Path, rel: &Path, shown: &Path) -> Result<(), FsError> {
         let mut cur = PathBuf::new();
+        // What configs name, looked up once for the deepest directory.
+        let places = self.config_places(&root.join(rel));
         for c in rel.components() {
             if let Component::Normal(n) = c {
                 cur.push(n);
-                self.refusal(rfd, root, &cur, shown, true, Type::Dir)?;
+                self.refusal_by_name(rfd, root, &cur, shown, true, Type::Dir)?;
+                named_by_configs(&places, &root.join(&cur), shown)?;
                 let parent = cur.parent().unwrap_or(Path::new(""));
                 let pfd = openat2(rfd.as_raw_fd(), parent, libc::O_PATH | libc::O_DIRECTORY, 0, BENEATH).map_err(io(shown))?;
                 let name = cstr(Path::new(n)).map_err(io(shown))?;
@@ -711,6 +716,14 @@ impl FsBridge {
             return Err(e);
         }
         Ok(())
+    }
+}
+
+/// Refused when `full` lies in one of `places` (see `FsBridge::config_places`).
+fn named_by_configs(places: &[PathBuf], full: &Path, shown: &Path) -> Result<(), FsError> {
+    match places.iter().find(|p| full.starts_with(p)) {
+        Some(p) => Err(FsError::Protected { path: shown.to_path_buf(), reason: format!("{} is named by a git config (hooks, an include or a program git runs)", p.display()) }),
+        None => Ok(()),
     }
 }
 
