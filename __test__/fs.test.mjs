@@ -77,7 +77,7 @@ test('SandboxFs refuses git state and startup files by rule, at any depth, and s
     assert.throws(() => f.mkdirp(path.join(bare, 'refs')), (e) => e.code === 'ERR_SHARKCAGE_FS_PROTECTED' && /git repository/.test(e.message))
     assert.ok(!fs.existsSync(path.join(ws, bare, 'refs')))
     // Inside .git at any depth, a gitfile, agent and shell startup files.
-    for (const p of ['.git/modules/sub/config', 'x/y/z/.git', '.git/worktrees/wt/commondir', '.claude/settings.json', 'p/.npmrc', 'h/.config/git/config', 'h/.local/bin/git']) {
+    for (const p of ['.git/modules/sub/config', 'x/y/z/.git', '.git/worktrees/wt/commondir', '.claude/settings.json', 'p/.npmrc', 'h/.config/git/config', 'h/.local/bin/git', 'p/.openclaw/extensions/x/index.js']) {
       assert.throws(() => f.writeFile(p, '[core]\n\tfsmonitor = touch /tmp/pwned\n', true), { code: 'ERR_SHARKCAGE_FS_PROTECTED' }, p)
       assert.ok(!fs.existsSync(path.join(ws, p)), p)
     }

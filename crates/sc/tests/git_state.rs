@@ -324,6 +324,7 @@ fn startup_files_are_moved_aside_at_any_depth() {
         ".claude/settings.local.json",
         "proj/.npmrc",
         "proj/.yarnrc.yml",
+        "proj/.openclaw/extensions/sharkcage/index.js",
         "deep/a/b/c/d/.bashrc",
         "deep/a/b/c/d/e/.vscode/settings.json",
     ];
@@ -728,11 +729,15 @@ fn a_workspace_inside_a_hidden_directory_keeps_its_git_state_read_only() {
             "printf '[core]\\n\\tfsmonitor = {c}\\n' >> .git/config; \
              printf '#!/bin/sh\\n{c}\\n' > deep/r/.git/hooks/pre-commit; chmod +x deep/r/.git/hooks/pre-commit; \
              mkdir -p deep/r/.githooks; printf '#!/bin/sh\\n{c}\\n' > deep/r/.githooks/pre-commit; chmod +x deep/r/.githooks/pre-commit; \
+             mkdir -p .openclaw/extensions/sharkcage; echo 'export default {{}}' > .openclaw/extensions/sharkcage/index.js; \
              echo ok > done"
         ))
         .run();
     assert_eq!(read(&ws.join("done")).as_deref(), Some("ok\n"), "control: the script ran to its end: {}", o.all());
     assert_eq!(read(&ws.join(".git/config")).unwrap(), cfg, "the repository's config changed on the host");
+    // A workspace plugin the gateway would load at its next start.
+    assert!(!ws.join(".openclaw/extensions/sharkcage/index.js").exists(), "a workspace plugin was left for the gateway: {}", o.all());
+    assert!(violations(&o).contains(".openclaw/extensions"), "not reported: {}", violations(&o));
     use_repo(&t, &ws);
     use_repo(&t, &ws.join("deep/r"));
     assert_not_run(&m, &o);

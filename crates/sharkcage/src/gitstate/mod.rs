@@ -173,6 +173,9 @@ pub const STARTUP: &[&str] = &[
     ".cursor/mcp.json",
     ".codex/config.toml",
     ".gemini/settings.json",
+    // OpenClaw loads plugins found in a workspace's `.openclaw/extensions`
+    // into the gateway (host code) once their id is enabled or allowed.
+    ".openclaw/extensions",
     // Package managers and tools: settings that run programs.
     ".npmrc",
     ".yarnrc",
