@@ -252,6 +252,18 @@ pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
 }
 
+/// `chmod` of what a descriptor (an `O_PATH` one too) holds, through its
+/// `/proc/self/fd` link, which names exactly that inode: never a symlink
+/// put in its place since it was opened.
+pub fn chmod_fd(fd: i32, mode: u32) -> std::io::Result<()> {
+    let p = CString::new(format!("/proc/self/fd/{fd}")).map_err(std::io::Error::other)?;
+    // SAFETY: chmod on a C string path naming our own descriptor.
+    if unsafe { libc::chmod(p.as_ptr(), mode) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

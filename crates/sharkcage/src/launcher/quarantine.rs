@@ -132,35 +132,44 @@ pub fn after_call(check: &Check, cache: Vec<Tree>) -> (Vec<Violation>, Vec<Tree>
         eprintln!("protected scan after: {} dirs, {} read, {:?}", post.dirs, post.read, t0.elapsed());
     }
     let roots = gitstate::Roots { writable: &check.writable, hidden: &check.hidden };
+    // Lookups by path (a call can leave hundreds of thousands of entries:
+    // nothing here may be quadratic).
+    let mut before: std::collections::HashMap<&Path, Vec<&Entry>> = std::collections::HashMap::new();
+    for b in &check.before {
+        before.entry(b.path.as_path()).or_default().push(b);
+    }
+    let digests: std::collections::HashMap<&Path, &Option<[u8; 32]>> = check.writable_configs.iter().map(|(p, d)| (p.as_path(), d)).collect();
     let mut found: Vec<Finding> = Vec::new();
+    let mut found_paths: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
+    let add = |found: &mut Vec<Finding>, path: &Path, role: Role, found_paths: &mut std::collections::HashSet<PathBuf>| {
+        if !found_paths.contains(path) {
+            if let Err(why) = gitstate::judge(role, path, &roots) {
+                found_paths.insert(path.to_path_buf());
+                found.push(Finding { path: path.to_path_buf(), role, why });
+            }
+        }
+    };
     for e in &post.entries {
         // The same file, and (for one left writable) the same content.
-        let unchanged = check.before.iter().any(|b| b.path == e.path && b.role == e.role && b.kind == e.kind && b.id == e.id)
-            && !check.writable_configs.iter().any(|(p, d)| p == &e.path && content_digest(p) != *d);
-        if unchanged {
-            continue;
-        }
-        if let Err(why) = gitstate::judge(e.role, &e.path, &roots) {
-            found.push(Finding { path: e.path.clone(), role: e.role, why });
+        let same = before.get(e.path.as_path()).is_some_and(|v| v.iter().any(|b| b.role == e.role && b.kind == e.kind && b.id == e.id));
+        let unchanged = same && digests.get(e.path.as_path()).is_none_or(|d| content_digest(&e.path) == **d);
+        if !unchanged {
+            add(&mut found, &e.path, e.role, &mut found_paths);
         }
     }
     // What the configs that stay now name (a worktree added in the call has
     // its own `core.hooksPath` directory): judged where new or changed.
-    let staying: Vec<Entry> = post.entries.iter().filter(|e| !found.iter().any(|f| f.path == e.path)).cloned().collect();
+    let staying: Vec<Entry> = post.entries.iter().filter(|e| !found_paths.contains(&e.path)).cloned().collect();
     for (p, role) in protected::derived_inside(&staying, &check.writable, &check.hidden).paths {
         let Some(now) = protected::entry_now(&p, role) else { continue };
-        let known = check.before.iter().any(|b| b.path == now.path && b.kind == now.kind && b.id == now.id);
-        if !known && !found.iter().any(|f| f.path == p) {
-            if let Err(why) = gitstate::judge(role, &p, &roots) {
-                found.push(Finding { path: p, role, why });
-            }
+        let known = before.get(now.path.as_path()).is_some_and(|v| v.iter().any(|b| b.kind == now.kind && b.id == now.id));
+        if !known {
+            add(&mut found, &p, role, &mut found_paths);
         }
     }
     for (p, role) in &check.must_not_appear {
-        if p.symlink_metadata().is_ok() && !found.iter().any(|f| &f.path == p) {
-            if let Err(why) = gitstate::judge(*role, p, &roots) {
-                found.push(Finding { path: p.clone(), role: *role, why });
-            }
+        if p.symlink_metadata().is_ok() {
+            add(&mut found, p, *role, &mut found_paths);
         }
     }
     found.sort_by(|a, b| a.path.cmp(&b.path));
@@ -170,9 +179,9 @@ pub fn after_call(check: &Check, cache: Vec<Tree>) -> (Vec<Violation>, Vec<Tree>
         out.push(Violation::note("protected-path", format!("{} could not be examined for git or startup files after the call", shown(p))));
     }
     // A parent moved aside takes its children with it.
-    let mut done: Vec<PathBuf> = Vec::new();
+    let mut done: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
     for (n, f) in found.into_iter().enumerate() {
-        if done.iter().any(|d| f.path.starts_with(d)) {
+        if f.path.ancestors().any(|a| done.contains(a)) {
             continue;
         }
         // The deepest writable root containing it (never the root itself).
@@ -183,11 +192,11 @@ pub fn after_call(check: &Check, cache: Vec<Tree>) -> (Vec<Violation>, Vec<Tree>
         match neutralize(root, &f.path, n as u32 + 1) {
             Ok(Neutralized::Moved(dest)) => {
                 out.push(Violation::note("protected-path", format!("{what}; moved aside to {}", shown(&dest))));
-                done.push(f.path);
+                done.insert(f.path);
             }
             Ok(Neutralized::Removed(why)) => {
                 out.push(Violation::note("protected-path", format!("{what}; removed (it could not be moved aside: {why})")));
-                done.push(f.path);
+                done.insert(f.path);
             }
             Err(e) => out.push(Violation::note(
                 "protected-path",
@@ -249,7 +258,7 @@ fn neutralize(root: &Path, path: &Path, n: u32) -> std::io::Result<Neutralized> 
         None => remove_entry(dir_fd, &from).map(|_| Neutralized::Removed(last.to_string())),
     };
     if let Some(mode) = restore {
-        let _ = chmod_fd(dir_fd, mode);
+        let _ = crate::fileio::chmod_fd(dir_fd, mode);
     }
     sys::close(dir_fd);
     out
@@ -260,18 +269,7 @@ fn neutralize(root: &Path, path: &Path, n: u32) -> std::io::Result<Neutralized> 
 fn open_up(dir_fd: i32) -> Option<u32> {
     let st = crate::layers::sys::fstat(dir_fd).ok()?;
     let mode = st.st_mode & 0o7777;
-    chmod_fd(dir_fd, mode | 0o700).ok().map(|_| mode)
-}
-
-/// `chmod` of the directory an `O_PATH` descriptor holds (through its
-/// `/proc/self/fd` link, which names exactly that inode).
-fn chmod_fd(fd: i32, mode: u32) -> std::io::Result<()> {
-    let p = CString::new(format!("/proc/self/fd/{fd}")).unwrap();
-    // SAFETY: chmod on a C string path naming our own descriptor.
-    if unsafe { libc::chmod(p.as_ptr(), mode) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
+    crate::fileio::chmod_fd(dir_fd, mode | 0o700).ok().map(|_| mode)
 }
 
 /// Remove `name` from `dir_fd`: a file or symlink, or a directory tree
@@ -287,7 +285,7 @@ fn remove_entry(dir_fd: i32, name: &std::ffi::CStr) -> std::io::Result<()> {
     }
     let d = crate::layers::sys::openat2(dir_fd, name, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS)
         .map_err(std::io::Error::from_raw_os_error)?;
-    let _ = chmod_fd(d, 0o700);
+    let _ = crate::fileio::chmod_fd(d, 0o700);
     let mut entries = Vec::new();
     let ok = crate::treewalk::read_entries(d, &mut vec![0u8; 32 * 1024], &mut entries);
     let mut r = if ok { Ok(()) } else { Err(std::io::Error::last_os_error()) };

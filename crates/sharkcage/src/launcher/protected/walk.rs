@@ -38,7 +38,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
-use super::{cstr, dir_id, entry_at, fstat, fstatat, is_dir, openat, DirId, Entry, Node, Scan, Sub, Tree, NOT_SCANNED};
+use super::{dir_id, entry_at, fstat, fstatat, is_dir, openat, DirId, Entry, Node, Scan, Sub, Tree, NOT_SCANNED};
 use crate::gitstate::{self, Role};
 use crate::treewalk::{self, Type};
 
@@ -115,6 +115,8 @@ struct Restore {
     depth: usize,
     parent: Arc<OwnedFd>,
     name: Box<[u8]>,
+    /// The directory's device and inode: only that one gets its mode back.
+    id: (u64, u64),
     mode: u32,
 }
 
@@ -264,17 +266,15 @@ impl Shared<'_> {
             return Err(libc::EACCES);
         }
         let mode = st.st_mode & 0o7777;
-        let c = cstr(name);
-        // SAFETY: fchmodat of a directory entry we own, below `dir`.
-        if unsafe { libc::fchmodat(dir, c.as_ptr(), mode | 0o500, 0) } != 0 {
+        let id = (st.st_dev, st.st_ino);
+        if !chmod_dir_at(dir, name, id, mode | 0o500) {
             return Err(libc::EACCES);
         }
         match openat(dir, name, libc::O_RDONLY) {
-            Ok(f) => Ok((f, Some(mode))),
-            Err(e) => {
-                // SAFETY: put the mode back.
-                unsafe { libc::fchmodat(dir, c.as_ptr(), mode, 0) };
-                Err(e)
+            Ok(f) if fstat(f.as_raw_fd()).is_some_and(|s| (s.st_dev, s.st_ino) == id) => Ok((f, Some(mode))),
+            other => {
+                chmod_dir_at(dir, name, id, mode);
+                Err(other.err().unwrap_or(libc::EACCES))
             }
         }
     }
@@ -479,8 +479,8 @@ impl Shared<'_> {
             let s = fstat(fd.as_raw_fd())?;
             (fd, restore, dir_id(&s), None)
         };
-        if let Some(mode) = restore {
-            f.restore.push(Restore { depth: j.depth, parent, name: j.name.clone(), mode });
+        if let (Some(mode), Some(s)) = (restore, fstat(fd.as_raw_fd())) {
+            f.restore.push(Restore { depth: j.depth, parent, name: j.name.clone(), id: (s.st_dev, s.st_ino), mode });
         }
         Some((At { fd: Arc::new(fd), via: Box::default() }, id, cached, j.depth))
     }
@@ -600,9 +600,50 @@ pub(super) fn walk_root(r: Root, out: &mut Scan) -> Tree {
     tree.nodes = nodes;
     restore.sort_by_key(|r| std::cmp::Reverse(r.depth));
     for r in restore {
-        let c = cstr(&r.name);
-        // SAFETY: put back the mode of a directory we opened up for the scan.
-        unsafe { libc::fchmodat(r.parent.as_raw_fd(), c.as_ptr(), r.mode, 0) };
+        chmod_dir_at(r.parent.as_raw_fd(), &r.name, r.id, r.mode);
     }
     tree
+}
+
+/// `chmod` of the directory `name` below `dir` if it still is the
+/// directory `id` (device, inode): through an `O_PATH` descriptor of it
+/// (no symlink followed), so a name a sandbox swapped for a symlink to a
+/// file elsewhere never gets that mode.
+fn chmod_dir_at(dir: RawFd, name: &[u8], id: (u64, u64), mode: u32) -> bool {
+    let Ok(fd) = openat(dir, name, libc::O_PATH) else { return false };
+    fstat(fd.as_raw_fd()).is_some_and(|s| (s.st_dev, s.st_ino) == id) && crate::fileio::chmod_fd(fd.as_raw_fd(), mode).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    #[test]
+    fn a_mode_goes_back_only_to_the_directory_opened_up_never_through_a_symlink() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = std::fs::File::open(d.path()).unwrap();
+        let sub = d.path().join("d");
+        std::fs::create_dir(&sub).unwrap();
+        let m = std::fs::metadata(&sub).unwrap();
+        let id = (m.dev(), m.ino());
+        // The directory itself: changed.
+        assert!(chmod_dir_at(dir.as_raw_fd(), b"d", id, 0o711));
+        assert_eq!(std::fs::metadata(&sub).unwrap().mode() & 0o7777, 0o711);
+        // Renamed away and a symlink to a file outside put in its place (a
+        // concurrent sandbox): neither the file nor the moved directory changes.
+        let victim = d.path().join("victim");
+        std::fs::write(&victim, "x").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::rename(&sub, d.path().join("moved")).unwrap();
+        std::os::unix::fs::symlink(&victim, &sub).unwrap();
+        assert!(!chmod_dir_at(dir.as_raw_fd(), b"d", id, 0o777));
+        assert_eq!(std::fs::metadata(&victim).unwrap().mode() & 0o7777, 0o600);
+        // Another directory under the same name: not the one opened up.
+        std::fs::remove_file(&sub).unwrap();
+        std::fs::create_dir(&sub).unwrap();
+        std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(!chmod_dir_at(dir.as_raw_fd(), b"d", id, 0o777));
+        assert_eq!(std::fs::metadata(&sub).unwrap().mode() & 0o7777, 0o700);
+    }
 }
