@@ -742,3 +742,24 @@ fn a_workspace_inside_a_hidden_directory_keeps_its_git_state_read_only() {
     use_repo(&t, &ws.join("deep/r"));
     assert_not_run(&m, &o);
 }
+
+#[test]
+fn a_global_hooks_path_written_with_dot_slash_is_protected_too() {
+    // `core.hooksPath = ./.githooks` (or `../hooks`) in the user's global
+    // config names a hooks directory in every worktree, as `.githooks` does.
+    let _g = shared();
+    let t = T::new();
+    for (tag, hp, dir) in [("dot", "./.githooks", "repo/.githooks"), ("up", "../hooks", "hooks")] {
+        std::fs::write(t.home.join(".gitconfig"), format!("[core]\n\thooksPath = {hp}\n")).unwrap();
+        let repo = t.ws.join("repo");
+        let _ = std::fs::remove_dir_all(&repo);
+        let _ = std::fs::remove_dir_all(t.ws.join("hooks"));
+        host_repo(&t, &repo);
+        let (m, c) = marker(&t, tag);
+        let o = t.sh(&format!("mkdir -p {dir}; printf '#!/bin/sh\\n{c}\\n' > {dir}/pre-commit; chmod +x {dir}/pre-commit; echo ok > done"));
+        assert_done(&t, &o);
+        let _ = hgit(&t, &repo, &["commit", "-q", "--allow-empty", "-m", "later"]);
+        assert_not_run(&m, &o);
+        assert!(violations(&o).contains("pre-commit") || violations(&o).contains(dir), "{hp}: not reported: {}", violations(&o));
+    }
+}

@@ -401,8 +401,14 @@ fn derived_from(entries: &[Entry], writable: &[PathBuf], hidden: &[PathBuf], out
         let run_bases = if worktrees.is_empty() { vec![dir.clone()] } else { worktrees.clone() };
         for h in &refs.hooks_paths {
             if global && !Path::new(h.trim()).is_absolute() && !h.trim().starts_with("~/") {
-                // Relative to every worktree: a name to watch everywhere.
-                let first = Path::new(h.trim()).components().next().map(|c| c.as_os_str().as_bytes().to_vec()).unwrap_or_default();
+                // Relative to every worktree: a name to watch everywhere — the
+                // first real one (`./.githooks` is `.githooks`; for `../hooks`,
+                // `hooks` wherever it appears, which covers the parent's too).
+                let first = Path::new(h.trim())
+                    .components()
+                    .find(|c| matches!(c, std::path::Component::Normal(_)))
+                    .map(|c| c.as_os_str().as_bytes().to_vec())
+                    .unwrap_or_default();
                 if !first.is_empty() && !d.hook_names.contains(&first) {
                     d.hook_names.push(first);
                 }
