@@ -276,6 +276,29 @@ test('SandboxFs: hooks directories named by git configs, global ones and those o
   }
 })
 
+test('SandboxFs: a global hooksPath of two parts protects that path below any directory, not its first name', (t) => {
+  const { base, home, ws } = fixture()
+  try {
+    fs.writeFileSync(path.join(home, '.gitconfig'), '[core]\n\thooksPath = .github/hooks\n')
+    const f = withHome(home, () => new sc.SandboxFs({}, { workspace: ws }))
+    assert.throws(() => f.writeFile('repo/.github/hooks/pre-commit', '#!/bin/sh\ntouch PWNED\n', true), { code: 'ERR_SHARKCAGE_FS_PROTECTED' })
+    f.mkdirp('other/hk')
+    f.mkdirp('later/.github')
+    f.mkdirp('repo2')
+    assert.throws(() => f.rename('other/hk', 'later/.github/hooks'), { code: 'ERR_SHARKCAGE_FS_PROTECTED' })
+    f.mkdirp('moved/hooks')
+    assert.throws(() => f.rename('moved', 'repo2/.github'), { code: 'ERR_SHARKCAGE_FS_PROTECTED' })
+    assert.ok(!fs.existsSync(path.join(ws, 'repo/.github/hooks')))
+    assert.ok(!fs.existsSync(path.join(ws, 'repo2/.github')))
+    assert.ok(!fs.existsSync(path.join(ws, 'later/.github/hooks')))
+    // The rest of .github is ordinary project content.
+    f.writeFile('repo/.github/workflows/ci.yml', 'on: push\n', true)
+    assert.equal(fs.readFileSync(path.join(ws, 'repo/.github/workflows/ci.yml'), 'utf8'), 'on: push\n')
+  } finally {
+    fs.rmSync(base, { recursive: true, force: true })
+  }
+})
+
 test('SandboxFs: reading a FIFO a sandbox left does not hang the gateway', () => {
   const { base, home, ws } = fixture()
   try {

@@ -285,6 +285,11 @@ test('the installed backend: runShellCommand honours args, stdin, allowFailure a
     assert.ok(Number(out.abort.match(/after (\d+)/)[1]) < 5000, out.abort)
     assert.ok(!out.secret.includes(w.secrets.ssh), 'runShellCommand read the ssh key')
     assert.deepEqual(leftover('sleep 29.7'), [], 'the aborted command survived')
+    // A workspace hook (gateway host code) planted by exec is gone after the call; the file bridge refuses it.
+    assert.equal(out.hookExec, 'done')
+    assert.match(out.hookBridge, /^refused ERR_SHARKCAGE_FS_PROTECTED/)
+    assert.ok(!fs.existsSync(path.join(w.ws, 'hooks', 'evil', 'handler.ts')), 'exec planted a workspace hook')
+    assert.ok(!fs.existsSync(path.join(w.ws, 'hooks', 'evil2')), 'the file bridge planted a workspace hook')
   } finally {
     w.stop()
     fs.rmSync(w.dir, { recursive: true, force: true })

@@ -150,10 +150,24 @@ function logNetwork(api, runtimeId, network) {
   }
 }
 
+// OpenClaw loads workspace hooks (`<agent workspace>/hooks/<name>/` with a
+// HOOK.md and a handler) into the gateway process itself once a user enables
+// that name: host code, never sandboxed. When a sandbox writes the agent's
+// own workspace (workspaceAccess "rw"), that directory is read-only to it,
+// and one it creates is removed after the call and reported (denyWrite).
+// Elsewhere (a private copy) the entry changes nothing: denyWrite applies
+// only inside writable roots.
+function protectWorkspaceHooks(policy, agentWorkspaceDir) {
+  if (typeof agentWorkspaceDir !== 'string' || !path.isAbsolute(agentWorkspaceDir)) return policy
+  const filesystem = policy.filesystem ?? {}
+  const denyWrite = [...(filesystem.denyWrite ?? []), { path: path.join(agentWorkspaceDir, 'hooks'), literal: true }]
+  return { ...policy, filesystem: { ...filesystem, denyWrite } }
+}
+
 function createFactory(api) {
   return async (params) => {
     const sc = loadAddon(api.rootDir)
-    const policy = api.pluginConfig?.policy ?? {}
+    const policy = protectWorkspaceHooks(api.pluginConfig?.policy ?? {}, params.agentWorkspaceDir)
     // OpenClaw decides what the sandbox's workspace is: with workspaceAccess
     // "rw" the agent's own workspace, with "none"/"ro" a private copy under
     // ~/.openclaw/sandboxes (the agent workspace then stays read-only: it is

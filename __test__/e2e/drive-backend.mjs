@@ -42,4 +42,13 @@ try {
 }
 const s = await handle.runShellCommand({ script: 'cat ~/.ssh/id_rsa; true', allowFailure: true })
 out.secret = s.stdout.toString() + s.stderr.toString()
+// Workspace hooks run in the gateway: neither exec nor the file tools may plant one.
+const h = await handle.runShellCommand({ script: 'mkdir -p hooks/evil && echo "export default () => {}" > hooks/evil/handler.ts; echo done', allowFailure: true })
+out.hookExec = h.stdout.toString().trim()
+try {
+  await handle.createFsBridge().writeFile({ filePath: 'hooks/evil2/handler.ts', data: 'export default () => {}', mkdir: true })
+  out.hookBridge = 'written'
+} catch (e) {
+  out.hookBridge = `refused ${e.code}`
+}
 console.log(JSON.stringify(out))

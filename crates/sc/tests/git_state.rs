@@ -763,3 +763,25 @@ fn a_global_hooks_path_written_with_dot_slash_is_protected_too() {
         assert!(violations(&o).contains("pre-commit") || violations(&o).contains(dir), "{hp}: not reported: {}", violations(&o));
     }
 }
+
+#[test]
+fn a_global_hooks_path_of_two_parts_protects_that_path_not_every_directory_of_its_first_name() {
+    // `core.hooksPath = .github/hooks` in the global config: `hooks` in any
+    // `.github` runs (a repository made later too); `.github/workflows` is
+    // ordinary project content and stays writable.
+    let _g = shared();
+    let t = T::new();
+    std::fs::write(t.home.join(".gitconfig"), "[core]\n\thooksPath = .github/hooks\n").unwrap();
+    let repo = t.ws.join("repo");
+    host_repo(&t, &repo);
+    let (m, c) = marker(&t, "two");
+    let o = t.sh(&format!(
+        "mkdir -p repo/.github/workflows repo/.github/hooks && echo 'on: push' > repo/.github/workflows/ci.yml \
+         && printf '#!/bin/sh\\n{c}\\n' > repo/.github/hooks/pre-commit && chmod +x repo/.github/hooks/pre-commit; echo ok > done"
+    ));
+    assert_done(&t, &o);
+    let _ = hgit(&t, &repo, &["commit", "-q", "--allow-empty", "-m", "later"]);
+    assert_not_run(&m, &o);
+    assert!(violations(&o).contains("pre-commit") || violations(&o).contains(".github/hooks"), "not reported: {}", violations(&o));
+    assert_eq!(std::fs::read_to_string(repo.join(".github/workflows/ci.yml")).unwrap(), "on: push\n", "ordinary .github content was not kept");
+}

@@ -390,8 +390,8 @@ impl FsBridge {
                 dir.push(c);
             }
         }
-        if let Some(c) = rel.components().find(|c| self.hook_names.iter().any(|n| n.as_slice() == c.as_os_str().as_bytes())) {
-            return Err(FsError::Protected { path: shown.to_path_buf(), reason: format!("{} is a hooks directory wherever it appears (core.hooksPath in a global git config)", Path::new(c.as_os_str()).display()) });
+        if let Some(h) = crate::gitstate::under_named_hooks(&self.hook_names, &full) {
+            return Err(FsError::Protected { path: shown.to_path_buf(), reason: format!("{} is a hooks directory (a relative core.hooksPath in a global git config names it below every worktree)", h.display()) });
         }
         match crate::gitstate::bridge_refusal(root_fd.as_raw_fd(), rel, creating, ty) {
             Some(reason) => Err(FsError::Protected { path: shown.to_path_buf(), reason }),

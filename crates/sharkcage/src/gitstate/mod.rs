@@ -327,6 +327,56 @@ pub fn is_startup_parent(name: &[u8]) -> bool {
     startup_parts().iter().any(|(f, s)| s.is_some() && *f == name)
 }
 
+/// A relative `core.hooksPath` from a global config, as the path it names
+/// below whichever worktree git runs in, lexically normalised (`./.githooks`
+/// is `.githooks`; `../hooks` leaves the worktree, so it is `hooks` — any
+/// directory of that name, which covers the parent's). Components joined by
+/// `/`; None when nothing is left.
+pub fn hooks_suffix(v: &str) -> Option<Vec<u8>> {
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for c in Path::new(v.trim()).components() {
+        match c {
+            Component::Normal(n) => parts.push(n.as_bytes()),
+            Component::ParentDir => {
+                parts.pop();
+            }
+            _ => {}
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join(&b'/'))
+}
+
+/// Is `name` in the directory `dir` a hooks directory by one of `suffixes`
+/// (see [`hooks_suffix`]): `name` is the suffix's last component and `dir`
+/// ends with the ones before it (`.github/hooks` marks `hooks` in any
+/// `.github`, not every `.github`).
+pub fn named_hooks(suffixes: &[Vec<u8>], dir: &Path, name: &[u8]) -> bool {
+    suffixes.iter().any(|s| {
+        let (head, last) = match s.iter().rposition(|&b| b == b'/') {
+            Some(i) => (&s[..i], &s[i + 1..]),
+            None => (&s[..0], &s[..]),
+        };
+        last == name && dir.ends_with(Path::new(OsStr::from_bytes(head)))
+    })
+}
+
+/// The first ancestor of `p` (itself included) that is a hooks directory
+/// by one of `suffixes`.
+pub fn under_named_hooks<'p>(suffixes: &[Vec<u8>], p: &'p Path) -> Option<&'p Path> {
+    if suffixes.is_empty() {
+        return None;
+    }
+    let mut found = None;
+    for a in p.ancestors() {
+        if let (Some(dir), Some(name)) = (a.parent(), a.file_name()) {
+            if named_hooks(suffixes, dir, name.as_bytes()) {
+                found = Some(a);
+            }
+        }
+    }
+    found
+}
+
 /// Where the writable roots are, for judging paths that entries point to.
 pub struct Roots<'a> {
     pub writable: &'a [PathBuf],
@@ -695,5 +745,34 @@ mod tests {
         assert_eq!(role_of(b".local", false, b"bin", Type::Dir), Some(Role::Startup));
         assert_eq!(role_of(b".git", true, b"rebase-merge", Type::Dir), Some(Role::GitTodo));
         assert_eq!(role_of(b"x", false, b"rebase-merge", Type::Dir), None);
+    }
+}
+
+#[cfg(test)]
+mod hooks_suffix_tests {
+    use super::*;
+
+    #[test]
+    fn relative_hooks_paths_become_suffixes() {
+        let s = |v: &str| hooks_suffix(v).map(|b| String::from_utf8(b).unwrap());
+        assert_eq!(s("./.githooks").as_deref(), Some(".githooks"));
+        assert_eq!(s("../hooks").as_deref(), Some("hooks"));
+        assert_eq!(s(".github/hooks").as_deref(), Some(".github/hooks"));
+        assert_eq!(s("a/../b/./c").as_deref(), Some("b/c"));
+        assert_eq!(s("."), None);
+        assert_eq!(s(".."), None);
+    }
+
+    #[test]
+    fn a_suffix_marks_its_last_name_below_the_ones_before_it() {
+        let n = vec![b".github/hooks".to_vec(), b".githooks".to_vec()];
+        assert!(named_hooks(&n, Path::new("/ws/repo/.github"), b"hooks"));
+        assert!(!named_hooks(&n, Path::new("/ws/repo/.github"), b"workflows"));
+        assert!(!named_hooks(&n, Path::new("/ws/repo"), b"hooks"));
+        assert!(!named_hooks(&n, Path::new("/ws/repo/x.github"), b"hooks"));
+        assert!(named_hooks(&n, Path::new("/ws/anything"), b".githooks"));
+        assert_eq!(under_named_hooks(&n, Path::new("/ws/r/.github/hooks/pre-commit")), Some(Path::new("/ws/r/.github/hooks")));
+        assert_eq!(under_named_hooks(&n, Path::new("/ws/r/.github/workflows/ci.yml")), None);
+        assert_eq!(under_named_hooks(&n, Path::new("/ws/.githooks/a/.github/hooks")), Some(Path::new("/ws/.githooks")));
     }
 }

@@ -315,7 +315,8 @@ pub fn homes() -> Vec<PathBuf> {
 pub struct Derived {
     /// (path, role): hooks directories, included configs, programs.
     pub paths: Vec<(PathBuf, Role)>,
-    /// Names that are hooks directories anywhere (relative global hooksPath).
+    /// Paths that are hooks directories below any directory (a relative
+    /// `core.hooksPath` in a global config; see `gitstate::hooks_suffix`).
     pub hook_names: Vec<Vec<u8>>,
 }
 
@@ -360,22 +361,23 @@ pub fn derived_inside(entries: &[Entry], writable: &[PathBuf], hidden: &[PathBuf
 fn derived_from(entries: &[Entry], writable: &[PathBuf], hidden: &[PathBuf], outside: bool) -> Derived {
     let roots = gitstate::Roots { writable, hidden };
     let mut d = Derived::default();
+    let mut added: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
     // (config file, worktrees it applies to — where hooks and commands run;
     // none for a global config, whose relative hooksPath applies everywhere).
-    let mut configs: Vec<(PathBuf, Vec<PathBuf>, bool)> = Vec::new();
+    // A repository's own config finds its worktrees only when it names
+    // something to run (`None` until then: most configs name nothing, and
+    // reading every repository's worktrees made each bridge operation slow).
+    let mut configs: Vec<(PathBuf, Option<Vec<PathBuf>>, bool)> = Vec::new();
     for e in entries {
         match (e.role, &e.kind) {
-            (Role::GitConfig, Kind::File) => {
-                let gitdir = e.path.parent().unwrap_or(Path::new("/"));
-                configs.push((e.path.clone(), worktrees_of(gitdir), false));
-            }
+            (Role::GitConfig, Kind::File) => configs.push((e.path.clone(), None, false)),
             // A gitfile: the git directory it names, and that one's common
             // directory, are where git takes this worktree's config from —
             // wherever they are (a linked worktree as the workspace).
             (Role::GitLink, Kind::File) => {
                 let wt = e.path.parent().unwrap_or(Path::new("/")).to_path_buf();
                 for cfg in gitfile_configs(&e.path) {
-                    configs.push((cfg, vec![wt.clone()], false));
+                    configs.push((cfg, Some(vec![wt.clone()]), false));
                 }
             }
             _ => {}
@@ -384,7 +386,7 @@ fn derived_from(entries: &[Entry], writable: &[PathBuf], hidden: &[PathBuf], out
     if outside {
         configs.extend(outside_configs(writable).into_iter().map(|(c, wt)| {
             let global = wt.is_none();
-            (c, wt.into_iter().collect(), global)
+            (c, Some(wt.into_iter().collect()), global)
         }));
     }
     let mut seen = std::collections::HashSet::new();
@@ -395,48 +397,49 @@ fn derived_from(entries: &[Entry], writable: &[PathBuf], hidden: &[PathBuf], out
         i += 1;
         let Ok(text) = std::fs::read(&cfg) else { continue };
         let refs = gitstate::config::references(&text);
+        if refs.hooks_paths.is_empty() && refs.includes.is_empty() && refs.programs.is_empty() {
+            continue;
+        }
         let dir = cfg.parent().unwrap_or(Path::new("/")).to_path_buf();
+        let worktrees = worktrees.unwrap_or_else(|| worktrees_of(&dir));
         // Hooks and commands run in each worktree (a bare repository: its
         // git directory); includes are relative to the including file.
         let run_bases = if worktrees.is_empty() { vec![dir.clone()] } else { worktrees.clone() };
         for h in &refs.hooks_paths {
             if global && !Path::new(h.trim()).is_absolute() && !h.trim().starts_with("~/") {
-                // Relative to every worktree: a name to watch everywhere — the
-                // first real one (`./.githooks` is `.githooks`; for `../hooks`,
-                // `hooks` wherever it appears, which covers the parent's too).
-                let first = Path::new(h.trim())
-                    .components()
-                    .find(|c| matches!(c, std::path::Component::Normal(_)))
-                    .map(|c| c.as_os_str().as_bytes().to_vec())
-                    .unwrap_or_default();
-                if !first.is_empty() && !d.hook_names.contains(&first) {
-                    d.hook_names.push(first);
+                // Relative to every worktree, wherever one is made: the path
+                // it names is a hooks directory below any directory (see
+                // `gitstate::hooks_suffix`).
+                if let Some(suffix) = gitstate::hooks_suffix(h) {
+                    if !d.hook_names.contains(&suffix) {
+                        d.hook_names.push(suffix);
+                    }
                 }
                 continue;
             }
             for b in &run_bases {
-                if let Some(p) = add_derived(&roots, h, b, Role::GitHooks, &mut d) {
+                if let Some(p) = add_derived(&roots, h, b, Role::GitHooks, &mut d, &mut added) {
                     // husky keeps its hooks in `.husky/_` and they run the
                     // scripts one level up: protect that level too.
                     if p.file_name() == Some(OsStr::new("_")) {
                         if let Some(up) = p.parent() {
-                            add_derived(&roots, &up.display().to_string(), b, Role::GitHooks, &mut d);
+                            add_derived(&roots, &up.display().to_string(), b, Role::GitHooks, &mut d, &mut added);
                         }
                     }
                 }
             }
         }
         for inc in &refs.includes {
-            add_derived(&roots, inc, &dir, Role::GitConfig, &mut d);
+            add_derived(&roots, inc, &dir, Role::GitConfig, &mut d, &mut added);
             // Included files are read for references too (once each).
             let p = if Path::new(inc.trim()).is_absolute() { PathBuf::from(inc.trim()) } else { dir.join(inc.trim()) };
             if seen.len() < 256 && seen.insert(p.clone()) {
-                configs.push((p, worktrees.clone(), global));
+                configs.push((p, Some(worktrees.clone()), global));
             }
         }
         for p in &refs.programs {
             for b in &run_bases {
-                add_derived(&roots, p, b, Role::GitProgram, &mut d);
+                add_derived(&roots, p, b, Role::GitProgram, &mut d, &mut added);
             }
         }
     }
@@ -445,7 +448,7 @@ fn derived_from(entries: &[Entry], writable: &[PathBuf], hidden: &[PathBuf], out
 
 /// Record `v` (relative to `base`, `~/` for the home) if it lies in a
 /// writable root; returns where it leads.
-fn add_derived(roots: &gitstate::Roots, v: &str, base: &Path, role: Role, d: &mut Derived) -> Option<PathBuf> {
+fn add_derived(roots: &gitstate::Roots, v: &str, base: &Path, role: Role, d: &mut Derived, added: &mut std::collections::HashSet<PathBuf>) -> Option<PathBuf> {
     let v = v.trim();
     let v = match v.strip_prefix("~/") {
         Some(rest) => crate::policy::paths::primary_home().map(|h| h.join(rest).display().to_string()).unwrap_or_default(),
@@ -455,7 +458,7 @@ fn add_derived(roots: &gitstate::Roots, v: &str, base: &Path, role: Role, d: &mu
         return None;
     }
     let p = gitstate::resolve_physical(&base.join(&v))?;
-    if !d.paths.iter().any(|(q, _)| *q == p) {
+    if added.insert(p.clone()) {
         d.paths.push((p.clone(), role));
     }
     Some(p)

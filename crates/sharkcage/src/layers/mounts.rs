@@ -42,6 +42,7 @@
 //! Nothing is ever created on the host: mount points that do not exist are
 //! made only inside the private tmpfs mounts.
 
+use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, CString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -353,23 +354,47 @@ fn is_tmpfs(o: &PathOp) -> bool {
     matches!(o, PathOp::PrivateTmp(_) | PathOp::HideDir(_) | PathOp::Skeleton(_))
 }
 
-/// The deepest operation strictly above `p`.
-fn nearest_in(ops: &[PathOp], p: &Path) -> Option<PathOp> {
-    ops.iter().filter(|o| p.starts_with(o.path()) && p != o.path()).max_by_key(|o| o.path().components().count()).cloned()
+/// Operations by path, for "the deepest operation strictly above `p`" in
+/// O(depth) instead of a scan over every operation (quadratic in the number
+/// of protected paths: thousands of repositories made planning take seconds).
+/// On one path the last operation added wins (the highest rank, as `order`
+/// sorts them).
+#[derive(Default)]
+struct OpIndex<'a> {
+    by_path: HashMap<&'a Path, &'a PathOp>,
+}
+
+impl<'a> OpIndex<'a> {
+    fn new(ops: &'a [PathOp]) -> Self {
+        let mut index = OpIndex::default();
+        ops.iter().for_each(|o| index.add(o));
+        index
+    }
+    fn add(&mut self, op: &'a PathOp) {
+        self.by_path.insert(op.path(), op);
+    }
+    fn nearest_above(&self, p: &Path) -> Option<&'a PathOp> {
+        p.ancestors().skip(1).find_map(|a| self.by_path.get(a).copied())
+    }
 }
 
 /// Hiding something inside a tmpfs of ours is a no-op: drop those (ops are
 /// sorted shallow-first, so ancestors are decided first).
 fn effective_ops(ops: Vec<PathOp>) -> Vec<PathOp> {
-    let mut effective: Vec<PathOp> = Vec::new();
-    for op in ops {
-        let inside_tmpfs = nearest_in(&effective, op.path()).is_some_and(|o| is_tmpfs(&o));
-        if inside_tmpfs && matches!(op, PathOp::HideDir(_) | PathOp::HideFile(_)) {
-            continue;
-        }
-        effective.push(op);
-    }
-    effective
+    let keep: Vec<bool> = {
+        let mut index = OpIndex::default();
+        ops.iter()
+            .map(|op| {
+                let inside_tmpfs = index.nearest_above(op.path()).is_some_and(is_tmpfs);
+                let keep = !(inside_tmpfs && matches!(op, PathOp::HideDir(_) | PathOp::HideFile(_)));
+                if keep {
+                    index.add(op);
+                }
+                keep
+            })
+            .collect()
+    };
+    ops.into_iter().zip(keep).filter_map(|(op, keep)| keep.then_some(op)).collect()
 }
 
 /// A target whose nearest enclosing operation is a tmpfs we mount (a
@@ -377,14 +402,16 @@ fn effective_ops(ops: Vec<PathOp>) -> Vec<PathOp> {
 /// that tmpfs — never on the host. A hidden directory that gets such mount
 /// points is mounted writable and sealed read-only once they are in place.
 fn seal_targets(ops: &[PathOp]) -> Vec<PathBuf> {
+    let index = OpIndex::new(ops);
     let mut seal: Vec<PathBuf> = ops.iter().filter(|o| matches!(o, PathOp::Skeleton(_))).map(|o| o.path().to_path_buf()).collect();
+    let mut seen: HashSet<PathBuf> = seal.iter().cloned().collect();
     for op in ops {
         if matches!(op, PathOp::HideDir(_) | PathOp::HideFile(_)) {
             continue;
         }
-        if let Some(PathOp::HideDir(h)) = nearest_in(ops, op.path()) {
-            if !seal.contains(&h) {
-                seal.push(h);
+        if let Some(PathOp::HideDir(h)) = index.nearest_above(op.path()) {
+            if seen.insert(h.clone()) {
+                seal.push(h.clone());
             }
         }
     }
@@ -395,11 +422,13 @@ fn seal_targets(ops: &[PathOp]) -> Vec<PathBuf> {
 /// makes (idmapped) for a shifted root caller, in the order they are used.
 fn path_steps(ops: &[PathOp], seal: &[PathBuf], inp: &MountInputs, steps: &mut Vec<Step>) -> Vec<ParentBind> {
     let mut parent_binds = Vec::new();
+    let index = OpIndex::new(ops);
+    let sealed: HashSet<&Path> = seal.iter().map(PathBuf::as_path).collect();
     for op in ops {
         let p = op.path();
         let is_dir = std::fs::metadata(p).map(|m| m.is_dir()).unwrap_or(true);
         // Mount points inside a tmpfs of ours.
-        if let Some(root) = nearest_in(ops, p).filter(is_tmpfs).map(|o| o.path().to_path_buf()) {
+        if let Some(root) = index.nearest_above(p).filter(|o| is_tmpfs(o)).map(|o| o.path().to_path_buf()) {
             let mut cur = root.clone();
             let rel: Vec<_> = p.strip_prefix(&root).unwrap().components().collect();
             for (i, comp) in rel.iter().enumerate() {
@@ -422,7 +451,7 @@ fn path_steps(ops: &[PathOp], seal: &[PathBuf], inp: &MountInputs, steps: &mut V
             PathOp::PrivateTmp(_) => Step::BindShared { sub: shared_sub(p), dst: dst.clone() },
             PathOp::Write(_) | PathOp::Pin(_) => bind(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV),
             PathOp::AllowRead(_) | PathOp::Protect(_) | PathOp::ExposeRo(_) => bind(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV),
-            PathOp::HideDir(_) | PathOp::Skeleton(_) if seal.iter().any(|h| h == p) => Step::Tmpfs {
+            PathOp::HideDir(_) | PathOp::Skeleton(_) if sealed.contains(p) => Step::Tmpfs {
                 dst: dst.clone(),
                 size: c("64k"),
                 mode: c("0755"),

@@ -292,9 +292,10 @@ impl Shared<'_> {
         let has = |n: &[u8]| entries.iter().any(|e: &treewalk::DirEntry| e.name == n);
         let git_dir = gitstate::is_git_dir(base, has);
         let mut node = Node { id, subdirs: Vec::new(), marks: Vec::new() };
+        let dir_full = (!self.extra_hooks.is_empty()).then(|| self.root.join(rel));
         for e in entries {
             let role = gitstate::role_of(base, git_dir, &e.name, e.ty)
-                .or_else(|| self.extra_hooks.contains(&e.name).then_some(Role::GitHooks))
+                .or_else(|| dir_full.as_deref().is_some_and(|d| gitstate::named_hooks(self.extra_hooks, d, &e.name)).then_some(Role::GitHooks))
                 .or_else(|| in_home.iter().any(|h| gitstate::home_startup_typed(h, &e.name, e.ty)).then_some(Role::Startup));
             if let Some(r) = role {
                 node.marks.push((e.name.clone().into_boxed_slice(), r));
