@@ -27,6 +27,13 @@ export declare class SandboxFs {
   rename(from: string, to: string): void
 }
 
+/** The tool-call gate of one sandbox policy. */
+export declare class ToolGate {
+  constructor(policy: object, options?: ToolGateOptions | undefined | null)
+  /** Judge one call (`toolName`, OpenClaw's `toolKind`, its `params`). */
+  judge(toolName: string, toolKind?: string | undefined | null, params?: Record<string, unknown>): GateVerdict
+}
+
 /**
  * Append a record to the audit log (`{kind, session, agent, run, skill,
  * tool, toolCall, decision, reason, params, exitCode, durationMs, host,
@@ -164,6 +171,18 @@ export interface FsStat {
 }
 
 /**
+ * What the gate decided: `decision` is "allow", "rewrite" (with `params`),
+ * "block" (with `reason`) or "approve" (with `title` and `description`).
+ */
+export interface GateVerdict {
+  decision: string
+  reason?: string
+  params?: Record<string, unknown>
+  title?: string
+  description?: string
+}
+
+/**
  * The environment for a process that runs the launcher argv from
  * `buildExecArgv`: only what the launcher itself reads (home, locale,
  * PATH, OpenClaw/sharkcage state locations) — the same allowlist `exec`
@@ -207,3 +226,8 @@ export interface SandboxFsOptions {
  * connection, including sandboxes already running; nothing restarts.
  */
 export declare function setNetworkPolicy(scope: string, rules: object): void
+
+export interface ToolGateOptions {
+  /** Tool names the operator trusts beyond the built-in rules. */
+  allowTools?: Array<string>
+}

@@ -299,6 +299,34 @@ test('SandboxFs: a global hooksPath of two parts protects that path below any di
   }
 })
 
+test('SandboxFs: a hidden path looks the same whether it exists or not (no stat/read oracle)', () => {
+  const { base, home, ws } = fixture()
+  try {
+    fs.symlinkSync(path.join(home, '.ssh'), path.join(ws, 'ssh-link'))
+    const f = withHome(home, () => new sc.SandboxFs({}, { workspace: ws }))
+    const outcome = (fn) => {
+      try {
+        return `ok ${JSON.stringify(fn())}`
+      } catch (e) {
+        return e.code
+      }
+    }
+    for (const [present, missing] of [
+      [path.join(home, '.ssh', 'id_rsa'), path.join(home, '.ssh', 'id_ed25519')],
+      ['ssh-link/id_rsa', 'ssh-link/id_ed25519'],
+      [path.join(home, '.openclaw', 'openclaw.json'), path.join(home, '.openclaw', 'nothing.json')],
+    ]) {
+      assert.equal(outcome(() => f.stat(present)), outcome(() => f.stat(missing)), `stat tells ${present} from ${missing}`)
+      assert.equal(outcome(() => f.readFile(present)), outcome(() => f.readFile(missing)), `readFile tells ${present} from ${missing}`)
+      assert.equal(outcome(() => f.stat(missing)), 'ERR_SHARKCAGE_FS_NOT_READABLE')
+    }
+    // An ordinary missing file is still plainly missing.
+    assert.equal(f.stat('no-such-file'), null)
+  } finally {
+    fs.rmSync(base, { recursive: true, force: true })
+  }
+})
+
 test('SandboxFs: reading a FIFO a sandbox left does not hang the gateway', () => {
   const { base, home, ws } = fixture()
   try {

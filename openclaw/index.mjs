@@ -12,11 +12,15 @@ import { createRequire } from 'node:module'
 import path from 'node:path'
 import fs from 'node:fs'
 import crypto from 'node:crypto'
-import { registerSandboxBackend } from 'openclaw/plugin-sdk/sandbox'
+import * as sandboxSdk from 'openclaw/plugin-sdk/sandbox'
+
+const { registerSandboxBackend } = sandboxSdk
 
 const require = createRequire(import.meta.url)
 const BACKEND_ID = 'sharkcage'
-const state = globalThis.__sharkcageBackend ?? (globalThis.__sharkcageBackend = { unregister: null, sc: null, currentCall: new Map() })
+const state = globalThis.__sharkcageBackend ?? (globalThis.__sharkcageBackend = { unregister: null, sc: null, currentCall: new Map(), sandboxed: new Set(), gates: new Map() })
+state.sandboxed ??= new Set()
+state.gates ??= new Map()
 
 /**
  * Append to sharkcage's tamper-evident audit log (the addon redacts
@@ -199,6 +203,7 @@ function createFactory(api) {
     // The tool call this session is running (from before_tool_call), for records.
     const labels = () => ({ session: params.sessionKey, agent, toolCall: state.currentCall.get(params.sessionKey) })
     const pendingExec = new Map()
+    if (params.sessionKey) state.sandboxed.add(params.sessionKey)
     const runtimeId = `sharkcage-${crypto.createHash('sha256').update(params.scopeKey ?? params.sessionKey ?? workspace).digest('hex').slice(0, 16)}`
     api.logger?.info?.(`sharkcage: sandbox ${runtimeId} for ${params.sessionKey} on ${workspace}`)
     return {
@@ -222,7 +227,9 @@ function createFactory(api) {
       },
       async finalizeExec({ status, exitCode, timedOut, token } = {}) {
         api.logger?.debug?.(`sharkcage: ${JSON.stringify({ event: 'finalizeExec', runtimeId, status, exitCode, timedOut })}`)
-        if (typeof token !== 'string' || !token.startsWith(path.join(stateDir(), 'results') + path.sep)) return
+        // Only a token this backend issued (buildExecSpec) names a result
+        // file: anything else is ignored, never opened or deleted.
+        if (typeof token !== 'string' || !pendingExec.has(token)) return
         let result = null
         try {
           result = JSON.parse(fs.readFileSync(token, 'utf8'))
@@ -276,6 +283,7 @@ export default {
     // Hooks belong to the registry being loaded, and OpenClaw records a
     // plugin's hook surface at install time (discovery mode): register them
     // in every mode; they only observe.
+    registerGate(api)
     registerTimingHooks(api)
     if (api.registrationMode !== 'full') return
     // The backend registry is process-global: register once.
@@ -292,6 +300,72 @@ export default {
       },
     })
   },
+}
+
+// The tool-call gate: in a session sandboxed by sharkcage every tool call is
+// judged before it runs (the rule is the addon's `ToolGate`, the core crate's
+// `gate` module): Code Mode's JavaScript, host-control tools and network
+// tools that would run in the gateway outside the sandbox are refused, a
+// web_fetch must pass the sandbox's own network policy, a child session is
+// forced into a sandbox, and unknown tools are refused by default. Highest
+// priority: no other plugin rewrites a call before it is judged. A failure
+// to judge refuses the call.
+const GATE_PRIORITY = 1_000_000
+
+function registerGate(api) {
+  api.on?.(
+    'before_tool_call',
+    (ev, ctx) => {
+      if (!sandboxedBySharkcage(api, ctx)) return
+      let v
+      try {
+        v = toolGate(api).judge(String(ev?.toolName ?? ctx?.toolName ?? ''), ev?.toolKind ?? ctx?.toolKind ?? undefined, ev?.params ?? {})
+      } catch (e) {
+        return { block: true, blockReason: `sharkcage could not judge this tool call (${e.code ?? 'error'}: ${e.message}): refused` }
+      }
+      if (v.decision === 'allow') return
+      if (v.decision === 'rewrite') return { params: v.params }
+      if (v.decision === 'approve') {
+        return { requireApproval: { title: v.title.slice(0, 80), description: v.description.slice(0, 512), severity: 'warning', allowedDecisions: ['allow-once', 'deny'] } }
+      }
+      api.logger?.warn?.(`sharkcage: ${JSON.stringify({ event: 'gate-refused', tool: ev?.toolName, session: ctx?.sessionKey, reason: v.reason })}`)
+      audit(api, {
+        kind: 'gate', session: ctx?.sessionKey, agent: ctx?.agentId, run: ev?.runId ?? ctx?.runId, tool: ev?.toolName, toolCall: ev?.toolCallId ?? ctx?.toolCallId,
+        params: ev?.params, decision: 'deny', reason: v.reason, detail: ev?.toolKind ? { toolKind: ev.toolKind } : undefined,
+      })
+      return { block: true, blockReason: `sharkcage: ${v.reason}` }
+    },
+    { priority: GATE_PRIORITY },
+  )
+}
+
+/** The gate for the configured policy (one per policy and allow list). */
+function toolGate(api) {
+  const policy = api.pluginConfig?.policy ?? {}
+  const allowTools = api.pluginConfig?.gate?.allowTools ?? []
+  const key = JSON.stringify([policy, allowTools])
+  let g = state.gates.get(key)
+  if (!g) {
+    g = new (loadAddon(api.rootDir).ToolGate)(policy, { allowTools })
+    state.gates.set(key, g)
+  }
+  return g
+}
+
+/** Whether this call's session runs in a sharkcage sandbox (when unsure and sharkcage is the configured backend: yes). */
+function sandboxedBySharkcage(api, ctx) {
+  const sessionKey = ctx?.sessionKey
+  if (sessionKey && state.sandboxed.has(sessionKey)) return true
+  const cfg = api.config ?? {}
+  const agent = (cfg.agents?.list ?? []).find?.((a) => a?.id === ctx?.agentId)
+  const backend = (agent?.sandbox?.backend ?? cfg.agents?.defaults?.sandbox?.backend ?? '').trim()
+  if (backend !== BACKEND_ID) return false
+  try {
+    return sandboxSdk.resolveSandboxRuntimeStatus({ cfg, sessionKey, agentId: ctx?.agentId }).sandboxed === true
+  } catch {
+    const mode = agent?.sandbox?.mode ?? cfg.agents?.defaults?.sandbox?.mode ?? 'off'
+    return mode !== 'off'
+  }
 }
 
 function registerTimingHooks(api) {
@@ -321,7 +395,7 @@ function registerTimingHooks(api) {
       } catch {}
       audit(api, {
         kind: 'tool_call', session: ctx?.sessionKey, agent: ctx?.agentId, run: ev.runId ?? ctx?.runId, tool: ev.toolName, toolCall: id,
-        params: ev.params, durationMs: ms, decision: ev.error ? (/block|denied|not allowed/i.test(String(ev.error)) ? 'deny' : 'error') : 'allow',
+        params: ev.params, durationMs: ms, decision: ev.error ? (/block|denied|not allowed|refused|^sharkcage:/i.test(String(ev.error)) ? 'deny' : 'error') : 'allow',
         reason: ev.error ? String(ev.error).slice(0, 500) : undefined,
       })
     })

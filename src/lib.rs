@@ -12,6 +12,7 @@ mod audit;
 mod error;
 mod exec;
 mod fs;
+mod gate;
 mod launcher;
 mod net;
 

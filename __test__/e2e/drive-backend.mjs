@@ -51,4 +51,19 @@ try {
 } catch (e) {
   out.hookBridge = `refused ${e.code}`
 }
+// finalizeExec with tokens this backend never issued deletes nothing.
+{
+  const fs = await import('node:fs')
+  const state = path.join(process.env.HOME, '.local', 'state', 'sharkcage')
+  const results = path.join(state, 'results')
+  fs.mkdirSync(results, { recursive: true })
+  const victim = path.join(ws, 'finalize-victim.txt')
+  const foreign = path.join(results, 'foreign.json')
+  fs.writeFileSync(victim, 'keep')
+  fs.writeFileSync(foreign, '{}')
+  await handle.finalizeExec({ status: 'completed', exitCode: 0, token: `${results}/${path.relative(results, victim)}` })
+  await handle.finalizeExec({ status: 'completed', exitCode: 0, token: victim })
+  await handle.finalizeExec({ status: 'completed', exitCode: 0, token: foreign })
+  out.finalizeKept = [fs.existsSync(victim), fs.existsSync(foreign)]
+}
 console.log(JSON.stringify(out))

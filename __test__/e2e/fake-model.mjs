@@ -25,6 +25,8 @@ function decide(body) {
   const tools = new Set((body.tools ?? []).map((t) => t.function?.name))
   const n = toolResults.length
   if (n < script.length && tools.has(script[n].name)) return { call: script[n], index: n }
+  // A tool deferred behind Tool Search: called through its bridge.
+  if (n < script.length && tools.has('tool_call')) return { call: { name: 'tool_call', arguments: { id: script[n].name, args: script[n].arguments } }, index: n }
   return { text: 'RESULTS:\n' + toolResults.map((m) => textOf(m)).join('\n---\n') }
 }
 

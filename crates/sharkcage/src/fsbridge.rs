@@ -286,11 +286,23 @@ impl FsBridge {
 
     fn open_read_as_is(&self, path: &str, flags: i32) -> Result<(OwnedFd, PathBuf), FsError> {
         let p = self.absolute(path);
-        let fd = if let Some((root, rel)) = self.writable_root(&p) {
-            let rfd = Self::root_fd(root).map_err(io(&p))?;
-            openat2(rfd.as_raw_fd(), &rel, flags, 0, BENEATH).map_err(io(&p))?
+        // A hidden path looks the same whether it exists or not: refused
+        // before anything is opened, and a missing path is refused too when
+        // where it would be (after symlinks) is hidden.
+        if self.hidden(&p) {
+            return Err(FsError::NotReadable(p));
+        }
+        let opened = if let Some((root, rel)) = self.writable_root(&p) {
+            Self::root_fd(root).map_err(io(&p)).and_then(|rfd| openat2(rfd.as_raw_fd(), &rel, flags, 0, BENEATH).map_err(io(&p)))
         } else {
-            openat2(libc::AT_FDCWD, &p, flags, 0, libc::RESOLVE_NO_MAGICLINKS).map_err(io(&p))?
+            openat2(libc::AT_FDCWD, &p, flags, 0, libc::RESOLVE_NO_MAGICLINKS).map_err(io(&p))
+        };
+        let fd = match opened {
+            Err(e) if self.hidden(&would_be_at(&p)) => {
+                drop(e);
+                return Err(FsError::NotReadable(p));
+            }
+            r => r?,
         };
         // Judge where it really is, after symlinks.
         let real = real_path(&fd).map_err(io(&p))?;
@@ -717,6 +729,18 @@ impl FsBridge {
         }
         Ok(())
     }
+}
+
+/// Where `p` would be: its deepest existing ancestor as the kernel resolves
+/// it (symlinks followed), with the rest appended.
+fn would_be_at(p: &Path) -> PathBuf {
+    for a in p.ancestors() {
+        if let Ok(real) = std::fs::canonicalize(a) {
+            let rest = p.strip_prefix(a).unwrap_or(Path::new(""));
+            return if rest.as_os_str().is_empty() { real } else { real.join(rest) };
+        }
+    }
+    p.to_path_buf()
 }
 
 /// Refused when `full` lies in one of `places` (see `FsBridge::config_places`).

@@ -17,6 +17,7 @@ pub mod audit;
 pub mod doctor;
 pub mod fileio;
 pub mod fsbridge;
+pub mod gate;
 pub mod gitstate;
 pub mod launcher;
 pub mod layers;
