@@ -265,6 +265,12 @@ test('Code Mode (on by default for a preferred model): the JavaScript escape rea
     },
   )
   try {
+    // `sc init` turned Code Mode off; a user who turns it back on ("auto",
+    // the default when unset) gets it for this model, and the gate's refusal.
+    const cfg = JSON.parse(fs.readFileSync(w.cfgPath, 'utf8'))
+    assert.equal(cfg.tools?.codeMode, false, 'sc init did not turn Code Mode off')
+    delete cfg.tools.codeMode
+    fs.writeFileSync(w.cfgPath, JSON.stringify(cfg, null, 1))
     const r = await w.turnAsync('run the scripted tools')
     const saw = w.modelSaw()
     assert.equal(r.status, 0, r.err.slice(-3000))

@@ -216,8 +216,30 @@ pub fn run() -> Report {
         ok: landlock_abi > 0,
         detail: if landlock_abi > 0 { format!("ABI {landlock_abi} (filesystem{}{})", if landlock_abi >= 4 { ", TCP" } else { "" }, if landlock_abi >= 6 { ", scoping" } else { "" }) } else { "not available: the mount layer still applies".into() },
     });
+    rep.checks.extend(openclaw_check());
     rep.ok = rep.checks.iter().all(|c| c.ok);
     rep
+}
+
+/// The OpenClaw config, when there is one: settings that open paths around
+/// the sandbox (`gate::settings`). Warnings, not failures: the sandbox works.
+fn openclaw_check() -> Option<Check> {
+    let path = std::env::var_os("SHARKCAGE_OPENCLAW_CONFIG")
+        .or_else(|| std::env::var_os("OPENCLAW_STATE_DIR").map(|d| PathBuf::from(d).join("openclaw.json").into_os_string()))
+        .map(PathBuf::from)
+        .or_else(|| crate::policy::paths::primary_home().map(|h| h.join(".openclaw/openclaw.json")))?;
+    let text = std::fs::read_to_string(&path).ok()?;
+    let name = "openclaw config";
+    let cfg: serde_json::Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => return Some(Check { name, ok: true, warn: true, detail: format!("{}:{}:{}: not strict JSON ({e}): its settings were not checked", path.display(), e.line(), e.column()) }),
+    };
+    let f = crate::gate::settings::findings(&cfg);
+    Some(if f.is_empty() {
+        Check::new(name, true, format!("{}: every session sandboxed by sharkcage, Code Mode off, nothing routed around the gate", path.display()))
+    } else {
+        Check { name, ok: true, warn: true, detail: format!("{}:\n    - {}", path.display(), f.join("\n    - ")) }
+    })
 }
 
 /// Git state and startup files a call leaves behind, judged after it: a
@@ -363,7 +385,7 @@ pub fn run_cli(json: bool) -> i32 {
             "{}",
             match (rep.ok, warned) {
                 (false, _) => "Some layers do not work: see above.",
-                (true, true) => "All layers work; some bounds are weaker on this host (⚠, see above).",
+                (true, true) => "All layers work; see the ⚠ lines above (weaker bounds on this host, or settings that open paths around the sandbox).",
                 (true, false) => "All layers work.",
             }
         );

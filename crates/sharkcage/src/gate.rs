@@ -282,5 +282,7 @@ fn brief(params: &Value) -> String {
     if s.chars().count() > 300 { format!("{clean}…") } else { clean }
 }
 
+pub mod settings;
+
 #[cfg(test)]
 mod tests;
