@@ -236,3 +236,18 @@ test('launcherEnv carries only what the launcher reads, never other variables of
     delete process.env.SOME_UNRELATED_VAR
   }
 })
+
+test('out of descriptors is ERR_SHARKCAGE_RESOURCES, never a policy error (exec and SandboxFs)', () => {
+  // A child Node with a small descriptor limit uses them all up, then asks for a sandbox.
+  const script = `
+    const sc = require(${JSON.stringify(path.resolve('index.js'))}); const fs = require('fs'); const held = []
+    try { for (;;) held.push(fs.openSync('/dev/null', 'r')) } catch {}
+    fs.closeSync(held.pop())
+    const r = {}
+    try { new sc.SandboxFs({}, { workspace: process.cwd() }); r.fs = 'built' } catch (e) { r.fs = e.code }
+    sc.exec({ command: ['true'], policy: {} }).then(() => (r.exec = 'ran'), (e) => (r.exec = e.code)).then(() => console.log(JSON.stringify(r)))`
+  const out = execFileSync('/bin/sh', ['-c', `ulimit -n 256 && exec "$0" -e "$1"`, process.execPath, script], { encoding: 'utf8' })
+  const r = JSON.parse(out.trim().split('\n').pop())
+  assert.equal(r.fs, 'ERR_SHARKCAGE_RESOURCES')
+  assert.equal(r.exec, 'ERR_SHARKCAGE_RESOURCES')
+})

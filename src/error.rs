@@ -26,6 +26,7 @@ pub mod codes {
     pub const FS_NOT_FOUND: &str = "ENOENT";
     pub const FS_IO: &str = "ERR_SHARKCAGE_FS_IO";
     pub const AUDIT: &str = "ERR_SHARKCAGE_AUDIT";
+    pub const RESOURCES: &str = "ERR_SHARKCAGE_RESOURCES";
 }
 
 /// Every way an addon call can fail.
@@ -50,6 +51,9 @@ pub enum AddonError {
     Fs { kind: &'static str, message: String },
     /// The audit log cannot be written or read (names the file and why).
     Audit(String),
+    /// The gateway ran out of something (descriptors, memory, processes):
+    /// not the policy's fault and not a refusal; retry later.
+    Resources(String),
 }
 
 impl AddonError {
@@ -63,6 +67,7 @@ impl AddonError {
             AddonError::Aborted { .. } => codes::ABORTED,
             AddonError::InvalidArg(_) => codes::INVALID_ARG,
             AddonError::Audit(_) => codes::AUDIT,
+            AddonError::Resources(_) => codes::RESOURCES,
             AddonError::Fs { kind, .. } => match *kind {
                 "not-readable" => codes::FS_NOT_READABLE,
                 "not-writable" => codes::FS_NOT_WRITABLE,
@@ -85,10 +90,44 @@ impl AddonError {
                 non_empty(m, "this host cannot run the sharkcage sandbox")
             }
             AddonError::Spawn(m) | AddonError::Protocol(m) | AddonError::InvalidArg(m) | AddonError::Audit(m) => m.clone(),
+            AddonError::Resources(m) => format!("{m} (the gateway is out of resources; nothing was refused by the policy)"),
             AddonError::Fs { message, .. } => message.clone(),
             AddonError::Aborted { .. } => "the operation was aborted".to_owned(),
         }
     }
+}
+
+impl AddonError {
+    /// An OS error while starting or preparing a sandbox: out of resources
+    /// (descriptors, memory, processes) is its own kind, never a policy error.
+    pub fn from_io(context: &str, e: &std::io::Error) -> AddonError {
+        let msg = format!("{context}: {e}");
+        match e.raw_os_error() {
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::EAGAIN | libc::ENOSPC) => AddonError::Resources(msg),
+            _ => AddonError::Spawn(msg),
+        }
+    }
+
+    /// A planning error of the core crate (`Plan::build`).
+    pub fn from_launch(e: sharkcage::launcher::LaunchError) -> AddonError {
+        use sharkcage::launcher::LaunchError;
+        match e {
+            LaunchError::Policy(_) | LaunchError::Usage(_) => AddonError::Policy(e.to_string()),
+            LaunchError::Unsupported(m) => AddonError::UnsupportedHost(m),
+            LaunchError::Io(io) => AddonError::from_io("preparing the sandbox", &io),
+            // Setup errors carry the OS error in their text (`… (os error 24)`).
+            LaunchError::Setup(m) if resource_errno_in(&m) => AddonError::Resources(format!("sandbox setup failed: {m}")),
+            other => AddonError::Spawn(other.to_string()),
+        }
+    }
+}
+
+/// Whether a message names an out-of-resources OS error (`(os error N)`).
+fn resource_errno_in(m: &str) -> bool {
+    m.match_indices("(os error ").any(|(i, k)| {
+        let n: String = m[i + k.len()..].chars().take_while(char::is_ascii_digit).collect();
+        n.parse::<i32>().is_ok_and(|n| matches!(n, libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::EAGAIN | libc::ENOSPC))
+    })
 }
 
 impl std::fmt::Display for AddonError {

@@ -182,7 +182,7 @@ pub async fn run(
     let started = Instant::now();
 
     let (result_rx, result_tx) = cloexec_pipe()
-        .map_err(|e| AddonError::Spawn(format!("cannot create the result pipe: {e}")))?;
+        .map_err(|e| AddonError::from_io("cannot create the result pipe", &e))?;
 
     let args = exec_args(
         &req.policy_json,
@@ -229,10 +229,10 @@ pub async fn run(
     // the result pipe would never see EOF.
     drop(result_tx);
     let mut child = spawned
-        .map_err(|e| AddonError::Spawn(format!("cannot start {}: {e}", req.launcher.display())))?;
+        .map_err(|e| AddonError::from_io(&format!("cannot start {}", req.launcher.display()), &e))?;
 
     let result_rx = tokio::net::unix::pipe::Receiver::from_owned_fd(result_rx)
-        .map_err(|e| AddonError::Spawn(format!("cannot watch the result pipe: {e}")))?;
+        .map_err(|e| AddonError::from_io("cannot watch the result pipe", &e))?;
 
     let stdin = child.stdin.take();
     let stdout = child.stdout.take();
@@ -483,7 +483,7 @@ pub async fn doctor(launcher: PathBuf) -> Result<serde_json::Value, AddonError> 
         .kill_on_drop(true)
         .output()
         .await
-        .map_err(|e| AddonError::Spawn(format!("cannot start {}: {e}", launcher.display())))?;
+        .map_err(|e| AddonError::from_io(&format!("cannot start {}", launcher.display()), &e))?;
     // A host that fails some checks may exit non-zero and still print its
     // report: a parsable report wins over the exit status.
     if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&output.stdout) {

@@ -71,7 +71,7 @@ impl SandboxFs {
             argv: vec!["true".into()],
             ..Default::default()
         };
-        let plan = Plan::build(&req, false).map_err(|e| to_js(&env, AddonError::Policy(e.to_string())))?;
+        let plan = Plan::build(&req, false).map_err(|e| to_js(&env, AddonError::from_launch(e)))?;
         Ok(SandboxFs { bridge: FsBridge::from_plan(&plan) })
     }
 

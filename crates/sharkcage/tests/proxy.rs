@@ -336,3 +336,153 @@ async fn limits_connections_idle_and_stop() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(TcpStream::connect(f.http).await.is_err(), "listener still accepting after the sandbox ended");
 }
+
+/// A tiny DNS server on 127.0.0.1 (UDP): names under `slow.test` never get
+/// an answer (a silent authoritative server, as a hostile sandbox would pick);
+/// every other A query gets 127.0.0.1, AAAA an empty answer. Counts queries.
+async fn dns_server() -> (SocketAddr, Arc<Mutex<usize>>) {
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = sock.local_addr().unwrap();
+    let queries = Arc::new(Mutex::new(0usize));
+    let q = queries.clone();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 1500];
+        loop {
+            let Ok((n, from)) = sock.recv_from(&mut buf).await else { continue };
+            *q.lock().unwrap() += 1;
+            let msg = &buf[..n];
+            if n < 12 {
+                continue;
+            }
+            // The question: labels from byte 12, then type and class.
+            let mut i = 12;
+            let mut name = Vec::new();
+            while i < n && msg[i] != 0 {
+                let l = msg[i] as usize;
+                name.push(String::from_utf8_lossy(&msg[i + 1..(i + 1 + l).min(n)]).to_string());
+                i += 1 + l;
+            }
+            let qend = i + 5;
+            if qend > n {
+                continue;
+            }
+            let qtype = u16::from_be_bytes([msg[i + 1], msg[i + 2]]);
+            if name.join(".").ends_with("slow.test") {
+                continue; // silent
+            }
+            let a = qtype == 1;
+            let mut r = Vec::new();
+            r.extend_from_slice(&msg[..2]); // id
+            r.extend_from_slice(&[0x81, 0x80, 0, 1, 0, u8::from(a), 0, 0, 0, 0]);
+            r.extend_from_slice(&msg[12..qend]);
+            if a {
+                r.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 1]);
+            }
+            let _ = sock.send_to(&r, from).await;
+        }
+    });
+    (addr, queries)
+}
+
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0)
+}
+
+/// The bound this test states: while another sandbox keeps 400 lookups of a
+/// silent name server going, a sandbox's request through the proxy (its own
+/// lookup included) is answered within 1 s (it takes a few ms alone), and
+/// the process gains no threads (no lookup holds one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sandbox_flooding_a_silent_name_server_does_not_slow_another() {
+    let up = Upstream::start().await;
+    let port = up.addr.port();
+    let (dns, queries) = dns_server().await;
+    let resolver = SystemResolver { name_servers: vec![dns], ..Default::default() };
+    let proxy = Proxy::new(Arc::new(resolver));
+    let listen = |sb: &Arc<SandboxNet>| {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = l.local_addr().unwrap();
+        proxy.serve(sb, l, Protocol::Http).unwrap();
+        a
+    };
+    let flooder = proxy.sandbox(Labels::default(), NetRules::compile(&["*.slow.test".into()], &[], &Default::default()).unwrap(), None, NetLimits::default());
+    let victim = proxy.sandbox(Labels::default(), NetRules::compile(&[format!("fast.test:{port}")], &[], &Default::default()).unwrap(), None, NetLimits::default());
+    let (fl, vl) = (listen(&flooder), listen(&victim));
+    let ask = |via: SocketAddr, host: String| async move {
+        let mut s = TcpStream::connect(via).await.unwrap();
+        s.write_all(format!("GET http://{host}/x HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut out)).await;
+        String::from_utf8_lossy(&out).to_string()
+    };
+    // Alone first: the victim's request works (through the real resolver).
+    let t0 = std::time::Instant::now();
+    let alone = ask(vl, format!("fast.test:{port}")).await;
+    let alone_ms = t0.elapsed().as_millis();
+    assert!(alone.starts_with("HTTP/1.1 200"), "{alone}");
+    let threads_before = threads();
+    // The flood: 400 lookups of distinct silent names, all in flight at once.
+    let mut flood = Vec::new();
+    for i in 0..400 {
+        flood.push(tokio::spawn(ask(fl, format!("n{i}.slow.test"))));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let t0 = std::time::Instant::now();
+    let during = ask(vl, format!("fast.test:{port}")).await;
+    let during_ms = t0.elapsed().as_millis();
+    assert!(during.starts_with("HTTP/1.1 200"), "{during}");
+    assert!(during_ms < 1000, "the victim's request took {during_ms} ms during the flood ({alone_ms} ms alone)");
+    assert!(threads() <= threads_before + 2, "threads grew from {threads_before} to {} during the flood", threads());
+    assert_eq!(up.requests().len(), 2, "the upstream got both of the victim's requests and nothing else");
+    // The flooder holds at most its own share of lookups.
+    let asked = *queries.lock().unwrap();
+    assert!(asked < 200, "{asked} queries reached the name server: the flooder's lookups were not bounded");
+    for h in flood {
+        h.abort();
+    }
+}
+
+/// The gateway's connection budget is shared fairly: a sandbox holding
+/// slow request heads on every connection it can open gets at most
+/// three-quarters of the budget; another sandbox still gets connections and
+/// its requests through; the flooder's refusals are recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_sandbox_cannot_take_the_gateways_whole_connection_budget() {
+    let up = Upstream::start().await;
+    let port = up.addr.port();
+    let resolver = SystemResolver::with_fixed(&["allowed.test=127.0.0.1".into()]).unwrap();
+    let proxy = Proxy::with_budget(Arc::new(resolver), 40);
+    let rules = || NetRules::compile(&p(port), &[], &Default::default()).unwrap();
+    let listen = |sb: &Arc<SandboxNet>| {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = l.local_addr().unwrap();
+        proxy.serve(sb, l, Protocol::Http).unwrap();
+        a
+    };
+    let flooder = proxy.sandbox(Labels::default(), rules(), None, NetLimits::default());
+    let other = proxy.sandbox(Labels::default(), rules(), None, NetLimits::default());
+    let (fl, ol) = (listen(&flooder), listen(&other));
+    // 60 connections, each a request head that never ends.
+    let mut held = Vec::new();
+    for _ in 0..60 {
+        let mut s = TcpStream::connect(fl).await.unwrap();
+        let _ = s.write_all(b"GET http://allowed.test/ HTTP/1.1\r\nX-Slow: ").await;
+        held.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let busy = flooder.active_connections();
+    assert!(busy <= 30, "the flooder holds {busy} of 40");
+    // The other sandbox: several connections, and a request through each.
+    for i in 0..5 {
+        let mut s = TcpStream::connect(ol).await.unwrap();
+        s.write_all(format!("GET http://allowed.test:{port}/o{i} HTTP/1.1\r\nHost: allowed.test:{port}\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+        let out = String::from_utf8_lossy(&out);
+        assert!(out.starts_with("HTTP/1.1 200"), "request {i} of the other sandbox: {out}");
+    }
+    assert_eq!(up.requests().iter().filter(|r| r.contains("/o")).count(), 5);
+    drop(held);
+    let (ev, _) = flooder.finish(Duration::from_millis(100)).await;
+    assert!(ev.iter().any(|e| e.reason.contains("three-quarters")), "{:#?}", ev.iter().map(|e| &e.reason).collect::<Vec<_>>());
+}

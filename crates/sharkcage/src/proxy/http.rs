@@ -36,7 +36,6 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::OwnedSemaphorePermit;
 
 use super::framing::{Framing, Sniffed};
 use super::host::{canonicalize, split_host_port, Host};
@@ -64,9 +63,10 @@ fn refusal(status: StatusCode, tag: &str, reason: &str) -> Response<Body> {
 }
 
 /// Serve one HTTP proxy connection from the sandbox.
-/// `permit` is the connection's slot in the sandbox's connection limit; a
+/// `permit` is the connection's slot in the sandbox's connection limit and
+/// the gateway's budget; a
 /// CONNECT tunnel takes it over, since it outlives this function.
-pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(s: S, ctx: Arc<Ctx>, permit: Option<OwnedSemaphorePermit>) {
+pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(s: S, ctx: Arc<Ctx>, permit: Option<super::Slot>) {
     let t0 = Instant::now();
     let c2 = ctx.clone();
     // Every request head is also checked on the raw bytes (`framing.rs`).
@@ -109,7 +109,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(s: S, ctx
     }
 }
 
-type Slot = Arc<Mutex<Option<OwnedSemaphorePermit>>>;
+type Slot = Arc<Mutex<Option<super::Slot>>>;
 
 async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>, slot: Slot) -> Response<Body> {
     let t0 = Instant::now();

@@ -57,6 +57,86 @@ pub const SOCKS_PORT: u16 = 1080;
 /// Events kept per sandbox (the rest are counted).
 const MAX_EVENTS: usize = 2000;
 
+/// Name lookups one sandbox may have in flight, and all sandboxes of this
+/// proxy together: a sandbox flooding a silent name server waits on its own
+/// share and cannot take the others' (see `resolve.rs`).
+pub const LOOKUPS_PER_SANDBOX: usize = 16;
+pub const LOOKUPS_TOTAL: usize = 256;
+
+/// The connection budget of all sandboxes of this proxy together: each
+/// proxied connection holds two descriptors (and up to a request head of
+/// memory), so the budget is a third of the descriptors left after a
+/// reserve of 256 for the gateway's own work (exec result pipes, files),
+/// between 64 and 4096.
+pub fn gateway_connection_budget() -> usize {
+    let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit fills the struct we pass.
+    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } == 0 { rl.rlim_cur } else { 1024 };
+    let soft = usize::try_from(soft).unwrap_or(usize::MAX).min(1 << 20);
+    (soft.saturating_sub(256) / 3).clamp(64, 4096)
+}
+
+/// Connections held per sandbox, against the gateway's budget. No sandbox
+/// holds more than three-quarters of it (a quarter is always left for the
+/// others), and once three-quarters is used, a sandbox holding its fair
+/// share (the budget over the sandboxes holding connections) or more gets
+/// no new one: the one flooding is refused first.
+struct Budget {
+    limit: usize,
+    held: Mutex<(usize, HashMap<String, usize>)>,
+}
+
+impl Budget {
+    fn admit(self: &Arc<Self>, sb: &str) -> Result<GatewayPermit, String> {
+        let mut g = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let (total, per) = &mut *g;
+        if *total >= self.limit {
+            return Err(format!("the gateway's connection budget ({}) is used up", self.limit));
+        }
+        let mine = per.get(sb).copied().unwrap_or(0);
+        if mine * 4 >= self.limit * 3 {
+            return Err(format!("this sandbox holds {mine} of the gateway's {} connections: three-quarters is the most one sandbox may hold", self.limit));
+        }
+        let holders = per.len() + usize::from(mine == 0);
+        let fair = self.limit / holders.max(1);
+        if *total * 4 >= self.limit * 3 && mine >= fair {
+            return Err(format!(
+                "this sandbox holds {mine} of the gateway's {} connections, its fair share or more, while the budget is nearly used up",
+                self.limit
+            ));
+        }
+        *total += 1;
+        *per.entry(sb.to_string()).or_default() += 1;
+        Ok(GatewayPermit { budget: self.clone(), sb: sb.to_string() })
+    }
+}
+
+/// One connection's place in the gateway's budget (released on drop).
+pub struct GatewayPermit {
+    budget: Arc<Budget>,
+    sb: String,
+}
+
+impl Drop for GatewayPermit {
+    fn drop(&mut self) {
+        let mut g = self.budget.held.lock().unwrap_or_else(|e| e.into_inner());
+        let (total, per) = &mut *g;
+        *total = total.saturating_sub(1);
+        if let Some(n) = per.get_mut(&self.sb) {
+            *n -= 1;
+            if *n == 0 {
+                per.remove(&self.sb);
+            }
+        }
+    }
+}
+
+/// A connection's place in its sandbox's limit and in the gateway's budget.
+pub struct Slot {
+    _sandbox: tokio::sync::OwnedSemaphorePermit,
+    _gateway: GatewayPermit,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
@@ -177,6 +257,8 @@ pub type EventSink = Arc<dyn Fn(&NetEvent) + Send + Sync>;
 
 struct Shared {
     resolver: Arc<dyn Resolver>,
+    lookups: Semaphore,
+    budget: Arc<Budget>,
     this_host: guard::ThisHost,
     sink: RwLock<Option<EventSink>>,
     scopes: Mutex<HashMap<String, Arc<Scope>>>,
@@ -191,9 +273,16 @@ pub struct Proxy {
 
 impl Proxy {
     pub fn new(resolver: Arc<dyn Resolver>) -> Proxy {
+        Self::with_budget(resolver, gateway_connection_budget())
+    }
+
+    /// A proxy whose sandboxes together hold at most `connections`.
+    pub fn with_budget(resolver: Arc<dyn Resolver>, connections: usize) -> Proxy {
         Proxy {
             shared: Arc::new(Shared {
                 resolver,
+                lookups: Semaphore::new(LOOKUPS_TOTAL),
+                budget: Arc::new(Budget { limit: connections.max(1), held: Mutex::new((0, HashMap::new())) }),
                 this_host: guard::ThisHost::default(),
                 sink: RwLock::new(None),
                 scopes: Mutex::new(HashMap::new()),
@@ -222,6 +311,7 @@ impl Proxy {
             rules: RwLock::new(Arc::new(rules)),
             scope: scope.map(|s| self.scope(s)),
             conns: Arc::new(Semaphore::new(limits.max_connections)),
+            lookups: Semaphore::new(LOOKUPS_PER_SANDBOX),
             limits,
             events: Mutex::new((Vec::new(), 0)),
             stop,
@@ -251,6 +341,14 @@ impl Proxy {
                     Ok(p) => p,
                     Err(_) => {
                         ctx.record_error(proto, "", 0, &format!("too many connections (limit {})", ctx.sb.limits.max_connections), Instant::now());
+                        tokio::spawn(refuse_busy(s, proto));
+                        continue;
+                    }
+                };
+                let permit = match ctx.shared.budget.admit(&ctx.sb.id) {
+                    Ok(g) => Slot { _sandbox: permit, _gateway: g },
+                    Err(why) => {
+                        ctx.record_error(proto, "", 0, &why, Instant::now());
                         tokio::spawn(refuse_busy(s, proto));
                         continue;
                     }
@@ -304,6 +402,7 @@ pub struct SandboxNet {
     scope: Option<Arc<Scope>>,
     limits: NetLimits,
     conns: Arc<Semaphore>,
+    lookups: Semaphore,
     events: Mutex<(Vec<NetEvent>, usize)>,
     stop: watch::Sender<bool>,
 }
@@ -381,6 +480,14 @@ pub struct Ctx {
 impl Ctx {
     pub fn limits(&self) -> &NetLimits {
         &self.sb.limits
+    }
+
+    /// Resolve within this sandbox's share of lookups, then the proxy's.
+    async fn lookup(&self, name: &str, port: u16) -> std::io::Result<Vec<IpAddr>> {
+        let closed = |_| std::io::Error::other("the proxy is shutting down");
+        let _mine = self.sb.lookups.acquire().await.map_err(closed)?;
+        let _all = self.shared.lookups.acquire().await.map_err(closed)?;
+        self.shared.resolver.resolve(name, port).await
     }
 
     /// Resolves when the sandbox is stopped.
@@ -465,14 +572,14 @@ impl Ctx {
         let addrs = match host {
             // Only listed addresses get here (wildcards never match an IP).
             Host::Ip(a) => vec![*a],
-            Host::Name(n) => match tokio::time::timeout(self.sb.limits.connect_timeout, self.shared.resolver.resolve(n, port)).await {
+            Host::Name(n) => match tokio::time::timeout(self.sb.limits.connect_timeout, self.lookup(n, port)).await {
                 Ok(Ok(v)) => v,
                 Ok(Err(e)) => {
                     self.record_error(p, &hs, port, &format!("cannot resolve: {e}"), t0);
                     return Err(Outcome::Unreachable);
                 }
                 Err(_) => {
-                    self.record_error(p, &hs, port, "name resolution timed out", t0);
+                    self.record_error(p, &hs, port, "name resolution timed out (or too many lookups of this sandbox at once)", t0);
                     return Err(Outcome::Unreachable);
                 }
             },
