@@ -81,7 +81,18 @@ const IN_SANDBOX: &[&str] = &[
     "tool_search",
     "tool_describe",
     "subagents",
+    "agents_wait",
     "session_status",
+    // Conversation state and the run's own answer: nothing on the host.
+    "ask_user",
+    "get_goal",
+    "create_goal",
+    "update_goal",
+    "progress_card",
+    "structured_output",
+    "suggest_task",
+    "dismiss_task",
+    "heartbeat_respond",
 ];
 
 /// Tools that act on the host or the gateway itself, outside any sandbox.
@@ -104,6 +115,16 @@ const HOST_CONTROL: &[(&str, &str)] = &[
     ("crabbox", "runs commands on a remote machine"),
     ("skill_workshop", "writes skills that later run with their own grants"),
     ("sessions_send", "sends work to other sessions, which may not be sandboxed"),
+    ("conversations_send", "sends messages into other conversations, which may not be sandboxed"),
+    ("conversations_turn", "starts turns in other conversations, which may not be sandboxed"),
+    ("screen", "captures the host's screen"),
+    ("dashboard", "changes the gateway's dashboard"),
+    ("github_publish", "publishes to GitHub with the gateway's credentials"),
+    ("view_image", "reads files from the host outside the sandbox's file rules"),
+    ("pdf", "reads files from the host outside the sandbox's file rules"),
+    ("transcripts", "reads other sessions' transcripts"),
+    ("sessions_history", "reads other sessions' transcripts"),
+    ("sessions_search", "searches other sessions' transcripts"),
 ];
 
 /// Tools that send what the model wrote off the host: the user decides.
@@ -111,6 +132,10 @@ const NEEDS_APPROVAL: &[(&str, &str)] = &[
     ("web_search", "sends a search query to the configured search provider"),
     ("x_search", "sends a search query to the configured search provider"),
     ("message", "sends a message to a chat channel or person"),
+    ("tts", "sends text to a speech provider"),
+    ("image_generate", "sends a prompt to an image provider and writes what comes back"),
+    ("music_generate", "sends a prompt to a music provider and writes what comes back"),
+    ("video_generate", "sends a prompt to a video provider and writes what comes back"),
 ];
 
 impl Gate {

@@ -82,6 +82,12 @@ fn a_table_of_calls_and_what_the_gate_decides() {
         ("some_plugin_tool", None, json!({}), "block"),
         ("my_plugin_tool", None, json!({}), "allow"),
         ("view_image", None, json!({"path": "/etc/shadow"}), "block"),
+        ("ask_user", None, json!({"question": "?"}), "allow"),
+        ("structured_output", None, json!({}), "allow"),
+        ("github_publish", None, json!({}), "block"),
+        ("conversations_send", None, json!({}), "block"),
+        ("image_generate", None, json!({"prompt": "x"}), "approve"),
+        ("sessions_list", None, json!({}), "block"),
     ];
     for (tool, kind, params, want) in cases {
         let v = judge(&g, tool, kind, params.clone());
