@@ -6,6 +6,7 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
 import http from 'node:http'
+import crypto from 'node:crypto'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { createRequire } from 'node:module'
@@ -83,6 +84,23 @@ test('the gateway proxy records every decision with its labels; many producers, 
   }
 })
 
+let floodWritten = 0
+test('auditAppend records are capped and a flood of refusals is bounded', async () => {
+  // A 60 KB path (a file-tool call the model chose) is cut, with the digest of the whole.
+  const huge = '/w/' + 'p'.repeat(60_000)
+  const seq = await sc.auditAppend({ kind: 'file_op', session: 'flood-s', tool: 'fs.readFile', path: huge, decision: 'deny', reason: `ERR_SHARKCAGE_FS_NOT_READABLE: ${huge}` })
+  const [rec] = (await sc.auditQuery({ session: 'flood-s' })).filter((r) => r.seq === seq)
+  const digest = crypto.createHash('sha256').update(huge).digest('hex')
+  assert.ok(rec.path.length < 1200 && rec.path.endsWith(`bytes sha256:${digest}]`), rec.path.slice(-120))
+  assert.ok(rec.reason.length < 1200)
+  // 300 distinct refusals of one session: at most the session's budget is written one by one.
+  const seqs = await Promise.all(Array.from({ length: 300 }, (_, i) => sc.auditAppend({ kind: 'file_op', session: 'flood-s', tool: 'fs.readFile', path: `/w/f${i}-${'q'.repeat(5000)}`, decision: 'deny', reason: 'ERR_SHARKCAGE_FS_NOT_READABLE' })))
+  assert.equal(seqs.length, 300)
+  const written = await sc.auditQuery({ session: 'flood-s', kind: 'file_op' })
+  assert.ok(written.length <= 130, `${written.length} records`)
+  floodWritten = written.length
+})
+
 test('auditVerify and `sc audit verify` name an edit made on disk', async () => {
   await sc.auditAppend({ kind: 'exec', session: 'to-edit', exitCode: 0 })
   sc.auditClose()
@@ -93,6 +111,10 @@ test('auditVerify and `sc audit verify` name an edit made on disk', async () => 
   const seq = JSON.parse(lines[i]).seq
   lines[i] = lines[i].replace('"exitCode":0', '"exitCode":1')
   fs.writeFileSync(p, lines.join('\n'))
+  // Closing wrote what the aggregator counted.
+  const summary = (await sc.auditQuery({ session: 'flood-s', kind: 'file_op' })).find((r) => r.detail?.aggregate)
+  const folded = 301 - floodWritten
+  assert.ok(summary && summary.reason.startsWith(`and ${folded} more like it`) && summary.detail.aggregate.count === folded, JSON.stringify(summary))
   const v = await sc.auditVerify()
   assert.equal(v.ok, false)
   assert.equal(v.damage.kind, 'edited')
