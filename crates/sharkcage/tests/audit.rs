@@ -525,3 +525,28 @@ fn appends_folded_into_a_summary_still_resolve() {
     assert_eq!(all.len(), 3);
     assert_eq!(all[2].detail.as_ref().unwrap()["aggregate"]["count"], 8);
 }
+
+#[test]
+fn summaries_are_written_when_due_without_further_records() {
+    let d = dir();
+    let mut c = AuditConfig::new(d.path());
+    c.aggregate.window = Duration::from_millis(200);
+    let a = Audit::open(c).unwrap();
+    for _ in 0..20 {
+        a.submit(refused_connect("sb-1", "s", "same.test".into()));
+    }
+    a.append_blocking(Record::new("marker")).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let summary = loop {
+        let all = query(d.path(), &Filter { kind: Some("net".into()), ..Default::default() }).unwrap();
+        if let Some(s) = all.iter().find(|r| r.detail.is_some()) {
+            break s.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no summary while the writer idles: {all:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(summary.detail.unwrap()["aggregate"]["count"], 19);
+    assert_eq!(summary.host.as_deref(), Some("same.test"));
+    a.close().unwrap();
+    assert!(verify(d.path(), None).unwrap().ok);
+}

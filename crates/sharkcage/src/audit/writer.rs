@@ -321,9 +321,14 @@ impl Writer {
     }
 
     /// When the writer must wake up without a new record: the next due
-    /// summary, or the next timed checkpoint (None: nothing to do).
+    /// summary, or the next timed checkpoint (None: nothing to do; also
+    /// once the writer is broken, so that it never spins).
     fn wake_at(&self) -> Option<Instant> {
-        let cp = (self.since_checkpoint > 0).then(|| self.last_checkpoint + self.cfg.checkpoint_interval);
+        if self.broken.is_some() {
+            return None;
+        }
+        let signs = self.keys.signer.is_some() && self.since_checkpoint > 0;
+        let cp = signs.then(|| self.last_checkpoint + self.cfg.checkpoint_interval);
         match (self.agg.next_due(), cp) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
