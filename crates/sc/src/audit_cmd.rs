@@ -256,14 +256,16 @@ fn list(a: ListArgs) -> Result<i32, String> {
         return Ok(0);
     }
     let _ = writeln!(out, "{:>6}  {:<19}  {:<10} {:<8} {:<24} what", "seq", "time (UTC)", "kind", "decision", "session");
-    let mut blocked = 0;
+    let (mut blocked, mut counted) = (0, 0);
     for r in &recs {
         blocked += r.blocked() as usize;
+        counted += r.detail.as_ref().and_then(|d| d["aggregate"]["count"].as_u64()).unwrap_or(0);
         let time = escape(r.ts.get(..19).unwrap_or(&r.ts)).replace('T', " ");
         let who = escape(r.session.as_deref().or(r.skill.as_deref()).unwrap_or("-"));
         let _ = writeln!(out, "{:>6}  {:<19}  {:<10} {:<8} {:<24} {}", r.seq, time, escape(&r.kind), escape(r.decision.as_deref().unwrap_or("-")), clip(&who, 24), what(r));
     }
-    let _ = writeln!(out, "{} records, {} blocked", recs.len(), blocked);
+    let more = if counted > 0 { format!(" (and {counted} more refusals counted in summaries)") } else { String::new() };
+    let _ = writeln!(out, "{} records, {} blocked{more}", recs.len(), blocked);
     Ok(0)
 }
 

@@ -139,11 +139,12 @@ impl Refusal {
         Scope { sandbox: self.sandbox.clone(), session: self.session.clone() }
     }
 
-    /// The reason without what varies from one refusal to the next.
+    /// The reason without what varies from one refusal to the next: the
+    /// target (as far as it was kept), numbers, a cap's marker.
     fn class(&self) -> String {
-        let mut s = self.reason.clone().unwrap_or_default();
-        for t in [&self.host, &self.path].into_iter().flatten().filter(|t| !t.is_empty()) {
-            s = s.replace(t.as_str(), "<target>");
+        let mut s = uncapped_head(self.reason.as_deref().unwrap_or_default()).to_string();
+        for t in [&self.host, &self.path].into_iter().flatten().map(|t| uncapped_head(t)).filter(|t| !t.is_empty()) {
+            s = s.replace(t, "<target>");
         }
         let mut out = String::with_capacity(s.len().min(CLASS_BYTES));
         for c in s.chars() {
@@ -161,6 +162,11 @@ impl Refusal {
     fn target(&self) -> serde_json::Value {
         json!({"host": self.host, "port": self.port, "path": self.path, "reason": self.reason, "ts": format_ts(self.ts_ms)})
     }
+}
+
+/// A capped string without its `…[+N bytes sha256:…]` marker.
+fn uncapped_head(s: &str) -> &str {
+    s.split("…[+").next().unwrap_or(s)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -594,6 +600,15 @@ mod tests {
         r2.reason = Some("resolves to 192.168.1.20 (private) for b.test".into());
         assert_eq!(r.class(), r2.class());
         assert_eq!(r.class(), "resolves to #.#.#.# (private) for <target>");
+        // Capped targets and reasons (each with its own digest) still share a class.
+        let capped = |h: &str| {
+            let host = format!("{h}{}", "z".repeat(70_000));
+            let mut r = refusal("sb", None, &cap_str(&host, super::super::caps::NAME_CAP));
+            r.reason = Some(cap_str(&format!("malformed host {host}"), super::super::caps::TEXT_CAP));
+            r
+        };
+        assert_eq!(capped("a").class(), capped("b").class());
+        assert!(capped("a").class().starts_with("malformed host <target>"));
     }
 
     #[test]
