@@ -38,8 +38,11 @@ export declare class ToolGate {
  * Append a record to the audit log (`{kind, session, agent, run, skill,
  * tool, toolCall, decision, reason, params, exitCode, durationMs, host,
  * port, ip, path, detail}`; unknown keys are errors). Parameters are
- * redacted before writing. Resolves with the record's seq once it is
- * durable; rejects with `ERR_SHARKCAGE_AUDIT` if the log cannot be written.
+ * redacted and every string capped (256 bytes for names, 1 KiB for text,
+ * plus the digest of the whole) before writing. Resolves with the record's
+ * seq once it is durable — for a refusal counted in a summary instead
+ * (repeats, or over its session's budget), the seq of the log's head;
+ * rejects with `ERR_SHARKCAGE_AUDIT` if the log cannot be written.
  */
 export declare function auditAppend(record: Record<string, unknown>): Promise<number>
 

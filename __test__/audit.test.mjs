@@ -6,6 +6,7 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
 import http from 'node:http'
+import crypto from 'node:crypto'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { createRequire } from 'node:module'
@@ -83,6 +84,41 @@ test('the gateway proxy records every decision with its labels; many producers, 
   }
 })
 
+test('a real proxy flood (500 CONNECTs to distinct 60 KB hosts from one sandbox) cannot flush history', async () => {
+  const segBytes = () => fs.readdirSync(auditDir).filter((f) => f.startsWith('audit-')).reduce((n, f) => n + fs.statSync(path.join(auditDir, f)).size, 0)
+  const before = await sc.auditQuery({})
+  const bytesBefore = segBytes()
+  const script = 'h=$(head -c 60000 /dev/zero | tr "\\0" a); n=0; for i in $(seq 1 500); do exec 3<>/dev/tcp/127.0.0.1/3128 || exit 9; printf "CONNECT u@%s%s.example:443 HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n" "$i" "$h" >&3; head -c 12 <&3 >/dev/null && n=$((n+1)); exec 3<&-; done; echo "replies=$n"'
+  const r = await sc.exec({ command: ['bash', '-c', script], policy: { network: { allowedDomains: ['ok.example'] } }, network: { session: 'flood-net' }, timeoutMs: 120_000 })
+  assert.equal(r.exitCode, 0, r.stderr.toString())
+  assert.match(r.stdout.toString(), /replies=500/)
+  await sc.auditAppend({ kind: 'tool_call', session: 'marker-flood' })
+  const net = await sc.auditQuery({ kind: 'net', session: 'flood-net' })
+  // 32 at once, one more per 5 s of flood, and the summaries (written at close).
+  assert.ok(net.length >= 32 && net.length <= 45, `${net.length} records`)
+  assert.ok(segBytes() - bytesBefore < 150 * 1024, `the flood added ${segBytes() - bytesBefore} bytes`)
+  assert.ok(net.every((x) => x.host === undefined || x.host.length < 400), 'hosts are capped')
+  const after = await sc.auditQuery({})
+  assert.deepEqual(after.slice(0, before.length).map((x) => x.hash), before.map((x) => x.hash), 'earlier history is intact')
+})
+
+let floodWritten = 0
+test('auditAppend records are capped and a flood of refusals is bounded', async () => {
+  // A 60 KB path (a file-tool call the model chose) is cut, with the digest of the whole.
+  const huge = '/w/' + 'p'.repeat(60_000)
+  const seq = await sc.auditAppend({ kind: 'file_op', session: 'flood-s', tool: 'fs.readFile', path: huge, decision: 'deny', reason: `ERR_SHARKCAGE_FS_NOT_READABLE: ${huge}` })
+  const [rec] = (await sc.auditQuery({ session: 'flood-s' })).filter((r) => r.seq === seq)
+  const digest = crypto.createHash('sha256').update(huge).digest('hex')
+  assert.ok(rec.path.length < 1200 && rec.path.endsWith(`bytes sha256:${digest}]`), rec.path.slice(-120))
+  assert.ok(rec.reason.length < 1200)
+  // 300 distinct refusals of one session: at most the session's budget is written one by one.
+  const seqs = await Promise.all(Array.from({ length: 300 }, (_, i) => sc.auditAppend({ kind: 'file_op', session: 'flood-s', tool: 'fs.readFile', path: `/w/f${i}-${'q'.repeat(5000)}`, decision: 'deny', reason: 'ERR_SHARKCAGE_FS_NOT_READABLE' })))
+  assert.equal(seqs.length, 300)
+  const written = await sc.auditQuery({ session: 'flood-s', kind: 'file_op' })
+  assert.ok(written.length <= 130, `${written.length} records`)
+  floodWritten = written.length
+})
+
 test('auditVerify and `sc audit verify` name an edit made on disk', async () => {
   await sc.auditAppend({ kind: 'exec', session: 'to-edit', exitCode: 0 })
   sc.auditClose()
@@ -93,6 +129,13 @@ test('auditVerify and `sc audit verify` name an edit made on disk', async () => 
   const seq = JSON.parse(lines[i]).seq
   lines[i] = lines[i].replace('"exitCode":0', '"exitCode":1')
   fs.writeFileSync(p, lines.join('\n'))
+  // Closing wrote what the aggregator counted.
+  const netSummaries = (await sc.auditQuery({ kind: 'net', session: 'flood-net' })).filter((r) => r.detail?.aggregate)
+  const netWritten = (await sc.auditQuery({ kind: 'net', session: 'flood-net' })).filter((r) => !r.detail?.aggregate).length
+  assert.equal(netSummaries.reduce((n, r) => n + r.detail.aggregate.count, 0) + netWritten, 500, JSON.stringify(netSummaries))
+  const summary = (await sc.auditQuery({ session: 'flood-s', kind: 'file_op' })).find((r) => r.detail?.aggregate)
+  const folded = 301 - floodWritten
+  assert.ok(summary && summary.reason.startsWith(`and ${folded} more like it`) && summary.detail.aggregate.count === folded, JSON.stringify(summary))
   const v = await sc.auditVerify()
   assert.equal(v.ok, false)
   assert.equal(v.damage.kind, 'edited')

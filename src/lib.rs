@@ -353,8 +353,11 @@ fn into_js_result(output: ExecOutput) -> ExecResult {
 /// Append a record to the audit log (`{kind, session, agent, run, skill,
 /// tool, toolCall, decision, reason, params, exitCode, durationMs, host,
 /// port, ip, path, detail}`; unknown keys are errors). Parameters are
-/// redacted before writing. Resolves with the record's seq once it is
-/// durable; rejects with `ERR_SHARKCAGE_AUDIT` if the log cannot be written.
+/// redacted and every string capped (256 bytes for names, 1 KiB for text,
+/// plus the digest of the whole) before writing. Resolves with the record's
+/// seq once it is durable — for a refusal counted in a summary instead
+/// (repeats, or over its session's budget), the seq of the log's head;
+/// rejects with `ERR_SHARKCAGE_AUDIT` if the log cannot be written.
 #[napi(ts_return_type = "Promise<number>")]
 pub fn audit_append<'env>(env: &'env Env, #[napi(ts_arg_type = "Record<string, unknown>")] record: Unknown<'env>) -> Result<PromiseRaw<'env, f64>> {
     let prepared = (|| -> std::result::Result<_, AddonError> {

@@ -1,4 +1,10 @@
-//! `sc audit`: read, verify and checkpoint the audit log.
+//! `sc audit`: read, verify and checkpoint the audit log; size its
+//! retention.
+//!
+//! Everything printed from a record (or a checkpoint file) goes through
+//! `audit::display`: control characters, escape sequences and bidi controls
+//! are shown as visible escapes, so a record cannot forge a row or hide
+//! text; `--json` lines carry them as `\uXXXX` escapes.
 //!
 //! Exit codes: 0 fine; 1 the log is damaged (`verify`); 2 bad usage or a
 //! file that is not part of an audit log (named in the message).
@@ -7,9 +13,11 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
+use sharkcage::audit::display::{escape, json_line};
 use sharkcage::audit::query::{query, Filter};
+use sharkcage::audit::retention::{self, Retention};
 use sharkcage::audit::verify::{read_checkpoints, verify, Checkpoint};
-use sharkcage::audit::{Audit, AuditConfig, Record};
+use sharkcage::audit::{Audit, AuditConfig, DamageKind, Record};
 
 #[derive(Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -69,13 +77,46 @@ enum AuditCmd {
         json: bool,
     },
     /// Sign a checkpoint of the current head; with --export, print the
-    /// latest one for safekeeping elsewhere.
+    /// latest one for safekeeping elsewhere (rotation may then delete the
+    /// history before it, see `retention`).
     Checkpoint {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
         #[arg(long)]
         export: bool,
     },
+    /// Show or set how much history rotation keeps.
+    Retention(RetentionArgs),
+}
+
+#[derive(Args)]
+struct RetentionArgs {
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// The log's size budget: history covered by the last exported
+    /// checkpoint is deleted beyond it (bytes; K, M, G suffixes: KiB, MiB, GiB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    max_bytes: Option<u64>,
+    /// The ceiling: beyond it even history newer than the last exported
+    /// checkpoint is deleted, each drop announced by a `retention` record.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    hard_max_bytes: Option<u64>,
+    /// Exported history older than this many days is deleted (0: no limit).
+    #[arg(long, value_name = "DAYS")]
+    max_age_days: Option<u32>,
+    #[arg(long)]
+    json: bool,
+}
+
+/// `123`, `64K`, `25M`, `1G` (binary units).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let (num, mult) = match s.trim().to_ascii_uppercase() {
+        t if t.ends_with('K') => (t[..t.len() - 1].to_string(), 1u64 << 10),
+        t if t.ends_with('M') => (t[..t.len() - 1].to_string(), 1 << 20),
+        t if t.ends_with('G') => (t[..t.len() - 1].to_string(), 1 << 30),
+        t => (t, 1),
+    };
+    num.trim().parse::<u64>().ok().and_then(|n| n.checked_mul(mult)).ok_or_else(|| format!("{s:?}: expected a size in bytes, or with K, M or G"))
 }
 
 fn dir_or_default(d: Option<PathBuf>) -> Result<PathBuf, String> {
@@ -86,6 +127,7 @@ pub fn run(a: AuditArgs) -> i32 {
     let r = match a.cmd {
         Some(AuditCmd::Verify { dir, checkpoint, json }) => verify_cmd(dir, checkpoint, json),
         Some(AuditCmd::Checkpoint { dir, export }) => checkpoint_cmd(dir, export),
+        Some(AuditCmd::Retention(r)) => retention_cmd(r),
         None => list(a.list),
     };
     match r {
@@ -111,10 +153,14 @@ fn verify_cmd(dir: Option<PathBuf>, checkpoint: Option<PathBuf>, json: bool) -> 
     let rep = verify(&dir, exported.as_ref().map(|(c, p)| (c, p.clone()))).map_err(|e| e.to_string())?;
     let mut out = std::io::stdout().lock();
     if json {
-        let _ = writeln!(out, "{}", serde_json::to_string(&rep).unwrap());
+        let _ = writeln!(out, "{}", json_line(&serde_json::to_string(&rep).unwrap()));
     } else if let Some(d) = &rep.damage {
-        let _ = writeln!(out, "audit log DAMAGED: {} at seq {} in {}: {}", d.kind.name(), d.seq, d.segment, d.detail);
-        let _ = writeln!(out, "({} records verified before it, {} segments, log {})", rep.records, rep.segments, rep.log_id);
+        let _ = writeln!(out, "audit log DAMAGED: {} at seq {} in {}: {}", d.kind.name(), d.seq, escape(&d.segment), escape(&d.detail));
+        if d.kind == DamageKind::CheckpointRotatedAway {
+            let _ = writeln!(out, "(the log itself: {} records, seq {}–{}, in {} segments, log {}; verify against a newer exported checkpoint)", rep.records, rep.first_seq, rep.last_seq, rep.segments, rep.log_id);
+        } else {
+            let _ = writeln!(out, "({} records verified before it, {} segments, log {})", rep.records, rep.segments, rep.log_id);
+        }
     } else {
         let _ = writeln!(
             out,
@@ -129,6 +175,9 @@ fn verify_cmd(dir: Option<PathBuf>, checkpoint: Option<PathBuf>, json: bool) -> 
             rep.alg,
             rep.head.as_deref().map(|h| &h[..16.min(h.len())]).unwrap_or("-")
         );
+    }
+    if !json && rep.retention_drops > 0 {
+        let _ = writeln!(out, "note: {} retention record(s) say history newer than the last exported checkpoint was dropped (the log was over its hard limit): sc audit --kind retention", rep.retention_drops);
     }
     Ok(if rep.ok { 0 } else { 1 })
 }
@@ -145,11 +194,54 @@ fn checkpoint_cmd(dir: Option<PathBuf>, export: bool) -> Result<i32, String> {
     let cps = read_checkpoints(&dir).map_err(|e| e.to_string())?;
     let Some(c) = cps.last() else { return Err(format!("{}: no checkpoint yet (the log is empty)", dir.display())) };
     if export {
-        println!("{}", serde_json::to_string(c).unwrap());
+        // Remembered, so that rotation may delete what this export covers.
+        let e = retention::mark_exported(&dir, c).map_err(|e| e.to_string())?;
+        println!("{}", json_line(&serde_json::to_string(c).unwrap()));
+        eprintln!("sc audit: exported the checkpoint at seq {}; rotation may now delete history before seq {} (keep this file to verify with --checkpoint)", c.seq, e.seq);
     } else {
-        println!("checkpoint: seq {} head {} at {} (log {})", c.seq, c.head, c.ts, c.log_id);
+        println!("checkpoint: seq {} head {} at {} (log {})", c.seq, escape(&c.head), escape(&c.ts), escape(&c.log_id));
     }
     Ok(0)
+}
+
+fn retention_cmd(a: RetentionArgs) -> Result<i32, String> {
+    let dir = dir_or_default(a.dir)?;
+    if !dir.join(sharkcage::audit::store::META).exists() {
+        return Err(sharkcage::audit::AuditError::NoLog(dir).to_string());
+    }
+    let mut file = retention::load_file(&dir).map_err(|e| e.to_string())?;
+    if a.max_bytes.is_some() || a.hard_max_bytes.is_some() || a.max_age_days.is_some() {
+        file.max_bytes = a.max_bytes.or(file.max_bytes);
+        file.hard_max_bytes = a.hard_max_bytes.or(file.hard_max_bytes);
+        file.max_age_days = a.max_age_days.or(file.max_age_days);
+        retention::save_file(&dir, &file).map_err(|e| e.to_string())?;
+    }
+    let r = file.apply(Retention::default());
+    let exported = retention::load_exported(&dir).map_err(|e| e.to_string())?;
+    let segs = sharkcage::audit::store::scan(&dir).map_err(|e| e.to_string())?;
+    let bytes: u64 = segs.iter().filter_map(|(_, p)| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+    if a.json {
+        let v = serde_json::json!({"retention": r, "file": file, "exported": exported, "segments": segs.len(), "bytes": bytes});
+        println!("{}", json_line(&v.to_string()));
+        return Ok(0);
+    }
+    let age = if r.max_age_days == 0 { "no age limit".to_string() } else { format!("exported history older than {} days deleted", r.max_age_days) };
+    println!("retention: budget {}, hard limit {}, {age}", size(r.max_bytes), size(r.hard_max_bytes));
+    let exp = match &exported {
+        Some(e) => format!("last exported checkpoint: seq {} (exported {})", e.seq, escape(&e.exported_at)),
+        None => "no checkpoint exported yet: history is kept up to the hard limit".to_string(),
+    };
+    println!("log: {} in {} segment(s); {exp}", size(bytes), segs.len());
+    Ok(0)
+}
+
+fn size(b: u64) -> String {
+    match b {
+        b if b >= 1 << 30 && b % (1 << 30) == 0 => format!("{} GiB", b >> 30),
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{b} bytes"),
+    }
 }
 
 fn list(a: ListArgs) -> Result<i32, String> {
@@ -159,19 +251,21 @@ fn list(a: ListArgs) -> Result<i32, String> {
     let mut out = std::io::stdout().lock();
     if a.json {
         for r in &recs {
-            let _ = writeln!(out, "{}", serde_json::to_string(r).unwrap());
+            let _ = writeln!(out, "{}", json_line(&serde_json::to_string(r).unwrap()));
         }
         return Ok(0);
     }
     let _ = writeln!(out, "{:>6}  {:<19}  {:<10} {:<8} {:<24} what", "seq", "time (UTC)", "kind", "decision", "session");
-    let mut blocked = 0;
+    let (mut blocked, mut counted) = (0, 0);
     for r in &recs {
         blocked += r.blocked() as usize;
-        let time = r.ts.get(..19).unwrap_or(&r.ts).replace('T', " ");
-        let who = r.session.as_deref().or(r.skill.as_deref()).unwrap_or("-");
-        let _ = writeln!(out, "{:>6}  {:<19}  {:<10} {:<8} {:<24} {}", r.seq, time, r.kind, r.decision.as_deref().unwrap_or("-"), clip(who, 24), what(r));
+        counted += r.detail.as_ref().and_then(|d| d["aggregate"]["count"].as_u64()).unwrap_or(0);
+        let time = escape(r.ts.get(..19).unwrap_or(&r.ts)).replace('T', " ");
+        let who = escape(r.session.as_deref().or(r.skill.as_deref()).unwrap_or("-"));
+        let _ = writeln!(out, "{:>6}  {:<19}  {:<10} {:<8} {:<24} {}", r.seq, time, escape(&r.kind), escape(r.decision.as_deref().unwrap_or("-")), clip(&who, 24), what(r));
     }
-    let _ = writeln!(out, "{} records, {} blocked", recs.len(), blocked);
+    let more = if counted > 0 { format!(" (and {counted} more refusals counted in summaries)") } else { String::new() };
+    let _ = writeln!(out, "{} records, {} blocked{more}", recs.len(), blocked);
     Ok(0)
 }
 
@@ -183,22 +277,22 @@ fn clip(s: &str, n: usize) -> String {
     }
 }
 
-/// The one-line description of a record.
+/// The one-line description of a record (every string escaped).
 fn what(r: &Record) -> String {
     let mut parts: Vec<String> = Vec::new();
     if let Some(t) = &r.tool {
-        parts.push(t.clone());
+        parts.push(escape(t));
     }
     if let Some(h) = &r.host {
-        parts.push(format!("{h}:{}", r.port.unwrap_or(0)));
+        parts.push(format!("{}:{}", escape(h), r.port.unwrap_or(0)));
     }
     if let Some(p) = &r.path {
-        parts.push(p.clone());
+        parts.push(escape(p));
     }
     if let Some(argv) = r.params.as_ref().and_then(|p| p.get("argv")).and_then(|a| a.as_array()) {
-        parts.push(clip(&argv.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(" "), 60));
+        parts.push(clip(&escape(&argv.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(" ")), 60));
     } else if let Some(c) = r.params.as_ref().and_then(|p| p.get("command")).and_then(|c| c.as_str()) {
-        parts.push(clip(c, 60));
+        parts.push(clip(&escape(c), 60));
     }
     if let Some(c) = r.exit_code {
         parts.push(format!("exit {c}"));
@@ -207,7 +301,7 @@ fn what(r: &Record) -> String {
         parts.push(format!("{d:.1} ms"));
     }
     if let Some(reason) = &r.reason {
-        parts.push(format!("— {}", clip(reason, 100)));
+        parts.push(format!("— {}", clip(&escape(reason), 100)));
     }
     parts.join(" ")
 }

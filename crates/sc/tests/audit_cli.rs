@@ -119,3 +119,123 @@ fn the_audit_dir_is_out_of_the_sandboxes_reach() {
     let (code, out, _) = sc(&["audit", "verify", "--dir", dir.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
 }
+
+/// The raw bytes a terminal would act on: C0 controls other than the line
+/// ends, DEL, C1 controls (as UTF-8) and bidi controls.
+fn raw_controls(s: &str) -> Vec<char> {
+    s.chars().filter(|&c| (c.is_control() && c != '\n') || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')).collect()
+}
+
+#[test]
+fn records_cannot_forge_rows_or_hide_text() {
+    let _g = shared();
+    let t = T::new();
+    let dir = t.root.join("audit");
+    let d = dir.to_str().unwrap();
+    // A SOCKS5 domain (sent from inside a real sandbox) carrying a line
+    // break, a fake "allow" row, an escape sequence that hides text, and a
+    // bidi override.
+    let fake = "    77  2026-01-01 00:00:00  net        allow    agent:main:x             connect bank.test:443 — allowed";
+    let name = format!("x.test\r\n{fake}\x1b[8m\u{202e}gpj.exe");
+    let mut b = vec![5u8, 1, 0, 5, 1, 0, 3, name.len() as u8];
+    b.extend_from_slice(name.as_bytes());
+    b.extend_from_slice(&443u16.to_be_bytes());
+    let probe = format!("exchange:127.0.0.1:1080:{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>());
+    let o = t.sc().policy(r#"{"network":{"allowedDomains":["ok.test"]}}"#).opt("--audit-dir").opt(d).cmd([sc_bin(), "__probe", probe.as_str()]).run();
+    o.assert_ok();
+    let (code, table, err) = sc(&["audit", "--dir", d]);
+    assert_eq!(code, 0, "{err}");
+    assert!(table.contains("x.test\\r\\n    77"), "the record is there, escaped:\n{table}");
+    assert!(table.contains("\\x1b[8m\\u{202e}gpj.exe"), "{table}");
+    assert_eq!(raw_controls(&table), Vec::<char>::new(), "raw control characters in:\n{table}");
+    assert!(!table.lines().any(|l| l.starts_with("    77 ")), "a forged row:\n{table}");
+    // --json: valid JSON lines, no raw controls, the same host once parsed.
+    let (code, json, _) = sc(&["audit", "--dir", d, "--json"]);
+    assert_eq!(code, 0);
+    assert_eq!(raw_controls(&json), Vec::<char>::new(), "{json}");
+    assert!(json.contains("\\u202e") && json.contains("\\u001b"), "{json}");
+    let recs = jsonl(&json);
+    assert!(recs.iter().any(|r| r["host"].as_str() == Some(name.as_str())), "{json}");
+}
+
+/// A refused CONNECT as the gateway's proxy hands it to the audit log.
+fn refused_connect(sandbox: &str, session: &str, host: String) -> sharkcage::audit::Record {
+    sharkcage::audit::events::net(&sharkcage::proxy::NetEvent {
+        ts: sharkcage::audit::record::now_ms(),
+        sandbox: sandbox.into(),
+        labels: sharkcage::proxy::Labels { session: Some(session.into()), ..Default::default() },
+        protocol: sharkcage::proxy::Protocol::Connect,
+        decision: sharkcage::proxy::Decision::Deny,
+        reason: format!("u@{host}:443 not in network.allowedDomains"),
+        host,
+        port: 443,
+        ip: None,
+        bytes_up: 0,
+        bytes_down: 0,
+        duration_ms: 0.02,
+    })
+}
+
+fn log_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with("audit-")).map(|e| e.metadata().unwrap().len()).sum()
+}
+
+#[test]
+fn a_flood_cannot_flush_history_and_verify_names_a_rotated_checkpoint() {
+    let _g = shared();
+    let t = T::new();
+    let dir = t.root.join("audit");
+    let d = dir.to_str().unwrap();
+    for i in 0..3 {
+        t.sc().opt("--audit-dir").opt(d).sh(&format!("echo before-{i}")).run().assert_ok();
+    }
+    let (code, cp, err) = sc(&["audit", "checkpoint", "--export", "--dir", d]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("exported the checkpoint at seq"), "{err}");
+    let cp_file = t.root.join("exported.checkpoint");
+    std::fs::write(&cp_file, &cp).unwrap();
+    let cp_seq = serde_json::from_str::<serde_json::Value>(&cp).unwrap()["seq"].as_u64().unwrap();
+    let before = log_bytes(&dir);
+    // The flood of the issue: 500 refused CONNECTs to distinct 60 KB hosts
+    // from one sandbox, through the proxy's audit path.
+    let a = sharkcage::audit::Audit::open(sharkcage::audit::AuditConfig::new(&dir)).unwrap();
+    for i in 0..500 {
+        a.submit(refused_connect("sb-flood", "agent:main:x", format!("h{i}-{}.example", "a".repeat(60_000))));
+    }
+    a.close().unwrap();
+    let (_, out, _) = sc(&["audit", "--dir", d, "--json", "--kind", "exec"]);
+    assert_eq!(jsonl(&out).len(), 3, "earlier history is still there");
+    let grew = log_bytes(&dir) - before;
+    assert!(grew <= 100 * 1024, "the flood added {grew} bytes (bound: 100 KiB)");
+    let (_, out, _) = sc(&["audit", "--dir", d, "--blocked", "--kind", "net"]);
+    assert!(out.contains("and 468 more like it") && out.contains("33 records, 33 blocked (and 468 more refusals counted in summaries)"), "{out}");
+    let (code, out, _) = sc(&["audit", "verify", "--dir", d, "--checkpoint", cp_file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("audit log OK"), "{out}");
+
+    // The operator shrinks retention; a long flood from many sandboxes
+    // (small segments) then goes past the hard limit.
+    let (code, out, err) = sc(&["audit", "retention", "--dir", d, "--max-bytes", "16K", "--hard-max-bytes", "32K"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("budget 16.0 KiB, hard limit 32.0 KiB") && out.contains(&format!("last exported checkpoint: seq {cp_seq}")), "{out}");
+    let mut cfg = sharkcage::audit::AuditConfig::new(&dir);
+    cfg.max_segment_bytes = 16 * 1024;
+    let a = sharkcage::audit::Audit::open(cfg).unwrap();
+    for sb in 0..40 {
+        for i in 0..30 {
+            a.submit(refused_connect(&format!("sb-{sb}"), &format!("s-{sb}"), format!("h{i}-{}.example", "b".repeat(2000))));
+        }
+    }
+    a.close().unwrap();
+    assert!(log_bytes(&dir) <= 32 * 1024 + 16 * 1024 + 4096, "{} bytes", log_bytes(&dir));
+    let (code, out, _) = sc(&["audit", "verify", "--dir", d, "--checkpoint", cp_file.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("DAMAGED: checkpoint-rotated-away at seq {cp_seq}")) && out.contains(&format!("history rotated past the checkpoint's seq {cp_seq}")), "{out}");
+    assert!(out.contains("retention record(s) say history newer than the last exported checkpoint was dropped"), "{out}");
+    let (_, out, _) = sc(&["audit", "verify", "--dir", d, "--checkpoint", cp_file.to_str().unwrap(), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!((v["ok"].as_bool(), v["damage"]["kind"].as_str()), (Some(false), Some("checkpoint-rotated-away")));
+    // Without the exported checkpoint, the chain itself still verifies.
+    let (code, out, _) = sc(&["audit", "verify", "--dir", d]);
+    assert_eq!(code, 0, "{out}");
+}

@@ -271,7 +271,8 @@ struct Burst {
 fn burst(dir: &Path, n: u64) -> Burst {
     let mut c = AuditConfig::new(dir);
     c.max_segment_bytes = BIG_SEGMENT;
-    c.keep_segments = 100_000;
+    // Nothing rotated away.
+    c.retention = sharkcage::audit::retention::Retention { max_bytes: u64::MAX, hard_max_bytes: u64::MAX, max_age_days: 0 };
     let audit = Audit::open(c).expect("open the audit log");
     let (rss_before_kib, hwm_before_kib) = (status_kib("VmRSS:"), status_kib("VmHWM:"));
     let sampler = RssSampler::start();

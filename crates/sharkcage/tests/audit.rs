@@ -1,7 +1,9 @@
 //! The audit log against real files: damage made by editing the log on
 //! disk is found with the right name and seq; `kill -9` loses no
 //! acknowledged record; many producers make one gapless chain; bad input is
-//! named.
+//! named; a flood of huge refusals (made as the proxy makes them) neither
+//! flushes earlier history nor grows the log beyond its bound, and history
+//! rotated past an exported checkpoint is named by `verify`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -9,9 +11,12 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use sharkcage::audit::aggregate::{AggConfig, Budget};
 use sharkcage::audit::query::{query, Filter};
-use sharkcage::audit::verify::{verify, Checkpoint};
-use sharkcage::audit::{Audit, AuditConfig, AuditError, DamageKind, Record};
+use sharkcage::audit::retention::{self, Retention};
+use sharkcage::audit::verify::{read_checkpoints, verify, Checkpoint};
+use sharkcage::audit::{events, Audit, AuditConfig, AuditError, DamageKind, Record};
+use sharkcage::proxy::{Decision, Labels, NetEvent, Protocol};
 
 fn dir() -> tempfile::TempDir {
     let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
@@ -196,21 +201,28 @@ fn keyed_chain_cannot_be_rebuilt_and_checkpoints_catch_rewrites() {
 #[test]
 fn rotation_keeps_the_chain_and_records_deletions() {
     let d = dir();
+    // Nothing exported: history goes only over the hard limit, each drop
+    // announced by a `retention` record before its `rotated` record.
     log(d.path(), 400, |c| {
         c.max_segment_bytes = 16 * 1024;
-        c.keep_segments = 3;
+        c.retention = Retention { max_bytes: 32 * 1024, hard_max_bytes: 48 * 1024, max_age_days: 0 };
         c.checkpoint_every = 50;
     });
-    let segs: Vec<String> = std::fs::read_dir(d.path()).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("audit-")).collect();
-    assert_eq!(segs.len(), 3, "{segs:?}");
+    let segs = segments(d.path());
+    assert!((2..=4).contains(&segs.len()), "{segs:?}");
     assert!(!d.path().join("audit-000001.jsonl").exists());
     let r = verify(d.path(), None).unwrap();
     assert!(r.ok, "{r:?}");
     assert!(r.first_seq > 1);
+    assert!(r.retention_drops > 0, "{r:?}");
     let rotated = query(d.path(), &Filter { kind: Some("rotated".into()), ..Default::default() }).unwrap();
     assert!(!rotated.is_empty());
+    let drops = query(d.path(), &Filter { kind: Some("retention".into()), blocked: true, ..Default::default() }).unwrap();
+    let why = drops[0].reason.as_deref().unwrap();
+    assert!(why.starts_with("dropping seq ") && why.contains("(none was exported)") && why.contains("hard limit of 49152 bytes"), "{why}");
+    let names: Vec<String> = segs.clone();
     // Deleting a kept segment without a record is found.
-    let mut names: Vec<_> = segs.clone();
+    let mut names = names;
     names.sort();
     std::fs::remove_file(d.path().join(&names[0])).unwrap();
     let (k, _) = damage(d.path());
@@ -220,7 +232,11 @@ fn rotation_keeps_the_chain_and_records_deletions() {
 #[test]
 fn many_producers_one_gapless_chain() {
     let d = dir();
-    let a = Arc::new(Audit::open(AuditConfig::new(d.path())).unwrap());
+    // Every seventh record is a refusal of one session: a budget that never
+    // binds, so that every append is its own record.
+    let mut c = AuditConfig::new(d.path());
+    c.aggregate.session = Budget { burst: 100_000, refill: Duration::from_millis(1) };
+    let a = Arc::new(Audit::open(c).unwrap());
     let mut hs = vec![];
     for t in 0..8 {
         let a = a.clone();
@@ -358,5 +374,179 @@ fn a_torn_tail_is_cut_on_start_and_the_cut_is_recorded() {
     assert_eq!(r.len(), 1);
     assert_eq!(r[0].seq, 11);
     assert_eq!(r[0].detail.as_ref().unwrap()["cutBytes"], 27);
+    assert!(verify(d.path(), None).unwrap().ok);
+}
+
+fn segments(d: &Path) -> Vec<String> {
+    std::fs::read_dir(d).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("audit-")).collect()
+}
+
+fn log_bytes(d: &Path) -> u64 {
+    segments(d).iter().map(|n| std::fs::metadata(d.join(n)).unwrap().len()).sum()
+}
+
+/// A refused CONNECT as the gateway's proxy reports it to the audit log.
+fn refused_connect(sandbox: &str, session: &str, host: String) -> Record {
+    events::net(&NetEvent {
+        ts: sharkcage::audit::record::now_ms(),
+        sandbox: sandbox.into(),
+        labels: Labels { session: Some(session.into()), ..Default::default() },
+        protocol: Protocol::Connect,
+        decision: Decision::Deny,
+        reason: format!("u@{host}:443 not in network.allowedDomains"),
+        host,
+        port: 443,
+        ip: None,
+        bytes_up: 0,
+        bytes_down: 0,
+        duration_ms: 0.02,
+    })
+}
+
+/// `sc audit checkpoint --export`: the latest checkpoint, marked exported.
+fn export(d: &Path) -> Checkpoint {
+    let c = read_checkpoints(d).unwrap().pop().expect("a checkpoint");
+    retention::mark_exported(d, &c).unwrap();
+    c
+}
+
+/// What the flood of the issue did: 500 refused CONNECTs to distinct 60 KB
+/// hosts from one sandbox within 0.2 s.
+const FLOOD_RECORDS_MAX: usize = 32 + 1;
+const FLOOD_BYTES_MAX: u64 = 100 * 1024;
+
+#[test]
+fn a_flood_of_huge_refusals_cannot_flush_history() {
+    let d = dir();
+    log(d.path(), 50, |_| {});
+    let cp = export(d.path());
+    let before = log_bytes(d.path());
+    let a = Audit::open(AuditConfig::new(d.path())).unwrap();
+    let hosts: Vec<String> = (0..500).map(|i| format!("h{i}-{}.example", "a".repeat(60_000))).collect();
+    let t0 = std::time::Instant::now();
+    for h in &hosts {
+        a.submit(refused_connect("sb-flood", "agent:main:x", h.clone()));
+    }
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    a.close().unwrap();
+    // Earlier history is all there, and verifies against the export.
+    let all = query(d.path(), &Filter::default()).unwrap();
+    assert_eq!(all.iter().filter(|r| r.seq <= 50).count(), 50);
+    let r = verify(d.path(), Some((&cp, PathBuf::from("exported")))).unwrap();
+    assert!(r.ok, "{r:?}");
+    // The flood is bounded in records and bytes.
+    let net: Vec<&Record> = all.iter().filter(|r| r.kind == "net").collect();
+    assert!(net.len() <= FLOOD_RECORDS_MAX, "{} records", net.len());
+    let grew = log_bytes(d.path()) - before;
+    assert!(grew <= FLOOD_BYTES_MAX, "the flood added {grew} bytes");
+    // Nothing was lost from the count: written + summarised = 500.
+    let summarised: u64 = net.iter().filter_map(|r| r.detail.as_ref()?["aggregate"]["count"].as_u64()).sum();
+    let single = net.iter().filter(|r| r.detail.is_none()).count() as u64;
+    assert_eq!(single + summarised, 500);
+    let summary = net.iter().find(|r| r.detail.is_some()).expect("a summary");
+    assert!(summary.reason.as_deref().unwrap().starts_with("and 468 more like it"), "{:?}", summary.reason);
+    // Each host is capped, with the digest of the full name.
+    use sha2::Digest;
+    let h0 = net[0].host.as_deref().unwrap();
+    let digest = sharkcage::audit::record::hex(&sha2::Sha256::digest(hosts[0].as_bytes()));
+    assert!(h0.len() < 400 && h0.ends_with(&format!("sha256:{digest}]")), "{h0}");
+    assert!(h0.contains(&format!("…[+{} bytes", hosts[0].len() - 256)), "{h0}");
+}
+
+#[test]
+fn over_budget_unexported_history_is_kept_and_reported() {
+    let d = dir();
+    let cfg = |c: &mut AuditConfig| {
+        c.max_segment_bytes = 16 * 1024;
+        c.retention = Retention { max_bytes: 32 * 1024, hard_max_bytes: 10 * 1024 * 1024, max_age_days: 0 };
+    };
+    log(d.path(), 50, cfg);
+    let cp = export(d.path());
+    log(d.path(), 1000, cfg);
+    let r = verify(d.path(), Some((&cp, PathBuf::from("exported")))).unwrap();
+    assert!(r.ok, "{r:?}");
+    assert!(r.first_seq <= cp.seq, "the exported checkpoint's record stays: {r:?}");
+    assert!(log_bytes(d.path()) > 32 * 1024, "kept over the budget");
+    let notes = query(d.path(), &Filter { kind: Some("retention".into()), ..Default::default() }).unwrap();
+    assert!(!notes.is_empty() && notes.iter().all(|n| n.decision.as_deref() == Some("note")), "{notes:?}");
+    assert!(notes[0].reason.as_deref().unwrap().contains("newer than the last exported checkpoint (seq"), "{:?}", notes[0].reason);
+    // Exporting again lets rotation delete what the export covers.
+    let cp2 = export(d.path());
+    log(d.path(), 300, cfg);
+    let r = verify(d.path(), Some((&cp2, PathBuf::from("exported-2")))).unwrap();
+    assert!(r.ok && r.first_seq > cp.seq, "{r:?}");
+    // The first export's history is gone now: named, never plain OK.
+    let r = verify(d.path(), Some((&cp, PathBuf::from("exported-1")))).unwrap();
+    let dm = r.damage.expect("rotated past the first export");
+    assert_eq!((dm.kind, dm.seq), (DamageKind::CheckpointRotatedAway, cp.seq));
+    assert!(dm.detail.contains(&format!("history rotated past the checkpoint's seq {}", cp.seq)), "{dm:?}");
+}
+
+#[test]
+fn a_flood_past_the_hard_limit_is_named_by_verify() {
+    let d = dir();
+    let cfg = |c: &mut AuditConfig| {
+        c.max_segment_bytes = 16 * 1024;
+        c.retention = Retention { max_bytes: 32 * 1024, hard_max_bytes: 64 * 1024, max_age_days: 0 };
+    };
+    log(d.path(), 50, cfg);
+    let cp = export(d.path());
+    // Many sandboxes of many sessions, each within its budget.
+    let mut c = AuditConfig::new(d.path());
+    cfg(&mut c);
+    let a = Audit::open(c).unwrap();
+    for sb in 0..40 {
+        for i in 0..30 {
+            a.submit(refused_connect(&format!("sb-{sb}"), &format!("s-{sb}"), format!("h{i}-{}.example", "b".repeat(2000))));
+        }
+    }
+    a.close().unwrap();
+    assert!(log_bytes(d.path()) <= 64 * 1024 + 16 * 1024, "{} bytes", log_bytes(d.path()));
+    let plain = verify(d.path(), None).unwrap();
+    assert!(plain.ok && plain.retention_drops > 0, "{plain:?}");
+    let r = verify(d.path(), Some((&cp, PathBuf::from("exported")))).unwrap();
+    assert!(!r.ok);
+    let dm = r.damage.unwrap();
+    assert_eq!((dm.kind, dm.seq, dm.kind.name()), (DamageKind::CheckpointRotatedAway, cp.seq, "checkpoint-rotated-away"));
+    let drops = query(d.path(), &Filter { kind: Some("retention".into()), blocked: true, ..Default::default() }).unwrap();
+    assert!(drops.iter().any(|r| r.reason.as_deref().unwrap().contains(&format!("newer than the last exported checkpoint (seq {})", cp.seq))), "{drops:?}");
+}
+
+#[test]
+fn appends_folded_into_a_summary_still_resolve() {
+    let d = dir();
+    let mut c = AuditConfig::new(d.path());
+    c.aggregate = AggConfig { sandbox: Budget { burst: 2, refill: Duration::from_secs(3600) }, ..AggConfig::default() };
+    let a = Audit::open(c).unwrap();
+    let seqs: Vec<u64> = (0..10).map(|i| a.append_blocking(refused_connect("sb-1", "s", format!("h{i}.test"))).unwrap()).collect();
+    assert_eq!(seqs, [1, 2, 2, 2, 2, 2, 2, 2, 2, 2], "folded ones get the head's seq");
+    a.close().unwrap();
+    let all = query(d.path(), &Filter::default()).unwrap();
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[2].detail.as_ref().unwrap()["aggregate"]["count"], 8);
+}
+
+#[test]
+fn summaries_are_written_when_due_without_further_records() {
+    let d = dir();
+    let mut c = AuditConfig::new(d.path());
+    c.aggregate.window = Duration::from_millis(200);
+    let a = Audit::open(c).unwrap();
+    for _ in 0..20 {
+        a.submit(refused_connect("sb-1", "s", "same.test".into()));
+    }
+    a.append_blocking(Record::new("marker")).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let summary = loop {
+        let all = query(d.path(), &Filter { kind: Some("net".into()), ..Default::default() }).unwrap();
+        if let Some(s) = all.iter().find(|r| r.detail.is_some()) {
+            break s.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no summary while the writer idles: {all:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(summary.detail.unwrap()["aggregate"]["count"], 19);
+    assert_eq!(summary.host.as_deref(), Some("same.test"));
+    a.close().unwrap();
     assert!(verify(d.path(), None).unwrap().ok);
 }

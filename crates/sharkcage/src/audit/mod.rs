@@ -6,10 +6,17 @@
 //!   a valid chain.
 //! * [`writer`]: one writer per directory (a lock file), fed through a
 //!   channel; group commit; crash recovery; rotation; signed checkpoints.
+//! * [`caps`]: every string of a record capped (plus a digest of the whole)
+//!   before it is chained.
+//! * [`aggregate`]: floods of refusals counted in summary records, within
+//!   budgets per sandbox and per session.
+//! * [`retention`]: which old segments rotation may delete; history newer
+//!   than the last exported checkpoint is kept, or dropped only loudly.
 //! * [`verify`]: recomputes every hash and link, checks checkpoints, and
 //!   names the first damage (`edited`, `deleted`, `inserted`, `reordered`,
-//!   `truncated`, `bad-signature`, `torn-tail`).
+//!   `truncated`, `bad-signature`, `torn-tail`, `checkpoint-rotated-away`).
 //! * [`query`]: filtered reading for `sc audit` and the addon.
+//! * [`display`]: record text made safe for a terminal.
 //! * [`redact`]: secrets out of parameters before anything is written.
 //! * [`store`]: the directory's files and keys.
 //! * [`events`]: records made from finished calls and proxy decisions.
@@ -17,10 +24,14 @@
 //! The directory is sharkcage's state directory's `audit/` (hidden from
 //! every sandbox), or `sc exec --audit-dir DIR`.
 
+pub mod aggregate;
+pub mod caps;
+pub mod display;
 pub mod events;
 pub mod query;
 pub mod record;
 pub mod redact;
+pub mod retention;
 pub mod store;
 pub mod verify;
 pub mod writer;

@@ -6,6 +6,8 @@
 //!   chain.key                HMAC-SHA256 key (keyed logs)        0600
 //!   signing.pk8              Ed25519 checkpoint key (PKCS#8)     0600
 //!   checkpoints.jsonl        signed checkpoints                  0600
+//!   exported.json            the last checkpoint exported        0600
+//!   retention.json           the operator's retention settings   0600
 //!   audit-000001.jsonl …     record segments, oldest first       0600
 //!   lock                     held (flock) by the one writer
 //! ```
@@ -21,7 +23,8 @@ use std::path::{Path, PathBuf};
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde::{Deserialize, Serialize};
 
-use super::record::{hex, unhex, Hasher};
+use super::record::{hex, parse_ts, unhex, Hasher, Record};
+use super::retention::SegInfo;
 use super::AuditError;
 
 pub const META: &str = "meta.json";
@@ -29,6 +32,8 @@ pub const CHAIN_KEY: &str = "chain.key";
 pub const SIGNING_KEY: &str = "signing.pk8";
 pub const CHECKPOINTS: &str = "checkpoints.jsonl";
 pub const LOCK: &str = "lock";
+/// Every file the directory may hold besides its segments.
+const KNOWN: [&str; 7] = [META, CHAIN_KEY, SIGNING_KEY, CHECKPOINTS, LOCK, super::retention::EXPORTED_FILE, super::retention::RETENTION_FILE];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -62,7 +67,7 @@ pub fn scan(dir: &Path) -> Result<Vec<(u64, PathBuf)>, AuditError> {
         let name = e.file_name().to_string_lossy().into_owned();
         if let Some(n) = segment_number(&name) {
             segs.push((n, e.path()));
-        } else if ![META, CHAIN_KEY, SIGNING_KEY, CHECKPOINTS, LOCK].contains(&name.as_str()) && !name.starts_with(&format!(".{META}.tmp-")) {
+        } else if !KNOWN.contains(&name.as_str()) && !is_temp(&name) {
             return Err(AuditError::Foreign(e.path()));
         }
     }
@@ -73,6 +78,63 @@ pub fn scan(dir: &Path) -> Result<Vec<(u64, PathBuf)>, AuditError> {
         }
     }
     Ok(segs)
+}
+
+/// A temporary file of an atomic write of one of the known files.
+fn is_temp(name: &str) -> bool {
+    [META, super::retention::EXPORTED_FILE, super::retention::RETENTION_FILE].iter().any(|k| name.starts_with(&format!(".{k}.tmp-")))
+}
+
+/// Size, first and last seq, newest time and last hash of a closed
+/// segment, from its first and last lines only.
+pub fn segment_info(n: u64, path: &Path) -> Option<SegInfo> {
+    let f = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    let first: Record = serde_json::from_slice(&first_line(&f, len)?).ok()?;
+    let last: Record = serde_json::from_slice(&last_line(&f, len)?).ok()?;
+    Some(SegInfo { n, bytes: len, first_seq: first.seq, last_seq: last.seq, last_ms: parse_ts(&last.ts).unwrap_or(0), last_hash: last.hash? })
+}
+
+fn read_at(f: &File, off: u64, n: u64) -> Option<Vec<u8>> {
+    let mut v = vec![0u8; n as usize];
+    std::os::unix::fs::FileExt::read_exact_at(f, &mut v, off).ok()?;
+    Some(v)
+}
+
+/// The bytes before the first `\n`.
+fn first_line(f: &File, len: u64) -> Option<Vec<u8>> {
+    let mut n = 64 * 1024u64;
+    loop {
+        let chunk = read_at(f, 0, n.min(len))?;
+        if let Some(i) = chunk.iter().position(|&b| b == b'\n') {
+            return Some(chunk[..i].to_vec());
+        }
+        if n >= len {
+            return None;
+        }
+        n *= 4;
+    }
+}
+
+/// The last complete line (the file ends with `\n`), without it.
+fn last_line(f: &File, len: u64) -> Option<Vec<u8>> {
+    if len == 0 {
+        return None;
+    }
+    let mut n = 64 * 1024u64;
+    loop {
+        let start = len.saturating_sub(n);
+        let chunk = read_at(f, start, len - start)?;
+        let (nl, body) = chunk.split_last()?;
+        if *nl != b'\n' {
+            return None;
+        }
+        match body.iter().rposition(|&b| b == b'\n') {
+            Some(i) => return Some(body[i + 1..].to_vec()),
+            None if start == 0 => return Some(body.to_vec()),
+            None => n *= 4,
+        }
+    }
 }
 
 pub fn create_private(path: &Path, data: &[u8]) -> Result<(), AuditError> {

@@ -19,7 +19,15 @@
 //! * `inserted` — a `seq` appears a second time;
 //! * `truncated` — a checkpoint names a `seq` beyond the end of the log;
 //! * `bad-signature` — a checkpoint's signature does not verify, or it was
-//!   signed by another key than the log's.
+//!   signed by another key than the log's;
+//! * `checkpoint-rotated-away` — the exported checkpoint given to `verify`
+//!   names a seq older than the oldest record kept: rotation deleted the
+//!   history it vouches for, so it can no longer be checked (the detail says
+//!   whether a `rotated` record announced the deletion). Never plain OK.
+//!
+//! The report also counts `retention` records with decision `deny`: history
+//! newer than the last exported checkpoint that retention dropped (loudly)
+//! because the log was over its hard limit.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -43,6 +51,7 @@ pub enum DamageKind {
     Truncated,
     BadSignature,
     TornTail,
+    CheckpointRotatedAway,
 }
 
 impl DamageKind {
@@ -55,6 +64,7 @@ impl DamageKind {
             DamageKind::Truncated => "truncated",
             DamageKind::BadSignature => "bad-signature",
             DamageKind::TornTail => "torn-tail",
+            DamageKind::CheckpointRotatedAway => "checkpoint-rotated-away",
         }
     }
 }
@@ -118,6 +128,8 @@ pub struct VerifyReport {
     pub last_seq: u64,
     pub head: Option<String>,
     pub checkpoints: usize,
+    /// `retention` records saying unexported history was dropped.
+    pub retention_drops: u64,
     pub damage: Option<Damage>,
 }
 
@@ -130,6 +142,8 @@ pub struct Tail {
     /// bytes after them.
     pub good_len: u64,
     pub torn: Vec<u8>,
+    /// What the kept `rotated` records say was deleted: (last seq, hash).
+    pub rotated: Vec<(u64, String)>,
 }
 
 /// Bytes appended after the canonical form: `,"hash":"<64 hex>"}`.
@@ -142,6 +156,8 @@ struct Line {
     hash: String,
     /// A `rotated` record: (deletedLastSeq, deletedLastHash).
     rotated: Option<(u64, String)>,
+    /// A `retention` record that dropped history.
+    dropped: bool,
 }
 
 /// Parse and check one line. The writer hashes the canonical bytes and
@@ -165,7 +181,8 @@ fn check_line(line: &[u8], h: &Hasher) -> Result<Line, String> {
     } else {
         None
     };
-    Ok(Line { seq: r.seq, prev: r.prev.map(|p| p.into_owned()), hash: stored.into_owned(), rotated })
+    let dropped = r.kind == "retention" && r.decision.as_deref() == Some("deny");
+    Ok(Line { seq: r.seq, prev: r.prev.map(|p| p.into_owned()), hash: stored.into_owned(), rotated, dropped })
 }
 
 /// A record as the verifier reads it: the same keys and types as
@@ -339,6 +356,7 @@ pub fn walk(dir: &Path, keys: &Keys, expect: &BTreeMap<u64, (String, String)>) -
                 }
             }
             rotated.extend(line.rotated);
+            rep.retention_drops += line.dropped as u64;
             expected = Some(line.seq + 1);
             prev = Some(line.hash);
             prev_seq = line.seq;
@@ -363,6 +381,7 @@ pub fn walk(dir: &Path, keys: &Keys, expect: &BTreeMap<u64, (String, String)>) -
     rep.head = prev.clone();
     tail.last_seq = prev_seq;
     tail.head = prev;
+    tail.rotated = rotated;
     if rep.damage.is_none() && !tail.torn.is_empty() {
         rep.damage = damage(DamageKind::TornTail, prev_seq + 1, segs.len() - 1, format!("{} bytes after the last complete line (an interrupted write)", tail.torn.len()));
     }
@@ -403,7 +422,7 @@ pub fn verify(dir: &Path, exported: Option<(&Checkpoint, PathBuf)>) -> Result<Ve
     let keys = store::load_keys(dir, None)?;
     let mut cps: Vec<(Checkpoint, String)> = read_checkpoints(dir)?.into_iter().map(|c| (c, store::CHECKPOINTS.to_string())).collect();
     let n_local = cps.len();
-    if let Some((c, p)) = exported {
+    if let Some((c, ref p)) = exported {
         if c.log_id != keys.meta.log_id {
             return Err(AuditError::Other(format!("{}: the checkpoint is for log {}, this log is {}", p.display(), c.log_id, keys.meta.log_id)));
         }
@@ -423,11 +442,33 @@ pub fn verify(dir: &Path, exported: Option<(&Checkpoint, PathBuf)>) -> Result<Ve
         why.map(|w| Damage { kind: DamageKind::BadSignature, seq: c.seq, segment: origin.clone(), detail: format!("checkpoint at seq {}: {w}", c.seq) })
     });
     let expect: BTreeMap<u64, (String, String)> = cps.iter().map(|(c, o)| (c.seq, (c.head.clone(), o.clone()))).collect();
-    let (mut rep, _) = walk(dir, &keys, &if sig_damage.is_some() { BTreeMap::new() } else { expect })?;
+    let (mut rep, tail) = walk(dir, &keys, &if sig_damage.is_some() { BTreeMap::new() } else { expect })?;
     rep.checkpoints = n_local;
     if sig_damage.is_some() {
         rep.damage = sig_damage;
     }
+    if rep.damage.is_none() {
+        rep.damage = exported.and_then(|(c, p)| rotated_away(c, &p.display().to_string(), &rep, &tail));
+    }
     rep.ok = rep.damage.is_none();
     Ok(rep)
+}
+
+/// The exported checkpoint `c` names a seq no longer in the log (older
+/// than the oldest record kept): say so, and whether it was announced.
+fn rotated_away(c: &Checkpoint, origin: &str, rep: &VerifyReport, tail: &Tail) -> Option<Damage> {
+    if rep.records == 0 || c.seq >= rep.first_seq {
+        return None;
+    }
+    let announced = tail.rotated.iter().map(|(s, _)| *s).filter(|s| *s >= c.seq).max();
+    let how = match announced {
+        Some(s) => format!("rotated records say segments up to seq {s} were deleted"),
+        None => "no rotated record kept in the log covers it".to_string(),
+    };
+    Some(Damage {
+        kind: DamageKind::CheckpointRotatedAway,
+        seq: c.seq,
+        segment: origin.to_string(),
+        detail: format!("history rotated past the checkpoint's seq {}: the oldest record kept is seq {} ({how}); the records it vouches for are gone and cannot be checked", c.seq, rep.first_seq),
+    })
 }
