@@ -12,6 +12,8 @@
 //!   checkpoints, group commit) and its verifier.
 //! * [`doctor`]: a real smoke test of every layer.
 //! * [`fsbridge`]: file operations under the same rules, for OpenClaw's file tools.
+//! * [`secretshape`]: what a secret looks like (names, values), for the
+//!   environment filter and the audit redaction alike.
 
 pub mod audit;
 pub mod doctor;
@@ -23,4 +25,5 @@ pub mod launcher;
 pub mod layers;
 pub mod policy;
 pub mod proxy;
+pub mod secretshape;
 pub mod treewalk;
