@@ -38,8 +38,9 @@ fn all_cmdlines_and_launcher_environ() -> String {
 }
 
 /// Spawn `sc exec OPTS -- sh -c 'echo "v=$SPECVAR"; sleep S'`, check every
-/// command line while the sleep runs, and return the output.
-fn run_watched(t: &T, opts: &[String], secrets: &[&str], pre: impl FnMut() -> std::io::Result<()> + Send + Sync + 'static) -> Out {
+/// command line while the sleep runs (and run `during` then), and return
+/// the output.
+fn run_watched(t: &T, opts: &[String], secrets: &[&str], pre: impl FnMut() -> std::io::Result<()> + Send + Sync + 'static, during: impl FnOnce()) -> Out {
     let sleep = unique_sleep(2);
     let (c, json) = t.sc().sh(&format!("echo \"v=$SPECVAR\"; sleep {sleep}")).command();
     let args: Vec<_> = c.get_args().map(|a| a.to_os_string()).collect();
@@ -52,8 +53,10 @@ fn run_watched(t: &T, opts: &[String], secrets: &[&str], pre: impl FnMut() -> st
     unsafe { c2.pre_exec(pre) };
     let start = Instant::now();
     let child = c2.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let running = wait_until(Duration::from_secs(20), || !pids_with_cmdline_containing(&sleep).is_empty());
+    // The sleep itself runs (the launcher's own argv names it from the start).
+    let running = wait_until(Duration::from_secs(20), || !pids_with_argv(&["sleep", &sleep]).is_empty());
     let seen = all_cmdlines_and_launcher_environ();
+    during();
     let o = wait(child, json, start);
     assert!(running, "the command never ran: {}", o.all());
     for s in secrets {
@@ -79,10 +82,11 @@ fn spec_file_is_taken_and_nothing_secret_is_on_a_command_line() {
     let p = callspec::write_file(&dir, &spec_for(&t, &value)).unwrap();
     assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
     assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
-    let o = run_watched(&t, &[format!("--spec-file={}", p.display())], &[&value, &format!("POLICYMARK{}", t.id)], || Ok(()));
+    let gone = std::cell::Cell::new(false);
+    let o = run_watched(&t, &[format!("--spec-file={}", p.display())], &[&value, &format!("POLICYMARK{}", t.id)], || Ok(()), || gone.set(!p.exists()));
     o.assert_ok();
     assert!(o.out().contains(&format!("v={value}")), "the spec's variable reached the command: {}", o.all());
-    assert!(!p.exists(), "the launcher deletes the spec file");
+    assert!(gone.get(), "the launcher deleted the spec file before the command ran");
 }
 
 #[test]
@@ -98,7 +102,7 @@ fn spec_fd_is_read_and_closed() {
             return Err(std::io::Error::last_os_error());
         }
         Ok(())
-    });
+    }, || ());
     drop(fd);
     o.assert_ok();
     assert!(o.out().contains(&format!("v={value}")), "{}", o.all());

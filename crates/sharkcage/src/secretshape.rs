@@ -28,6 +28,8 @@ enum Match {
     Part(&'static str),
     /// One word of the name is exactly this.
     Word(&'static str),
+    /// The last word of a name of several words is exactly this.
+    LastWord(&'static str),
     /// One word of the name starts with one of these.
     WordStart(&'static [&'static str]),
     /// A word that is `AUTH`, starts with it (not `AUTHOR`, `AUTHORITY`) or
@@ -68,7 +70,7 @@ pub const NAME_RULES: &[NameRule] = &[
     rule("*PASSPHRASE*", "passphrases of keys", Match::Part("PASSPHRASE")),
     rule("PASS (a word)", "short for password (DB_PASS, SMTP_PASS)", Match::Word("PASS")),
     rule("PWD (a word)", "short for password (MYSQL_PWD); the name PWD alone is the working directory", Match::Word("PWD")),
-    rule("PW (a word)", "short for password (REDIS_PW)", Match::Word("PW")),
+    rule("PW (the last word)", "short for password (REDIS_PW); not PW_… (Playwright's settings)", Match::LastWord("PW")),
     rule("PAT (a word)", "personal access tokens (GITLAB_PAT, AZURE_DEVOPS_PAT)", Match::Word("PAT")),
     rule("*JWT*", "signed identity tokens (CI_JOB_JWT)", Match::Part("JWT")),
     rule("*BEARER*", "bearer credentials", Match::Part("BEARER")),
@@ -127,6 +129,7 @@ impl Name {
             Match::Part(p) => self.up.contains(p),
             // `PWD` alone is the working directory, not a password.
             Match::Word(w) => self.up != "PWD" && self.word(|x| x == w),
+            Match::LastWord(w) => self.words.len() > 1 && self.words.last().is_some_and(|x| x == w),
             Match::WordStart(starts) => self.word(|x| starts.iter().any(|s| x.starts_with(s))),
             Match::Auth => self.word(|x| {
                 let not_auth = ["AUTHOR", "AUTHORS", "AUTHORED", "AUTHORITY", "AUTHORITIES"].contains(&x);

@@ -179,7 +179,7 @@ mod tests {
     const PLAIN_NAMES: &[&str] = &[
         "PATH", "LANG", "LC_ALL", "TERM", "HOME", "EDITOR", "PWD", "OLDPWD", "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL",
         "PASSENGER_ENV", "COMPASS_DIR", "DB_HOST_COUNT_HINT", "PATTERN", "SPATIAL", "NODE_ENV", "RUST_LOG", "PIP_INDEX_URL",
-        "HOMEPAGE_URL", "XAUTHORITY",
+        "HOMEPAGE_URL", "XAUTHORITY", "PW_TEST_REPORTER", "PWDEBUG",
     ];
 
     /// Certificate paths: never caught by a name rule (not `AWS_` either).
