@@ -87,12 +87,12 @@ pub const NAME_RULES: &[NameRule] = &[
     rule("*CONNECTIONSTRING*", "connection strings carry account keys or passwords", Match::Part("CONNECTIONSTRING")),
     rule("CONNSTR (a word)", "connection strings carry account keys or passwords", Match::Word("CONNSTR")),
     rule(
-        "MONGO…, POSTGRES…, MYSQL…, REDIS…, AMQP…, RABBITMQ…, KAFKA…, … (a word's start)",
+        "a datastore or broker name (MONGO…, POSTGRES…, REDIS…, KAFKA…, …)",
         "datastore and broker settings: hosts, users, passwords, URLs with credentials",
         Match::WordStart(DATASTORE_FAMILIES),
     ),
     rule(
-        "*_URL, *_URI, *_CONN of a datastore or broker (DB, *DB, *SQL, *MQ, JDBC, BROKER, QUEUE, CACHE, …)",
+        "a datastore or broker URL (*DB_URL, *SQL_URI, *BROKER_URL, CACHE_URL, …)",
         "connection URLs carry the password (APP_DB_URL, CELERY_BROKER_URL, CACHE_URL)",
         Match::DatastoreUrl,
     ),
