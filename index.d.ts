@@ -71,8 +71,13 @@ export interface AuditVerifyOptions {
 
 /**
  * The argv that runs `argv` inside the sandbox, for a program that spawns
- * processes itself: `[launcher, "exec", "--policy-json=JSON",
- * ("--workspace=WS")?, "--", ...argv]`.
+ * processes itself: `[launcher, "exec", "--spec-file=PATH",
+ * ("--workspace=WS")?, "--", ...argv]`. Nothing secret is on it: the
+ * policy, the environment values and the network ticket are in PATH, a
+ * private file in sharkcage's state directory (0600, hidden from every
+ * sandbox) that the launcher deletes as it starts. If the argv is never
+ * spawned, `discardExecArgv(argv)` deletes it (and files left over ten
+ * minutes are deleted by the next call).
  */
 export declare function buildExecArgv(policy: object, argv: Array<string>, options?: BuildExecArgvOptions | undefined | null): Array<string>
 
@@ -80,8 +85,9 @@ export interface BuildExecArgvOptions {
   /** Host directory made the sandbox's writable workspace (`--workspace`). */
   workspace?: string
   /**
-   * Variables for the command (`--env NAME=VALUE`; the launcher still
-   * withholds secret-looking names the policy does not list).
+   * Variables for the command (in the call's spec file, never on the
+   * argv; the launcher still withholds secret-looking names and values
+   * the policy does not name).
    */
   env?: Record<string, string>
   /**
@@ -97,6 +103,14 @@ export interface BuildExecArgvOptions {
    */
   readOnly?: Array<string>
 }
+
+/**
+ * Delete the spec file of an argv from `buildExecArgv` that was never
+ * spawned (a spawned launcher deleted it already). Returns whether there
+ * was one to delete. Only a spec file in sharkcage's own state directory
+ * is ever touched.
+ */
+export declare function discardExecArgv(argv: Array<string>): boolean
 
 /** Run `launcher doctor --json` and resolve with the parsed report. */
 export declare function doctor(): Promise<Record<string, unknown>>
@@ -114,13 +128,13 @@ export interface ExecOptions {
   /** Host directory made the sandbox's writable workspace (`--workspace`). */
   cwd?: string
   /**
-   * Environment of the sandboxed command (`--env NAME=VALUE` each). The
-   * caller's own environment is never passed through.
+   * Environment of the sandboxed command (handed to the launcher off its
+   * command line). The caller's own environment is never passed through.
    */
   env?: Record<string, string>
   /** Written to the command's stdin, which is then closed. */
   stdin?: string | Buffer
-  /** The sandbox policy (`--policy-json`); default `{}`. */
+  /** The sandbox policy; default `{}`. */
   policy?: object
   /** Wall-clock limit, enforced by the launcher (`--timeout-ms`). */
   timeoutMs?: number

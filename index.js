@@ -842,6 +842,7 @@ module.exports.auditClose = nativeBinding.auditClose
 module.exports.auditQuery = nativeBinding.auditQuery
 module.exports.auditVerify = nativeBinding.auditVerify
 module.exports.buildExecArgv = nativeBinding.buildExecArgv
+module.exports.discardExecArgv = nativeBinding.discardExecArgv
 module.exports.doctor = nativeBinding.doctor
 module.exports.exec = nativeBinding.exec
 module.exports.launcherEnv = nativeBinding.launcherEnv

@@ -35,16 +35,29 @@ function withEnv(name, value, fn) {
   }
 }
 
-test('buildExecArgv returns launcher, exec, policy JSON, workspace, --, argv', () => {
+/** The spec file an argv from buildExecArgv names, and what it holds. */
+function specOf(argv) {
+  const arg = argv.find((a) => a.startsWith('--spec-file='))
+  assert.ok(arg, argv.join(' '))
+  const file = arg.slice('--spec-file='.length)
+  return { file, spec: JSON.parse(fs.readFileSync(file, 'utf8')) }
+}
+
+test('buildExecArgv returns launcher, exec, spec file, workspace, --, argv; the policy is in the spec file', () => {
   const launcher = sc.launcherPath()
   const policy = { filesystem: { allowWrite: ['/tmp/ws/cache'] } }
-  assert.deepEqual(sc.buildExecArgv(policy, ['ls', '-l', 'a b'], { workspace: '/tmp/ws' }), [
-    launcher, 'exec', `--policy-json=${JSON.stringify(policy)}`, '--workspace=/tmp/ws', '--', 'ls', '-l', 'a b',
-  ])
-  assert.deepEqual(sc.buildExecArgv({}, ['true']), [launcher, 'exec', '--policy-json={}', '--', 'true'])
+  const a = sc.buildExecArgv(policy, ['ls', '-l', 'a b'], { workspace: '/tmp/ws' })
+  const { file, spec } = specOf(a)
+  assert.deepEqual(a, [launcher, 'exec', `--spec-file=${file}`, '--workspace=/tmp/ws', '--', 'ls', '-l', 'a b'])
+  assert.deepEqual(spec, { policyJson: JSON.stringify(policy) })
+  assert.equal(sc.discardExecArgv(a), true)
+  const b = sc.buildExecArgv({}, ['true'])
+  assert.deepEqual(b, [launcher, 'exec', `--spec-file=${specOf(b).file}`, '--', 'true'])
+  sc.discardExecArgv(b)
   // A workspace whose name starts with '-' stays a value.
   const odd = sc.buildExecArgv({}, ['pwd'], { workspace: '-odd' })
   assert.equal(odd[3], '--workspace=-odd')
+  sc.discardExecArgv(odd)
   assert.throws(() => sc.buildExecArgv({}, []), { code: 'ERR_SHARKCAGE_INVALID_ARG' })
 })
 
@@ -250,4 +263,128 @@ test('out of descriptors is ERR_SHARKCAGE_RESOURCES, never a policy error (exec 
   const r = JSON.parse(out.trim().split('\n').pop())
   assert.equal(r.fs, 'ERR_SHARKCAGE_RESOURCES')
   assert.equal(r.exec, 'ERR_SHARKCAGE_RESOURCES')
+})
+
+// ---- nothing secret on a command line ----------------------------------------
+
+/** Every process's command line, and the environment of launcher processes. */
+function commandLinesAndLauncherEnv() {
+  const launcher = sc.launcherPath()
+  let out = ''
+  for (const pid of fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    let cmd
+    try {
+      cmd = fs.readFileSync(`/proc/${pid}/cmdline`).toString().replaceAll('\0', ' ')
+    } catch {
+      continue
+    }
+    out += cmd + '\n'
+    if (cmd.startsWith(launcher)) {
+      try {
+        out += fs.readFileSync(`/proc/${pid}/environ`).toString().replaceAll('\0', ' ') + '\n'
+      } catch {}
+    }
+  }
+  return out
+}
+
+/** Wait until a process runs `sleep <dur>`, then return what every command line shows. */
+async function whileSleeping(dur) {
+  for (let i = 0; i < 2000; i++) {
+    const seen = commandLinesAndLauncherEnv()
+    // The sleep itself (the launcher's own argv names it from the start).
+    if (seen.split('\n').some((l) => l.startsWith(`sleep ${dur}`))) return seen
+    await sleep(10)
+  }
+  throw new Error(`sleep ${dur} never ran`)
+}
+
+function secretCall() {
+  const mark = `${process.pid}${Date.now()}`.slice(-12)
+  return {
+    value: `envvalue-${mark}`,
+    domain: `d${mark}.example`,
+    policyName: `POLICYMARK_${mark}`,
+    dur: `2.${mark.slice(-6)}`,
+  }
+}
+
+function assertNothingSecret(seen, c) {
+  const lines = seen.split('\n')
+  for (const s of [c.value, c.domain, c.policyName]) {
+    assert.ok(!seen.includes(s), `${s} is on a command line:\n${lines.filter((l) => l.includes(s)).join('\n')}`)
+  }
+  // Our own launcher (its argv ends with the command): no secret-carrying option.
+  const ours = lines.filter((l) => l.includes(c.dur))
+  assert.ok(ours.length > 0)
+  for (const opt of ['--net-ticket', '--policy-json', '--env']) {
+    assert.ok(!ours.some((l) => l.includes(opt)), `${opt} on our command line:\n${ours.join('\n')}`)
+  }
+}
+
+test('exec puts nothing secret on a command line: environment values, policy and ticket go through a descriptor', async () => {
+  const c = secretCall()
+  const run = sc.exec({
+    command: ['sh', '-c', `echo "v=$PLAIN"; sleep ${c.dur}`],
+    env: { PLAIN: c.value },
+    policy: { env: [c.policyName], network: { allowedDomains: [c.domain] } },
+    network: { session: 'argv-test' },
+  })
+  const seen = await whileSleeping(c.dur)
+  const r = await run
+  assert.equal(r.exitCode, 0, r.stderr.toString())
+  assert.match(r.stdout.toString(), new RegExp(`^v=${c.value}$`, 'm'), 'the value reached the command')
+  assert.equal(r.network.servedBy, 'gateway', 'the ticket reached the launcher')
+  assert.match(seen, /--spec-fd=4/)
+  assertNothingSecret(seen, c)
+})
+
+test('buildExecArgv puts nothing secret on the argv: a private spec file, gone once the launcher started', async () => {
+  const { spawn } = await import('node:child_process')
+  const c = secretCall()
+  const policy = { env: [c.policyName], network: { allowedDomains: [c.domain] } }
+  const argv = sc.buildExecArgv(policy, ['sh', '-c', `echo "v=$PLAIN"; sleep ${c.dur}`], { env: { PLAIN: c.value }, network: { session: 'argv-test' } })
+  assertNothingSecret(argv.join(' '), c)
+  const { file, spec } = specOf(argv)
+  assert.equal(spec.env[0][1], c.value)
+  assert.ok(spec.netTicket, 'the ticket is in the spec')
+  const st = fs.statSync(file)
+  assert.equal(st.mode & 0o777, 0o600, 'readable by its owner only')
+  assert.equal(st.uid, process.getuid())
+  assert.equal(fs.statSync(path.dirname(file)).mode & 0o777, 0o700)
+  // Spawned as OpenClaw does: the argv and launcherEnv(), nothing else.
+  const child = spawn(argv[0], argv.slice(1), { env: sc.launcherEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  child.stdout.on('data', (d) => (out += d))
+  child.stderr.on('data', (d) => (out += d))
+  const done = new Promise((r) => child.on('exit', r))
+  const seen = await whileSleeping(c.dur)
+  assert.ok(!fs.existsSync(file), 'the launcher deleted the spec file as it started')
+  assertNothingSecret(seen, c)
+  assert.equal(await done, 0, out)
+  assert.match(out, new RegExp(`^v=${c.value}$`, 'm'))
+  assert.equal(sc.discardExecArgv(argv), false, 'nothing left to discard')
+})
+
+test('a spec file whose argv is never spawned is private, discarded on request, and swept by age', () => {
+  const a = sc.buildExecArgv({}, ['true'], { env: { PLAIN: 'never-spawned' } })
+  const { file } = specOf(a)
+  assert.equal(fs.statSync(file).mode & 0o077, 0, 'others cannot read it')
+  assert.equal(sc.discardExecArgv(a), true)
+  assert.ok(!fs.existsSync(file))
+  // A crashed gateway's leftovers: older than ten minutes, gone with the next call.
+  const b = sc.buildExecArgv({}, ['true'])
+  const old = specOf(b).file
+  const t = new Date(Date.now() - 11 * 60 * 1000)
+  fs.utimesSync(old, t, t)
+  const c = sc.buildExecArgv({}, ['true'])
+  assert.ok(!fs.existsSync(old), 'a stale spec file is swept')
+  sc.discardExecArgv(c)
+  // Only spec files in the state directory are ever touched.
+  const victim = path.join(process.cwd(), 'target', `discard-victim-${process.pid}`)
+  fs.mkdirSync(path.dirname(victim), { recursive: true })
+  fs.writeFileSync(victim, 'keep')
+  assert.throws(() => sc.discardExecArgv(['x', 'exec', `--spec-file=${victim}`, '--', 'true']), { code: 'ERR_SHARKCAGE_INVALID_ARG' })
+  assert.ok(fs.existsSync(victim))
+  fs.rmSync(victim)
 })

@@ -118,31 +118,47 @@ test('setNetworkPolicy rejects bad rules with the key and entry, and unknown key
   assert.throws(() => sc.setNetworkPolicy('', { allowedDomains: [] }), (e) => e.code === 'ERR_SHARKCAGE_INVALID_ARG')
 })
 
-test('buildExecArgv hands the network to the gateway with a one-time ticket; without network it adds nothing', () => {
+/** The spec (policy, env, ticket) an argv from buildExecArgv hands over in its private file. */
+function specOf(argv) {
+  const arg = argv.find((x) => x.startsWith('--spec-file='))
+  assert.ok(arg, argv.join(' '))
+  return JSON.parse(fs.readFileSync(arg.slice('--spec-file='.length), 'utf8'))
+}
+
+test('buildExecArgv hands the network to the gateway with a one-time ticket (in the spec, not on argv); without network it adds nothing', () => {
   const a = sc.buildExecArgv({ network: { allowedDomains: ['example.com'] } }, ['true'], { network: { session: 's' } })
   const attach = a.find((x) => x.startsWith('--net-attach='))
-  const ticket = a.find((x) => x.startsWith('--net-ticket='))
-  assert.ok(attach && ticket, a.join(' '))
-  assert.ok(a.indexOf(ticket) < a.indexOf('--'))
+  assert.ok(attach, a.join(' '))
+  assert.ok(!a.some((x) => x.startsWith('--net-ticket')), a.join(' '))
+  const ticket = specOf(a).netTicket
+  assert.ok(ticket && !a.join(' ').includes(ticket))
+  assert.ok(a.indexOf(attach) < a.indexOf('--'))
   const sock = attach.slice('--net-attach='.length)
   const st = fs.statSync(sock)
   assert.ok(st.isSocket())
   assert.equal(st.mode & 0o777, 0o600)
   assert.equal(fs.statSync(path.dirname(sock)).mode & 0o077, 0, 'the socket directory is private')
   const b = sc.buildExecArgv({ network: { allowedDomains: ['example.com'] } }, ['true'])
-  assert.notEqual(b.find((x) => x.startsWith('--net-ticket=')), ticket, 'tickets are not reused')
-  assert.ok(!sc.buildExecArgv({}, ['true']).some((x) => x.startsWith('--net-')))
+  assert.notEqual(specOf(b).netTicket, ticket, 'tickets are not reused')
+  const c = sc.buildExecArgv({}, ['true'])
+  assert.ok(!c.some((x) => x.startsWith('--net-')))
+  assert.equal(specOf(c).netTicket, undefined)
+  for (const x of [a, b, c]) sc.discardExecArgv(x)
 })
 
 test('a launcher given a wrong ticket falls back to its own proxy and says so', { skip: !hasCurl && 'curl is not installed' }, async () => {
   const s = await server()
   try {
-    const argv = sc.buildExecArgv({ network: { allowedDomains: [`localhost:${s.port}`] } }, ['curl', '--noproxy', '', '-sS', `http://localhost:${s.port}/fallback`])
-    const bad = argv.map((x) => (x.startsWith('--net-ticket=') ? '--net-ticket=00' : x))
+    const policy = { network: { allowedDomains: [`localhost:${s.port}`] } }
+    const argv = sc.buildExecArgv(policy, ['true'])
+    const attach = argv.find((x) => x.startsWith('--net-attach='))
+    sc.discardExecArgv(argv)
     const ws = tmpWorkspace()
     const json = path.join(ws, 'r.json')
+    // The gateway's socket with a ticket it never issued (the CLI's --net-ticket).
+    const args = ['exec', `--json=${json}`, `--policy-json=${JSON.stringify(policy)}`, attach, '--net-ticket=00', '--', 'curl', '--noproxy', '', '-sS', `http://localhost:${s.port}/fallback`]
     // Asynchronously: the test server lives in this process's event loop.
-    const { stdout: out } = await execFileAsync(bad[0], ['exec', `--json=${json}`, ...bad.slice(2)], { env: sc.launcherEnv(), encoding: 'utf8' })
+    const { stdout: out } = await execFileAsync(argv[0], args, { env: sc.launcherEnv(), encoding: 'utf8' })
     assert.ok(out.includes(s.marker), out)
     assert.deepEqual(s.got, ['/fallback'])
     const r = JSON.parse(fs.readFileSync(json, 'utf8'))

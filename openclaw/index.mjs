@@ -3,7 +3,10 @@
 // Thin by design. Sandboxing is the addon's and the launcher's job:
 // * exec: `buildExecSpec` returns the launcher argv (`buildExecArgv`), so
 //   OpenClaw spawns the sandboxed command itself, with an environment built
-//   from an allowlist (never the gateway's own, which holds API keys);
+//   from an allowlist (never the gateway's own, which holds API keys); the
+//   argv carries nothing secret: the policy, the command's variables and the
+//   network ticket are in a private spec file the launcher deletes as it
+//   starts (one never spawned is discarded by finalizeExec or at exit);
 // * runShellCommand: the addon's `exec()` (stdin, args, AbortSignal);
 // * file tools: a bridge over the addon's `SandboxFs`, which applies the same
 //   rules as exec in Rust (no shell per file operation).
@@ -18,9 +21,19 @@ const { registerSandboxBackend } = sandboxSdk
 
 const require = createRequire(import.meta.url)
 const BACKEND_ID = 'sharkcage'
-const state = globalThis.__sharkcageBackend ?? (globalThis.__sharkcageBackend = { unregister: null, sc: null, currentCall: new Map(), sandboxed: new Set(), gates: new Map() })
+const state = globalThis.__sharkcageBackend ?? (globalThis.__sharkcageBackend = { unregister: null, sc: null, currentCall: new Map(), sandboxed: new Set(), gates: new Map(), specArgv: new Set() })
 state.sandboxed ??= new Set()
 state.gates ??= new Map()
+// Launcher argvs handed to OpenClaw whose spec file may not be taken yet.
+state.specArgv ??= new Set()
+
+/** Delete the spec file of an argv that was never spawned (a no-op once the launcher took it). */
+function discardSpec(argv) {
+  state.specArgv.delete(argv)
+  try {
+    state.sc?.discardExecArgv?.(argv)
+  } catch {}
+}
 
 /**
  * Append to sharkcage's tamper-evident audit log (the addon redacts
@@ -70,8 +83,10 @@ function loadAddon(rootDir) {
     const launcher = path.join(rootDir, 'sharkcage-launcher')
     if (!process.env.SHARKCAGE_LAUNCHER && fs.existsSync(launcher)) process.env.SHARKCAGE_LAUNCHER = launcher
     state.sc = require(path.join(rootDir, 'index.js'))
-    // Audit records still queued when the process exits are written first.
+    // Audit records still queued when the process exits are written first;
+    // spec files of argvs never spawned go.
     process.once('exit', () => {
+      for (const argv of [...state.specArgv]) discardSpec(argv)
       try {
         state.sc.auditClose()
       } catch {}
@@ -222,7 +237,8 @@ function createFactory(api) {
         const resultFile = path.join(results, `${runtimeId}-${crypto.randomUUID()}.json`)
         const l = labels()
         const argv = sc.buildExecArgv(policy, ['/bin/sh', '-c', command], { workspace, env: commandEnv(env), resultFile, readOnly, network: { ...network, toolCall: l.toolCall } })
-        pendingExec.set(resultFile, { command, labels: l })
+        pendingExec.set(resultFile, { command, labels: l, argv })
+        state.specArgv.add(argv)
         return { argv, env: sc.launcherEnv(), cwd: workdir && fs.existsSync(workdir) ? workdir : workspace, stdinMode: 'pipe-open', finalizeToken: resultFile }
       },
       async finalizeExec({ status, exitCode, timedOut, token } = {}) {
@@ -237,6 +253,9 @@ function createFactory(api) {
         fs.rmSync(token, { force: true })
         const pend = pendingExec.get(token)
         pendingExec.delete(token)
+        // The launcher deleted its spec file as it started; if the spawn
+        // never happened, it goes now.
+        if (pend?.argv) discardSpec(pend.argv)
         auditExec(api, pend?.labels ?? labels(), pend?.command, result ?? { exitCode, timedOut, violations: [] })
         if (result?.violations?.length) {
           api.logger?.warn?.(`sharkcage: ${JSON.stringify({ event: 'violations', runtimeId, exitCode: result.exitCode, violations: result.violations })}`)

@@ -2,16 +2,20 @@
 //!
 //! `exec()` is a thin client of the `sharkcage-launcher` binary: it builds the
 //! launcher's argv, spawns it on napi's tokio runtime, feeds stdin, gathers
-//! stdout/stderr and reads the launcher's result document from fd 3.
+//! stdout/stderr and reads the launcher's result document from fd 3. The
+//! call's secret part (policy, environment values, network ticket) is never
+//! on the argv, which every local user can read: it is in a sealed memfd the
+//! launcher inherits as fd 4 (`--spec-fd=4`, see `sharkcage::callspec`).
 //!
 //! Process rules, because the Node process is multi-threaded:
 //! - fork is always followed by exec (tokio/std `Command`). The only code run
 //!   between them is our `pre_exec` hook, which makes the result pipe the
-//!   child's fd 3 with `dup2`/`fcntl`: async-signal-safe, no allocation.
+//!   child's fd 3 and the spec memfd its fd 4 with `dup2`/`fcntl`:
+//!   async-signal-safe, no allocation.
 //! - Every pipe we create is `O_CLOEXEC`, so a command spawned concurrently by
 //!   another call (or by Node) cannot inherit it and hold it open.
 //! - The child's environment is cleared: the launcher builds the sandbox's
-//!   environment itself from `--env` arguments, never from ours.
+//!   environment itself from the spec's variables, never from ours.
 //! - Every call ends with the child reaped and all its pipes closed, whatever
 //!   happens (abort, timeout, a launcher that never closes fd 3).
 
@@ -23,6 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
+use sharkcage::callspec::CallSpec;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 use tokio::sync::Notify;
@@ -31,6 +36,8 @@ use crate::error::AddonError;
 
 /// The launcher's result fd. Fixed by the launcher's `--json-fd 3` argument.
 const RESULT_FD: libc::c_int = 3;
+/// The launcher's spec fd (`--spec-fd=4`).
+const SPEC_FD: libc::c_int = 4;
 /// After an abort's SIGTERM, how long the launcher has to tear the sandbox
 /// down before it gets SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(3);
@@ -45,13 +52,13 @@ const DRAIN_GRACE: Duration = Duration::from_secs(2);
 #[derive(Debug)]
 pub struct ExecRequest {
     pub launcher: PathBuf,
-    /// `--net-attach`/`--net-ticket` when the gateway's proxy serves the call.
-    pub net_args: Vec<String>,
+    /// `--net-attach` when the gateway's proxy serves the call, `--read-only`.
+    pub extra_args: Vec<String>,
     pub argv: Vec<String>,
     pub workspace: Option<String>,
-    pub env: Vec<(String, String)>,
+    /// Policy, environment values and network ticket: never on argv.
+    pub spec: CallSpec,
     pub stdin: Option<Vec<u8>>,
-    pub policy_json: String,
     pub timeout_ms: Option<u64>,
 }
 
@@ -98,28 +105,27 @@ impl AbortState {
     }
 }
 
-/// The launcher argv for `sc exec` (without the program itself).
-/// Shared by `buildExecArgv` and `exec` so the two cannot drift apart.
+/// The launcher argv for `sc exec` (without the program itself). `spec_arg`
+/// is `--spec-fd=N` or `--spec-file=PATH`: where the launcher finds what
+/// must not be on a command line. Shared by `buildExecArgv` and `exec` so
+/// the two cannot drift apart.
 pub fn exec_args(
-    policy_json: &str,
+    spec_arg: &str,
     workspace: Option<&str>,
     timeout_ms: Option<u64>,
-    env: &[(String, String)],
     json_fd: Option<i32>,
     extra: &[String],
     argv: &[String],
 ) -> Vec<String> {
     // `--opt=value` throughout: a value that starts with `-` (a workspace
-    // named `-x`, an env value) must never be taken for an option.
-    let mut args = vec!["exec".to_owned(), format!("--policy-json={policy_json}")];
+    // named `-x`) must never be taken for an option. The spec comes first:
+    // the launcher reads it before anything else.
+    let mut args = vec!["exec".to_owned(), spec_arg.to_owned()];
     if let Some(ws) = workspace {
         args.push(format!("--workspace={ws}"));
     }
     if let Some(ms) = timeout_ms {
         args.push(format!("--timeout-ms={ms}"));
-    }
-    for (name, value) in env {
-        args.push(format!("--env={name}={value}"));
     }
     if let Some(fd) = json_fd {
         args.push(format!("--json-fd={fd}"));
@@ -140,6 +146,20 @@ pub fn launcher_context_env() -> Vec<(String, String)> {
     std::env::vars()
         .filter(|(k, _)| NAMES.contains(&k.as_str()) || k.starts_with("LC_") || k.starts_with("SHARKCAGE_"))
         .collect()
+}
+
+/// The spec in a sealed memfd, moved to a descriptor above [`SPEC_FD`]
+/// (close-on-exec: only the launcher gets it, as fd 4, through `pre_exec`).
+fn spec_memfd(spec: &CallSpec) -> Result<OwnedFd, AddonError> {
+    let fail = |e: std::io::Error| AddonError::from_io("cannot pass the call's spec to the launcher", &e);
+    let fd = sharkcage::callspec::memfd(spec).map_err(fail)?;
+    // SAFETY: F_DUPFD_CLOEXEC on a descriptor we own; the new one is owned below.
+    let high = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, SPEC_FD + 1) };
+    if high < 0 {
+        return Err(fail(std::io::Error::last_os_error()));
+    }
+    // SAFETY: a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(high) })
 }
 
 pub fn validate_argv(argv: &[String]) -> Result<(), AddonError> {
@@ -183,14 +203,14 @@ pub async fn run(
 
     let (result_rx, result_tx) = cloexec_pipe()
         .map_err(|e| AddonError::from_io("cannot create the result pipe", &e))?;
+    let spec = spec_memfd(&req.spec)?;
 
     let args = exec_args(
-        &req.policy_json,
+        &format!("--spec-fd={SPEC_FD}"),
         req.workspace.as_deref(),
         req.timeout_ms,
-        &req.env,
         Some(RESULT_FD),
-        &req.net_args,
+        &req.extra_args,
         &req.argv,
     );
     let mut cmd = Command::new(&req.launcher);
@@ -204,10 +224,12 @@ pub async fn run(
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     let tx_fd = result_tx.as_raw_fd();
+    let spec_fd = spec.as_raw_fd();
     // SAFETY: the hook runs in the forked child before exec. It only calls
-    // dup2/fcntl, which are async-signal-safe, on an fd number copied in
+    // dup2/fcntl, which are async-signal-safe, on fd numbers copied in
     // beforehand; it allocates nothing and takes no locks. `last_os_error`
-    // builds an io::Error from errno without allocating.
+    // builds an io::Error from errno without allocating. `spec_fd` is above
+    // 4 (see `spec_memfd`), so the first dup2 cannot overwrite it.
     unsafe {
         cmd.pre_exec(move || {
             let rc = if tx_fd == RESULT_FD {
@@ -217,7 +239,7 @@ pub async fn run(
                 // dup2 leaves the new fd 3 without O_CLOEXEC, as wanted.
                 libc::dup2(tx_fd, RESULT_FD)
             };
-            if rc == -1 {
+            if rc == -1 || libc::dup2(spec_fd, SPEC_FD) == -1 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -225,9 +247,10 @@ pub async fn run(
     }
 
     let spawned = cmd.spawn();
-    // The child has its own copy now (or there is no child): close ours, or
-    // the result pipe would never see EOF.
+    // The child has its own copies now (or there is no child): close ours,
+    // or the result pipe would never see EOF.
     drop(result_tx);
+    drop(spec);
     let mut child = spawned
         .map_err(|e| AddonError::from_io(&format!("cannot start {}", req.launcher.display()), &e))?;
 
@@ -513,24 +536,22 @@ mod tests {
     #[test]
     fn exec_args_shape() {
         let args = exec_args(
-            "{}",
+            "--spec-fd=4",
             Some("/w"),
             Some(1500),
-            &[("A".into(), "b=c".into())],
             Some(3),
-            &["--net-ticket=t".into()],
+            &["--net-attach=/s".into()],
             &["echo".into(), "hi".into()],
         );
         assert_eq!(
             args,
             [
                 "exec",
-                "--policy-json={}",
+                "--spec-fd=4",
                 "--workspace=/w",
                 "--timeout-ms=1500",
-                "--env=A=b=c",
                 "--json-fd=3",
-                "--net-ticket=t",
+                "--net-attach=/s",
                 "--",
                 "echo",
                 "hi"

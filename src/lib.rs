@@ -26,6 +26,8 @@ use napi::bindgen_prelude::{
 use napi::{Env, JsValue, Result, ValueType};
 use napi_derive::napi;
 
+use sharkcage::callspec::{self, CallSpec};
+
 use crate::error::{to_js, AddonError};
 use crate::exec::{AbortState, ExecOutput, ExecRequest};
 
@@ -43,8 +45,9 @@ pub fn launcher_path(env: &Env) -> Result<String> {
 pub struct BuildExecArgvOptions {
     /// Host directory made the sandbox's writable workspace (`--workspace`).
     pub workspace: Option<String>,
-    /// Variables for the command (`--env NAME=VALUE`; the launcher still
-    /// withholds secret-looking names the policy does not list).
+    /// Variables for the command (in the call's spec file, never on the
+    /// argv; the launcher still withholds secret-looking names and values
+    /// the policy does not name).
     pub env: Option<std::collections::BTreeMap<String, String>>,
     /// Where the launcher writes its result JSON (`--json FILE`: exit
     /// status, layers, violations), for the caller to collect afterwards.
@@ -71,8 +74,13 @@ pub fn launcher_env() -> std::collections::HashMap<String, String> {
 }
 
 /// The argv that runs `argv` inside the sandbox, for a program that spawns
-/// processes itself: `[launcher, "exec", "--policy-json=JSON",
-/// ("--workspace=WS")?, "--", ...argv]`.
+/// processes itself: `[launcher, "exec", "--spec-file=PATH",
+/// ("--workspace=WS")?, "--", ...argv]`. Nothing secret is on it: the
+/// policy, the environment values and the network ticket are in PATH, a
+/// private file in sharkcage's state directory (0600, hidden from every
+/// sandbox) that the launcher deletes as it starts. If the argv is never
+/// spawned, `discardExecArgv(argv)` deletes it (and files left over ten
+/// minutes are deleted by the next call).
 #[napi]
 pub fn build_exec_argv(
     env: &Env,
@@ -91,18 +99,21 @@ pub fn build_exec_argv(
             Some(o) => (o.workspace.filter(|w| !w.is_empty()), o.env.unwrap_or_default(), o.result_file.filter(|f| !f.is_empty()), o.network, o.read_only),
             None => (None, Default::default(), None, None, None),
         };
-        let mut net_args = net::attach_args(&policy, network.as_ref())?;
-        net_args.extend(read_only_args(read_only));
         let env_pairs: Vec<(String, String)> = env_vars.into_iter().collect();
         exec::validate_env(&env_pairs)?;
+        let attach = net::attach(&policy, network.as_ref())?;
+        let mut extra: Vec<String> = attach.iter().map(net::Attach::arg).collect();
+        extra.extend(read_only_args(read_only));
+        let spec = CallSpec { policy_json: Some(policy_json), env: env_pairs, net_ticket: attach.map(|a| a.ticket) };
+        let dir = callspec::spec_dir().ok_or_else(|| AddonError::Spawn("no state directory for the call's spec (HOME is not set)".into()))?;
+        let spec_file = callspec::write_file(&dir, &spec).map_err(|e| AddonError::Spawn(format!("cannot write the call's spec: {e}")))?;
         let mut out = vec![launcher.to_string_lossy().into_owned()];
         out.extend(exec::exec_args(
-            &policy_json,
+            &format!("--spec-file={}", spec_file.display()),
             workspace.as_deref(),
             None,
-            &env_pairs,
             None,
-            &net_args,
+            &extra,
             &argv,
         ));
         if let Some(f) = result_file {
@@ -115,6 +126,23 @@ pub fn build_exec_argv(
     build().map_err(|e| to_js(env, e))
 }
 
+/// Delete the spec file of an argv from `buildExecArgv` that was never
+/// spawned (a spawned launcher deleted it already). Returns whether there
+/// was one to delete. Only a spec file in sharkcage's own state directory
+/// is ever touched.
+#[napi]
+pub fn discard_exec_argv(env: &Env, argv: Vec<String>) -> Result<bool> {
+    let discard = || -> std::result::Result<bool, AddonError> {
+        let Some(path) = callspec::spec_file_of(&argv) else { return Ok(false) };
+        let dir = callspec::spec_dir().ok_or_else(|| AddonError::InvalidArg("no state directory (HOME is not set)".into()))?;
+        let path = std::path::Path::new(path);
+        let existed = path.exists();
+        callspec::discard(&dir, path).map_err(|e| AddonError::InvalidArg(format!("discardExecArgv: {e}")))?;
+        Ok(existed)
+    };
+    discard().map_err(|e| to_js(env, e))
+}
+
 #[napi(object, object_to_js = false)]
 pub struct ExecOptions<'env> {
     /// The command; a string runs as `["/bin/sh", "-c", command]`.
@@ -122,13 +150,13 @@ pub struct ExecOptions<'env> {
     pub command: Either<Vec<String>, String>,
     /// Host directory made the sandbox's writable workspace (`--workspace`).
     pub cwd: Option<String>,
-    /// Environment of the sandboxed command (`--env NAME=VALUE` each). The
-    /// caller's own environment is never passed through.
+    /// Environment of the sandboxed command (handed to the launcher off its
+    /// command line). The caller's own environment is never passed through.
     pub env: Option<BTreeMap<String, String>>,
     /// Written to the command's stdin, which is then closed.
     #[napi(ts_type = "string | Buffer")]
     pub stdin: Option<Either<String, Buffer>>,
-    /// The sandbox policy (`--policy-json`); default `{}`.
+    /// The sandbox policy; default `{}`.
     #[napi(ts_type = "object")]
     pub policy: Option<Unknown<'env>>,
     /// Wall-clock limit, enforced by the launcher (`--timeout-ms`).
@@ -275,18 +303,18 @@ fn prepare_exec<'env>(
         Either::B(buf) => buf.to_vec(),
     });
     // Parsed here only for the network rules; the launcher parses it again
-    // itself (it trusts nothing from this process but its argv).
+    // itself (it trusts nothing from this process but its argv and spec).
     let parsed = sharkcage::policy::Policy::from_json(&policy_json, "policy").map_err(|e| AddonError::Policy(e.to_string()))?;
-    let mut net_args = net::attach_args(&parsed, options.network.as_ref())?;
-    net_args.extend(read_only_args(options.read_only));
+    let attach = net::attach(&parsed, options.network.as_ref())?;
+    let mut extra_args: Vec<String> = attach.iter().map(net::Attach::arg).collect();
+    extra_args.extend(read_only_args(options.read_only));
     let req = ExecRequest {
         launcher: launcher::resolve()?,
-        net_args,
+        extra_args,
         argv,
         workspace: options.cwd.filter(|c| !c.is_empty()),
-        env: child_env,
+        spec: CallSpec { policy_json: Some(policy_json), env: child_env, net_ticket: attach.map(|a| a.ticket) },
         stdin,
-        policy_json,
         timeout_ms,
     };
     Ok((req, options.signal, Arc::new(AbortState::default())))

@@ -3,7 +3,8 @@
 //!
 //! Started on first use. Each `exec`/`buildExecArgv` call with network
 //! registers the call's rules and labels under a one-time ticket and passes
-//! `--net-attach=SOCKET --net-ticket=T` to the launcher, which hands the
+//! `--net-attach=SOCKET` to the launcher, and the ticket in the call's spec
+//! (off the command line, see `sharkcage::callspec`); the launcher hands the
 //! sandbox's listeners over (see `proxy/attach.rs`). If the gateway cannot
 //! start (for example a state directory path too long for a unix socket),
 //! calls go without the attach options and the launcher serves its own
@@ -84,22 +85,36 @@ pub struct NetworkOptions {
     pub scope: Option<String>,
 }
 
-/// The launcher options that hand this call's network to the gateway, or
-/// none (no network: no domains and no scope; or no gateway: the launcher
-/// serves its own proxy).
-pub fn attach_args(pol: &sharkcage::policy::Policy, opts: Option<&NetworkOptions>) -> Result<Vec<String>, AddonError> {
+/// This call's hand-over to the gateway's proxy: the socket (on the
+/// launcher's argv, `--net-attach`) and the one-time ticket (in the call's
+/// spec, never on argv).
+#[derive(Debug, Clone)]
+pub struct Attach {
+    pub socket: PathBuf,
+    pub ticket: String,
+}
+
+impl Attach {
+    pub fn arg(&self) -> String {
+        format!("--net-attach={}", self.socket.display())
+    }
+}
+
+/// Register the call with the gateway's proxy, or not (no network: no
+/// domains and no scope; or no gateway: the launcher serves its own proxy).
+pub fn attach(pol: &sharkcage::policy::Policy, opts: Option<&NetworkOptions>) -> Result<Option<Attach>, AddonError> {
     let n = &pol.network;
     let rules = NetRules::compile(&n.allowed_domains, &n.denied_domains, &n.denied_domain_reasons).map_err(AddonError::Policy)?;
     let scope = opts.and_then(|o| o.scope.clone()).filter(|s| !s.is_empty());
     if rules.is_empty() && scope.is_none() {
-        return Ok(vec![]);
+        return Ok(None);
     }
-    let Ok(gw) = gateway() else { return Ok(vec![]) };
+    let Ok(gw) = gateway() else { return Ok(None) };
     let labels = opts
         .map(|o| Labels { session: o.session.clone(), agent: o.agent.clone(), skill: o.skill.clone(), tool_call: o.tool_call.clone() })
         .unwrap_or_default();
     let ticket = gw.register(labels, rules, scope, NetLimits::default()).map_err(|e| AddonError::Spawn(format!("cannot register the call with the proxy: {e}")))?;
-    Ok(vec![format!("--net-attach={}", gw.socket_path().display()), format!("--net-ticket={ticket}")])
+    Ok(Some(Attach { socket: gw.socket_path().to_path_buf(), ticket }))
 }
 
 /// `setNetworkPolicy`'s argument: the domain keys of a policy's `network`.

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use sharkcage::callspec::{self, CallSpec};
 use sharkcage::fileio::PinnedDir;
 use sharkcage::launcher::{self, supervise::Sinks, ExecRequest, LaunchError};
 use sharkcage::policy::Policy;
@@ -92,11 +93,19 @@ struct ExecArgs {
     #[arg(long = "net-resolve", value_name = "NAME=IP")]
     net_resolve: Vec<String>,
     /// Serve the network through a gateway's proxy at this unix socket
-    /// (used by the OpenClaw addon, with --net-ticket).
-    #[arg(long = "net-attach", value_name = "SOCKET", requires = "net_ticket", hide = true)]
+    /// (used by the OpenClaw addon, with the ticket in its spec or
+    /// --net-ticket).
+    #[arg(long = "net-attach", value_name = "SOCKET", hide = true)]
     net_attach: Option<PathBuf>,
-    #[arg(long = "net-ticket", value_name = "TICKET", requires = "net_attach", hide = true)]
+    #[arg(long = "net-ticket", value_name = "TICKET", hide = true)]
     net_ticket: Option<String>,
+    /// Read the call's secret part (policy, environment values, network
+    /// ticket) from this inherited descriptor, then close it (the addon).
+    #[arg(long = "spec-fd", value_name = "FD", conflicts_with = "spec_file", hide = true)]
+    spec_fd: Option<i32>,
+    /// The same from a private file, deleted once read (OpenClaw).
+    #[arg(long = "spec-file", value_name = "PATH", hide = true)]
+    spec_file: Option<PathBuf>,
     /// Wall-clock timeout in seconds.
     #[arg(long, value_name = "SECS", conflicts_with = "timeout_ms")]
     timeout: Option<f64>,
@@ -210,7 +219,50 @@ fn fail(e: &LaunchError) -> i32 {
     e.exit_code()
 }
 
+/// The call's secret part, read before anything else (see
+/// `sharkcage::callspec`): from `--spec-fd` or `--spec-file`, else empty.
+fn read_spec(a: &ExecArgs) -> Result<CallSpec, LaunchError> {
+    let spec = match (a.spec_fd, &a.spec_file) {
+        (Some(fd), _) => callspec::read_fd(fd),
+        (None, Some(p)) => callspec::take_file(p),
+        (None, None) => Ok(CallSpec::default()),
+    };
+    spec.map_err(|e| LaunchError::Usage(e.to_string()))
+}
+
+/// `--net-attach` and its ticket (from the spec or `--net-ticket`, not both).
+fn net_attach(a: &ExecArgs, spec_ticket: Option<String>) -> Result<Option<(PathBuf, String)>, LaunchError> {
+    let ticket = match (spec_ticket, &a.net_ticket) {
+        (Some(_), Some(_)) => return Err(LaunchError::Usage("--net-ticket: the spec carries the ticket already".into())),
+        (t, cli) => t.or_else(|| cli.clone()),
+    };
+    match (&a.net_attach, ticket) {
+        (Some(sock), Some(t)) => Ok(Some((sock.clone(), t))),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(LaunchError::Usage("--net-attach needs a ticket (in the spec or --net-ticket)".into())),
+        (None, Some(_)) => Err(LaunchError::Usage("a network ticket needs --net-attach".into())),
+    }
+}
+
+/// The policy: `--settings FILE`, `--policy-json`, or the spec's (one of them).
+fn load_policy(a: &ExecArgs, spec_policy: Option<String>) -> Result<(Policy, String), LaunchError> {
+    if spec_policy.is_some() && (a.settings.is_some() || a.policy_json.is_some()) {
+        return Err(LaunchError::Usage("the policy is given twice: in the spec and by --settings/--policy-json".into()));
+    }
+    Ok(match (&a.settings, a.policy_json.as_ref().or(spec_policy.as_ref())) {
+        (Some(p), _) => (Policy::from_file(p)?, p.display().to_string()),
+        (None, Some(j)) => (Policy::from_json(j, "<policy-json>")?, "<policy-json>".to_string()),
+        (None, None) => (Policy::default(), "<default>".to_string()),
+    })
+}
+
 fn exec(a: ExecArgs) -> i32 {
+    // First of all: the secret part of the call, off the command line. Its
+    // descriptor is closed and its file deleted once read.
+    let spec = match read_spec(&a) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
     // The result descriptor must not leak into the sandbox: mark it
     // close-on-exec now (the worker also closes every fd beyond stdio).
     if let Some(fd) = a.json_fd {
@@ -220,16 +272,9 @@ fn exec(a: ExecArgs) -> i32 {
             return 2;
         }
     }
-    let (policy, source) = match (&a.settings, &a.policy_json) {
-        (Some(p), _) => match Policy::from_file(p) {
-            Ok(pol) => (pol, p.display().to_string()),
-            Err(e) => return fail(&e.into()),
-        },
-        (None, Some(j)) => match Policy::from_json(j, "<policy-json>") {
-            Ok(pol) => (pol, "<policy-json>".to_string()),
-            Err(e) => return fail(&e.into()),
-        },
-        (None, None) => (Policy::default(), "<default>".to_string()),
+    let (policy, source) = match load_policy(&a, spec.policy_json) {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
     };
     for k in policy.ignored_keys() {
         eprintln!("sc: note: {source}: srt key `{k}` has no effect in sharkcage");
@@ -241,6 +286,16 @@ fn exec(a: ExecArgs) -> i32 {
             _ => return fail(&LaunchError::Usage(format!("--env {kv:?}: expected NAME=VALUE"))),
         }
     }
+    for (k, v) in spec.env {
+        if k.is_empty() || k.contains('=') {
+            return fail(&LaunchError::Usage(format!("spec: env name {k:?}: expected a name without '='")));
+        }
+        env.push((k, v));
+    }
+    let net_attach = match net_attach(&a, spec.net_ticket) {
+        Ok(n) => n,
+        Err(e) => return fail(&e),
+    };
     let timeout_ms = match (a.timeout, a.timeout_ms) {
         (Some(s), _) if !(s > 0.0 && s.is_finite()) => return fail(&LaunchError::Usage("--timeout must be a positive number of seconds".into())),
         (Some(s), _) => Some((s * 1000.0).ceil() as u64),
@@ -254,7 +309,7 @@ fn exec(a: ExecArgs) -> i32 {
         extra_allow_write: a.allow_write,
         extra_deny_read: a.deny_read,
         extra_allow_domains: a.allow_domain,
-        net_attach: a.net_attach.zip(a.net_ticket),
+        net_attach,
         net_resolve: a.net_resolve,
         expose_read_only: a.read_only,
         timeout_ms,

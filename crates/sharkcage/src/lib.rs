@@ -11,9 +11,14 @@
 //! * [`audit`]: the tamper-evident audit log (hash chain, signed
 //!   checkpoints, group commit) and its verifier.
 //! * [`doctor`]: a real smoke test of every layer.
+//! * [`callspec`]: the secret part of a call (environment values, policy,
+//!   network ticket), passed to the launcher off its command line.
 //! * [`fsbridge`]: file operations under the same rules, for OpenClaw's file tools.
+//! * [`secretshape`]: what a secret looks like (names, values), for the
+//!   environment filter and the audit redaction alike.
 
 pub mod audit;
+pub mod callspec;
 pub mod doctor;
 pub mod fileio;
 pub mod fsbridge;
@@ -23,4 +28,5 @@ pub mod launcher;
 pub mod layers;
 pub mod policy;
 pub mod proxy;
+pub mod secretshape;
 pub mod treewalk;

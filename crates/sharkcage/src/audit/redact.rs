@@ -6,26 +6,27 @@
 //!   `private_key`, `session_token`, …) becomes `"[redacted]"`.
 //! * Inside any string, well-known secret shapes are replaced by
 //!   `[redacted:<kind>]`: private key blocks, `Bearer`/`Basic` credentials,
-//!   `sk-…`/`sk-ant-…` API keys, GitHub (`ghp_`, `github_pat_`, …), Slack
-//!   (`xox?-`), AWS access key ids, Google API keys, JWTs, passwords in URLs
-//!   (`scheme://user:pass@`), and `NAME=value` / `--password value` pairs
-//!   whose name looks secret.
+//!   the token shapes of `secretshape` (`sk-…`/`sk-ant-…`, GitHub, GitLab,
+//!   Slack, AWS key ids, Google, Stripe, npm, JWTs, …), credentials in URLs
+//!   (`scheme://user:pass@`, a secret query parameter), and `NAME=value` /
+//!   `--password value` pairs whose name looks secret — by the same rules
+//!   that withhold environment variables (`DB_PASS=…`, `SENTRY_DSN=…`).
 //!
 //! Parameters larger than [`MAX_PARAMS_BYTES`] after redaction are kept only
 //! as a SHA-256 digest.
 
 use serde_json::Value;
 
+use crate::secretshape::{self, is_separator, key_looks_secret, trim_token};
+
 /// Largest redacted parameter object kept in full.
 pub const MAX_PARAMS_BYTES: usize = 8 * 1024;
 
+/// Does a key or a `NAME=` in text name a secret: a key of structured data
+/// (`apiKey`), or an environment-style name caught by the shared name rules
+/// (`DB_PASS`, `SENTRY_DSN`)?
 fn secret_key(k: &str) -> bool {
-    let k: String = k.to_ascii_lowercase().chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-    ["token", "secret", "password", "passwd", "passphrase", "apikey", "authorization", "auth", "cookie", "credential", "privatekey", "accesskey", "clientsecret", "sessionkey"]
-        .iter()
-        .any(|s| k.contains(s))
-        || k == "key"
-        || k.ends_with("key") && k.len() <= 12 && k != "sessionkey" && k != "toolkey"
+    key_looks_secret(k) || (secretshape::env_style(k) && k.bytes().any(|b| b.is_ascii_uppercase()) && secretshape::name_rule(k).is_some())
 }
 
 /// Redact a JSON value (objects, arrays and strings, recursively).
@@ -49,23 +50,17 @@ pub fn redact(v: &Value) -> Value {
 pub fn redact_str(s: &str) -> String {
     let mut out = s.to_string();
     // Private key blocks, whole.
-    while let Some(start) = out.find("-----BEGIN ") {
-        let Some(hdr_end) = out[start + 11..].find("-----").map(|i| start + 11 + i + 5) else { break };
-        let header = &out[start..hdr_end];
-        if !header.contains("PRIVATE KEY") {
-            // Not a key: stop looking at this one.
-            let tail = redact_str(&out[hdr_end..]);
-            return format!("{}{}", &out[..hdr_end], tail);
-        }
-        let end = out[hdr_end..].find("-----END ").and_then(|i| out[hdr_end + i + 9..].find("-----").map(|j| hdr_end + i + 9 + j + 5)).unwrap_or(out.len());
-        out.replace_range(start..end, "[redacted:private-key]");
+    let mut from = 0;
+    while let Some(r) = secretshape::private_key_block(&out, from) {
+        from = r.start + "[redacted:private-key]".len();
+        out.replace_range(r, "[redacted:private-key]");
     }
-    let words: Vec<&str> = out.split_inclusive(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == ',' || c == ';').collect();
+    let words: Vec<&str> = out.split_inclusive(is_separator).collect();
     let mut res = String::with_capacity(out.len());
     let mut redact_next = false;
     for w in words {
         let (tok, sep) = match w.char_indices().last() {
-            Some((i, c)) if c.is_whitespace() || c == '"' || c == '\'' || c == ',' || c == ';' => (&w[..i], &w[i..]),
+            Some((i, c)) if is_separator(c) => (&w[..i], &w[i..]),
             _ => (w, ""),
         };
         if redact_next && !tok.is_empty() {
@@ -89,6 +84,15 @@ pub fn redact_str(s: &str) -> String {
 }
 
 fn redact_token(tok: &str) -> String {
+    // scheme://user:pass@host, scheme://TOKEN@host, ?access_token=…&…
+    let creds = secretshape::url_credentials(tok);
+    if !creds.is_empty() {
+        let mut out = tok.to_string();
+        for (r, _) in creds.into_iter().rev() {
+            out.replace_range(r, "[redacted]");
+        }
+        return out;
+    }
     // NAME=value / --name=value with a secret-looking name.
     if let Some((name, value)) = tok.split_once('=') {
         let n = name.trim_start_matches('-');
@@ -100,34 +104,8 @@ fn redact_token(tok: &str) -> String {
             return format!("{name}={rv}");
         }
     }
-    // scheme://user:pass@host
-    if let Some(i) = tok.find("://") {
-        let rest = &tok[i + 3..];
-        if let Some(at) = rest.find('@') {
-            if let Some(colon) = rest[..at].find(':') {
-                return format!("{}://{}:[redacted]@{}", &tok[..i], &rest[..colon], &rest[at + 1..]);
-            }
-        }
-    }
-    let t = tok.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '_' && c != '-' && c != '.');
-    let kind = if (t.starts_with("sk-") || t.starts_with("sk_live_") || t.starts_with("sk_test_") || t.starts_with("rk_live_")) && t.len() >= 20 {
-        Some("api-key")
-    } else if ["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-"].iter().any(|p| t.starts_with(p)) && t.len() >= 20 {
-        Some("github-token")
-    } else if t.len() >= 15 && t.starts_with("xox") && t.as_bytes().get(4) == Some(&b'-') {
-        Some("slack-token")
-    } else if t.len() == 20 && (t.starts_with("AKIA") || t.starts_with("ASIA")) && t.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) {
-        Some("aws-key-id")
-    } else if t.starts_with("AIza") && t.len() >= 35 {
-        Some("google-api-key")
-    } else if t.starts_with("eyJ") && t.matches('.').count() == 2 && t.len() >= 30 {
-        Some("jwt")
-    } else if t.starts_with("npm_") && t.len() >= 36 {
-        Some("npm-token")
-    } else {
-        None
-    };
-    match kind {
+    let t = trim_token(tok);
+    match secretshape::token_kind(t) {
         Some(k) => tok.replace(t, &format!("[redacted:{k}]")),
         None => tok.to_string(),
     }
@@ -157,5 +135,24 @@ mod tests {
         }
         assert_eq!(v["count"], 3);
         assert_eq!(redact_str("ls -la /tmp"), "ls -la /tmp");
+    }
+
+    /// The environment filter's name rules and value shapes redact too.
+    #[test]
+    fn shared_rules_with_the_environment_filter() {
+        let cmd = "export DB_PASS=hunter2 SENTRY_DSN=dsn-val; psql postgres://u:pgpw@db/app; git clone https://oauth2:glpat-abcdefghijklmnopqrst@gitlab.example/x; curl 'https://h/x?access_token=qtok&page=2'; echo glpat-zyxwvutsrqponmlkjihg";
+        let out = redact_str(cmd);
+        for secret in ["hunter2", "dsn-val", "pgpw", "glpat-abc", "qtok", "glpat-zyx"] {
+            assert!(!out.contains(secret), "{secret} survived: {out}");
+        }
+        for kept in ["psql postgres://u:[redacted]@db/app", "page=2", "[redacted:gitlab-token]"] {
+            assert!(out.contains(kept), "{kept} lost: {out}");
+        }
+        let v = redact(&json!({"env": {"MYSQL_PWD": "p", "EDITOR": "vi"}}));
+        assert_eq!(v["env"]["MYSQL_PWD"], "[redacted]");
+        assert_eq!(v["env"]["EDITOR"], "vi");
+        // Not a key block: left alone.
+        let cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----";
+        assert_eq!(redact_str(cert), cert);
     }
 }

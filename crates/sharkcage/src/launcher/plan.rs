@@ -605,8 +605,8 @@ impl Ctx<'_> {
             fixed.extend(proxy_env(ssh_helper));
         }
         let envb = env::build(std::env::vars(), &req.env, &req.policy.env, &fixed);
-        for name in &envb.dropped_secret {
-            violations.push(Violation::note("env", format!("variable {name} withheld: its name looks secret and the policy does not name it")));
+        for w in &envb.withheld {
+            violations.push(Violation::note("env", w.describe()));
         }
         let path_var = envb.vars.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone()).unwrap_or_default();
         if req.argv.is_empty() {

@@ -1,40 +1,53 @@
-//! The sandbox's environment: built from nothing plus an allowlist.
+//! The sandbox's environment: built from nothing plus an allowlist, with
+//! secrets withheld by name and by value.
 //!
 //! The caller's environment (for OpenClaw: the gateway's, which holds model
 //! API keys and the gateway token) never passes whole. A variable reaches the
 //! command only if its name is in the default set (`PATH`, `LANG`, `LC_*`,
-//! `TERM`, `TZ`, …) or in the policy's `env` list. A name that looks secret
-//! (`*TOKEN*`, `*KEY*`, `*SECRET*`, `*PASSWORD*`, `*_AUTH*`, cloud credential
-//! names) passes only when the policy names it exactly: a prefix pattern such
-//! as `AWS_*` never lets `AWS_SECRET_ACCESS_KEY` through.
+//! `TERM`, `TZ`, …) or in the policy's `env` list, or the caller sets it for
+//! the call (`--env`). Even then it is withheld, and reported (its name and
+//! why, never its value), when
+//! * its name looks secret: a rule of `secretshape::NAME_RULES` (`*TOKEN*`,
+//!   `PASS` as a word, `*DSN*`, `*WEBHOOK*`, a datastore's URL, …) or a
+//!   provider family here ([`SECRET_PREFIXES`]: `AWS_*`, `GITHUB_*`, …);
+//!   certificate-path names (`SSL_CERT_FILE`, `AWS_CA_BUNDLE`, …) name
+//!   files and are never caught by a name rule;
+//! * or its value carries a credential (`secretshape::value_kind`: a URL
+//!   with a password, a known token shape, a private key block) — whatever
+//!   the name: `PIP_INDEX_URL=https://user:token@host/` is withheld.
+//!
+//! Only the policy naming the variable exactly lets it through: a prefix
+//! pattern such as `AWS_*` never passes `AWS_SECRET_ACCESS_KEY`.
+
+use crate::secretshape;
 
 /// Names passed through by default (exact, or prefix when ending in `*`).
 pub const DEFAULT_PASS: &[&str] = &["PATH", "LANG", "LANGUAGE", "LC_*", "TERM", "TZ", "COLORTERM", "NO_COLOR"];
 
-/// Substrings (upper-cased match) that make a name look secret.
-const SECRET_PARTS: &[&str] = &[
-    "TOKEN", "KEY", "SECRET", "PASSWORD", "PASSWD", "PASSPHRASE", "_AUTH", "AUTH_", "CREDENTIAL",
-    "COOKIE", "SESSION", "PRIVATE", "SIGNATURE",
-];
-
-/// Whole names or prefixes of cloud and service credentials.
-const SECRET_PREFIXES: &[&str] = &[
+/// Name prefixes of cloud, forge and model-provider families: their tools
+/// read credentials from many names, so the whole family is withheld.
+pub const SECRET_PREFIXES: &[&str] = &[
     "AWS_", "AZURE_", "ARM_CLIENT", "GOOGLE_APPLICATION_CREDENTIALS", "GCP_", "GCLOUD_", "CLOUDSDK_",
     "GH_", "GITHUB_", "GITLAB_", "DIGITALOCEAN_", "DO_", "HEROKU_", "OPENAI_", "ANTHROPIC_",
     "OPENROUTER_", "HF_", "HUGGING", "NPM_CONFIG__AUTH", "DOCKER_", "KUBECONFIG", "VAULT_",
-    "OPENCLAW_GATEWAY", "SSH_AUTH_SOCK", "GPG_AGENT", "DATABASE_URL", "PG", "MYSQL_PWD", "REDIS_URL",
+    "OPENCLAW_GATEWAY", "SSH_AUTH_SOCK", "GPG_AGENT", "PG",
 ];
+
+/// Why a name looks secret: the pattern of the rule it matches.
+pub fn name_reason(name: &str) -> Option<&'static str> {
+    if let Some(r) = secretshape::name_rule(name) {
+        return Some(r.pattern);
+    }
+    if secretshape::is_cert_path_name(name) {
+        return None;
+    }
+    let up = name.to_ascii_uppercase();
+    SECRET_PREFIXES.iter().find(|p| up.starts_with(*p)).copied()
+}
 
 /// Does `name` look like it holds a secret?
 pub fn looks_secret(name: &str) -> bool {
-    let up = name.to_ascii_uppercase();
-    if SECRET_PARTS.iter().any(|p| up.contains(p)) {
-        return true;
-    }
-    if up == "PATH" {
-        return false;
-    }
-    SECRET_PREFIXES.iter().any(|p| up.starts_with(p))
+    name_reason(name).is_some()
 }
 
 fn matches(pattern: &str, name: &str) -> bool {
@@ -44,12 +57,47 @@ fn matches(pattern: &str, name: &str) -> bool {
     }
 }
 
-/// The result of filtering: what passes, and the names that were dropped
-/// because they look secret (reported, never their values).
+/// Why a variable was withheld.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WithheldWhy {
+    /// Its name matches this rule (`*TOKEN*`, `PASS (a word)`, `AWS_`).
+    Name(&'static str),
+    /// Its value carries a credential of this kind (`password in a URL`).
+    Value(&'static str),
+}
+
+/// A withheld variable: its name and why (never its value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Withheld {
+    pub name: String,
+    pub why: WithheldWhy,
+}
+
+impl Withheld {
+    /// One line for `violations`.
+    pub fn describe(&self) -> String {
+        let why = match self.why {
+            WithheldWhy::Name(rule) => format!("its name matches the secret rule {rule}"),
+            WithheldWhy::Value(kind) => format!("its value carries a credential ({kind})"),
+        };
+        format!("variable {} withheld: {why}; only the policy's env naming it exactly passes it", self.name)
+    }
+}
+
+/// Why `name=value` must be withheld, unless the policy names it exactly.
+pub fn withhold_reason(name: &str, value: &str) -> Option<WithheldWhy> {
+    if let Some(rule) = name_reason(name) {
+        return Some(WithheldWhy::Name(rule));
+    }
+    secretshape::value_kind(value).map(WithheldWhy::Value)
+}
+
+/// The result of filtering: what passes, and what was withheld (reported by
+/// name and reason, never by value).
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct SandboxEnv {
     pub vars: Vec<(String, String)>,
-    pub dropped_secret: Vec<String>,
+    pub withheld: Vec<Withheld>,
 }
 
 /// Build the sandbox environment.
@@ -74,12 +122,16 @@ pub fn build(
         if !from_explicit && !passes(&k) {
             return;
         }
-        if looks_secret(&k) && !named_exactly(&k) {
-            if !out.dropped_secret.contains(&k) {
-                out.dropped_secret.push(k);
+        if !named_exactly(&k) {
+            if let Some(why) = withhold_reason(&k, &v) {
+                // The last value given decides; one report per name.
+                out.vars.retain(|(ek, _)| ek != &k);
+                out.withheld.retain(|w| w.name != k);
+                out.withheld.push(Withheld { name: k, why });
+                return;
             }
-            return;
         }
+        out.withheld.retain(|w| w.name != k);
         out.vars.retain(|(ek, _)| ek != &k);
         out.vars.push((k, v));
     };
@@ -91,12 +143,13 @@ pub fn build(
     }
     for (k, v) in fixed {
         out.vars.retain(|(ek, _)| ek != k);
+        out.withheld.retain(|w| &w.name != k);
         out.vars.push((k.clone(), v.clone()));
     }
     if !out.vars.iter().any(|(k, _)| k == "PATH") {
         out.vars.push(("PATH".into(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()));
     }
-    out.dropped_secret.sort();
+    out.withheld.sort_by(|a, b| a.name.cmp(&b.name));
     out
 }
 
@@ -108,14 +161,108 @@ mod tests {
         (a.to_string(), b.to_string())
     }
 
+    /// Names withheld by a name rule (each with a harmless value).
+    const SECRET_NAMES: &[&str] = &[
+        "GITHUB_TOKEN", "OPENAI_API_KEY", "AWS_SECRET_ACCESS_KEY", "DB_PASSWORD", "NPM_AUTH", "MY_AUTH_HEADER", "AWS_PROFILE",
+        "anthropic_api_key", "DB_PASS", "SMTP_PASS", "MYSQL_PWD", "APP_DB_PWD", "REDIS_PW", "GITLAB_PAT", "AZURE_DEVOPS_PAT",
+        "MY_PAT", "CI_JOB_JWT", "CI_JOB_JWT_V2", "ID_JWT_FILE", "SENTRY_DSN", "DATABASE_DSN", "MONGODB_URI", "MONGO_URL",
+        "POSTGRES_URL", "POSTGRESQL_HOST", "SLACK_WEBHOOK_URL", "DISCORD_WEBHOOK", "TEAMS_WEBHOOK_URL", "HTTP_BEARER",
+        "SERVICE_APIKEY", "MY_API_KEY", "TLS_CERT_KEY", "DATABASE_URL", "SQLALCHEMY_DATABASE_URI", "REDIS_URL", "REDIS_HOST",
+        "AMQP_URL", "RABBITMQ_DEFAULT_PASS", "RABBITMQ_URI", "KAFKA_SASL_JAAS_CONFIG", "KAFKA_BROKERS", "NATS_URL",
+        "CLICKHOUSE_URI", "ELASTICSEARCH_URL", "APP_DB_URL", "CELERY_BROKER_URL", "CACHE_URL", "JDBC_URL", "MSSQL_CONN",
+        "ACTIVEMQ_URL", "AZURE_STORAGE_CONNECTION_STRING", "SQL_CONNSTR", "HTTP_AUTHORIZATION", "OAUTH_CLIENT_ID",
+        "AUTHTOKEN", "NPM_CONFIG__AUTH", "SESSION_ID", "COOKIE_JAR", "GPG_PRIVATE", "REQUEST_SIGNATURE", "GOOGLE_APPLICATION_CREDENTIALS",
+        "VAULT_ADDR", "PGPASSWORD", "PGHOST", "MY_CREDENTIALS_FILE", "SUPABASE_URL",
+    ];
+
+    /// Names no rule catches.
+    const PLAIN_NAMES: &[&str] = &[
+        "PATH", "LANG", "LC_ALL", "TERM", "HOME", "EDITOR", "PWD", "OLDPWD", "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL",
+        "PASSENGER_ENV", "COMPASS_DIR", "DB_HOST_COUNT_HINT", "PATTERN", "SPATIAL", "NODE_ENV", "RUST_LOG", "PIP_INDEX_URL",
+        "HOMEPAGE_URL", "XAUTHORITY", "PW_TEST_REPORTER", "PWDEBUG",
+    ];
+
+    /// Certificate paths: never caught by a name rule (not `AWS_` either).
+    const CERT_NAMES: &[&str] = &[
+        "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "GIT_SSL_CAINFO",
+        "AWS_CA_BUNDLE", "PIP_CERT", "CARGO_HTTP_CAINFO",
+    ];
+
+    /// Values that carry a credential, whatever the name: (value, kind).
+    const SECRET_VALUES: &[(&str, &str)] = &[
+        ("https://user:t0ken@pypi.example/simple", "password in a URL"),
+        ("postgres://u:p@h/db", "password in a URL"),
+        ("amqp://guest:guest@mq:5672/", "password in a URL"),
+        ("https://ghp_abcdefghijklmnopqrstuvwxyz0123456789@github.com/o/r", "token in a URL"),
+        ("https://api.example/v1?api_key=abcdef", "secret query parameter"),
+        ("ghp_abcdefghijklmnopqrstuvwxyz0123456789", "github-token"),
+        ("gho_abcdefghijklmnopqrstuvwxyz0123456789", "github-token"),
+        ("github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz", "github-token"),
+        ("glpat-abcdefghij0123456789", "gitlab-token"),
+        ("xoxb-1234567890-abcdefghij", "slack-token"),
+        ("xoxp-1234567890-abcdefghij", "slack-token"),
+        ("AKIAIOSFODNN7EXAMPLE", "aws-key-id"),
+        ("ASIAIOSFODNN7EXAMPLE", "aws-key-id"),
+        ("sk-proj-abcdefghijklmnopqrstuvwx", "api-key"),
+        ("sk-ant-api03-abcdefghijklmnopqrstuvwx", "anthropic-key"),
+        ("AIzaSyA-abcdefghijklmnopqrstuvwxyz01234", "google-api-key"),
+        ("sk_live_abcdefghijklmnopqrstuvwx", "stripe-key"),
+        ("rk_live_abcdefghijklmnopqrstuvwx", "stripe-key"),
+        ("npm_abcdefghijklmnopqrstuvwxyz0123456789", "npm-token"),
+        ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlLXNpZw", "jwt"),
+        ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaA==\n-----END OPENSSH PRIVATE KEY-----\n", "private key"),
+        ("Authorization: Bearer abcdefgh12345678", "bearer credential"),
+        ("--token=ghp_abcdefghijklmnopqrstuvwxyz0123456789", "github-token"),
+    ];
+
     #[test]
-    fn secret_names() {
-        for n in ["GITHUB_TOKEN", "OPENAI_API_KEY", "AWS_SECRET_ACCESS_KEY", "DB_PASSWORD", "NPM_AUTH", "MY_AUTH_HEADER", "AWS_PROFILE", "anthropic_api_key"] {
-            assert!(looks_secret(n), "{n}");
+    fn secret_names_are_withheld_by_name() {
+        for n in SECRET_NAMES {
+            assert!(looks_secret(n), "{n} should look secret");
+            let e = build(vec![], &[s(n, "harmless")], &[], &[]);
+            assert!(!e.vars.iter().any(|(k, _)| k == n), "{n} passed");
+            assert!(matches!(e.withheld.as_slice(), [Withheld { name, why: WithheldWhy::Name(_) }] if name == n), "{n}: {:?}", e.withheld);
         }
-        for n in ["PATH", "LANG", "LC_ALL", "TERM", "HOME", "EDITOR"] {
-            assert!(!looks_secret(n), "{n}");
+        for n in PLAIN_NAMES.iter().chain(CERT_NAMES) {
+            assert!(!looks_secret(n), "{n} should not look secret (rule {:?})", name_reason(n));
         }
+    }
+
+    #[test]
+    fn credential_values_are_withheld_whatever_the_name() {
+        for (v, kind) in SECRET_VALUES {
+            let e = build(vec![s("PIP_INDEX_URL", v)], &[s("HARMLESS", v)], &["PIP_*".into()], &[]);
+            assert!(e.vars.iter().all(|(_, val)| val != v), "{v} passed");
+            let why = WithheldWhy::Value(kind);
+            assert_eq!(e.withheld, vec![Withheld { name: "HARMLESS".into(), why }, Withheld { name: "PIP_INDEX_URL".into(), why }], "{v}");
+            let line = e.withheld[0].describe();
+            assert!(line.contains("HARMLESS") && line.contains(kind) && !line.contains(v), "{line}");
+        }
+        for v in ["https://pypi.org/simple", "ssh://git@github.com/o/r", "/etc/ssl/certs/ca.pem", "sk-short", "a=b c=d", "Bearer", "-----BEGIN CERTIFICATE-----"] {
+            assert!(secretshape::value_kind(v).is_none(), "{v}");
+        }
+    }
+
+    #[test]
+    fn exact_policy_names_pass_names_and_values() {
+        let allow = vec!["DB_PASS".to_string(), "PIP_INDEX_URL".to_string()];
+        let e = build(vec![s("DB_PASS", "x"), s("PIP_INDEX_URL", "https://u:p@h/")], &[], &allow, &[]);
+        assert!(e.vars.contains(&s("DB_PASS", "x")) && e.vars.contains(&s("PIP_INDEX_URL", "https://u:p@h/")));
+        assert!(e.withheld.is_empty());
+    }
+
+    #[test]
+    fn cert_paths_pass_under_a_family_prefix() {
+        let inh: Vec<_> = CERT_NAMES.iter().map(|n| s(n, "/etc/ssl/certs/ca-certificates.crt")).chain([s("AWS_SECRET_ACCESS_KEY", "x")]).collect();
+        let allow: Vec<String> = CERT_NAMES.iter().map(|n| n.to_string()).chain(["AWS_*".to_string()]).collect();
+        let e = build(inh, &[], &allow, &[]);
+        for n in CERT_NAMES {
+            assert!(e.vars.iter().any(|(k, _)| k == n), "{n} withheld: {:?}", e.withheld);
+        }
+        // AWS_CA_BUNDLE through `AWS_*` too, but not the secret.
+        let e = build(vec![s("AWS_CA_BUNDLE", "/ca.pem"), s("AWS_SECRET_ACCESS_KEY", "x")], &[], &["AWS_*".into()], &[]);
+        assert_eq!(e.vars.iter().filter(|(k, _)| k.starts_with("AWS_")).collect::<Vec<_>>(), vec![&s("AWS_CA_BUNDLE", "/ca.pem")]);
+        assert_eq!(e.withheld, vec![Withheld { name: "AWS_SECRET_ACCESS_KEY".into(), why: WithheldWhy::Name("*SECRET*") }]);
     }
 
     #[test]
@@ -127,7 +274,7 @@ mod tests {
         let e = build(inh.clone(), &[], &["GITHUB_*".into(), "EDITOR".into()], &[]);
         assert!(e.vars.contains(&s("EDITOR", "vi")));
         assert!(!e.vars.iter().any(|(k, _)| k == "GITHUB_TOKEN"));
-        assert_eq!(e.dropped_secret, vec!["GITHUB_TOKEN".to_string()]);
+        assert_eq!(e.withheld, vec![Withheld { name: "GITHUB_TOKEN".into(), why: WithheldWhy::Name("*TOKEN*") }]);
         let e = build(inh, &[], &["GITHUB_TOKEN".into()], &[]);
         assert!(e.vars.contains(&s("GITHUB_TOKEN", "ghp_x")));
     }
@@ -137,7 +284,7 @@ mod tests {
         let e = build(vec![], &[s("FOO", "1"), s("SECRET_THING", "x")], &[], &[]);
         assert!(e.vars.contains(&s("FOO", "1")));
         assert!(!e.vars.iter().any(|(k, _)| k == "SECRET_THING"));
-        assert_eq!(e.dropped_secret, vec!["SECRET_THING".to_string()]);
+        assert_eq!(e.withheld.iter().map(|w| w.name.as_str()).collect::<Vec<_>>(), ["SECRET_THING"]);
     }
 
     #[test]
