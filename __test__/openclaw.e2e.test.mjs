@@ -61,8 +61,10 @@ before(async () => {
   tarball = path.join(tools, out.trim().split('\n').pop())
 })
 
+// The fake model servers this run started (only ours: other runs may have their own).
+const servers = []
 after(() => {
-  spawnSync('pkill', ['-f', 'fake-model.mjs'])
+  for (const s of servers) s.kill()
 })
 
 /** A fresh OpenClaw home with the plugin installed and a fake model scripted. */
@@ -79,6 +81,7 @@ async function world(makeScript, sandbox = { mode: 'all', backend: 'sharkcage', 
   const portFile = path.join(dir, 'port')
   const log = path.join(dir, 'model.jsonl')
   const server = spawn(process.execPath, [path.join(root, '__test__', 'e2e', 'fake-model.mjs'), portFile, path.join(dir, 'script.json'), log], { stdio: 'ignore' })
+  servers.push(server)
   for (let i = 0; i < 100 && !fs.existsSync(portFile); i++) await new Promise((r) => setTimeout(r, 50))
   const port = fs.readFileSync(portFile, 'utf8')
   const henv = { ...env, HOME: home }
