@@ -365,6 +365,35 @@ test('a host that cannot sandbox fails the run closed: nothing runs, the reason 
   }
 })
 
+test('Node 24 fetch inside a sandbox reaches an allowed host through the proxy (NODE_USE_ENV_PROXY), not others', { timeout: 120_000 }, async (t) => {
+  if (skip) return t.skip(skip)
+  const node24 = path.join(tools, 'node_modules', '.bin', 'node')
+  const got = []
+  const srv = http.createServer((req, res) => {
+    got.push(req.url)
+    res.end('fetched-ok')
+  })
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r))
+  const port = srv.address().port
+  const ws = fs.mkdtempSync(path.join(base, 'node24-fetch-'))
+  try {
+    const script = `const go = (u) => fetch(u).then((r) => r.text()).catch((e) => 'ERR ' + (e.cause?.code || e.message)); Promise.all([go('http://allowed.test:${port}/a'), go('http://other.test:${port}/b')]).then((x) => console.log(JSON.stringify(x)))`
+    const out = await new Promise((resolve) => {
+      const c = spawn(path.join(root, 'sharkcage-launcher'), ['exec', '--workspace', ws, '--read-only', tools, '--allow-domain', `allowed.test:${port}`, '--net-resolve', 'allowed.test=127.0.0.1', '--net-resolve', 'other.test=127.0.0.1', '--', node24, '-e', script])
+      let o = ''
+      c.stdout.on('data', (d) => (o += d))
+      c.on('close', () => resolve(o))
+    })
+    const [a, b] = JSON.parse(out.trim().split('\n').pop())
+    assert.equal(a, 'fetched-ok', 'fetch to the allowed host failed')
+    assert.notEqual(b, 'fetched-ok', 'fetch to an unlisted host got through')
+    assert.deepEqual(got, ['/a'], 'the server saw something else than the allowed request')
+  } finally {
+    srv.close()
+    fs.rmSync(ws, { recursive: true, force: true })
+  }
+})
+
 test('the installed backend: runShellCommand honours args, stdin, allowFailure and AbortSignal in the sandbox', { timeout: 300_000 }, async (t) => {
   if (skip) return t.skip(skip)
   const w = await world(() => [])

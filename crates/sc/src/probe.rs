@@ -169,6 +169,9 @@ fn probe(name: &str) -> serde_json::Value {
                 if let Some(rest) = other.strip_prefix("connect-tcp:") {
                     return json!(connect_tcp(rest));
                 }
+                if let Some(rest) = other.strip_prefix("serve-tcp:") {
+                    return json!(serve_tcp(rest));
+                }
                 if let Some(rest) = other.strip_prefix("udp-send:") {
                     return json!(udp_send(rest));
                 }
@@ -244,6 +247,34 @@ fn connect_tcp(addr: &str) -> i64 {
         }
         Err(e) => e.raw_os_error().unwrap_or(-1) as i64,
     }
+}
+
+/// A local server: listen on `addr`, connect to it, and echo a line back.
+/// "ok" when the line came back, else the step and errno that failed.
+fn serve_tcp(addr: &str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let Ok(a) = addr.parse::<std::net::SocketAddr>() else { return "bad address".into() };
+    let l = match std::net::TcpListener::bind(a) {
+        Ok(l) => l,
+        Err(e) => return format!("bind: {}", e.raw_os_error().unwrap_or(-1)),
+    };
+    let Ok(at) = l.local_addr() else { return "local_addr".into() };
+    let server = std::thread::spawn(move || -> std::io::Result<()> {
+        let (s, _) = l.accept()?;
+        let mut line = String::new();
+        BufReader::new(&s).read_line(&mut line)?;
+        (&s).write_all(line.as_bytes())
+    });
+    let mut c = match std::net::TcpStream::connect_timeout(&at, std::time::Duration::from_secs(2)) {
+        Ok(c) => c,
+        Err(e) => return format!("connect: {}", e.raw_os_error().unwrap_or(-1)),
+    };
+    let _ = c.write_all(b"LOCAL-SERVER\n");
+    let mut back = String::new();
+    let _ = c.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+    let _ = BufReader::new(&c).read_line(&mut back);
+    let _ = server.join();
+    if back == "LOCAL-SERVER\n" { "ok".into() } else { format!("echo: {back:?}") }
 }
 
 /// Connect to a unix socket (path, or abstract name) and send a marker.

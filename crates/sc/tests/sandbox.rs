@@ -981,6 +981,26 @@ fn host_unix_sockets_unreachable() {
 }
 
 #[test]
+fn a_command_serves_and_reaches_its_own_local_server_by_default_and_the_hosts_stays_unreached() {
+    use std::net::TcpListener;
+    let _g = shared();
+    let t = T::new();
+    // The host listens on a port; the sandbox serves on the same port of its
+    // own loopback and talks to its own server, never to the host's.
+    let host = TcpListener::bind("127.0.0.1:0").unwrap();
+    host.set_nonblocking(true).unwrap();
+    let port = host.local_addr().unwrap().port();
+    let name = format!("serve-tcp:127.0.0.1:{port}");
+    let v = t.probe(&[&name, "serve-tcp:127.0.0.1:0"]);
+    assert_eq!(v[&name], "ok", "{v}");
+    assert_eq!(v["serve-tcp:127.0.0.1:0"], "ok", "{v}");
+    assert_eq!(drain_accepts(|| host.accept()), 0, "the host's listener got a connection from the sandbox");
+    // With allowLocalBinding: false, binding is refused.
+    let v = t.sc().policy(r#"{"network":{"allowLocalBinding":false}}"#).probe(&["serve-tcp:127.0.0.1:0"]);
+    assert!(v["serve-tcp:127.0.0.1:0"].as_str().is_some_and(|s| s.starts_with("bind: ")), "{v}");
+}
+
+#[test]
 fn host_loopback_tcp_unreachable() {
     use std::net::{TcpListener, TcpStream};
     let _g = shared();

@@ -654,6 +654,10 @@ fn proxy_env(ssh_helper: Option<&PathBuf>) -> Vec<(String, String)> {
     for k in ["NO_PROXY", "no_proxy"] {
         v.push((k.into(), "localhost,127.0.0.1,::1".into()));
     }
+    // Node ≥ 24's own clients (fetch, http.request with the default agent)
+    // honour the variables above only with this set (Node 22.16–23: it needs
+    // `--use-env-proxy` or this too; older Node: a proxy agent).
+    v.push(("NODE_USE_ENV_PROXY".into(), "1".into()));
     // ssh through the proxy: this launcher's `__connect` opens a CONNECT
     // tunnel and relays stdin/stdout (ssh's ProxyCommand).
     if let Some(exe) = ssh_helper.map(|p| p.display().to_string()).filter(|e| !e.contains(['\'', '"', '\\', '%', ' '])) {
@@ -738,7 +742,7 @@ fn landlock_plan(hidden: &[PathBuf], allow_read: &[PathBuf], exposed: &[PathBuf]
         allow_read,
         exposed,
         writable,
-        allow_local_binding: pol.network.allow_local_binding,
+        allow_local_binding: pol.network.allow_local_binding.unwrap_or(true),
         connect_ports: if net { &[crate::proxy::HTTP_PORT, crate::proxy::SOCKS_PORT] } else { &[] },
         private_writable: &mounts.private_writable,
         stdio_files: &stdio,

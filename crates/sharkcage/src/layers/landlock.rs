@@ -11,10 +11,11 @@
 //! * **write** (every write right of the ABI, incl. `REFER` and `TRUNCATE`) only
 //!   on writable roots and the private tmpfs mounts;
 //! * `/dev`: read, write and `IOCTL_DEV` (ABI 5) for the minimal device set;
-//! * **TCP** (ABI 4): `bind` is denied unless `allowLocalBinding`; `connect`
-//!   only to the proxy's two ports (the namespace has nothing but loopback,
-//!   so that is the proxy's listeners), or to nothing when the call has no
-//!   network;
+//! * **TCP** (ABI 4), only with `allowLocalBinding: false`: `bind` denied and
+//!   `connect` only to the proxy's two ports (or nothing when the call has no
+//!   network). By default the command may serve and reach its own servers:
+//!   the sandbox's network namespace has nothing but its own loopback, so
+//!   nothing of the host's is reachable either way;
 //! * **scoping** (ABI 6): no abstract unix sockets and no signals outside the
 //!   sandbox's own Landlock domain.
 //!
@@ -116,18 +117,14 @@ impl LandlockPlan {
         let mut report = LandlockReport {
             abi: kabi,
             filesystem: true,
-            network: kabi >= 4,
+            network: kabi >= 4 && !inp.allow_local_binding,
             scoping: kabi >= 6,
             ioctl_dev: kabi >= 5,
             rules: 0,
         };
         let mut rs = Ruleset::default().set_compatibility(CompatLevel::BestEffort).handle_access(all)?;
         if report.network {
-            let mut net: landlock::BitFlags<AccessNet> = AccessNet::ConnectTcp.into();
-            if !inp.allow_local_binding {
-                net |= AccessNet::BindTcp;
-            }
-            rs = rs.handle_access(net)?;
+            rs = rs.handle_access(AccessNet::ConnectTcp | AccessNet::BindTcp)?;
         }
         if report.scoping {
             rs = rs.scope(Scope::AbstractUnixSocket | Scope::Signal)?;

@@ -99,9 +99,12 @@ pub struct NetworkPolicy {
     pub allow_unix_sockets: Vec<String>,
     #[serde(default, deserialize_with = "must_be_false")]
     pub allow_all_unix_sockets: Option<bool>,
-    /// Let the command listen on its own (private) loopback.
+    /// Let the command listen on its own (private) loopback and connect to
+    /// its own servers there. Default: yes (the sandbox's network namespace
+    /// has nothing but that loopback: nothing of the host's is reachable);
+    /// `false` refuses `bind` and any connect but the proxy's (Landlock TCP).
     #[serde(default)]
-    pub allow_local_binding: bool,
+    pub allow_local_binding: Option<bool>,
     #[serde(default, deserialize_with = "unsupported")]
     pub http_proxy_port: Option<()>,
     #[serde(default, deserialize_with = "unsupported")]
