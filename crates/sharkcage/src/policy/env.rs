@@ -24,6 +24,29 @@ use crate::secretshape;
 /// Names passed through by default (exact, or prefix when ending in `*`).
 pub const DEFAULT_PASS: &[&str] = &["PATH", "LANG", "LANGUAGE", "LC_*", "TERM", "TZ", "COLORTERM", "NO_COLOR"];
 
+/// Tool settings that pass by default: they change how a tool behaves or
+/// where it fetches from, hold nothing secret by name, and a value that
+/// carries a credential (a registry URL with a token) is still withheld.
+pub const TOOL_SETTINGS_PASS: &[&str] = &[
+    "PIP_DISABLE_PIP_VERSION_CHECK", "PIP_NO_INPUT", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST",
+    "PIP_PROGRESS_BAR", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "PYTHONIOENCODING", "UV_INDEX_URL",
+    "UV_EXTRA_INDEX_URL", "NPM_CONFIG_REGISTRY", "npm_config_registry", "YARN_REGISTRY", "GOPROXY", "GONOSUMDB",
+    "GOPRIVATE", "GOFLAGS", "CARGO_TERM_COLOR", "CARGO_NET_GIT_FETCH_WITH_CLI", "CI", "FORCE_COLOR", "CLICOLOR",
+];
+
+/// A certificate-path variable (`SSL_CERT_FILE`, `NODE_EXTRA_CA_CERTS`, …;
+/// see `secretshape::is_cert_path_name`) passes by default when its value
+/// names a file or directory the caller can read: it names trust anchors,
+/// not a secret, and TLS behind a corporate proxy or mirror needs it.
+fn cert_path_passes(name: &str, value: &str) -> bool {
+    if !secretshape::is_cert_path_name(name) || !value.starts_with('/') || value.contains('\0') {
+        return false;
+    }
+    let Ok(c) = std::ffi::CString::new(value) else { return false };
+    // SAFETY: access with a NUL-terminated path; no memory is written.
+    std::path::Path::new(value).exists() && unsafe { libc::access(c.as_ptr(), libc::R_OK) } == 0
+}
+
 /// Name prefixes of cloud, forge and model-provider families: their tools
 /// read credentials from many names, so the whole family is withheld.
 pub const SECRET_PREFIXES: &[&str] = &[
@@ -115,11 +138,11 @@ pub fn build(
 ) -> SandboxEnv {
     let mut out = SandboxEnv::default();
     let named_exactly = |n: &str| allow.iter().any(|a| a == n);
-    let passes = |n: &str| {
-        DEFAULT_PASS.iter().any(|p| matches(p, n)) || allow.iter().any(|p| matches(p, n))
+    let passes = |n: &str, v: &str| {
+        DEFAULT_PASS.iter().any(|p| matches(p, n)) || TOOL_SETTINGS_PASS.contains(&n) || allow.iter().any(|p| matches(p, n)) || cert_path_passes(n, v)
     };
     let put = |out: &mut SandboxEnv, k: String, v: String, from_explicit: bool| {
-        if !from_explicit && !passes(&k) {
+        if !from_explicit && !passes(&k, &v) {
             return;
         }
         if !named_exactly(&k) {
@@ -249,6 +272,28 @@ mod tests {
         let e = build(vec![s("DB_PASS", "x"), s("PIP_INDEX_URL", "https://u:p@h/")], &[], &allow, &[]);
         assert!(e.vars.contains(&s("DB_PASS", "x")) && e.vars.contains(&s("PIP_INDEX_URL", "https://u:p@h/")));
         assert!(e.withheld.is_empty());
+    }
+
+    #[test]
+    fn cert_paths_pass_by_default_when_they_name_a_readable_file_and_tool_settings_pass() {
+        let dir = std::env::temp_dir().join(format!("sc-cert-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = dir.join("ca.pem");
+        std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").unwrap();
+        let inh = vec![
+            s("SSL_CERT_FILE", ca.to_str().unwrap()),
+            s("NODE_EXTRA_CA_CERTS", "/nonexistent/ca.pem"),
+            s("REQUESTS_CA_BUNDLE", "relative/ca.pem"),
+            s("SSL_CERT_DIR", dir.to_str().unwrap()),
+            s("PIP_DISABLE_PIP_VERSION_CHECK", "1"),
+            s("PIP_INDEX_URL", "https://user:tok@pypi.example/simple"),
+        ];
+        let e = build(inh, &[], &[], &[]);
+        let has = |k: &str| e.vars.iter().any(|(n, _)| n == k);
+        assert!(has("SSL_CERT_FILE") && has("SSL_CERT_DIR") && has("PIP_DISABLE_PIP_VERSION_CHECK"), "{:?}", e.vars);
+        assert!(!has("NODE_EXTRA_CA_CERTS") && !has("REQUESTS_CA_BUNDLE"), "a missing or relative path passed: {:?}", e.vars);
+        assert!(!has("PIP_INDEX_URL") && e.withheld.iter().any(|w| w.name == "PIP_INDEX_URL"), "a registry URL with a token passed");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
