@@ -303,6 +303,12 @@ test('SandboxFs: a hidden path looks the same whether it exists or not (no stat/
   const { base, home, ws } = fixture()
   try {
     fs.symlinkSync(path.join(home, '.ssh'), path.join(ws, 'ssh-link'))
+    // Symlinks straight at a present and a missing hidden file, in the workspace and outside it.
+    fs.symlinkSync(path.join(home, '.ssh', 'id_rsa'), path.join(ws, 'k-present'))
+    fs.symlinkSync(path.join(home, '.ssh', 'id_missing'), path.join(ws, 'k-missing'))
+    fs.symlinkSync(path.join(home, '.aws', 'credentials'), path.join(ws, 'k-missing-dir'))
+    fs.symlinkSync(path.join(home, '.ssh', 'id_rsa'), path.join(base, 'out-present'))
+    fs.symlinkSync(path.join(home, '.ssh', 'id_missing'), path.join(base, 'out-missing'))
     const f = withHome(home, () => new sc.SandboxFs({}, { workspace: ws }))
     const outcome = (fn) => {
       try {
@@ -315,6 +321,9 @@ test('SandboxFs: a hidden path looks the same whether it exists or not (no stat/
       [path.join(home, '.ssh', 'id_rsa'), path.join(home, '.ssh', 'id_ed25519')],
       ['ssh-link/id_rsa', 'ssh-link/id_ed25519'],
       [path.join(home, '.openclaw', 'openclaw.json'), path.join(home, '.openclaw', 'nothing.json')],
+      ['k-present', 'k-missing'],
+      ['k-present', 'k-missing-dir'],
+      [path.join(base, 'out-present'), path.join(base, 'out-missing')],
     ]) {
       assert.equal(outcome(() => f.stat(present)), outcome(() => f.stat(missing)), `stat tells ${present} from ${missing}`)
       assert.equal(outcome(() => f.readFile(present)), outcome(() => f.readFile(missing)), `readFile tells ${present} from ${missing}`)

@@ -731,16 +731,44 @@ impl FsBridge {
     }
 }
 
-/// Where `p` would be: its deepest existing ancestor as the kernel resolves
-/// it (symlinks followed), with the rest appended.
+/// Where `p` leads as the kernel would resolve it, symlinks followed even
+/// when what they name does not exist (a dangling `ws/l -> ~/.ssh/missing`
+/// leads to `~/.ssh/missing`), so a hidden place is judged the same whether
+/// anything is there or not. At most 40 symlinks, as the kernel.
 fn would_be_at(p: &Path) -> PathBuf {
-    for a in p.ancestors() {
-        if let Ok(real) = std::fs::canonicalize(a) {
-            let rest = p.strip_prefix(a).unwrap_or(Path::new(""));
-            return if rest.as_os_str().is_empty() { real } else { real.join(rest) };
+    use std::collections::VecDeque;
+    use std::path::Component;
+    let mut out = PathBuf::from("/");
+    let mut todo: VecDeque<std::ffi::OsString> = p.components().filter_map(|c| match c {
+        Component::Normal(n) => Some(n.to_os_string()),
+        Component::ParentDir => Some("..".into()),
+        _ => None,
+    }).collect();
+    let mut hops = 0;
+    while let Some(c) = todo.pop_front() {
+        if c == ".." {
+            out.pop();
+            continue;
+        }
+        let next = out.join(&c);
+        match std::fs::read_link(&next) {
+            Ok(target) if hops < 40 => {
+                hops += 1;
+                if target.is_absolute() {
+                    out = PathBuf::from("/");
+                }
+                for (i, t) in target.components().filter_map(|c| match c {
+                    Component::Normal(n) => Some(n.to_os_string()),
+                    Component::ParentDir => Some("..".into()),
+                    _ => None,
+                }).enumerate() {
+                    todo.insert(i, t);
+                }
+            }
+            _ => out = next,
         }
     }
-    p.to_path_buf()
+    out
 }
 
 /// Refused when `full` lies in one of `places` (see `FsBridge::config_places`).
