@@ -161,6 +161,8 @@ fn verify_cmd(dir: Option<PathBuf>, checkpoint: Option<PathBuf>, json: bool) -> 
         let _ = writeln!(out, "audit log DAMAGED: {} at seq {} in {}: {}", d.kind.name(), d.seq, escape(&d.segment), escape(&d.detail));
         if d.kind == DamageKind::CheckpointRotatedAway {
             let _ = writeln!(out, "(the log itself: {} records, seq {}–{}, in {} segments, log {}; verify against a newer exported checkpoint)", rep.records, rep.first_seq, rep.last_seq, rep.segments, rep.log_id);
+        } else if d.kind == DamageKind::ExportedCheckpointMissing {
+            let _ = writeln!(out, "(the log itself: {} records, seq {}–{}, in {} segments, log {}; the exported copy kept elsewhere proves the history: sc audit verify --checkpoint FILE)", rep.records, rep.first_seq, rep.last_seq, rep.segments, rep.log_id);
         } else {
             let _ = writeln!(out, "({} records verified before it, {} segments, log {})", rep.records, rep.segments, rep.log_id);
         }
@@ -174,10 +176,18 @@ fn verify_cmd(dir: Option<PathBuf>, checkpoint: Option<PathBuf>, json: bool) -> 
             rep.segments,
             rep.bytes,
             rep.checkpoints,
-            if checkpoint.is_some() { " + the exported one" } else { "" },
+            match (checkpoint.is_some(), rep.exported_seq) {
+                (true, Some(n)) => format!(" + the exported one + exported.json's (seq {n})"),
+                (true, None) => " + the exported one".to_string(),
+                (false, Some(n)) => format!(" + exported.json's (seq {n})"),
+                (false, None) => String::new(),
+            },
             rep.alg,
             rep.head.as_deref().map(|h| &h[..16.min(h.len())]).unwrap_or("-")
         );
+    }
+    if !json && rep.exported_rotated_away {
+        let _ = writeln!(out, "note: the last exported checkpoint (seq {}, exported.json) is older than the oldest record kept (seq {}); the chain's rotated records announce the deletion", rep.exported_seq.unwrap_or(0), rep.first_seq);
     }
     if !json && rep.retention_drops > 0 {
         let _ = writeln!(out, "note: {} retention record(s) say history newer than the last exported checkpoint was dropped (the log was over its hard limit): sc audit --kind retention", rep.retention_drops);
