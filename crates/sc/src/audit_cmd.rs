@@ -2,9 +2,12 @@
 //! retention.
 //!
 //! Everything printed from a record (or a checkpoint file) goes through
-//! `audit::display`: control characters, escape sequences and bidi controls
-//! are shown as visible escapes, so a record cannot forge a row or hide
-//! text; `--json` lines carry them as `\uXXXX` escapes.
+//! `audit::display`: control characters, escape sequences, bidi controls
+//! and every invisible or format character are shown as visible escapes, so
+//! a record cannot forge a row or hide text; `--json` lines carry them as
+//! `\uXXXX` escapes. In the table, free-text fields have runs of blanks
+//! collapsed and are clipped to 120 characters (`…`); `--json` has them
+//! whole.
 //!
 //! Exit codes: 0 fine; 1 the log is damaged (`verify`); 2 bad usage or a
 //! file that is not part of an audit log (named in the message).
@@ -13,7 +16,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use sharkcage::audit::display::{escape, json_line};
+use sharkcage::audit::display::{escape, field, json_line};
 use sharkcage::audit::query::{query, Filter};
 use sharkcage::audit::retention::{self, Retention};
 use sharkcage::audit::verify::{read_checkpoints, verify, Checkpoint};
@@ -158,6 +161,8 @@ fn verify_cmd(dir: Option<PathBuf>, checkpoint: Option<PathBuf>, json: bool) -> 
         let _ = writeln!(out, "audit log DAMAGED: {} at seq {} in {}: {}", d.kind.name(), d.seq, escape(&d.segment), escape(&d.detail));
         if d.kind == DamageKind::CheckpointRotatedAway {
             let _ = writeln!(out, "(the log itself: {} records, seq {}–{}, in {} segments, log {}; verify against a newer exported checkpoint)", rep.records, rep.first_seq, rep.last_seq, rep.segments, rep.log_id);
+        } else if d.kind == DamageKind::ExportedCheckpointMissing {
+            let _ = writeln!(out, "(the log itself: {} records, seq {}–{}, in {} segments, log {}; the exported copy kept elsewhere proves the history: sc audit verify --checkpoint FILE)", rep.records, rep.first_seq, rep.last_seq, rep.segments, rep.log_id);
         } else {
             let _ = writeln!(out, "({} records verified before it, {} segments, log {})", rep.records, rep.segments, rep.log_id);
         }
@@ -171,10 +176,18 @@ fn verify_cmd(dir: Option<PathBuf>, checkpoint: Option<PathBuf>, json: bool) -> 
             rep.segments,
             rep.bytes,
             rep.checkpoints,
-            if checkpoint.is_some() { " + the exported one" } else { "" },
+            match (checkpoint.is_some(), rep.exported_seq) {
+                (true, Some(n)) => format!(" + the exported one + exported.json's (seq {n})"),
+                (true, None) => " + the exported one".to_string(),
+                (false, Some(n)) => format!(" + exported.json's (seq {n})"),
+                (false, None) => String::new(),
+            },
             rep.alg,
             rep.head.as_deref().map(|h| &h[..16.min(h.len())]).unwrap_or("-")
         );
+    }
+    if !json && rep.exported_rotated_away {
+        let _ = writeln!(out, "note: the last exported checkpoint (seq {}, exported.json) is older than the oldest record kept (seq {}); the chain's rotated records announce the deletion", rep.exported_seq.unwrap_or(0), rep.first_seq);
     }
     if !json && rep.retention_drops > 0 {
         let _ = writeln!(out, "note: {} retention record(s) say history newer than the last exported checkpoint was dropped (the log was over its hard limit): sc audit --kind retention", rep.retention_drops);
@@ -260,39 +273,35 @@ fn list(a: ListArgs) -> Result<i32, String> {
     for r in &recs {
         blocked += r.blocked() as usize;
         counted += r.detail.as_ref().and_then(|d| d["aggregate"]["count"].as_u64()).unwrap_or(0);
-        let time = escape(r.ts.get(..19).unwrap_or(&r.ts)).replace('T', " ");
-        let who = escape(r.session.as_deref().or(r.skill.as_deref()).unwrap_or("-"));
-        let _ = writeln!(out, "{:>6}  {:<19}  {:<10} {:<8} {:<24} {}", r.seq, time, escape(&r.kind), escape(r.decision.as_deref().unwrap_or("-")), clip(&who, 24), what(r));
+        let time = field(r.ts.get(..19).unwrap_or(&r.ts), 19).replace('T', " ");
+        let who = field(r.session.as_deref().or(r.skill.as_deref()).unwrap_or("-"), 24);
+        let _ = writeln!(out, "{:>6}  {:<19}  {:<10} {:<8} {:<24} {}", r.seq, time, field(&r.kind, 20), field(r.decision.as_deref().unwrap_or("-"), 12), who, what(r));
     }
     let more = if counted > 0 { format!(" (and {counted} more refusals counted in summaries)") } else { String::new() };
     let _ = writeln!(out, "{} records, {} blocked{more}", recs.len(), blocked);
     Ok(0)
 }
 
-fn clip(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        format!("{}…", s.chars().take(n - 1).collect::<String>())
-    }
-}
+/// Width of a free-text field in the table (the full value is in `--json`).
+const FIELD: usize = 120;
 
-/// The one-line description of a record (every string escaped).
+/// The one-line description of a record: every string escaped, runs of
+/// blanks shown as one space, each field clipped (`display::field`).
 fn what(r: &Record) -> String {
     let mut parts: Vec<String> = Vec::new();
     if let Some(t) = &r.tool {
-        parts.push(escape(t));
+        parts.push(field(t, 40));
     }
     if let Some(h) = &r.host {
-        parts.push(format!("{}:{}", escape(h), r.port.unwrap_or(0)));
+        parts.push(format!("{}:{}", field(h, FIELD), r.port.unwrap_or(0)));
     }
     if let Some(p) = &r.path {
-        parts.push(escape(p));
+        parts.push(field(p, FIELD));
     }
     if let Some(argv) = r.params.as_ref().and_then(|p| p.get("argv")).and_then(|a| a.as_array()) {
-        parts.push(clip(&escape(&argv.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(" ")), 60));
+        parts.push(field(&argv.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(" "), 60));
     } else if let Some(c) = r.params.as_ref().and_then(|p| p.get("command")).and_then(|c| c.as_str()) {
-        parts.push(clip(&escape(c), 60));
+        parts.push(field(c, 60));
     }
     if let Some(c) = r.exit_code {
         parts.push(format!("exit {c}"));
@@ -301,7 +310,7 @@ fn what(r: &Record) -> String {
         parts.push(format!("{d:.1} ms"));
     }
     if let Some(reason) = &r.reason {
-        parts.push(format!("— {}", clip(&escape(reason), 100)));
+        parts.push(format!("— {}", field(reason, FIELD)));
     }
     parts.join(" ")
 }

@@ -145,7 +145,7 @@ fn records_cannot_forge_rows_or_hide_text() {
     o.assert_ok();
     let (code, table, err) = sc(&["audit", "--dir", d]);
     assert_eq!(code, 0, "{err}");
-    assert!(table.contains("x.test\\r\\n    77"), "the record is there, escaped:\n{table}");
+    assert!(table.contains("x.test\\r\\n 77 2026-01-01 00:00:00 net allow"), "the record is there, escaped, blank runs collapsed:\n{table}");
     assert!(table.contains("\\x1b[8m\\u{202e}gpj.exe"), "{table}");
     assert_eq!(raw_controls(&table), Vec::<char>::new(), "raw control characters in:\n{table}");
     assert!(!table.lines().any(|l| l.starts_with("    77 ")), "a forged row:\n{table}");
@@ -238,4 +238,105 @@ fn a_flood_cannot_flush_history_and_verify_names_a_rotated_checkpoint() {
     // Without the exported checkpoint, the chain itself still verifies.
     let (code, out, _) = sc(&["audit", "verify", "--dir", d]);
     assert_eq!(code, 0, "{out}");
+}
+
+/// Every character of the review that renders invisibly (zero-width and
+/// format characters, tags, variation selectors, fillers, separators).
+const INVISIBLE: &[char] = &[
+    '\u{200b}', '\u{200c}', '\u{200d}', '\u{2060}', '\u{2061}', '\u{2062}', '\u{2063}', '\u{2064}', '\u{feff}', '\u{ad}', '\u{180e}', '\u{34f}', '\u{e0000}', '\u{e0001}', '\u{e0041}',
+    '\u{e007f}', '\u{fe00}', '\u{fe0f}', '\u{e0100}', '\u{e01ef}', '\u{115f}', '\u{1160}', '\u{3164}', '\u{ffa0}', '\u{2028}', '\u{2029}', '\u{a0}', '\u{e000}', '\u{10ffff}',
+];
+
+#[test]
+fn invisible_characters_are_never_printed_raw_and_padded_fields_cannot_fake_a_row() {
+    let _g = shared();
+    let t = T::new();
+    let dir = t.root.join("audit");
+    let d = dir.to_str().unwrap();
+    let fake = "    77  2026-01-01 00:00:00  net        allow    agent:main:x             connect bank.test:443 — allowed";
+    let a = sharkcage::audit::Audit::open(sharkcage::audit::AuditConfig::new(&dir)).unwrap();
+    for &c in INVISIBLE {
+        let mut r = sharkcage::audit::Record::new("file_op");
+        r.session = Some(format!("agent{c}main"));
+        r.tool = Some(format!("re{c}ad"));
+        r.decision = Some(format!("de{c}ny"));
+        r.host = Some(format!("bank{c}.test"));
+        r.path = Some(format!("/etc/pass{c}wd"));
+        r.reason = Some(format!("not in{c} allowRead"));
+        a.append_blocking(r).unwrap();
+    }
+    // Fields padded with 500 spaces (or tabs) and a fake row after them.
+    let mut r = refused_connect("sb-pad", "agent:main:x", format!("pad.test{}{fake}", " ".repeat(500)));
+    r.path = Some(format!("/tmp/x{}{fake}", " \t".repeat(250)));
+    r.reason = Some(format!("refused{}{fake}", " ".repeat(500)));
+    a.append_blocking(r).unwrap();
+    a.close().unwrap();
+
+    let o = Command::new(sc_bin()).args(["audit", "--dir", d]).env("LANG", "C.UTF-8").output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let table = String::from_utf8(o.stdout).unwrap();
+    let raw: Vec<char> = table.chars().filter(|c| INVISIBLE.contains(c) || raw_controls(&c.to_string()).len() == 1).collect();
+    assert_eq!(raw, Vec::<char>::new(), "raw invisible characters in:\n{table}");
+    for &c in INVISIBLE {
+        let e = format!("bank\\u{{{:x}}}.test", c as u32);
+        assert!(table.contains(&e), "{e} missing:\n{table}");
+    }
+    // The padded record is one line; the fake row is inline, fields clipped.
+    assert!(!table.lines().any(|l| l.trim_start().starts_with("77 ")), "a forged row:\n{table}");
+    let pad = table.lines().find(|l| l.contains("pad.test")).expect("the padded record");
+    assert!(pad.contains("/tmp/x 77 2026-01-01 00:00:00 net allow") && pad.contains("— refused 77 2026") && !pad.contains("\\t"), "blank runs collapsed: {pad}");
+    assert!(pad.chars().count() < 600, "fields clipped: {} chars", pad.chars().count());
+    assert!(pad.contains('…'), "{pad}");
+    // One line per record, plus the header and the total.
+    let n: usize = table.lines().last().unwrap().split(' ').next().unwrap().parse().unwrap();
+    assert_eq!(n, INVISIBLE.len() + 1, "{table}");
+    assert_eq!(table.lines().count(), n + 2, "{table}");
+
+    // --json: the full values, every invisible character as \uXXXX.
+    let o = Command::new(sc_bin()).args(["audit", "--dir", d, "--json"]).output().unwrap();
+    let json = String::from_utf8(o.stdout).unwrap();
+    let raw: Vec<char> = json.chars().filter(|c| INVISIBLE.contains(c) || raw_controls(&c.to_string()).len() == 1).collect();
+    assert_eq!(raw, Vec::<char>::new(), "raw invisible characters in --json");
+    let recs = jsonl(&json);
+    for &c in INVISIBLE {
+        let host = format!("bank{c}.test");
+        assert!(recs.iter().any(|r| r["host"].as_str() == Some(host.as_str())), "{host:?} not in --json once parsed");
+    }
+    assert!(json.contains("\\u200b") && json.contains("\\udb40\\udc01") && json.contains("\\ufeff"), "{json}");
+    // (The host is capped at record time like every name; the reason, under
+    // its cap, is whole.)
+    let padded = format!("refused{}{fake}", " ".repeat(500));
+    assert!(recs.iter().any(|r| r["reason"].as_str() == Some(padded.as_str())), "the full padded reason is in --json");
+}
+
+#[test]
+fn verify_names_a_wiped_log_that_exported_json_says_was_exported() {
+    let _g = shared();
+    let t = T::new();
+    let dir = t.root.join("audit");
+    let d = dir.to_str().unwrap();
+    for i in 0..3 {
+        t.sc().opt("--audit-dir").opt(d).sh(&format!("echo run-{i}")).run().assert_ok();
+    }
+    let (code, cp, err) = sc(&["audit", "checkpoint", "--export", "--dir", d]);
+    assert_eq!(code, 0, "{err}");
+    let cp_seq = serde_json::from_str::<serde_json::Value>(&cp).unwrap()["seq"].as_u64().unwrap();
+    let (code, out, _) = sc(&["audit", "verify", "--dir", d]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("exported.json's (seq {cp_seq})")), "{out}");
+    // The attacker wipes the segments and the local checkpoints.
+    for e in std::fs::read_dir(&dir).unwrap().flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if n.starts_with("audit-") || n == "checkpoints.jsonl" {
+            std::fs::remove_file(e.path()).unwrap();
+        }
+    }
+    let (code, out, _) = sc(&["audit", "verify", "--dir", d]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("DAMAGED: exported-checkpoint-missing at seq {cp_seq} in exported.json")) && out.contains("the log ends at seq 0"), "{out}");
+    assert!(out.contains("--checkpoint FILE"), "{out}");
+    let (code, out, _) = sc(&["audit", "verify", "--dir", d, "--json"]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!((v["ok"].as_bool(), v["damage"]["kind"].as_str()), (Some(false), Some("exported-checkpoint-missing")));
 }

@@ -504,6 +504,8 @@ fn a_flood_past_the_hard_limit_is_named_by_verify() {
     assert!(log_bytes(d.path()) <= 64 * 1024 + 16 * 1024, "{} bytes", log_bytes(d.path()));
     let plain = verify(d.path(), None).unwrap();
     assert!(plain.ok && plain.retention_drops > 0, "{plain:?}");
+    // exported.json's checkpoint was rotated away, announced by the chain.
+    assert!(plain.exported_rotated_away && plain.exported_seq == Some(cp.seq), "{plain:?}");
     let r = verify(d.path(), Some((&cp, PathBuf::from("exported")))).unwrap();
     assert!(!r.ok);
     let dm = r.damage.unwrap();
@@ -549,4 +551,54 @@ fn summaries_are_written_when_due_without_further_records() {
     assert_eq!(summary.host.as_deref(), Some("same.test"));
     a.close().unwrap();
     assert!(verify(d.path(), None).unwrap().ok);
+}
+
+#[test]
+fn plain_verify_checks_the_checkpoint_exported_json_records() {
+    // Exported, then segments and local checkpoints wiped: named, not OK.
+    let d = dir();
+    log(d.path(), 10, |_| {});
+    let cp = export(d.path());
+    assert!(verify(d.path(), None).unwrap().ok);
+    for s in segments(d.path()) {
+        std::fs::remove_file(d.path().join(s)).unwrap();
+    }
+    std::fs::remove_file(d.path().join("checkpoints.jsonl")).unwrap();
+    let r = verify(d.path(), None).unwrap();
+    assert!(!r.ok, "{r:?}");
+    let dm = r.damage.unwrap();
+    assert_eq!((dm.kind, dm.seq, dm.kind.name(), dm.segment.as_str()), (DamageKind::ExportedCheckpointMissing, cp.seq, "exported-checkpoint-missing", "exported.json"));
+    assert!(dm.detail.contains("the log ends at seq 0"), "{dm:?}");
+    // A fresh log written over the wipe: the record at the exported seq is
+    // another one.
+    log(d.path(), 20, |_| {});
+    let r = verify(d.path(), None).unwrap();
+    assert_eq!(r.damage.as_ref().map(|d| d.kind), Some(DamageKind::Edited), "{r:?}");
+    assert!(r.damage.unwrap().detail.contains("exported.json"));
+
+    // Truncated past the exported seq, local checkpoints gone.
+    let d = dir();
+    log(d.path(), 10, |c| c.keyed = false);
+    let cp = export(d.path());
+    std::fs::remove_file(d.path().join("checkpoints.jsonl")).unwrap();
+    let l = lines(&seg1(d.path()));
+    write_lines(&seg1(d.path()), &l[..6]);
+    let r = verify(d.path(), None).unwrap();
+    assert_eq!(r.damage.map(|d| (d.kind, d.seq)), Some((DamageKind::ExportedCheckpointMissing, cp.seq)));
+    // exported.json of another log: the log was replaced.
+    let d = dir();
+    log(d.path(), 5, |_| {});
+    export(d.path());
+    let p = d.path().join("exported.json");
+    let mut e: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    e["logId"] = "0123456789abcdef".into();
+    std::fs::write(&p, e.to_string()).unwrap();
+    let dm = verify(d.path(), None).unwrap().damage.unwrap();
+    assert_eq!(dm.kind, DamageKind::ExportedCheckpointMissing);
+    assert!(dm.detail.contains("the log was replaced"), "{dm:?}");
+    // An exported.json written before logId was recorded still reads.
+    e.as_object_mut().unwrap().remove("logId");
+    std::fs::write(&p, e.to_string()).unwrap();
+    let r = verify(d.path(), None).unwrap();
+    assert!(r.ok && r.exported_seq.is_some(), "{r:?}");
 }

@@ -14,7 +14,8 @@
 //!   than the last exported checkpoint is kept, or dropped only loudly.
 //! * [`verify`]: recomputes every hash and link, checks checkpoints, and
 //!   names the first damage (`edited`, `deleted`, `inserted`, `reordered`,
-//!   `truncated`, `bad-signature`, `torn-tail`, `checkpoint-rotated-away`).
+//!   `truncated`, `bad-signature`, `torn-tail`, `checkpoint-rotated-away`,
+//!   `exported-checkpoint-missing`).
 //! * [`query`]: filtered reading for `sc audit` and the addon.
 //! * [`display`]: record text made safe for a terminal.
 //! * [`redact`]: secrets out of parameters before anything is written.

@@ -111,6 +111,10 @@ pub struct Exported {
     /// The checkpoint's time.
     pub ts: String,
     pub exported_at: String,
+    /// The log the checkpoint is of (absent in files written before it was
+    /// recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_id: Option<String>,
 }
 
 /// The last exported checkpoint of the log in `dir`, if any.
@@ -129,7 +133,7 @@ pub fn mark_exported(dir: &Path, c: &Checkpoint) -> Result<Exported, AuditError>
             return Ok(prev);
         }
     }
-    let e = Exported { v: 1, seq: c.seq, head: c.head.clone(), ts: c.ts.clone(), exported_at: format_ts(now_ms()) };
+    let e = Exported { v: 1, seq: c.seq, head: c.head.clone(), ts: c.ts.clone(), exported_at: format_ts(now_ms()), log_id: Some(c.log_id.clone()) };
     let p = dir.join(EXPORTED_FILE);
     crate::fileio::write_atomic(&p, serde_json::to_string_pretty(&e).expect("serialises").as_bytes(), 0o600).map_err(|e| AuditError::Io(p, e))?;
     Ok(e)

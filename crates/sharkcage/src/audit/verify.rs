@@ -24,6 +24,17 @@
 //!   names a seq older than the oldest record kept: rotation deleted the
 //!   history it vouches for, so it can no longer be checked (the detail says
 //!   whether a `rotated` record announced the deletion). Never plain OK.
+//! * `exported-checkpoint-missing` — `exported.json` (what `sc audit
+//!   checkpoint --export` leaves in the directory) says a checkpoint at
+//!   seq N was exported, but the log ends before N (segments truncated or
+//!   wiped, along with `checkpoints.jsonl`), or it names another log (the
+//!   log was replaced). Checked on every `verify`, with or without
+//!   `--checkpoint`; the record at N must also carry the exported head
+//!   (`edited` otherwise). History rotated past N is not damage when the
+//!   chain's own `rotated` records announce it (the report says so).
+//!   Whoever can delete the whole directory can delete `exported.json` as
+//!   well: the exported copy kept elsewhere (`--checkpoint FILE`) is what
+//!   proves history.
 //!
 //! The report also counts `retention` records with decision `deny`: history
 //! newer than the last exported checkpoint that retention dropped (loudly)
@@ -37,6 +48,7 @@ use ring::signature::{UnparsedPublicKey, ED25519};
 use serde::{Deserialize, Serialize};
 
 use super::record::{unhex, Hasher};
+use super::retention::{self, EXPORTED_FILE};
 use super::store::{self, Keys};
 use super::AuditError;
 
@@ -52,6 +64,7 @@ pub enum DamageKind {
     BadSignature,
     TornTail,
     CheckpointRotatedAway,
+    ExportedCheckpointMissing,
 }
 
 impl DamageKind {
@@ -65,6 +78,7 @@ impl DamageKind {
             DamageKind::BadSignature => "bad-signature",
             DamageKind::TornTail => "torn-tail",
             DamageKind::CheckpointRotatedAway => "checkpoint-rotated-away",
+            DamageKind::ExportedCheckpointMissing => "exported-checkpoint-missing",
         }
     }
 }
@@ -130,6 +144,11 @@ pub struct VerifyReport {
     pub checkpoints: usize,
     /// `retention` records saying unexported history was dropped.
     pub retention_drops: u64,
+    /// The seq of the last exported checkpoint `exported.json` records, when
+    /// there is one (checked against the log).
+    pub exported_seq: Option<u64>,
+    /// That checkpoint's record was deleted by an announced rotation.
+    pub exported_rotated_away: bool,
     pub damage: Option<Damage>,
 }
 
@@ -441,17 +460,71 @@ pub fn verify(dir: &Path, exported: Option<(&Checkpoint, PathBuf)>) -> Result<Ve
         };
         why.map(|w| Damage { kind: DamageKind::BadSignature, seq: c.seq, segment: origin.clone(), detail: format!("checkpoint at seq {}: {w}", c.seq) })
     });
-    let expect: BTreeMap<u64, (String, String)> = cps.iter().map(|(c, o)| (c.seq, (c.head.clone(), o.clone()))).collect();
-    let (mut rep, tail) = walk(dir, &keys, &if sig_damage.is_some() { BTreeMap::new() } else { expect })?;
+    let mut expect: BTreeMap<u64, (String, String)> = cps.iter().map(|(c, o)| (c.seq, (c.head.clone(), o.clone()))).collect();
+    // What `sc audit checkpoint --export` left behind: the record at its seq
+    // must still be there, with its head.
+    let recorded = retention::load_exported(dir)?;
+    let mut exported_damage = None;
+    if let Some(e) = &recorded {
+        if let Some(other) = e.log_id.as_deref().filter(|l| *l != keys.meta.log_id) {
+            exported_damage = Some(Damage {
+                kind: DamageKind::ExportedCheckpointMissing,
+                seq: e.seq,
+                segment: EXPORTED_FILE.to_string(),
+                detail: format!("the checkpoint at seq {} exported at {} is of log {other}, but this log is {} (the log was replaced); verify against the exported copy with --checkpoint", e.seq, e.exported_at, keys.meta.log_id),
+            });
+        } else if let Some((head, origin)) = expect.get(&e.seq).filter(|(h, _)| *h != e.head) {
+            exported_damage = Some(Damage {
+                kind: DamageKind::Edited,
+                seq: e.seq,
+                segment: EXPORTED_FILE.to_string(),
+                detail: format!("the checkpoint at seq {} exported at {} has head {}, the one in {origin} has {}", e.seq, e.exported_at, short(&e.head), short(head)),
+            });
+        } else {
+            expect.entry(e.seq).or_insert_with(|| (e.head.clone(), EXPORTED_FILE.to_string()));
+        }
+    }
+    let (mut rep, tail) = walk(dir, &keys, &if sig_damage.is_some() { BTreeMap::new() } else { expect.clone() })?;
     rep.checkpoints = n_local;
+    rep.exported_seq = recorded.as_ref().map(|e| e.seq);
     if sig_damage.is_some() {
         rep.damage = sig_damage;
+    } else if exported_damage.is_some() && rep.damage.as_ref().is_none_or(|d| d.kind == DamageKind::TornTail) {
+        rep.damage = exported_damage;
+    }
+    // The log ends before the exported checkpoint that exported.json
+    // records (and no other checkpoint says so first): say that.
+    if let (Some(d), Some(e)) = (rep.damage.as_mut(), recorded.as_ref()) {
+        if d.kind == DamageKind::Truncated && expect.range(rep.last_seq + 1..).next().is_some_and(|(_, (_, o))| o == EXPORTED_FILE) {
+            *d = Damage {
+                kind: DamageKind::ExportedCheckpointMissing,
+                seq: e.seq,
+                segment: EXPORTED_FILE.to_string(),
+                detail: format!(
+                    "the checkpoint at seq {} (head {}) was exported at {}, but the log ends at seq {}: its history was truncated or deleted (with the local checkpoints); verify against the exported copy with --checkpoint",
+                    e.seq,
+                    short(&e.head),
+                    e.exported_at,
+                    rep.last_seq
+                ),
+            };
+        }
     }
     if rep.damage.is_none() {
         rep.damage = exported.and_then(|(c, p)| rotated_away(c, &p.display().to_string(), &rep, &tail));
     }
+    // exported.json's checkpoint older than the oldest record kept: the walk
+    // found the deletion announced by the chain's own `rotated` records (it
+    // reports `deleted` otherwise).
+    if let Some(e) = &recorded {
+        rep.exported_rotated_away = rep.damage.is_none() && rep.records > 0 && e.seq < rep.first_seq;
+    }
     rep.ok = rep.damage.is_none();
     Ok(rep)
+}
+
+fn short(h: &str) -> &str {
+    h.get(..16).unwrap_or(h)
 }
 
 /// The exported checkpoint `c` names a seq no longer in the log (older
