@@ -376,6 +376,13 @@ function sandboxedBySharkcage(api, ctx) {
   const sessionKey = ctx?.sessionKey
   if (sessionKey && state.sandboxed.has(sessionKey)) return true
   const cfg = api.config ?? {}
+  // A call judged without its session (a catalog tool wrapped out of
+  // context): judged whenever any agent is sandboxed by sharkcage.
+  if (!sessionKey) {
+    const sb = [cfg.agents?.defaults?.sandbox, ...(cfg.agents?.list ?? []).map?.((a) => a?.sandbox) ?? []]
+    const defaults = cfg.agents?.defaults?.sandbox ?? {}
+    return sb.some((x) => x && (x.backend ?? defaults.backend)?.trim?.() === BACKEND_ID && (x.mode ?? defaults.mode ?? 'off') !== 'off')
+  }
   const agent = (cfg.agents?.list ?? []).find?.((a) => a?.id === ctx?.agentId)
   const backend = (agent?.sandbox?.backend ?? cfg.agents?.defaults?.sandbox?.backend ?? '').trim()
   if (backend !== BACKEND_ID) return false

@@ -179,27 +179,59 @@ impl Gate {
         }
     }
 
-    /// `tool_call {id, args}`: the tool it calls decides; a rewrite of the
-    /// inner parameters is carried back into `args`.
+    /// `tool_call`: the tool it calls decides. OpenClaw takes the target from
+    /// `id`, `toolId` or `name`, and the input from `args`, `input`, or the
+    /// wrapper's other keys; every candidate pair is judged and the strictest
+    /// verdict wins (a refusal, then an approval), so no spelling the bridge
+    /// accepts reaches a tool the gate did not judge. A rewrite of an input
+    /// is carried back where that input came from.
     fn unwrap(&self, params: &Value, depth: usize) -> Verdict {
-        let Some(id) = params.get("id").and_then(Value::as_str) else {
-            return Verdict::Block("tool_call without a tool id: refused".into());
-        };
+        const TARGET_KEYS: [&str; 3] = ["id", "toolId", "name"];
+        const INPUT_KEYS: [&str; 2] = ["args", "input"];
         if depth >= MAX_WRAP {
             return Verdict::Block("tool_call nested too deep: refused".into());
         }
-        let empty = Value::Object(Default::default());
-        let args = params.get("args").unwrap_or(&empty);
-        // The catalog id may carry a namespace (`core:exec`): the name is its last part.
-        let name = id.rsplit([':', '/']).next().unwrap_or(id);
-        // A Code Mode cell cannot come through here; a kind is not carried.
-        match self.judge_at(Call { tool: name, kind: None, params: args }, depth + 1) {
-            Verdict::Rewrite(inner) => {
-                let mut outer = params.clone();
-                outer["args"] = inner;
-                Verdict::Rewrite(outer)
+        let targets: Vec<&str> = TARGET_KEYS.iter().filter_map(|k| params.get(*k)).map(|v| v.as_str().unwrap_or("")).collect();
+        if targets.is_empty() || targets.iter().any(|t| t.trim().is_empty()) {
+            return Verdict::Block("tool_call without a tool name it can be judged by: refused".into());
+        }
+        // Inputs: each named one, and the wrapper's own other keys.
+        let mut rest = params.as_object().cloned().unwrap_or_default();
+        for k in TARGET_KEYS.iter().chain(INPUT_KEYS.iter()) {
+            rest.remove(*k);
+        }
+        let mut inputs: Vec<(Option<&str>, Value)> = INPUT_KEYS.iter().filter_map(|k| params.get(*k).map(|v| (Some(*k), v.clone()))).collect();
+        inputs.push((None, Value::Object(rest)));
+        let mut out = params.clone();
+        let mut rewritten = false;
+        let mut approve = None;
+        for t in &targets {
+            // A catalog id may carry a namespace (`core:exec`): the name is its last part.
+            let name = t.rsplit([':', '/', '.']).next().unwrap_or(t).trim();
+            for (at, input) in &inputs {
+                match self.judge_at(Call { tool: name, kind: None, params: input }, depth + 1) {
+                    Verdict::Allow => {}
+                    Verdict::Block(r) => return Verdict::Block(r),
+                    Verdict::Approve { title, description } => approve = approve.or(Some(Verdict::Approve { title, description })),
+                    Verdict::Rewrite(new) => {
+                        rewritten = true;
+                        match (at, new) {
+                            (Some(k), new) => out[*k] = new,
+                            (None, Value::Object(m)) => {
+                                if let Some(o) = out.as_object_mut() {
+                                    o.extend(m);
+                                }
+                            }
+                            (None, _) => return Verdict::Block("tool_call whose input cannot be rewritten: refused".into()),
+                        }
+                    }
+                }
             }
-            v => v,
+        }
+        match approve {
+            Some(a) => a,
+            None if rewritten => Verdict::Rewrite(out),
+            None => Verdict::Allow,
         }
     }
 
@@ -253,21 +285,30 @@ impl Gate {
 /// A Code Mode cell: the kind OpenClaw gives it, or the shape of its
 /// parameters (`code`, no shell `command`) whatever the name.
 fn is_code_mode(call: Call) -> bool {
-    if call.kind == Some("code_mode_exec") {
+    if call.kind.is_some_and(|k| k.to_ascii_lowercase().contains("code_mode")) {
         return true;
     }
+    // A shell exec never has `code`; Code Mode's `wait` never has `command`.
     let has = |k: &str| call.params.get(k).is_some();
-    (call.tool == "exec" && has("code") && !has("command")) || (call.tool == "wait" && !has("command"))
+    (call.tool == "exec" && has("code")) || (call.tool == "wait" && !has("command"))
 }
 
 /// Shell `exec` runs in the sandbox unless it asks to leave it.
 fn judge_shell_exec(params: &Value) -> Verdict {
-    if params.get("elevated").and_then(Value::as_bool) == Some(true) {
+    // Any spelling that could mean "yes" (true, "true", 1, "yes") leaves the sandbox.
+    let elevated = match params.get("elevated") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+        Some(Value::String(s)) => !matches!(s.trim().to_ascii_lowercase().as_str(), "" | "false" | "0" | "no" | "off"),
+        Some(Value::Number(n)) => n.as_f64() != Some(0.0),
+        Some(_) => true,
+    };
+    if elevated {
         return Verdict::Block("exec with elevated runs on the host, outside the sandbox: refused in a sandboxed session".into());
     }
-    match params.get("host").and_then(Value::as_str) {
-        None | Some("auto") | Some("sandbox") => Verdict::Allow,
-        Some(h) => Verdict::Block(format!("exec on host {h:?} runs outside the sandbox: refused in a sandboxed session")),
+    match params.get("host") {
+        None | Some(Value::Null) => Verdict::Allow,
+        Some(Value::String(h)) if matches!(h.trim().to_ascii_lowercase().as_str(), "auto" | "sandbox") => Verdict::Allow,
+        Some(h) => Verdict::Block(format!("exec on host {} runs outside the sandbox: refused in a sandboxed session", brief(h))),
     }
 }
 
