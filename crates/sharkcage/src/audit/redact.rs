@@ -5,12 +5,16 @@
 //!   `password`, `passwd`, `authorization`, `cookie`, `credential`,
 //!   `private_key`, `session_token`, …) becomes `"[redacted]"`.
 //! * Inside any string, well-known secret shapes are replaced by
-//!   `[redacted:<kind>]`: private key blocks, `Bearer`/`Basic` credentials,
-//!   the token shapes of `secretshape` (`sk-…`/`sk-ant-…`, GitHub, GitLab,
-//!   Slack, AWS key ids, Google, Stripe, npm, JWTs, …), credentials in URLs
-//!   (`scheme://user:pass@`, a secret query parameter), and `NAME=value` /
-//!   `--password value` pairs whose name looks secret — by the same rules
-//!   that withhold environment variables (`DB_PASS=…`, `SENTRY_DSN=…`).
+//!   `[redacted:<kind>]`: private key blocks, `Bearer`/`Basic` credentials
+//!   and the word after a credential header (`Authorization: …`,
+//!   `X-Api-Key: …`), the token shapes of `secretshape` (`sk-…`/`sk-ant-…`,
+//!   GitHub, GitLab, Slack, SendGrid, AWS key ids, Google, Stripe, npm,
+//!   JWTs, …), credentials in URLs (`scheme://user:pass@`, scheme-less
+//!   `user:pass@host:port`, a secret query, fragment or path parameter, a
+//!   webhook's path), `key=value` credentials (`password=`, `AccountKey=`,
+//!   `-Dapp.password=`) and `NAME=value` / `--password value` pairs whose
+//!   name looks secret — by the same rules that withhold environment
+//!   variables (`DB_PASS=…`, `SENTRY_DSN=…`, `SSHPASS=…`).
 //!
 //! Parameters larger than [`MAX_PARAMS_BYTES`] after redaction are kept only
 //! as a SHA-256 digest.
@@ -28,6 +32,9 @@ pub const MAX_PARAMS_BYTES: usize = 8 * 1024;
 fn secret_key(k: &str) -> bool {
     key_looks_secret(k) || (secretshape::env_style(k) && k.bytes().any(|b| b.is_ascii_uppercase()) && secretshape::name_rule(k).is_some())
 }
+
+/// Authorization schemes: the word after one is the credential.
+const AUTH_SCHEMES: &[&str] = &["bearer", "basic", "token", "digest", "apikey"];
 
 /// Redact a JSON value (objects, arrays and strings, recursively).
 pub fn redact(v: &Value) -> Value {
@@ -63,15 +70,18 @@ pub fn redact_str(s: &str) -> String {
             Some((i, c)) if is_separator(c) => (&w[..i], &w[i..]),
             _ => (w, ""),
         };
+        let lower = tok.to_ascii_lowercase();
         if redact_next && !tok.is_empty() {
-            res.push_str("[redacted]");
+            // `Authorization: Basic xyz`: the scheme stays, the credential goes.
+            let scheme = AUTH_SCHEMES.contains(&lower.as_str());
+            res.push_str(if scheme { tok } else { "[redacted]" });
             res.push_str(sep);
-            redact_next = false;
+            redact_next = scheme && !sep.is_empty();
             continue;
         }
-        let lower = tok.to_ascii_lowercase();
-        // `Bearer xyz`, `--password xyz`, `-p xyz` style: the next word.
-        if lower == "bearer" || lower == "basic" || (lower.starts_with("--") && secret_key(&lower[2..]) && !lower.contains('=')) {
+        // `Bearer xyz`, `--password xyz`, `Authorization: xyz`: the next word.
+        let header = lower.strip_suffix(':').is_some_and(|h| !h.is_empty() && !h.contains(['/', '=']) && secretshape::pair_key_secret(h));
+        if AUTH_SCHEMES.contains(&lower.as_str()) || header || (lower.starts_with("--") && secret_key(&lower[2..]) && !lower.contains('=')) {
             res.push_str(tok);
             res.push_str(sep);
             redact_next = !sep.is_empty();
@@ -96,7 +106,7 @@ fn redact_token(tok: &str) -> String {
     // NAME=value / --name=value with a secret-looking name.
     if let Some((name, value)) = tok.split_once('=') {
         let n = name.trim_start_matches('-');
-        if !value.is_empty() && secret_key(n) {
+        if !value.is_empty() && (secret_key(n) || secretshape::pair_key_secret(name)) {
             return format!("{name}=[redacted]");
         }
         let rv = redact_token(value);

@@ -49,10 +49,13 @@ fn cert_path_passes(name: &str, value: &str) -> bool {
 
 /// Name prefixes of cloud, forge and model-provider families: their tools
 /// read credentials from many names, so the whole family is withheld.
+/// DigitalOcean's short `DO_` only with what follows (`DO_API…`,
+/// `DO_TOKEN`), so `DO_NOT_TRACK` passes; Hugging Face's `HF_` settings
+/// (`HF_HOME`) pass and its tokens are `*TOKEN*` (`HF_TOKEN`).
 pub const SECRET_PREFIXES: &[&str] = &[
     "AWS_", "AZURE_", "ARM_CLIENT", "GOOGLE_APPLICATION_CREDENTIALS", "GCP_", "GCLOUD_", "CLOUDSDK_",
-    "GH_", "GITHUB_", "GITLAB_", "DIGITALOCEAN_", "DO_", "HEROKU_", "OPENAI_", "ANTHROPIC_",
-    "OPENROUTER_", "HF_", "HUGGING", "NPM_CONFIG__AUTH", "DOCKER_", "KUBECONFIG", "VAULT_",
+    "GH_", "GITHUB_", "GITLAB_", "DIGITALOCEAN_", "DO_API", "DO_TOKEN", "DO_ACCESS", "DO_AUTH", "DO_SPACES",
+    "HEROKU_", "OPENAI_", "ANTHROPIC_", "OPENROUTER_", "NPM_CONFIG__AUTH", "DOCKER_", "KUBECONFIG", "VAULT_",
     "OPENCLAW_GATEWAY", "SSH_AUTH_SOCK", "GPG_AGENT", "PG",
 ];
 
@@ -217,7 +220,7 @@ mod tests {
         ("postgres://u:p@h/db", "password in a URL"),
         ("amqp://guest:guest@mq:5672/", "password in a URL"),
         ("https://ghp_abcdefghijklmnopqrstuvwxyz0123456789@github.com/o/r", "token in a URL"),
-        ("https://api.example/v1?api_key=abcdef", "secret query parameter"),
+        ("https://api.example/v1?api_key=abcdef", "secret URL parameter"),
         ("ghp_abcdefghijklmnopqrstuvwxyz0123456789", "github-token"),
         ("gho_abcdefghijklmnopqrstuvwxyz0123456789", "github-token"),
         ("github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz", "github-token"),
@@ -234,7 +237,8 @@ mod tests {
         ("npm_abcdefghijklmnopqrstuvwxyz0123456789", "npm-token"),
         ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlLXNpZw", "jwt"),
         ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaA==\n-----END OPENSSH PRIVATE KEY-----\n", "private key"),
-        ("Authorization: Bearer abcdefgh12345678", "bearer credential"),
+        ("Authorization: Bearer abcdefgh12345678", "credential header"),
+        ("Bearer abcdefgh12345678", "bearer credential"),
         ("--token=ghp_abcdefghijklmnopqrstuvwxyz0123456789", "github-token"),
     ];
 
