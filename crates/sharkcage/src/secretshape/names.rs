@@ -253,6 +253,9 @@ pub fn env_style(name: &str) -> bool {
 /// character but letters and digits dropped.
 pub fn key_looks_secret(k: &str) -> bool {
     let k: String = k.to_ascii_lowercase().chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    if key_is_setting(&k) || (k.contains("author") && !k.contains("authoriz")) {
+        return false;
+    }
     ["token", "secret", "password", "passwd", "passphrase", "apikey", "authorization", "auth", "cookie", "credential", "privatekey", "accesskey", "clientsecret", "sessionkey"]
         .iter()
         .any(|s| k.contains(s))
@@ -282,6 +285,12 @@ const PAIR_KEY_SETTINGS: &[&str] = &[
     "mode", "method", "env", "name", "id", "version", "expiry", "expires", "ttl", "format", "algorithm", "size",
 ];
 
+/// Does a key (lower-cased, letters and digits only) configure a secret
+/// or a tokenizer rather than hold a secret?
+fn key_is_setting(n: &str) -> bool {
+    n.contains("tokeniz") || PAIR_KEY_SETTINGS.iter().any(|s| n.ends_with(s))
+}
+
 /// Does the key of a `key=value` pair inside text name the credential
 /// (`password`, `pwd`, `AccountKey`, `-Dapp.db.password`, `x-api-key`)?
 /// A JVM property counts by its last dotted part; keys that configure a
@@ -290,7 +299,7 @@ pub fn pair_key_secret(k: &str) -> bool {
     let k = k.strip_prefix("-D").unwrap_or(k).trim_start_matches('-');
     let last = k.rsplit('.').next().unwrap_or(k);
     let n: String = last.to_ascii_lowercase().chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-    if n.is_empty() || n.contains("tokeniz") || PAIR_KEY_SETTINGS.iter().any(|s| n.ends_with(s)) {
+    if n.is_empty() || key_is_setting(&n) {
         return false;
     }
     PAIR_KEYS.contains(&n.as_str())
