@@ -75,8 +75,11 @@ pub const TOKEN_PREFIXES: &[(&str, usize, &str)] = &[
     ("sl.", 100, "dropbox-token"),
 ];
 
+/// A test of a token's structure.
+type Shape = fn(&str) -> bool;
+
 /// Token shapes with a structure rather than a prefix: (test, kind).
-pub const SHAPES: &[(fn(&str) -> bool, &str)] = &[
+pub const SHAPES: &[(Shape, &str)] = &[
     (slack, "slack-token"),
     (gitlab, "gitlab-token"),
     (sendgrid, "sendgrid-key"),
