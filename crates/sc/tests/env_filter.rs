@@ -11,11 +11,13 @@ use common::*;
 const SECRET_NAMES: &[&str] = &[
     "DB_PASS", "SMTP_PWD", "GITLAB_PAT", "CI_JOB_JWT", "SENTRY_DSN", "MONGODB_URI", "POSTGRES_URL", "SLACK_WEBHOOK_URL",
     "REDIS_HOST", "AMQP_URL", "RABBITMQ_DEFAULT_PASS", "KAFKA_BROKERS", "CELERY_BROKER_URL", "HTTP_BEARER", "SERVICE_APIKEY",
-    "TLS_CERT_KEY", "APP_DATABASE_NAME",
+    "TLS_CERT_KEY", "APP_DATABASE_NAME", "SSHPASS", "SMTPPASS", "LDAP_BINDPW", "REGISTRY_CREDS", "JENKINS_CREDS", "NONCE_SALT",
+    "WP_LOGGED_IN_SALT", "DEPLOY_HMAC", "OTEL_EXPORTER_OTLP_HEADERS", "HF_TOKEN",
 ];
 
 /// Credential-carrying value shapes, each under a harmless name; `{}` is
-/// replaced by the test's marker so the value is unique.
+/// replaced by the test's marker so the value is unique (`{43}`: the marker
+/// padded to 43 characters).
 const SECRET_VALUES: &[(&str, &str)] = &[
     ("PIP_INDEX_URL", "https://user:{}@pypi.example/simple"),
     ("VAL_A", "postgres://u:{}@db.example/app"),
@@ -29,6 +31,31 @@ const SECRET_VALUES: &[(&str, &str)] = &[
     ("VAL_I", "AIza{}abcdefghijklmnopqrstuvwxyz01234"),
     ("VAL_J", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.{}"),
     ("VAL_K", "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----"),
+    ("VAL_L", "Authorization=Basic {}"),
+    ("VAL_M", "Authorization: Basic {}"),
+    ("VAL_N", "x-honeycomb-team={}"),
+    ("VAL_O", "-Xmx1g -Dapi.password={} -Dfile.encoding=UTF-8"),
+    ("VAL_P", "host=db user=app password={}"),
+    ("VAL_Q", "Server=x;Database=y;User Id=sa;Password={};"),
+    ("VAL_R", "DefaultEndpointsProtocol=https;AccountName=x;AccountKey={}=="),
+    ("VAL_S", "url=https://github.com username=x password={}"),
+    ("VAL_T", "https://user%3A{}@host/"),
+    ("VAL_U", "https://host/path;password={}"),
+    ("VAL_V", "https://host/?pwd={}"),
+    ("VAL_W", "https://host/#access_token={}"),
+    ("VAL_X", "app:{}@db.internal:5432/app"),
+    ("VAL_Y", "xoxe.xoxp-1-{}Mi0yLTEyMzQ1Njc4OTAtMTIz"),
+    ("VAL_Z", "SG.abcdefghijklmnopqrstuv.{43}"),
+    ("VAL_AA", "whsec_{}abcdefghijklmnopqrstuvwxyz"),
+    ("VAL_AB", "glsoat-{}abcdefghijklmnopqrst"),
+];
+
+/// Everyday variables that only look secret: they pass (set for the call).
+const LOOK_ALIKES: &[(&str, &str)] = &[
+    ("DO_NOT_TRACK", "1"), ("GOPRIVATE", "github.com/acme/*"), ("TOKENIZERS_PARALLELISM", "false"), ("HF_HOME", "/tmp/hf"),
+    ("KEYMAP", "us"), ("KEYCLOAK_URL", "https://kc.example"), ("TERM_SESSION_ID", "w0t0p0"), ("XDG_SESSION_TYPE", "x11"),
+    ("XDG_SESSION_ID", "3"), ("DBUS_SESSION_BUS_ADDRESS", "unix:path=/run/user/1000/bus"), ("GIT_AUTHOR_NAME", "Alice"),
+    ("OLDPWD", "/tmp"), ("SSH_TTY", "/dev/pts/0"), ("KEYBOARD_LAYOUT", "de"), ("GIT_ASKPASS", "/usr/bin/true"),
 ];
 
 const CERT_NAMES: &[&str] = &[
@@ -68,10 +95,14 @@ fn secret_names_and_credential_values_are_withheld_and_reported() {
         run = run.opt("--env").opt(format!("{n}={}", val(n)));
     }
     for (n, v) in &SECRET_VALUES[1..] {
-        run = run.opt("--env").opt(format!("{n}={}", v.replace("{}", &val(n))));
+        let m = val(n);
+        run = run.opt("--env").opt(format!("{n}={}", v.replace("{43}", &format!("{m:a<43}")).replace("{}", &m)));
     }
     for n in CERT_NAMES.iter().filter(|n| **n != "AWS_CA_BUNDLE") {
         run = run.opt("--env").opt(format!("{n}=/etc/ssl/certs/{n}.pem"));
+    }
+    for (n, v) in LOOK_ALIKES {
+        run = run.opt("--env").opt(format!("{n}={v}"));
     }
     let o = run.sh("env; echo end").run();
     o.assert_ok();
@@ -98,6 +129,9 @@ fn secret_names_and_credential_values_are_withheld_and_reported() {
     let env = o.out();
     for n in CERT_NAMES {
         assert!(env.lines().any(|l| l.starts_with(&format!("{n}="))), "{n} missing:\n{env}");
+    }
+    for (n, v) in LOOK_ALIKES {
+        assert!(env.lines().any(|l| l == format!("{n}={v}")), "{n} missing:\n{env}");
     }
     assert!(env.lines().any(|l| l == format!("DB_PASS={}", val("exactpass"))), "{env}");
     assert!(env.contains(&val("exacturl")), "{env}");

@@ -49,10 +49,13 @@ fn cert_path_passes(name: &str, value: &str) -> bool {
 
 /// Name prefixes of cloud, forge and model-provider families: their tools
 /// read credentials from many names, so the whole family is withheld.
+/// DigitalOcean's short `DO_` only with what follows (`DO_API…`,
+/// `DO_TOKEN`), so `DO_NOT_TRACK` passes; Hugging Face's `HF_` settings
+/// (`HF_HOME`) pass and its tokens are `*TOKEN*` (`HF_TOKEN`).
 pub const SECRET_PREFIXES: &[&str] = &[
     "AWS_", "AZURE_", "ARM_CLIENT", "GOOGLE_APPLICATION_CREDENTIALS", "GCP_", "GCLOUD_", "CLOUDSDK_",
-    "GH_", "GITHUB_", "GITLAB_", "DIGITALOCEAN_", "DO_", "HEROKU_", "OPENAI_", "ANTHROPIC_",
-    "OPENROUTER_", "HF_", "HUGGING", "NPM_CONFIG__AUTH", "DOCKER_", "KUBECONFIG", "VAULT_",
+    "GH_", "GITHUB_", "GITLAB_", "DIGITALOCEAN_", "DO_API", "DO_TOKEN", "DO_ACCESS", "DO_AUTH", "DO_SPACES",
+    "HEROKU_", "OPENAI_", "ANTHROPIC_", "OPENROUTER_", "NPM_CONFIG__AUTH", "DOCKER_", "KUBECONFIG", "VAULT_",
     "OPENCLAW_GATEWAY", "SSH_AUTH_SOCK", "GPG_AGENT", "PG",
 ];
 
@@ -195,14 +198,23 @@ mod tests {
         "CLICKHOUSE_URI", "ELASTICSEARCH_URL", "APP_DB_URL", "CELERY_BROKER_URL", "CACHE_URL", "JDBC_URL", "MSSQL_CONN",
         "ACTIVEMQ_URL", "AZURE_STORAGE_CONNECTION_STRING", "SQL_CONNSTR", "HTTP_AUTHORIZATION", "OAUTH_CLIENT_ID",
         "AUTHTOKEN", "NPM_CONFIG__AUTH", "SESSION_ID", "COOKIE_JAR", "GPG_PRIVATE", "REQUEST_SIGNATURE", "GOOGLE_APPLICATION_CREDENTIALS",
-        "VAULT_ADDR", "PGPASSWORD", "PGHOST", "MY_CREDENTIALS_FILE", "SUPABASE_URL",
+        "VAULT_ADDR", "PGPASSWORD", "PGHOST", "MY_CREDENTIALS_FILE", "SUPABASE_URL", "SSHPASS", "SMTPPASS", "MY_DBPASS",
+        "LDAP_BINDPW", "SLAPD_ROOTPW", "ROOTPWD", "REGISTRY_CREDS", "JENKINS_CREDS", "GIT_CRED", "NONCE_SALT",
+        "WP_LOGGED_IN_SALT", "AUTH_SALT", "DEPLOY_HMAC", "HMAC_SIGNING", "OTEL_EXPORTER_OTLP_HEADERS",
+        "OTEL_EXPORTER_OTLP_LOGS_HEADERS", "ANTHROPIC_CUSTOM_HEADERS", "HTTP_EXTRA_HEADER", "HF_TOKEN",
+        "HUGGING_FACE_HUB_TOKEN", "DIGITALOCEAN_ACCESS_TOKEN", "DO_API_TOKEN", "DO_TOKEN", "DO_SPACES_ID", "OAUTH2_CLIENT_ID",
+        "APP_SESSION", "DB_PASS2", "VAULT_PASSCODE", "WALLET_MNEMONIC",
     ];
 
     /// Names no rule catches.
     const PLAIN_NAMES: &[&str] = &[
         "PATH", "LANG", "LC_ALL", "TERM", "HOME", "EDITOR", "PWD", "OLDPWD", "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL",
         "PASSENGER_ENV", "COMPASS_DIR", "DB_HOST_COUNT_HINT", "PATTERN", "SPATIAL", "NODE_ENV", "RUST_LOG", "PIP_INDEX_URL",
-        "HOMEPAGE_URL", "XAUTHORITY", "PW_TEST_REPORTER", "PWDEBUG",
+        "HOMEPAGE_URL", "XAUTHORITY", "PW_TEST_REPORTER", "PWDEBUG", "SSH_TTY", "DO_NOT_TRACK", "GOPRIVATE",
+        "TOKENIZERS_PARALLELISM", "HF_HOME", "HF_HUB_CACHE", "KEYMAP", "XKB_KEYMAP", "KEYBOARD_LAYOUT", "KEYCLOAK_URL",
+        "TERM_SESSION_ID", "ITERM_SESSION_ID", "XDG_SESSION_TYPE", "XDG_SESSION_ID", "XDG_SESSION_CLASS", "DESKTOP_SESSION",
+        "DBUS_SESSION_BUS_ADDRESS", "SESSION_MANAGER", "FLASK_SESSION_TYPE", "BYPASS_CACHE", "SSH_ASKPASS", "GIT_ASKPASS",
+        "DO_NOTHING", "CREDITS",
     ];
 
     /// Certificate paths: never caught by a name rule (not `AWS_` either).
@@ -217,7 +229,7 @@ mod tests {
         ("postgres://u:p@h/db", "password in a URL"),
         ("amqp://guest:guest@mq:5672/", "password in a URL"),
         ("https://ghp_abcdefghijklmnopqrstuvwxyz0123456789@github.com/o/r", "token in a URL"),
-        ("https://api.example/v1?api_key=abcdef", "secret query parameter"),
+        ("https://api.example/v1?api_key=abcdef", "secret URL parameter"),
         ("ghp_abcdefghijklmnopqrstuvwxyz0123456789", "github-token"),
         ("gho_abcdefghijklmnopqrstuvwxyz0123456789", "github-token"),
         ("github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz", "github-token"),
@@ -234,8 +246,27 @@ mod tests {
         ("npm_abcdefghijklmnopqrstuvwxyz0123456789", "npm-token"),
         ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlLXNpZw", "jwt"),
         ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaA==\n-----END OPENSSH PRIVATE KEY-----\n", "private key"),
-        ("Authorization: Bearer abcdefgh12345678", "bearer credential"),
+        ("Authorization: Bearer abcdefgh12345678", "credential header"),
+        ("Bearer abcdefgh12345678", "bearer credential"),
         ("--token=ghp_abcdefghijklmnopqrstuvwxyz0123456789", "github-token"),
+        ("Authorization=Basic dXNlcjpodW50ZXIy", "credential in a key=value pair"),
+        ("Authorization: Basic dXNlcjpodW50ZXIy", "credential header"),
+        ("x-honeycomb-team=abcdef0123456789abcdef", "credential in a key=value pair"),
+        ("-Dapi.password=hunter2 -Dgpg.passphrase=hunter3", "credential in a key=value pair"),
+        ("host=db user=app password=s3cretpw", "credential in a key=value pair"),
+        ("Server=x;Database=y;User Id=sa;Password=Secret1;", "credential in a key=value pair"),
+        ("DefaultEndpointsProtocol=https;AccountName=x;AccountKey=ZmFrZWFjY291bnRrZXk=", "credential in a key=value pair"),
+        ("url=https://github.com username=x password=hunter2", "credential in a key=value pair"),
+        ("https://user%3Ahunter2@host/", "password in a URL"),
+        ("https://host/path;password=hunter2", "credential in a key=value pair"),
+        ("https://host/?pass=hunter2", "secret URL parameter"),
+        ("https://host/#access_token=hunter2hunter2", "secret URL parameter"),
+        ("user:hunter2@host:5432/db", "password in a URL"),
+        ("xoxe.xoxp-1-Mi0yLTEyMzQ1Njc4OTAtMTIzNDU2Nzg5MA", "slack-token"),
+        ("SG.abcdefghijklmnopqrstuv.abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", "sendgrid-key"),
+        ("whsec_abcdefghijklmnopqrstuvwxyz012345", "stripe-webhook-secret"),
+        ("glsoat-abcdefghijklmnopqrst", "gitlab-token"),
+        ("GOCSPX-abcdefghijklmnopqrstuvwxyz12", "google-oauth-secret"),
     ];
 
     #[test]
@@ -261,8 +292,41 @@ mod tests {
             let line = e.withheld[0].describe();
             assert!(line.contains("HARMLESS") && line.contains(kind) && !line.contains(v), "{line}");
         }
-        for v in ["https://pypi.org/simple", "ssh://git@github.com/o/r", "/etc/ssl/certs/ca.pem", "sk-short", "a=b c=d", "Bearer", "-----BEGIN CERTIFICATE-----"] {
+        let clean = [
+            "https://pypi.org/simple", "ssh://git@github.com/o/r", "/etc/ssl/certs/ca.pem", "sk-short", "a=b c=d", "Bearer",
+            "-----BEGIN CERTIFICATE-----", "unix:path=/run/user/1000/bus", "github.com/acme/*", "ssh -o PasswordAuthentication=no",
+            "--max-old-space-size=4096", "x11", "w0t0p0", "false", "us",
+        ];
+        for v in clean {
             assert!(secretshape::value_kind(v).is_none(), "{v}");
+        }
+    }
+
+    /// Everyday variables that only looked secret pass when the caller or
+    /// the policy provides them.
+    #[test]
+    fn look_alike_names_pass() {
+        let vars = [
+            s("DO_NOT_TRACK", "1"), s("GOPRIVATE", "github.com/acme/*"), s("TOKENIZERS_PARALLELISM", "false"), s("HF_HOME", "/tmp/hf"),
+            s("KEYMAP", "us"), s("KEYCLOAK_URL", "https://kc.example"), s("TERM_SESSION_ID", "w0t0p0"), s("XDG_SESSION_TYPE", "x11"),
+            s("XDG_SESSION_ID", "3"), s("DBUS_SESSION_BUS_ADDRESS", "unix:path=/run/user/1000/bus"), s("GIT_AUTHOR_NAME", "Alice"),
+            s("OLDPWD", "/tmp"), s("SSH_TTY", "/dev/pts/0"),
+        ];
+        // Listed by a prefix pattern (which never lets a secret through), or set for the call.
+        let allow: Vec<String> = vars.iter().map(|(k, _)| format!("{k}*")).collect();
+        for e in [build(vars.to_vec(), &[], &allow, &[]), build(vec![], &vars, &[], &[])] {
+            assert!(e.withheld.is_empty(), "{:?}", e.withheld);
+            for v in &vars {
+                assert!(e.vars.contains(v), "{v:?} missing");
+            }
+        }
+    }
+
+    /// The tool settings that pass by default are no secret by name.
+    #[test]
+    fn tool_settings_are_not_secret_names() {
+        for n in TOOL_SETTINGS_PASS {
+            assert!(!looks_secret(n), "{n}: {:?}", name_reason(n));
         }
     }
 
