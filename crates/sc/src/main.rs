@@ -10,6 +10,7 @@ mod audit_cmd;
 mod connect;
 mod probe;
 
+use std::io::Write;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -30,7 +31,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run a command in a fresh sandbox.
-    Exec(ExecArgs),
+    Exec(Box<ExecArgs>),
     /// Smoke-test every sandbox layer on this host and report what works.
     Doctor {
         /// Print the report as JSON.
@@ -125,6 +126,31 @@ struct ExecArgs {
     /// Write the result as JSON to an inherited descriptor.
     #[arg(long, value_name = "FD")]
     json_fd: Option<i32>,
+    /// Memory of the whole sandbox, e.g. 2G (= limits.maxMemoryBytes).
+    #[arg(long, value_name = "SIZE")]
+    memory: Option<String>,
+    /// Output passed through before it is cut, e.g. 64M (= limits.maxOutputBytes).
+    #[arg(long = "max-output", value_name = "SIZE")]
+    max_output: Option<String>,
+    /// A unix socket the command may connect to, by absolute path (repeatable;
+    /// = network.allowUnixSockets).
+    #[arg(long = "allow-unix-socket", value_name = "PATH")]
+    allow_unix_socket: Vec<String>,
+    /// Let the command serve on its private loopback (the default; =
+    /// network.allowLocalBinding true).
+    #[arg(long = "allow-local-binding", conflicts_with = "no_local_binding")]
+    allow_local_binding: bool,
+    /// Refuse TCP bind, and every connect but the proxy's (=
+    /// network.allowLocalBinding false).
+    #[arg(long = "no-local-binding")]
+    no_local_binding: bool,
+    /// Let the command change git configs (= filesystem.allowGitConfig).
+    #[arg(long = "allow-git-config")]
+    allow_git_config: bool,
+    /// No `sc:` notice lines on stderr (refusals, moved-aside files, withheld
+    /// variables, timeouts, cut output); they stay in --json.
+    #[arg(long, short = 'q')]
+    quiet: bool,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     command: Vec<OsString>,
@@ -133,7 +159,7 @@ struct ExecArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.cmd {
-        Cmd::Exec(a) => exec(a),
+        Cmd::Exec(a) => exec(*a),
         Cmd::Doctor { json } => sharkcage::doctor::run_cli(json),
         Cmd::Probe { names } => probe::run(&names),
         Cmd::Audit(a) => audit_cmd::run(a),
@@ -249,11 +275,134 @@ fn load_policy(a: &ExecArgs, spec_policy: Option<String>) -> Result<(Policy, Str
     if spec_policy.is_some() && (a.settings.is_some() || a.policy_json.is_some()) {
         return Err(LaunchError::Usage("the policy is given twice: in the spec and by --settings/--policy-json".into()));
     }
-    Ok(match (&a.settings, a.policy_json.as_ref().or(spec_policy.as_ref())) {
-        (Some(p), _) => (Policy::from_file(p)?, p.display().to_string()),
-        (None, Some(j)) => (Policy::from_json(j, "<policy-json>")?, "<policy-json>".to_string()),
-        (None, None) => (Policy::default(), "<default>".to_string()),
-    })
+    let (text, source) = match (&a.settings, a.policy_json.as_ref().or(spec_policy.as_ref())) {
+        (Some(p), _) => (
+            std::fs::read_to_string(p).map_err(|e| LaunchError::Policy(sharkcage::policy::PolicyError::Read { path: p.display().to_string(), source: e }))?,
+            p.display().to_string(),
+        ),
+        (None, Some(j)) => (j.clone(), "<policy-json>".to_string()),
+        (None, None) => ("{}".to_string(), "<default>".to_string()),
+    };
+    // Errors name the text as given; the flags are applied after.
+    let policy = Policy::from_json(&text, &source)?;
+    let mut flags = policy_flags(a)?;
+    // A person's `sc exec` streams its output without a cap unless the
+    // policy or --max-output sets one; the addon and OpenClaw keep theirs.
+    let for_a_person = a.spec_fd.is_none() && a.spec_file.is_none() && a.json_fd.is_none();
+    let capped = a.max_output.is_some() || serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| v["limits"].get("maxOutputBytes").is_some());
+    if for_a_person && !capped {
+        flags.get_or_insert_with(Vec::new).push((vec!["limits", "maxOutputBytes"], serde_json::json!(UNCAPPED_OUTPUT)));
+    }
+    match flags {
+        None => Ok((policy, source)),
+        Some(set) => {
+            let mut v: serde_json::Value = serde_json::from_str(&text).map_err(|e| LaunchError::Usage(format!("{source}: {e}")))?;
+            for (path, value) in set {
+                set_path(&mut v, &path, value);
+            }
+            Ok((Policy::from_json(&v.to_string(), &source)?, source))
+        }
+    }
+}
+
+/// "No cap" on output (larger than anything a call will write).
+const UNCAPPED_OUTPUT: u64 = 1 << 62;
+
+/// The policy keys set by `sc exec` flags, or None when there are none.
+/// Policy keys (a path of names) and the values flags give them.
+type FlagKeys = Vec<(Vec<&'static str>, serde_json::Value)>;
+
+fn policy_flags(a: &ExecArgs) -> Result<Option<FlagKeys>, LaunchError> {
+    use serde_json::json;
+    let mut set = Vec::new();
+    if let Some(m) = &a.memory {
+        set.push((vec!["limits", "maxMemoryBytes"], json!(parse_size("--memory", m)?)));
+    }
+    if let Some(m) = &a.max_output {
+        set.push((vec!["limits", "maxOutputBytes"], json!(parse_size("--max-output", m)?)));
+    }
+    if a.allow_local_binding || a.no_local_binding {
+        set.push((vec!["network", "allowLocalBinding"], json!(a.allow_local_binding)));
+    }
+    if a.allow_git_config {
+        set.push((vec!["filesystem", "allowGitConfig"], json!(true)));
+    }
+    Ok((!set.is_empty() || !a.allow_unix_socket.is_empty()).then(|| {
+        if !a.allow_unix_socket.is_empty() {
+            set.push((vec!["network", "allowUnixSockets", "+"], json!(a.allow_unix_socket)));
+        }
+        set
+    }))
+}
+
+/// `1024`, `64K`, `512M`, `2G` (binary units; `KiB`/`MiB`/`GiB` too).
+fn parse_size(flag: &str, s: &str) -> Result<u64, LaunchError> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let mult: u64 = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" | "KIB" => 1 << 10,
+        "M" | "MB" | "MIB" => 1 << 20,
+        "G" | "GB" | "GIB" => 1 << 30,
+        "T" | "TB" | "TIB" => 1 << 40,
+        _ => return Err(LaunchError::Usage(format!("{flag} {s:?}: expected a size such as 512M or 2G"))),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| LaunchError::Usage(format!("{flag} {s:?}: expected a positive size such as 512M or 2G")))
+}
+
+/// Set `value` at `path` in a JSON object (creating objects on the way); a
+/// last segment `+` appends the array `value` to the array there.
+fn set_path(v: &mut serde_json::Value, path: &[&str], value: serde_json::Value) {
+    let (last, dirs) = match path {
+        [dirs @ .., "+"] => ("+", dirs),
+        [dirs @ .., last] => (*last, dirs),
+        [] => return,
+    };
+    let mut cur = v;
+    let (dirs, key) = if last == "+" { (&dirs[..dirs.len() - 1], dirs[dirs.len() - 1]) } else { (dirs, last) };
+    for d in dirs {
+        if !cur.get(*d).is_some_and(|x| x.is_object()) {
+            cur[*d] = serde_json::json!({});
+        }
+        cur = &mut cur[*d];
+    }
+    if last == "+" {
+        let mut arr = cur.get(key).and_then(|x| x.as_array()).cloned().unwrap_or_default();
+        arr.extend(value.as_array().cloned().unwrap_or_default());
+        cur[key] = serde_json::Value::Array(arr);
+    } else {
+        cur[key] = value;
+    }
+}
+
+/// `sc: …` lines on stderr: refusals, withheld variables, moved-aside
+/// files, skipped or created paths, a replaced working directory, a
+/// timeout, cut output. Notes about how a limit is enforced stay in --json.
+fn print_notices(o: &launcher::ExecOutcome) {
+    const MAX: usize = 20;
+    let lines: Vec<String> = o
+        .violations
+        .iter()
+        .filter(|v| v.kind != "limits")
+        .map(|v| match v.kind.as_str() {
+            "timeout" => format!("sc: timed out ({})", v.detail),
+            "output" => format!("sc: {} (the rest was dropped)", v.detail),
+            _ => format!("sc: {}", v.detail),
+        })
+        .map(|l| l.chars().filter(|c| !c.is_control()).take(300).collect())
+        .collect();
+    let mut err = std::io::stderr().lock();
+    for l in lines.iter().take(MAX) {
+        let _ = writeln!(err, "{l}");
+    }
+    if lines.len() > MAX {
+        let _ = writeln!(err, "sc: … and {} more (see --json)", lines.len() - MAX);
+    }
 }
 
 fn exec(a: ExecArgs) -> i32 {
@@ -350,6 +499,11 @@ fn exec(a: ExecArgs) -> i32 {
     // process may have threads.
     if let Some(d) = &audit_dir {
         d.record(&outcome, &argv, workspace.as_deref());
+    }
+    // One short line per thing the person should know (not for the addon,
+    // which reads the result itself and tells its caller).
+    if !a.quiet && a.json_fd.is_none() {
+        print_notices(&outcome);
     }
     let json = serde_json::to_string(&outcome).expect("outcome serialises");
     if let Some(d) = &json_dest {

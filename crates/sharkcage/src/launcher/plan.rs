@@ -118,6 +118,9 @@ struct Ctx<'a> {
     homes: Vec<PathBuf>,
     home: Option<PathBuf>,
     mandatory: Vec<PathBuf>,
+    /// Create a writable root that does not exist yet (the real plan); a
+    /// look at the roots before it (`writable_roots`) skips such a path.
+    create_missing: bool,
 }
 
 /// Protected paths inside the writable roots, as found before the call.
@@ -155,7 +158,7 @@ impl Plan {
         let homes = paths::home_dirs();
         let home = homes.first().cloned();
         let mandatory = mandatory_denies(&homes);
-        let cx = Ctx { req, homes, home, mandatory };
+        let cx = Ctx { req, homes, home, mandatory, create_missing: true };
         let mut violations = Vec::new();
 
         let (hidden, deny_rules) = cx.hidden_paths()?;
@@ -227,7 +230,7 @@ impl Plan {
 /// a symlink inside them (`paths::resolve_trusting`).
 pub fn writable_roots(req: &ExecRequest) -> Result<Vec<PathBuf>, LaunchError> {
     let homes = paths::home_dirs();
-    let cx = Ctx { req, home: homes.first().cloned(), mandatory: mandatory_denies(&homes), homes };
+    let cx = Ctx { req, home: homes.first().cloned(), mandatory: mandatory_denies(&homes), homes, create_missing: false };
     let workspace = cx.workspace_root()?;
     cx.writable_roots(workspace.as_ref(), &mut Vec::new())
 }
@@ -245,6 +248,26 @@ fn network_plan(req: &ExecRequest) -> Result<Option<NetPlan>, LaunchError> {
     let resolve = crate::proxy::resolve::SystemResolver::with_fixed(&req.net_resolve).map_err(LaunchError::Usage)?;
     Ok((!rules.is_empty() || req.net_attach.is_some())
         .then(|| NetPlan { ssh: rules.allows_ssh(), rules, attach: req.net_attach.clone(), resolve, allowed: allowed_domains }))
+}
+
+/// A writable root that does not exist yet is made when its parent is a
+/// directory the caller owns and may write (never silently skipped);
+/// otherwise the reason, for an error naming the path.
+fn create_writable_root(p: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let parent = p.parent().filter(|d| !d.as_os_str().is_empty()).ok_or_else(|| format!("{} does not exist", p.display()))?;
+    let meta = std::fs::metadata(parent).map_err(|_| format!("{} does not exist, nor does its parent {}", p.display(), parent.display()))?;
+    // SAFETY: geteuid cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    if !meta.is_dir() || meta.uid() != euid {
+        return Err(format!("{} does not exist, and its parent {} is not a directory of yours: create it first", p.display(), parent.display()));
+    }
+    let c = std::ffi::CString::new(parent.as_os_str().as_bytes()).map_err(|_| format!("{}: not a valid path", parent.display()))?;
+    // SAFETY: access with a NUL-terminated path; nothing is written.
+    if unsafe { libc::access(c.as_ptr(), libc::W_OK) } != 0 {
+        return Err(format!("{} does not exist, and its parent {} is not writable: create it first", p.display(), parent.display()));
+    }
+    std::fs::create_dir(p).or_else(|e| if p.is_dir() { Ok(()) } else { Err(e) }).map_err(|e| format!("{} does not exist and cannot be created: {e}", p.display()))
 }
 
 /// The mandatory read-denies, canonical where they exist.
@@ -420,8 +443,12 @@ impl Ctx<'_> {
                 continue;
             }
             if !p.exists() {
-                violations.push(Violation::note("policy", format!("allowWrite {} skipped: it does not exist", p.display())));
-                continue;
+                if !self.create_missing {
+                    continue;
+                }
+                let key = if i < allow_write.len() { format!("filesystem.allowWrite[{i}]") } else { "--allow-write".to_string() };
+                create_writable_root(p).map_err(|m| self.err(&key, m))?;
+                violations.push(Violation::note("policy", format!("allowWrite {} did not exist: created it", p.display())));
             }
             if !writable.contains(p) {
                 writable.push(p.clone());

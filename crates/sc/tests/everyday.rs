@@ -1,0 +1,95 @@
+//! Everyday use of `sc exec`: the person is told what happened (one `sc:`
+//! line per refusal, withheld variable, timeout or cut output; `--quiet`
+//! turns them off), the common policy knobs are flags, and a writable path
+//! that does not exist yet is created or refused by name — never skipped.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+fn notices(o: &Out) -> Vec<String> {
+    o.err().lines().filter(|l| l.starts_with("sc: ")).map(str::to_string).collect()
+}
+
+#[test]
+fn what_happened_is_told_on_stderr_and_quiet_turns_it_off() {
+    let _g = shared();
+    let t = T::new();
+    // A withheld variable: named, never its value.
+    let o = t.sc().env("DEPLOY_TOKEN", "tok-VALUE-123").opt("--env=DEPLOY_TOKEN=tok-VALUE-123").cmd(["true"]).run();
+    o.assert_ok();
+    let n = notices(&o);
+    assert!(n.iter().any(|l| l.contains("DEPLOY_TOKEN")), "no notice for the withheld variable: {}", o.err());
+    assert!(!o.err().contains("tok-VALUE-123"), "the value was printed: {}", o.err());
+    // A timeout and cut output.
+    let o = t.sc().opt("--timeout=0.3").cmd(["sleep", "5"]).run();
+    assert_eq!(o.code, 124, "{}", o.all());
+    assert!(notices(&o).iter().any(|l| l.starts_with("sc: timed out")), "{}", o.err());
+    let o = t.sc().opt("--max-output=100").sh("head -c 5000 /dev/zero | tr '\\0' x").run();
+    assert!(o.stdout.len() <= 200, "output was not cut: {} bytes", o.stdout.len());
+    assert!(notices(&o).iter().any(|l| l.contains("output cut after 100 bytes")), "{}", o.err());
+    // --quiet: nothing of ours on stderr; the result still has it.
+    let o = t.sc().opt("--quiet").opt("--env=DEPLOY_TOKEN=tok-VALUE-123").cmd(["true"]).run();
+    assert!(notices(&o).is_empty(), "{}", o.err());
+    assert!(o.j()["violations"].to_string().contains("DEPLOY_TOKEN"), "{}", o.all());
+}
+
+#[test]
+fn flags_equal_their_policy_keys_and_bad_values_are_named() {
+    let _g = shared();
+    let t = T::new();
+    // --no-local-binding refuses bind; the default allows it.
+    let v = t.sc().opt("--no-local-binding").probe(&["serve-tcp:127.0.0.1:0"]);
+    assert!(v["serve-tcp:127.0.0.1:0"].as_str().is_some_and(|s| s.starts_with("bind: ")), "{v}");
+    let v = t.sc().opt("--allow-local-binding").probe(&["serve-tcp:127.0.0.1:0"]);
+    assert_eq!(v["serve-tcp:127.0.0.1:0"], "ok", "{v}");
+    // --memory shows up as the effective bound.
+    let o = t.sc().opt("--memory=300M").cmd(["true"]).run();
+    o.assert_ok();
+    assert_eq!(o.j()["layers"]["limits"]["maxMemoryBytes"], 300u64 << 20, "{}", o.j()["layers"]["limits"]);
+    // A bad size names the flag; a policy and a flag combine.
+    let o = t.sc().opt("--memory=lots").cmd(["true"]).run();
+    assert_eq!(o.code, 2, "{}", o.all());
+    assert!(o.err().contains("--memory") && o.err().contains("lots"), "{}", o.err());
+    let o = t.sc().policy(r#"{"limits":{"maxOutputBytes":50}}"#).opt("--max-output=20").sh("head -c 500 /dev/zero | tr '\\0' y").run();
+    assert!(o.stdout.len() <= 40, "the flag did not win over the policy: {} bytes", o.stdout.len());
+    // --allow-unix-socket lets exactly that socket through.
+    let sock = t.ws.join("svc.sock");
+    let l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    set_mode(&sock, 0o777);
+    l.set_nonblocking(true).unwrap();
+    let name = format!("connect-unix:{}", sock.display());
+    let v = t.sc().opt(format!("--allow-unix-socket={}", sock.display())).probe(&[&name]);
+    assert_eq!(v[&name], 0, "{v}");
+    assert!(l.accept().is_ok(), "the allowed socket got no connection");
+    let v = t.sc().probe(&[&name]);
+    assert_ne!(v[&name], 0, "without the flag the socket was reached: {v}");
+}
+
+#[test]
+fn a_writable_path_that_does_not_exist_is_created_or_refused_by_name() {
+    let _g = shared();
+    let t = T::new();
+    // The parent is ours: it is created, and the command writes there.
+    let out = t.root.join("made-for-me");
+    let o = t.sc().opt(format!("--allow-write={}", out.display())).sh(&format!("echo hi > {}/f", out.display())).run();
+    o.assert_ok();
+    assert_eq!(std::fs::read_to_string(out.join("f")).unwrap(), "hi\n");
+    assert!(notices(&o).iter().any(|l| l.contains("created")), "{}", o.err());
+    // A parent that is not ours (or not writable): an error naming the path, nothing made.
+    let locked = t.root.join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    if is_root() {
+        std::os::unix::fs::chown(&locked, Some(65534), Some(65534)).unwrap();
+    } else {
+        set_mode(&locked, 0o555);
+    }
+    let want = locked.join("inside");
+    let o = t.sc().opt(format!("--allow-write={}", want.display())).cmd(["true"]).run();
+    assert_eq!(o.code, 2, "{}", o.all());
+    assert!(o.err().contains(&want.display().to_string()), "the error does not name the path: {}", o.err());
+    assert!(!Path::new(&want).exists(), "it was created anyway");
+    set_mode(&locked, 0o755);
+}
