@@ -93,3 +93,25 @@ fn a_writable_path_that_does_not_exist_is_created_or_refused_by_name() {
     assert!(!Path::new(&want).exists(), "it was created anyway");
     set_mode(&locked, 0o755);
 }
+
+#[test]
+fn a_home_under_a_pass_through_directory_reads_normally_and_keeps_its_secrets_hidden() {
+    // /home of mode 711 (some distributions, shared hosts): the caller may
+    // pass but not list it. What the launcher derives from listing must not
+    // depend on that.
+    let _g = shared();
+    let t = T::new();
+    let pass = t.root.join("pass");
+    let home = pass.join("me");
+    let ws = home.join("ws");
+    std::fs::create_dir_all(&ws).unwrap();
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    std::fs::write(home.join("notes.txt"), "PASS-THROUGH-NOTES\n").unwrap();
+    std::fs::write(home.join(".ssh/id_rsa"), "PASS-THROUGH-KEY\n").unwrap();
+    set_mode(&pass, 0o711);
+    let o = Run::new(&home, &ws).workspace(&ws).sh("cat ~/notes.txt; cat ~/.ssh/id_rsa; echo done").run();
+    set_mode(&pass, 0o755);
+    assert!(o.out().contains("PASS-THROUGH-NOTES"), "a file of the home was not readable: {}", o.all());
+    assert!(o.out().contains("done"), "{}", o.all());
+    o.assert_absent("PASS-THROUGH-KEY");
+}

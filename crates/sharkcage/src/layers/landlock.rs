@@ -265,7 +265,25 @@ fn complement(dir: &Path, hidden: &[&PathBuf], out: &mut Vec<PathBuf>) {
         out.push(dir.to_path_buf());
         return;
     }
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        // Not listable by the caller (a pass-through `/home` of mode 711):
+        // go on through the entries the hidden paths name, which the
+        // caller can still reach; entries it cannot name get no grant.
+        let mut known: Vec<PathBuf> = hidden
+            .iter()
+            .filter_map(|h| h.strip_prefix(dir).ok().and_then(|r| r.components().next()).map(|c| dir.join(c)))
+            .collect();
+        known.sort();
+        known.dedup();
+        for p in known {
+            match std::fs::symlink_metadata(&p) {
+                Ok(m) if m.is_dir() => complement(&p, hidden, out),
+                Ok(m) if !m.file_type().is_symlink() && !hidden.iter().any(|h| h.as_path() == p) => out.push(p),
+                _ => {}
+            }
+        }
+        return;
+    };
     for e in rd.flatten() {
         let Ok(ft) = e.file_type() else { continue };
         if ft.is_symlink() {
