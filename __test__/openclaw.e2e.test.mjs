@@ -195,6 +195,8 @@ test('a real OpenClaw turn: exec and file tools run in the sharkcage sandbox', {
     // ones, which are withheld and reported through finalizeExec.
     assert.match(saw, /tok=withheld plain=passed/)
     assert.match(r.stderr, /violations.*MY_API_TOKEN/, 'the withheld variable is reported in the plugin log')
+    // …and the model is told too, in the tool result (the launcher's notice line), never the value.
+    assert.match(saw, /sc: variable MY_API_TOKEN withheld/, 'the model was not told why the variable is missing')
     assert.match(r.stderr, /fs-refused.*ERR_SHARKCAGE_FS_NOT_READABLE/, 'the refused read is reported in the plugin log')
     // The audit log has the turn: every tool call, each exec with its tool
     // call id, the withheld variable, the refused read; no secret; intact.

@@ -115,3 +115,26 @@ fn a_home_under_a_pass_through_directory_reads_normally_and_keeps_its_secrets_hi
     assert!(o.out().contains("done"), "{}", o.all());
     o.assert_absent("PASS-THROUGH-KEY");
 }
+
+#[test]
+fn webassembly_and_local_node_and_python_servers_work_in_one_call() {
+    let _g = shared();
+    let t = T::new();
+    let (Some(node), Some(py)) = (which("node"), which("python3")) else {
+        panic!("node and python3 are needed for this suite (.ci/run installs them)");
+    };
+    let script = format!(
+        "{node} -e 'new WebAssembly.Memory({{initial: 1, maximum: 65536}}); WebAssembly.instantiate(new Uint8Array([0,97,115,109,1,0,0,0])).then(() => console.log(\"WASM-OK\"))'; \
+         {py} -m http.server 18731 --bind 127.0.0.1 >/dev/null 2>&1 & \
+         {node} -e 'require(\"http\").createServer((q, r) => r.end(\"NODE-SERVER\")).listen(18732, \"127.0.0.1\")' & \
+         sleep 1.5; \
+         {node} -e 'const h = require(\"http\"); const get = (p) => new Promise((ok) => h.get({{host: \"127.0.0.1\", port: p, path: \"/\"}}, (r) => {{ let b = \"\"; r.on(\"data\", (d) => b += d); r.on(\"end\", () => ok(r.statusCode + \" \" + b.slice(0, 20))) }}).on(\"error\", (e) => ok(\"ERR \" + e.code))); Promise.all([get(18731), get(18732)]).then((x) => console.log(JSON.stringify(x)))'; \
+         kill %1 %2 2>/dev/null; true",
+        node = node.display(),
+        py = py.display()
+    );
+    let o = t.sh(&script);
+    assert!(o.out().contains("WASM-OK"), "WebAssembly failed: {}", o.all());
+    assert!(o.out().contains("\"200 "), "the Python server was not reached: {}", o.all());
+    assert!(o.out().contains("200 NODE-SERVER"), "the Node server was not reached: {}", o.all());
+}
