@@ -83,6 +83,20 @@ fn every_mandatory_home_secret_is_hidden() {
         ".openclaw/openclaw.json",
         ".bash_history",
         ".zsh_history",
+        ".cargo/credentials.toml",
+        ".gem/credentials",
+        ".pgpass",
+        ".my.cnf",
+        ".vault-token",
+        ".terraform.d/credentials.tfrc.json",
+        ".s3cfg",
+        ".config/rclone/rclone.conf",
+        ".config/composer/auth.json",
+        ".config/glab-cli/config.yml",
+        ".config/doctl/config.yaml",
+        ".fly/config.yml",
+        ".psql_history",
+        ".python_history",
     ];
     for f in files {
         t.plant_home(f, &format!("{s} {f}"));

@@ -38,6 +38,37 @@ pub const MANDATORY_DENY_READ_HOME: &[&str] = &[
     ".local/state/sharkcage",
     ".bash_history",
     ".zsh_history",
+    // Credential stores of package managers, databases and cloud CLIs:
+    // each file (or directory) holds tokens or passwords and little else.
+    ".cargo/credentials.toml",
+    ".cargo/credentials",
+    ".gem/credentials",
+    ".pgpass",
+    ".my.cnf",
+    ".vault-token",
+    ".terraform.d/credentials.tfrc.json",
+    ".s3cfg",
+    ".boto",
+    ".m2/settings-security.xml",
+    ".composer/auth.json",
+    ".config/composer/auth.json",
+    ".config/rclone/rclone.conf",
+    ".config/hub",
+    ".config/glab-cli",
+    ".config/doctl",
+    ".config/hcloud",
+    ".config/stripe",
+    ".config/openstack",
+    ".fly",
+    ".oci",
+    ".aliyun",
+    // REPL and database shell histories (passwords typed at prompts).
+    ".python_history",
+    ".node_repl_history",
+    ".psql_history",
+    ".mysql_history",
+    ".sqlite_history",
+    ".rediscli_history",
 ];
 
 /// Absolute paths whose contents the sandbox can never read.
