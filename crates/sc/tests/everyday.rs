@@ -138,3 +138,30 @@ fn webassembly_and_local_node_and_python_servers_work_in_one_call() {
     assert!(o.out().contains("\"200 "), "the Python server was not reached: {}", o.all());
     assert!(o.out().contains("200 NODE-SERVER"), "the Node server was not reached: {}", o.all());
 }
+
+#[test]
+fn tool_configs_appear_without_their_credentials_and_their_settings_still_apply() {
+    let _g = shared();
+    let t = T::new();
+    let s = t.secret("cfg");
+    t.plant_home(".npmrc", &format!("registry=https://mirror.example/npm/\n//mirror.example/npm/:_authToken={s}\nalways-auth=true\n"));
+    t.plant_home(".config/pip/pip.conf", &format!("[global]\nindex-url = https://user:{s}@pypi.example/simple\ntimeout = 60\n"));
+    t.plant_home(".docker/config.json", &format!(r#"{{"auths":{{"r.example":{{"auth":"{s}"}}}},"proxies":{{"default":{{"httpProxy":"http://p.example:3128"}}}}}}"#));
+    t.plant_home(".pypirc", &format!("[pypi]\nusername = __token__\npassword = {s}\n"));
+    let o = t.sh("cat ~/notes.txt; cat ~/.npmrc ~/.config/pip/pip.conf ~/.docker/config.json ~/.pypirc; grep -rsa SCSECRET ~; echo end");
+    assert!(o.out().contains(&t.notes), "control: {}", o.all());
+    o.assert_absent(&s);
+    for setting in ["registry=https://mirror.example/npm/", "always-auth=true", "index-url = https://pypi.example/simple", "timeout = 60", "httpProxy", "username = __token__"] {
+        assert!(o.out().contains(setting), "{setting:?} is missing inside: {}", o.all());
+    }
+    // The copies are read-only, and the host files are untouched.
+    let o = t.sh("echo x >> ~/.npmrc; echo x >> ~/.docker/config.json; echo done");
+    assert!(o.out().contains("done"));
+    assert!(std::fs::read_to_string(t.home.join(".npmrc")).unwrap().contains(&s));
+    assert!(!std::fs::read_to_string(t.home.join(".npmrc")).unwrap().ends_with("x\n"));
+    // npm itself reads the registry from it.
+    if let Some(npm) = which("npm") {
+        let o = t.sh(&format!("{} config get registry", npm.display()));
+        assert!(o.out().contains("https://mirror.example/npm/"), "npm did not see the registry setting: {}", o.all());
+    }
+}

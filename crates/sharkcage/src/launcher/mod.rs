@@ -10,6 +10,7 @@
 //! (fork+exec only), because the Node process is multi-threaded.
 
 pub mod child;
+pub mod config_copies;
 pub mod plan;
 pub mod protected;
 pub mod proxy_session;

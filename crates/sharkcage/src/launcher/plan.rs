@@ -177,7 +177,15 @@ impl Plan {
         if shift.is_some() {
             ops.extend(cx.shift_exposures(&writable, &hidden, &allow_read, &cwd));
         }
-        let mounts = MountPlan::build(&MountInputs { ops: &ops, cwd: &cwd, tmpfs_bytes: pol.limits.tmpfs_bytes, idmapped: shift.is_some() });
+        // Credential-free copies of the caller's tool configs (npm, pip, Docker…).
+        let mut copies = super::config_copies::copies(&cx.home.iter().cloned().collect::<Vec<_>>(), |p| hidden.iter().any(|h| p.starts_with(h)));
+        // Never inside something hidden for another reason (a denyRead of
+        // the whole home): only the configs' own mandatory hiding is lifted.
+        let own_cover = |h: &Path| cx.home.as_ref().is_some_and(|home| [".npmrc", ".pypirc", ".docker"].iter().any(|r| home.join(r) == h));
+        copies.retain(|c| !hidden.iter().any(|h| c.path.starts_with(h) && !own_cover(h)));
+        ops.extend(copies.iter().map(|c| PathOp::Content(c.path.clone())));
+        let contents: Vec<(PathBuf, Vec<u8>)> = copies.into_iter().map(|c| (c.path, c.data)).collect();
+        let mounts = MountPlan::build(&MountInputs { ops: &ops, cwd: &cwd, tmpfs_bytes: pol.limits.tmpfs_bytes, idmapped: shift.is_some(), contents: &contents });
         let exposed: Vec<PathBuf> = ops.iter().filter(|o| matches!(o, PathOp::ExposeRo(_))).map(|o| o.path().to_path_buf()).filter(|p| Some(p) != cx.home.as_ref()).collect();
         let landlock = landlock_plan(&hidden, &allow_read, &exposed, &writable, &mounts, pol, net.is_some())?;
 
@@ -772,6 +780,7 @@ fn landlock_plan(hidden: &[PathBuf], allow_read: &[PathBuf], exposed: &[PathBuf]
         allow_local_binding: pol.network.allow_local_binding.unwrap_or(true),
         connect_ports: if net { &[crate::proxy::HTTP_PORT, crate::proxy::SOCKS_PORT] } else { &[] },
         private_writable: &mounts.private_writable,
+        prepared_files: &mounts.prepared_files,
         stdio_files: &stdio,
     })
     .map_err(|e| LaunchError::Setup(format!("{e}")))

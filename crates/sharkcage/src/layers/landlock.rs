@@ -82,6 +82,8 @@ pub struct LandlockInputs<'a> {
     pub connect_ports: &'a [u16],
     /// Paths that exist only inside the sandbox, writable (tmpfs mounts).
     pub private_writable: &'a [PathBuf],
+    /// Files the mount plan prepared (credential-free config copies): read.
+    pub prepared_files: &'a [PathBuf],
     /// stdin when it is a file or terminal: (fd, opened for reading, for writing).
     pub stdio_files: &'a [(OwnedFd, bool, bool)],
 }
@@ -195,6 +197,9 @@ impl LandlockPlan {
             child_rules.push((CString::new(p.as_os_str().as_bytes()).unwrap(), bits(all)));
         }
         let dev = AccessFs::ReadFile | AccessFs::ReadDir | AccessFs::WriteFile | (AccessFs::from_all(abi) & AccessFs::IoctlDev);
+        for p in inp.prepared_files {
+            child_rules.push((CString::new(p.as_os_str().as_bytes()).unwrap(), bits(AccessFs::ReadFile.into())));
+        }
         child_rules.push((CString::new("/dev").unwrap(), bits(dev)));
         child_rules.push((CString::new("/proc").unwrap(), bits(AccessFs::ReadFile | AccessFs::ReadDir)));
         report.rules += child_rules.len();

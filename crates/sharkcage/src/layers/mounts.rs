@@ -83,6 +83,9 @@ pub enum PathOp {
     Pin(PathBuf),
     /// Read-only self-bind.
     Protect(PathBuf),
+    /// A read-only file with prepared content (`MountInputs::contents`) in
+    /// place of a config file (a credential-free copy, on top of its hiding).
+    Content(PathBuf),
 }
 
 impl PathOp {
@@ -96,7 +99,8 @@ impl PathOp {
             | PathOp::HideFile(p)
             | PathOp::AllowRead(p)
             | PathOp::Pin(p)
-            | PathOp::Protect(p) => p,
+            | PathOp::Protect(p)
+            | PathOp::Content(p) => p,
         }
     }
     fn rank(&self) -> u8 {
@@ -108,6 +112,7 @@ impl PathOp {
             PathOp::AllowRead(_) => 3,
             PathOp::Pin(_) => 4,
             PathOp::Protect(_) => 5,
+            PathOp::Content(_) => 6,
         }
     }
 }
@@ -144,6 +149,9 @@ enum Step {
     SealRo { dst: CString },
     /// The staging root's empty mode-000 file, read-only, on a path relative to `/newroot`.
     HideFile { dst: CString },
+    /// Write `data` to a new file `stage` in the staging root and bind it,
+    /// read-only, on a path relative to `/newroot`.
+    Content { stage: CString, data: Vec<u8>, dst: CString },
     Mkdir(CString),
     Touch(CString),
     Symlink(CString, CString),
@@ -170,6 +178,9 @@ pub struct MountPlan {
     root: CString,
     /// Mount points in the final view that are private tmpfs (for Landlock).
     pub private_writable: Vec<PathBuf>,
+    /// Files whose content the plan prepared (`PathOp::Content`): readable
+    /// (for Landlock, which would otherwise refuse them as hidden).
+    pub prepared_files: Vec<PathBuf>,
     /// Host binds the launcher prepares as idmapped detached mounts, in the
     /// order the child receives them (shifted root callers only).
     pub parent_binds: Vec<ParentBind>,
@@ -219,6 +230,8 @@ pub struct MountInputs<'a> {
     pub tmpfs_bytes: u64,
     /// Shifted root caller: every host bind is an idmapped mount made by the launcher.
     pub idmapped: bool,
+    /// The data of each `PathOp::Content`.
+    pub contents: &'a [(PathBuf, Vec<u8>)],
 }
 
 /// Docker's masked and read-only /proc and /sys paths.
@@ -266,10 +279,13 @@ impl MountPlan {
             })
             .collect();
         private_writable.push(PathBuf::from(DEV_SHM));
+        let prepared_files: Vec<PathBuf> = ops.iter().filter(|o| matches!(o, PathOp::Content(_))).map(|o| o.path().to_path_buf()).collect();
+        // The staging root holds the prepared files too.
+        let stage_kib = 64 + inp.contents.iter().map(|(_, d)| d.len() / 1024 + 4).sum::<usize>();
         MountPlan {
             steps,
             stage: c(STAGE),
-            stage_opts: c("size=64k,mode=0700"),
+            stage_opts: c(format!("size={stage_kib}k,mode=0700")),
             shared_opts: c(format!("size={},nr_inodes={},mode=0755", inp.tmpfs_bytes, (inp.tmpfs_bytes / 4096).max(4096))),
             shared_dirs: private_writable.iter().map(|p| shared_sub(p)).collect(),
             old: c("/oldroot"),
@@ -278,6 +294,7 @@ impl MountPlan {
             dot: c("."),
             root: c("/"),
             private_writable,
+            prepared_files,
             parent_binds,
         }
     }
@@ -466,6 +483,11 @@ fn path_steps(ops: &[PathOp], seal: &[PathBuf], inp: &MountInputs, steps: &mut V
                 attrs: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
             },
             PathOp::HideFile(_) => Step::HideFile { dst: dst.clone() },
+            PathOp::Content(_) => Step::Content {
+                stage: c(format!(".sc-content-{}", steps.len())),
+                data: inp.contents.iter().find(|(cp, _)| cp == p).map(|(_, d)| d.clone()).unwrap_or_default(),
+                dst: dst.clone(),
+            },
         };
         steps.push(step);
     }
@@ -626,6 +648,28 @@ fn run_step(s: &Step, fds: &Fds) -> SysResult {
                 Err(e) => return Err(e),
             }
             let m = sys::clone_tree(fds.empty, false)?;
+            let r = sys::setattr_fd(m, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, 0).and_then(|_| {
+                let d = sys::open_beneath(fds.new, dst)?;
+                let r = sys::move_mount_fd(m, d);
+                sys::close(d);
+                r
+            });
+            sys::close(m);
+            r
+        }
+        Step::Content { stage, data, dst } => {
+            // SAFETY: create a new file in our own staging tmpfs (cwd); the
+            // descriptor is closed right after the write.
+            let fd = unsafe { libc::open(stage.as_ptr(), libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW, 0o444 as libc::c_uint) };
+            if fd < 0 {
+                return Err(sys::errno());
+            }
+            sys::write_all(fd, data);
+            sys::close(fd);
+            let src = sys::open_beneath(libc::AT_FDCWD, stage)?;
+            let m = sys::clone_tree(src, false);
+            sys::close(src);
+            let m = m?;
             let r = sys::setattr_fd(m, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, 0).and_then(|_| {
                 let d = sys::open_beneath(fds.new, dst)?;
                 let r = sys::move_mount_fd(m, d);
