@@ -115,19 +115,9 @@ impl AddonError {
             LaunchError::Policy(_) | LaunchError::Usage(_) => AddonError::Policy(e.to_string()),
             LaunchError::Unsupported(m) => AddonError::UnsupportedHost(m),
             LaunchError::Io(io) => AddonError::from_io("preparing the sandbox", &io),
-            // Setup errors carry the OS error in their text (`… (os error 24)`).
-            LaunchError::Setup(m) if resource_errno_in(&m) => AddonError::Resources(format!("sandbox setup failed: {m}")),
             other => AddonError::Spawn(other.to_string()),
         }
     }
-}
-
-/// Whether a message names an out-of-resources OS error (`(os error N)`).
-fn resource_errno_in(m: &str) -> bool {
-    m.match_indices("(os error ").any(|(i, k)| {
-        let n: String = m[i + k.len()..].chars().take_while(char::is_ascii_digit).collect();
-        n.parse::<i32>().is_ok_and(|n| matches!(n, libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::EAGAIN | libc::ENOSPC))
-    })
 }
 
 impl std::fmt::Display for AddonError {

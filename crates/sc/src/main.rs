@@ -284,55 +284,42 @@ fn load_policy(a: &ExecArgs, spec_policy: Option<String>) -> Result<(Policy, Str
         (None, None) => ("{}".to_string(), "<default>".to_string()),
     };
     // Errors name the text as given; the flags are applied after.
-    let policy = Policy::from_json(&text, &source)?;
-    let mut flags = policy_flags(a)?;
-    // A person's `sc exec` streams its output without a cap unless the
-    // policy or --max-output sets one; the addon and OpenClaw keep theirs.
-    let for_a_person = a.spec_fd.is_none() && a.spec_file.is_none() && a.json_fd.is_none();
-    let capped = a.max_output.is_some() || serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| v["limits"].get("maxOutputBytes").is_some());
-    if for_a_person && !capped {
-        flags.get_or_insert_with(Vec::new).push((vec!["limits", "maxOutputBytes"], serde_json::json!(UNCAPPED_OUTPUT)));
-    }
-    match flags {
-        None => Ok((policy, source)),
-        Some(set) => {
-            let mut v: serde_json::Value = serde_json::from_str(&text).map_err(|e| LaunchError::Usage(format!("{source}: {e}")))?;
-            for (path, value) in set {
-                set_path(&mut v, &path, value);
-            }
-            Ok((Policy::from_json(&v.to_string(), &source)?, source))
-        }
-    }
+    let mut policy = Policy::from_json(&text, &source)?;
+    apply_flags(a, &text, &mut policy)?;
+    Ok((policy, source))
 }
 
 /// "No cap" on output (larger than anything a call will write).
 const UNCAPPED_OUTPUT: u64 = 1 << 62;
 
-/// The policy keys set by `sc exec` flags, or None when there are none.
-/// Policy keys (a path of names) and the values flags give them.
-type FlagKeys = Vec<(Vec<&'static str>, serde_json::Value)>;
-
-fn policy_flags(a: &ExecArgs) -> Result<Option<FlagKeys>, LaunchError> {
-    use serde_json::json;
-    let mut set = Vec::new();
+/// The flags for common policy keys, on top of the policy (`text` is its
+/// source, to tell whether it sets an output cap itself).
+fn apply_flags(a: &ExecArgs, text: &str, p: &mut Policy) -> Result<(), LaunchError> {
     if let Some(m) = &a.memory {
-        set.push((vec!["limits", "maxMemoryBytes"], json!(parse_size("--memory", m)?)));
+        p.limits.max_memory_bytes = Some(parse_size("--memory", m)?);
     }
-    if let Some(m) = &a.max_output {
-        set.push((vec!["limits", "maxOutputBytes"], json!(parse_size("--max-output", m)?)));
+    // A person's `sc exec` streams its output without a cap unless the
+    // policy or --max-output sets one; the addon and OpenClaw keep theirs.
+    let for_a_person = a.spec_fd.is_none() && a.spec_file.is_none() && a.json_fd.is_none();
+    match &a.max_output {
+        Some(m) => p.limits.max_output_bytes = parse_size("--max-output", m)?,
+        None if for_a_person && !serde_json::from_str::<serde_json::Value>(text).is_ok_and(|v| v["limits"].get("maxOutputBytes").is_some()) => {
+            p.limits.max_output_bytes = UNCAPPED_OUTPUT;
+        }
+        None => {}
     }
     if a.allow_local_binding || a.no_local_binding {
-        set.push((vec!["network", "allowLocalBinding"], json!(a.allow_local_binding)));
+        p.network.allow_local_binding = Some(a.allow_local_binding);
     }
     if a.allow_git_config {
-        set.push((vec!["filesystem", "allowGitConfig"], json!(true)));
+        p.filesystem.allow_git_config = true;
     }
-    Ok((!set.is_empty() || !a.allow_unix_socket.is_empty()).then(|| {
-        if !a.allow_unix_socket.is_empty() {
-            set.push((vec!["network", "allowUnixSockets", "+"], json!(a.allow_unix_socket)));
-        }
-        set
-    }))
+    if !a.allow_unix_socket.is_empty() {
+        // Checked by the policy's own rules for allowUnixSockets.
+        let extra = Policy::from_json(&serde_json::json!({ "network": { "allowUnixSockets": a.allow_unix_socket } }).to_string(), "--allow-unix-socket")?;
+        p.network.allow_unix_sockets.extend(extra.network.allow_unix_sockets);
+    }
+    Ok(())
 }
 
 /// `1024`, `64K`, `512M`, `2G` (binary units; `KiB`/`MiB`/`GiB` too).
@@ -353,31 +340,6 @@ fn parse_size(flag: &str, s: &str) -> Result<u64, LaunchError> {
         .and_then(|n| n.checked_mul(mult))
         .filter(|&n| n > 0)
         .ok_or_else(|| LaunchError::Usage(format!("{flag} {s:?}: expected a positive size such as 512M or 2G")))
-}
-
-/// Set `value` at `path` in a JSON object (creating objects on the way); a
-/// last segment `+` appends the array `value` to the array there.
-fn set_path(v: &mut serde_json::Value, path: &[&str], value: serde_json::Value) {
-    let (last, dirs) = match path {
-        [dirs @ .., "+"] => ("+", dirs),
-        [dirs @ .., last] => (*last, dirs),
-        [] => return,
-    };
-    let mut cur = v;
-    let (dirs, key) = if last == "+" { (&dirs[..dirs.len() - 1], dirs[dirs.len() - 1]) } else { (dirs, last) };
-    for d in dirs {
-        if !cur.get(*d).is_some_and(|x| x.is_object()) {
-            cur[*d] = serde_json::json!({});
-        }
-        cur = &mut cur[*d];
-    }
-    if last == "+" {
-        let mut arr = cur.get(key).and_then(|x| x.as_array()).cloned().unwrap_or_default();
-        arr.extend(value.as_array().cloned().unwrap_or_default());
-        cur[key] = serde_json::Value::Array(arr);
-    } else {
-        cur[key] = value;
-    }
 }
 
 /// `sc: …` lines on stderr: refusals, withheld variables, moved-aside

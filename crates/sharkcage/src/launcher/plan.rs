@@ -190,7 +190,7 @@ impl Plan {
         let landlock = landlock_plan(&hidden, &allow_read, &exposed, &writable, &mounts, pol, net.is_some())?;
 
         let allow_unix = cx.unix_socket_targets(&writable)?;
-        let seccomp = seccomp::build(seccomp::FilterOptions { unix_broker: !allow_unix.is_empty() }).map_err(|e| LaunchError::Setup(e.to_string()))?;
+        let seccomp = seccomp::build(seccomp::FilterOptions { unix_broker: !allow_unix.is_empty() }).map_err(|e| setup_error(&e))?;
         let cmd = cx.command(&cwd, net.as_ref(), ssh_helper.as_ref(), &mut violations)?;
         let timeout_ms = req.timeout_ms.unwrap_or(pol.limits.timeout_ms);
         let limits = Effective::resolve(&pol.limits, timeout_ms, &HostFacts::read());
@@ -783,7 +783,24 @@ fn landlock_plan(hidden: &[PathBuf], allow_read: &[PathBuf], exposed: &[PathBuf]
         prepared_files: &mounts.prepared_files,
         stdio_files: &stdio,
     })
-    .map_err(|e| LaunchError::Setup(format!("{e}")))
+    .map_err(|e| setup_error(&e))
+}
+
+/// A layer that could not be prepared: out of descriptors or memory (an
+/// OS error somewhere in its source chain) is `LaunchError::Io` with that
+/// errno, so callers tell it from a setup failure; anything else is `Setup`.
+fn setup_error(e: &(dyn std::error::Error + 'static)) -> LaunchError {
+    // (`e` is named by the caller's message: "preparing the sandbox: …".)
+    let mut cur = Some(e);
+    while let Some(x) = cur {
+        if let Some(n) = x.downcast_ref::<std::io::Error>().and_then(std::io::Error::raw_os_error) {
+            if matches!(n, libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::EAGAIN | libc::ENOSPC) {
+                return LaunchError::Io(std::io::Error::from_raw_os_error(n));
+            }
+        }
+        cur = x.source();
+    }
+    LaunchError::Setup(e.to_string())
 }
 
 /// `execvpe` semantics, resolved before the fork: a name with a slash is

@@ -65,7 +65,7 @@ pub enum LandlockError {
     #[error("landlock ruleset: {0}")]
     Ruleset(#[from] landlock::RulesetError),
     #[error("landlock: cannot open a rule's path: {0}")]
-    Dup(std::io::Error),
+    Dup(#[source] std::io::Error),
 }
 
 /// Inputs in host coordinates.
