@@ -159,6 +159,10 @@ fn tool_configs_appear_without_their_credentials_and_their_settings_still_apply(
     assert!(o.out().contains("done"));
     assert!(std::fs::read_to_string(t.home.join(".npmrc")).unwrap().contains(&s));
     assert!(!std::fs::read_to_string(t.home.join(".npmrc")).unwrap().ends_with("x\n"));
+    // A home hidden by the policy shows no copy either (only the configs' own hiding is lifted).
+    let o = t.sc().opt(format!("--deny-read={}", t.home.display())).sh("cat ~/.npmrc ~/.config/pip/pip.conf; echo end").run();
+    assert!(o.out().contains("end"), "{}", o.all());
+    assert!(!o.out().contains("registry=") && !o.out().contains("index-url"), "a copy appeared inside a denied home: {}", o.all());
     // npm itself reads the registry from it.
     if let Some(npm) = which("npm") {
         let o = t.sh(&format!("{} config get registry", npm.display()));

@@ -159,7 +159,7 @@ fn random_name() -> Result<String, SpecError> {
     let mut b = [0u8; 16];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
         .map_err(|_| SpecError::Io { what: "cannot name", where_: "a spec file".into(), source: std::io::Error::other("no randomness") })?;
-    Ok(format!("{PREFIX}{}{SUFFIX}", b.iter().map(|x| format!("{x:02x}")).collect::<String>()))
+    Ok(format!("{PREFIX}{}{SUFFIX}", crate::audit::record::hex(&b)))
 }
 
 /// Is `name` one of our spec file names?

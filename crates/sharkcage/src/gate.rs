@@ -30,8 +30,6 @@
 //! One rule, used by the OpenClaw hook (through the addon) and by
 //! `sc doctor`'s explanation of what is refused.
 
-use std::net::IpAddr;
-
 use serde_json::Value;
 
 use crate::proxy::host::{canonicalize, Host};
@@ -263,7 +261,7 @@ impl Gate {
         let host = canonicalize(&host_text).map_err(|e| e.to_string())?;
         let port = u.port_or_known_default().unwrap_or(443);
         if let Host::Ip(a) = host {
-            if let Some(kind) = private(a) {
+            if let Some(kind) = crate::proxy::guard::classify(a) {
                 if !self.rules.lists_address(a, port) {
                     return Err(format!("{a} is a {kind} address"));
                 }
@@ -328,11 +326,6 @@ fn judge_spawn(params: &Value) -> Verdict {
         }
         None => Verdict::Block("sessions_spawn without parameters: refused".into()),
     }
-}
-
-/// Address ranges never fetched on a sandbox's behalf (as the proxy's guard).
-fn private(a: IpAddr) -> Option<&'static str> {
-    crate::proxy::guard::classify(a)
 }
 
 /// A URL as shown in a refusal: bounded, without control characters.

@@ -388,11 +388,9 @@ impl Aggregator {
 
     /// Summaries due at `now` (oldest first).
     pub fn due(&mut self, now: Instant) -> Vec<Record> {
-        let mut keys: Vec<(Instant, FoldKey)> = self.pending.iter().filter(|(_, p)| now.saturating_duration_since(p.opened) >= self.cfg.window).map(|(k, p)| (p.opened, k.clone())).collect();
-        keys.sort_by_key(|(t, _)| *t);
-        let mut out = std::mem::take(&mut self.ready);
-        out.extend(keys.iter().filter_map(|(_, k)| self.take(k)));
-        if self.pruned.is_none_or(|t| now.saturating_duration_since(t) >= self.cfg.window) {
+        let window = self.cfg.window;
+        let out = self.take_oldest_first(|p| now.saturating_duration_since(p.opened) >= window);
+        if self.pruned.is_none_or(|t| now.saturating_duration_since(t) >= window) {
             self.prune(now);
         }
         out
@@ -400,7 +398,12 @@ impl Aggregator {
 
     /// Every pending summary (at close).
     pub fn drain(&mut self) -> Vec<Record> {
-        let mut keys: Vec<(Instant, FoldKey)> = self.pending.iter().map(|(k, p)| (p.opened, k.clone())).collect();
+        self.take_oldest_first(|_| true)
+    }
+
+    /// The ready summaries, then the pending ones `pick` selects, oldest first.
+    fn take_oldest_first(&mut self, pick: impl Fn(&Pending) -> bool) -> Vec<Record> {
+        let mut keys: Vec<(Instant, FoldKey)> = self.pending.iter().filter(|(_, p)| pick(p)).map(|(k, p)| (p.opened, k.clone())).collect();
         keys.sort_by_key(|(t, _)| *t);
         let mut out = std::mem::take(&mut self.ready);
         out.extend(keys.iter().filter_map(|(_, k)| self.take(k)));

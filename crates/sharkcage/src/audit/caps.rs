@@ -26,7 +26,7 @@
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::record::{format_ts, hex, parse_ts, Record};
+use super::record::{hex, Record};
 
 /// Names, labels, hosts, addresses.
 pub const NAME_CAP: usize = 256;
@@ -92,12 +92,8 @@ pub fn cap_record(mut r: Record) -> Record {
     if r.kind.len() > NAME_CAP {
         r.kind = cap_str(&r.kind, NAME_CAP);
     }
-    r.ts = match parse_ts(&r.ts) {
-        Some(ms) => format_ts(ms),
-        // Empty, or not a time: the writer stamps it.
-        None => String::new(),
-    };
-    r.params = r.params.map(cap_value);
+    // `params` arrive capped (`writer::redact_record` caps them while it
+    // decides between the value and its digest); `ts` is stamped there too.
     r.detail = r.detail.map(cap_detail);
     r
 }
@@ -136,10 +132,10 @@ mod tests {
         for f in [&mut r.session, &mut r.agent, &mut r.run, &mut r.skill, &mut r.tool, &mut r.tool_call, &mut r.sandbox, &mut r.decision, &mut r.host, &mut r.ip, &mut r.reason, &mut r.path] {
             *f = Some(big.clone());
         }
-        r.params = Some(serde_json::json!({"command": big, "nested": [{"deep": big}], big.clone(): 1}));
+        // Parameters are capped by `cap_value` (the writer does it while redacting).
+        r.params = Some(cap_value(serde_json::json!({"command": big, "nested": [{"deep": big}], big.clone(): 1})));
         r.detail = Some(serde_json::json!({"note": big}));
         let c = cap_record(r);
-        assert_eq!(c.ts, "2026-11-26T20:18:15.000Z");
         let line = serde_json::to_string(&c).unwrap();
         assert!(line.len() < 20 * 1024, "{}", line.len());
         assert!(!line.contains(&"Z".repeat(TEXT_CAP + 1)));

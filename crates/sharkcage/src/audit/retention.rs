@@ -87,18 +87,29 @@ fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, AuditError> {
     }
 }
 
-/// The settings in `dir` (none: empty).
-pub fn load_file(dir: &Path) -> Result<RetentionFile, AuditError> {
-    let p = dir.join(RETENTION_FILE);
+/// A JSON file of the audit directory, if it is there (a malformed one is
+/// `Corrupt`, naming it).
+fn load_json<T: serde::de::DeserializeOwned>(dir: &Path, name: &str) -> Result<Option<T>, AuditError> {
+    let p = dir.join(name);
     match read_optional(&p)? {
-        None => Ok(RetentionFile::default()),
-        Some(b) => serde_json::from_slice(&b).map_err(|e| AuditError::Corrupt(p, e.to_string())),
+        None => Ok(None),
+        Some(b) => serde_json::from_slice(&b).map(Some).map_err(|e| AuditError::Corrupt(p, e.to_string())),
     }
 }
 
+/// Write a JSON file of the audit directory atomically, mode 0600.
+fn save_json<T: Serialize>(dir: &Path, name: &str, v: &T) -> Result<(), AuditError> {
+    let p = dir.join(name);
+    crate::fileio::write_atomic(&p, serde_json::to_string_pretty(v).expect("serialises").as_bytes(), 0o600).map_err(|e| AuditError::Io(p, e))
+}
+
+/// The settings in `dir` (none: empty).
+pub fn load_file(dir: &Path) -> Result<RetentionFile, AuditError> {
+    Ok(load_json(dir, RETENTION_FILE)?.unwrap_or_default())
+}
+
 pub fn save_file(dir: &Path, f: &RetentionFile) -> Result<(), AuditError> {
-    let p = dir.join(RETENTION_FILE);
-    crate::fileio::write_atomic(&p, serde_json::to_string_pretty(f).expect("serialises").as_bytes(), 0o600).map_err(|e| AuditError::Io(p, e))
+    save_json(dir, RETENTION_FILE, f)
 }
 
 /// What `sc audit checkpoint --export` leaves behind.
@@ -119,11 +130,7 @@ pub struct Exported {
 
 /// The last exported checkpoint of the log in `dir`, if any.
 pub fn load_exported(dir: &Path) -> Result<Option<Exported>, AuditError> {
-    let p = dir.join(EXPORTED_FILE);
-    match read_optional(&p)? {
-        None => Ok(None),
-        Some(b) => serde_json::from_slice(&b).map(Some).map_err(|e| AuditError::Corrupt(p, e.to_string())),
-    }
+    load_json(dir, EXPORTED_FILE)
 }
 
 /// Record that `c` was exported (an older one never replaces a newer one).
@@ -134,8 +141,7 @@ pub fn mark_exported(dir: &Path, c: &Checkpoint) -> Result<Exported, AuditError>
         }
     }
     let e = Exported { v: 1, seq: c.seq, head: c.head.clone(), ts: c.ts.clone(), exported_at: format_ts(now_ms()), log_id: Some(c.log_id.clone()) };
-    let p = dir.join(EXPORTED_FILE);
-    crate::fileio::write_atomic(&p, serde_json::to_string_pretty(&e).expect("serialises").as_bytes(), 0o600).map_err(|e| AuditError::Io(p, e))?;
+    save_json(dir, EXPORTED_FILE, &e)?;
     Ok(e)
 }
 

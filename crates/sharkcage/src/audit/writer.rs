@@ -433,8 +433,10 @@ impl Writer {
         for (a, seq) in b.acks {
             let _ = a.send(Ok(seq));
         }
-        for p in b.delete_after {
-            let _ = std::fs::remove_file(&p);
+        if !b.delete_after.is_empty() {
+            for p in &b.delete_after {
+                let _ = std::fs::remove_file(p);
+            }
             store::fsync_dir(&self.dir);
         }
         if self.since_checkpoint >= self.cfg.checkpoint_every || (self.since_checkpoint > 0 && self.last_checkpoint.elapsed() >= self.cfg.checkpoint_interval) {
@@ -536,15 +538,22 @@ impl Writer {
 /// Secrets out (`redact.rs`), every field within its cap (`caps.rs`),
 /// then serialised for the queue; the one path every record takes.
 fn prepare(r: Record, ack: Option<Ack>) -> Msg {
-    let r = super::caps::cap_record(redact_record(r));
-    let ts_ms = parse_ts(&r.ts).unwrap_or_else(now_ms);
+    let (r, ts_ms) = stamped(super::caps::cap_record(redact_record(r)));
     let fold = Refusal::of(&r, ts_ms).map(Box::new);
     Msg { rec: Prepared::new(r), fold, ack }
 }
 
 /// The writer's own records (and summaries): capped, never folded.
 fn prepare_internal(r: Record) -> Prepared {
-    Prepared::new(super::caps::cap_record(redact_record(r)))
+    Prepared::new(stamped(super::caps::cap_record(redact_record(r))).0)
+}
+
+/// The record's time, read once: its own when it is one, else now (an
+/// empty or malformed `ts` is replaced), in the log's canonical form.
+fn stamped(mut r: Record) -> (Record, u64) {
+    let ms = parse_ts(&r.ts).unwrap_or_else(now_ms);
+    r.ts = format_ts(ms);
+    (r, ms)
 }
 
 fn seq_or_none(s: Option<u64>) -> String {
@@ -577,4 +586,24 @@ fn redact_record(mut r: Record) -> Record {
     r.detail = r.detail.map(|d| redact(&d));
     r.reason = r.reason.map(|s| redact_str(&s));
     r
+}
+
+#[cfg(test)]
+mod stamp_tests {
+    use super::*;
+
+    #[test]
+    fn a_record_time_is_read_once_and_written_in_the_canonical_form() {
+        let mut r = Record::new("x");
+        r.ts = "2026-11-26T20:18:15Z".into();
+        let (r, ms) = stamped(r);
+        assert_eq!(r.ts, "2026-11-26T20:18:15.000Z");
+        assert_eq!(Some(ms), parse_ts(&r.ts));
+        let mut bad = Record::new("x");
+        bad.ts = "yesterday".into();
+        let before = now_ms();
+        let (bad, ms) = stamped(bad);
+        assert!(ms >= before && ms <= now_ms(), "a malformed time is replaced by now");
+        assert_eq!(parse_ts(&bad.ts), Some(ms), "the written time is the one the fold used");
+    }
 }

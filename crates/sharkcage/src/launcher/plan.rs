@@ -181,8 +181,7 @@ impl Plan {
         let mut copies = super::config_copies::copies(&cx.home.iter().cloned().collect::<Vec<_>>(), |p| hidden.iter().any(|h| p.starts_with(h)));
         // Never inside something hidden for another reason (a denyRead of
         // the whole home): only the configs' own mandatory hiding is lifted.
-        let own_cover = |h: &Path| cx.home.as_ref().is_some_and(|home| [".npmrc", ".pypirc", ".docker"].iter().any(|r| home.join(r) == h));
-        copies.retain(|c| !hidden.iter().any(|h| c.path.starts_with(h) && !own_cover(h)));
+        copies.retain(|c| !hidden.iter().any(|h| c.path.starts_with(h) && !cx.in_mandatory_list(h)));
         ops.extend(copies.iter().map(|c| PathOp::Content(c.path.clone())));
         let contents: Vec<(PathBuf, Vec<u8>)> = copies.into_iter().map(|c| (c.path, c.data)).collect();
         let mounts = MountPlan::build(&MountInputs { ops: &ops, cwd: &cwd, tmpfs_bytes: pol.limits.tmpfs_bytes, idmapped: shift.is_some(), contents: &contents });
@@ -335,6 +334,11 @@ fn mandatory_denies(homes: &[PathBuf]) -> Vec<PathBuf> {
 }
 
 impl Ctx<'_> {
+    /// `p` is itself one of the mandatory read-denies (not merely under one).
+    fn in_mandatory_list(&self, p: &Path) -> bool {
+        self.mandatory.iter().any(|m| m == p)
+    }
+
     fn in_mandatory(&self, p: &Path) -> bool {
         self.mandatory.iter().any(|m| p.starts_with(m))
     }

@@ -97,7 +97,7 @@ fn webhook_path(host: &str, tok: &str, path_start: usize) -> Option<(Range<usize
     let host = host.split(':').next().unwrap_or(host).to_ascii_lowercase();
     let path_end = tok[path_start..].find(['?', '#']).map_or(tok.len(), |i| path_start + i);
     let path = &tok[path_start..path_end];
-    let hit = WEBHOOKS.iter().any(|(h, p)| (host == *h || host.ends_with(&format!(".{h}"))) && path.starts_with(p) && path.len() > p.len() + 8);
+    let hit = WEBHOOKS.iter().any(|(h, p)| (host == *h || host.strip_suffix(h).is_some_and(|p| p.ends_with('.'))) && path.starts_with(p) && path.len() > p.len() + 8);
     hit.then_some((path_start..path_end, "webhook URL"))
 }
 
