@@ -102,6 +102,13 @@ export interface BuildExecArgvOptions {
    * to a root caller's sandbox when a directory above them is private.
    */
   readOnly?: Array<string>
+  /**
+   * Where the command's writes under `$HOME` go (`--home-layer`): a
+   * private layer kept per workspace (`"workspace"`, the default), a
+   * layer of this name (OpenClaw: the sandbox scope), `"fresh"` (empty,
+   * for this call only) or `"none"` (the home is read-only).
+   */
+  homeLayer?: string
 }
 
 /**
@@ -151,6 +158,13 @@ export interface ExecOptions {
    * to a root caller's sandbox when a directory above them is private.
    */
   readOnly?: Array<string>
+  /**
+   * Where the command's writes under `$HOME` go (`--home-layer`): a
+   * private layer kept per workspace (`"workspace"`, the default), a
+   * layer of this name (OpenClaw: the sandbox scope), `"fresh"` (empty,
+   * for this call only) or `"none"` (the home is read-only).
+   */
+  homeLayer?: string
 }
 
 export interface ExecResult {

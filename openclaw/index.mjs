@@ -220,6 +220,9 @@ function createFactory(api) {
     const pendingExec = new Map()
     if (params.sessionKey) state.sandboxed.add(params.sessionKey)
     const runtimeId = `sharkcage-${crypto.createHash('sha256').update(params.scopeKey ?? params.sessionKey ?? workspace).digest('hex').slice(0, 16)}`
+    // Writes under $HOME go to a private layer of this sandbox scope
+    // (session, agent or shared), so a session's second `npm install` is warm.
+    const homeLayer = `openclaw-${runtimeId}`
     api.logger?.info?.(`sharkcage: sandbox ${runtimeId} for ${params.sessionKey} on ${workspace}`)
     return {
       id: BACKEND_ID,
@@ -236,7 +239,7 @@ function createFactory(api) {
         fs.mkdirSync(results, { recursive: true, mode: 0o700 })
         const resultFile = path.join(results, `${runtimeId}-${crypto.randomUUID()}.json`)
         const l = labels()
-        const argv = sc.buildExecArgv(policy, ['/bin/sh', '-c', command], { workspace, env: commandEnv(env), resultFile, readOnly, network: { ...network, toolCall: l.toolCall } })
+        const argv = sc.buildExecArgv(policy, ['/bin/sh', '-c', command], { workspace, env: commandEnv(env), resultFile, readOnly, homeLayer, network: { ...network, toolCall: l.toolCall } })
         pendingExec.set(resultFile, { command, labels: l, argv })
         state.specArgv.add(argv)
         return { argv, env: sc.launcherEnv(), cwd: workdir && fs.existsSync(workdir) ? workdir : workspace, stdinMode: 'pipe-open', finalizeToken: resultFile }

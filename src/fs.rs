@@ -71,7 +71,7 @@ impl SandboxFs {
             argv: vec!["true".into()],
             ..Default::default()
         };
-        let plan = Plan::build(&req, false).map_err(|e| to_js(&env, AddonError::from_launch(e)))?;
+        let plan = Plan::build(&req, false, None).map_err(|e| to_js(&env, AddonError::from_launch(e)))?;
         Ok(SandboxFs { bridge: FsBridge::from_plan(&plan) })
     }
 

@@ -57,11 +57,24 @@ pub struct BuildExecArgvOptions {
     /// Host paths the command reads (`--read-only`): visible read-only, also
     /// to a root caller's sandbox when a directory above them is private.
     pub read_only: Option<Vec<String>>,
+    /// Where the command's writes under `$HOME` go (`--home-layer`): a
+    /// private layer kept per workspace (`"workspace"`, the default), a
+    /// layer of this name (OpenClaw: the sandbox scope), `"fresh"` (empty,
+    /// for this call only) or `"none"` (the home is read-only).
+    pub home_layer: Option<String>,
 }
 
 /// `--read-only=PATH` for each non-empty path.
 fn read_only_args(paths: Option<Vec<String>>) -> Vec<String> {
     paths.unwrap_or_default().into_iter().filter(|p| !p.is_empty()).map(|p| format!("--read-only={p}")).collect()
+}
+
+/// `--home-layer=VALUE`, checked here so a bad value fails at the call.
+fn home_layer_arg(v: Option<String>) -> std::result::Result<Option<String>, AddonError> {
+    match v {
+        None => Ok(None),
+        Some(v) => sharkcage::launcher::home_layer::Request::parse(&v).map(|_| Some(format!("--home-layer={v}"))).map_err(|m| AddonError::InvalidArg(m.replace("--home-layer", "homeLayer"))),
+    }
 }
 
 /// The environment for a process that runs the launcher argv from
@@ -95,15 +108,16 @@ pub fn build_exec_argv(
         // Validate with the same parser the launcher uses, so a bad policy
         // fails here, with its position and key, not later at spawn time.
         let policy = sharkcage::policy::Policy::from_json(&policy_json, "policy").map_err(|e| AddonError::Policy(e.to_string()))?;
-        let (workspace, env_vars, result_file, network, read_only) = match options {
-            Some(o) => (o.workspace.filter(|w| !w.is_empty()), o.env.unwrap_or_default(), o.result_file.filter(|f| !f.is_empty()), o.network, o.read_only),
-            None => (None, Default::default(), None, None, None),
+        let (workspace, env_vars, result_file, network, read_only, home_layer) = match options {
+            Some(o) => (o.workspace.filter(|w| !w.is_empty()), o.env.unwrap_or_default(), o.result_file.filter(|f| !f.is_empty()), o.network, o.read_only, o.home_layer),
+            None => (None, Default::default(), None, None, None, None),
         };
         let env_pairs: Vec<(String, String)> = env_vars.into_iter().collect();
         exec::validate_env(&env_pairs)?;
         let attach = net::attach(&policy, network.as_ref())?;
         let mut extra: Vec<String> = attach.iter().map(net::Attach::arg).collect();
         extra.extend(read_only_args(read_only));
+        extra.extend(home_layer_arg(home_layer)?);
         let spec = CallSpec { policy_json: Some(policy_json), env: env_pairs, net_ticket: attach.map(|a| a.ticket) };
         let dir = callspec::spec_dir().ok_or_else(|| AddonError::Spawn("no state directory for the call's spec (HOME is not set)".into()))?;
         let spec_file = callspec::write_file(&dir, &spec).map_err(|e| AddonError::Spawn(format!("cannot write the call's spec: {e}")))?;
@@ -171,6 +185,11 @@ pub struct ExecOptions<'env> {
     /// Host paths the command reads (`--read-only`): visible read-only, also
     /// to a root caller's sandbox when a directory above them is private.
     pub read_only: Option<Vec<String>>,
+    /// Where the command's writes under `$HOME` go (`--home-layer`): a
+    /// private layer kept per workspace (`"workspace"`, the default), a
+    /// layer of this name (OpenClaw: the sandbox scope), `"fresh"` (empty,
+    /// for this call only) or `"none"` (the home is read-only).
+    pub home_layer: Option<String>,
 }
 
 #[napi(object, use_nullable = true)]
@@ -308,6 +327,7 @@ fn prepare_exec<'env>(
     let attach = net::attach(&parsed, options.network.as_ref())?;
     let mut extra_args: Vec<String> = attach.iter().map(net::Attach::arg).collect();
     extra_args.extend(read_only_args(options.read_only));
+    extra_args.extend(home_layer_arg(options.home_layer)?);
     let req = ExecRequest {
         launcher: launcher::resolve()?,
         extra_args,

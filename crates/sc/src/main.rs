@@ -7,6 +7,7 @@
 
 mod init;
 mod audit_cmd;
+mod home_cmd;
 mod connect;
 mod probe;
 
@@ -54,6 +55,8 @@ enum Cmd {
         #[arg(long = "workspace-access", default_value = "rw")]
         workspace_access: String,
     },
+    /// The private home layers sandboxes write $HOME into: `list`, `clear`.
+    Home(home_cmd::HomeArgs),
     /// Show the audit log (what ran, what was blocked); `verify` it; sign and
     /// export a `checkpoint`.
     Audit(audit_cmd::AuditArgs),
@@ -144,6 +147,14 @@ struct ExecArgs {
     /// network.allowLocalBinding false).
     #[arg(long = "no-local-binding")]
     no_local_binding: bool,
+    /// Where writes under $HOME go: a private layer kept per workspace
+    /// (`workspace`, the default), a layer named NAME, or `none` (the home
+    /// is read-only). The real home is never written.
+    #[arg(long = "home-layer", value_name = "workspace|NAME|none")]
+    home_layer: Option<String>,
+    /// An empty home layer for this call only (removed after it).
+    #[arg(long = "fresh-home", conflicts_with = "home_layer")]
+    fresh_home: bool,
     /// Let the command change git configs (= filesystem.allowGitConfig).
     #[arg(long = "allow-git-config")]
     allow_git_config: bool,
@@ -163,6 +174,7 @@ fn main() -> ExitCode {
         Cmd::Doctor { json } => sharkcage::doctor::run_cli(json),
         Cmd::Probe { names } => probe::run(&names),
         Cmd::Audit(a) => audit_cmd::run(a),
+        Cmd::Home(a) => home_cmd::run(a),
         Cmd::Connect { host, port } => connect::run(&host, port),
         Cmd::Init { config, mode, scope, workspace_access } => init::run(init::InitArgs { config, mode, scope, workspace_access }),
     };
@@ -413,7 +425,16 @@ fn exec(a: ExecArgs) -> i32 {
         (None, Some(0)) => return fail(&LaunchError::Usage("--timeout-ms must be positive".into())),
         (None, ms) => ms,
     };
+    let home_layer = match (a.fresh_home, a.home_layer.as_deref()) {
+        (true, _) => launcher::home_layer::Request::Fresh,
+        (false, None) => launcher::home_layer::Request::Workspace,
+        (false, Some(v)) => match launcher::home_layer::Request::parse(v) {
+            Ok(r) => r,
+            Err(m) => return fail(&LaunchError::Usage(m)),
+        },
+    };
     let req = ExecRequest {
+        home_layer,
         policy,
         policy_source: source,
         workspace: a.workspace,

@@ -86,6 +86,8 @@ fn req(argv: &[&str], workspace: Option<&Path>, deny: Vec<String>) -> ExecReques
         workspace: workspace.map(Path::to_path_buf),
         extra_deny_read: deny,
         timeout_ms: Some(20_000),
+        // Probes leave nothing behind: no kept home layer.
+        home_layer: crate::launcher::home_layer::Request::Off,
         argv: argv.iter().map(|a| a.into()).collect(),
         ..Default::default()
     }

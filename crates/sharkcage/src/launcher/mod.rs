@@ -11,6 +11,7 @@
 
 pub mod child;
 pub mod config_copies;
+pub mod home_layer;
 pub mod plan;
 pub mod protected;
 pub mod proxy_session;
@@ -50,6 +51,9 @@ pub enum LaunchError {
     /// retries without it.
     #[error("idmapped mounts unavailable: {0}")]
     IdmapUnavailable(String),
+    /// The home overlay could not be mounted; the launcher retries without it.
+    #[error("home layer unavailable: {0}")]
+    HomeLayerUnavailable(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -61,7 +65,7 @@ impl LaunchError {
             LaunchError::Unsupported(_) => 3,
             LaunchError::CommandNotRunnable(_, e) if e.raw_os_error() == Some(libc::ENOENT) => 127,
             LaunchError::CommandNotRunnable(..) => 126,
-            LaunchError::Setup(_) | LaunchError::Io(_) | LaunchError::IdmapUnavailable(_) => 125,
+            LaunchError::Setup(_) | LaunchError::Io(_) | LaunchError::IdmapUnavailable(_) | LaunchError::HomeLayerUnavailable(_) => 125,
         }
     }
     /// Stable machine-readable code.
@@ -70,7 +74,7 @@ impl LaunchError {
             LaunchError::Policy(_) => "policy",
             LaunchError::Usage(_) => "usage",
             LaunchError::Unsupported(_) => "unsupported-host",
-            LaunchError::Setup(_) | LaunchError::Io(_) | LaunchError::IdmapUnavailable(_) => "setup",
+            LaunchError::Setup(_) | LaunchError::Io(_) | LaunchError::IdmapUnavailable(_) | LaunchError::HomeLayerUnavailable(_) => "setup",
             LaunchError::CommandNotRunnable(..) => "command-not-runnable",
         }
     }
@@ -117,6 +121,8 @@ pub struct ExecRequest {
     pub timeout_ms: Option<u64>,
     /// Explicit variables for this call (still pass the secret filter).
     pub env: Vec<(String, String)>,
+    /// Which private home layer the call gets (see `home_layer`).
+    pub home_layer: home_layer::Request,
     pub argv: Vec<OsString>,
 }
 
@@ -193,6 +199,18 @@ pub struct FsReport {
     pub writable: Vec<PathBuf>,
     pub hidden: usize,
     pub protected: Vec<PathBuf>,
+    /// The private home layer (absent: the home is read-only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub home_layer: Option<HomeLayerReport>,
+}
+
+/// Where the call's home writes went.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HomeLayerReport {
+    /// `workspace:<path>`, `default`, `name:<name>` or `fresh` (not kept).
+    pub key: String,
+    pub dir: PathBuf,
 }
 
 /// How each limit is enforced, with the effective values (see
@@ -329,6 +347,19 @@ fn signal_number(name: &str) -> Option<i32> {
     (1..=64).find(|&n| signal_name(n) == name)
 }
 
+/// The call's home layer and what happened preparing it; a layer that
+/// cannot be prepared is a note, and the home is read-only.
+fn prepare_home_layer(req: &ExecRequest) -> (Option<home_layer::Layer>, Vec<String>) {
+    match home_layer::prepare(&req.home_layer, req.workspace.as_deref(), req.policy.limits.home_layer_bytes) {
+        Ok(Some(mut l)) => {
+            let notes = std::mem::take(&mut l.notes);
+            (Some(l), notes)
+        }
+        Ok(None) => (None, Vec::new()),
+        Err(why) => (None, vec![format!("no home layer ({why}): the home is read-only for this call")]),
+    }
+}
+
 /// Build and run one sandboxed call, relaying output to `sinks`.
 pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, LaunchError> {
     let t0 = std::time::Instant::now();
@@ -337,7 +368,10 @@ pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, L
     // The journal directory must exist before planning, so that it is among
     // the hidden paths of this very call (a workspace may contain it).
     quarantine::ensure_journal_dir();
-    let mut plan = plan::Plan::build(req, true)?;
+    let tl = std::time::Instant::now();
+    let (layer, mut layer_notes) = prepare_home_layer(req);
+    let t_layer = tl.elapsed();
+    let mut plan = plan::Plan::build(req, true, layer.as_ref())?;
     // One cgroup for the call (also for a retry: nothing entered it then).
     let mut cg = CallCgroup::create(&plan.limits, unshifted_root(&plan));
     plan.rlimits = plan.rlimits.with_memory_cgroup(cg.memory, plan.limits.max_memory_bytes);
@@ -352,7 +386,16 @@ pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, L
             "identity",
             format!("root caller not shifted to an unprivileged host uid ({why}); root-owned host files rely on read-only mounts and the hidden-path list"),
         ));
-        plan = plan::Plan::build(req, false)?;
+        plan = plan::Plan::build(req, false, layer.as_ref())?;
+        cg.ensure_pids(&plan.limits);
+        plan.rlimits = plan.rlimits.with_memory_cgroup(cg.memory, plan.limits.max_memory_bytes);
+        out = supervise::run(&plan, &cg, sinks);
+    }
+    if let Err(LaunchError::HomeLayerUnavailable(why)) = &out {
+        // Nothing ran. Run with a read-only home.
+        layer_notes.push(format!("no home layer ({why}): the home is read-only for this call"));
+        let shift = plan.idmap.shift.is_some();
+        plan = plan::Plan::build(req, shift, None)?;
         cg.ensure_pids(&plan.limits);
         plan.rlimits = plan.rlimits.with_memory_cgroup(cg.memory, plan.limits.max_memory_bytes);
         out = supervise::run(&plan, &cg, sinks);
@@ -369,11 +412,19 @@ pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, L
         Vec::new()
     };
     let journal_note = quarantine::journal_end(journal);
+    let tf = std::time::Instant::now();
+    if let Some(l) = layer {
+        layer_notes.extend(l.finish());
+    }
+    if std::env::var_os("SHARKCAGE_TIMING").is_some() {
+        eprintln!("home layer: prepare {t_layer:?} finish {:?}", tf.elapsed());
+    }
     let out = out?;
     if std::env::var_os("SHARKCAGE_TIMING").is_some() {
         eprintln!("plan {:?} run {:?}", t1, t2 - t1);
     }
     let mut violations = plan.violations.clone();
+    violations.extend(layer_notes.into_iter().map(|n| Violation::note("home-layer", n)));
     violations.extend(shift_note);
     violations.extend(recovered);
     violations.extend(after);
@@ -430,7 +481,13 @@ pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, L
         duration_ms: (out.duration.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
         layers: Layers {
             namespaces: vec!["user", "mount", "pid", "network", "ipc", "uts", "cgroup"],
-            filesystem: FsReport { read_only_root: true, writable: plan.writable.clone(), hidden: plan.hidden.len(), protected: plan.protected.clone() },
+            filesystem: FsReport {
+                read_only_root: true,
+                writable: plan.writable.clone(),
+                hidden: plan.hidden.len(),
+                protected: plan.protected.clone(),
+                home_layer: plan.home_layer.clone().map(|(key, dir)| HomeLayerReport { key, dir }),
+            },
             landlock: plan.landlock.report.clone(),
             seccomp: true,
             unix_sockets: UnixReport {

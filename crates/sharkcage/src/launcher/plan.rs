@@ -71,6 +71,8 @@ pub struct Plan {
     pub max_output_bytes: u64,
     /// The policy's limits as they apply on this host.
     pub limits: Effective,
+    /// The private home layer in use (its key and directory), if any.
+    pub home_layer: Option<(String, PathBuf)>,
 }
 
 /// The network part of a call: the sandbox gets the proxy's listeners on
@@ -149,7 +151,9 @@ impl Plan {
     /// network → hidden paths → allowRead → writable roots → working
     /// directory → protected paths → mount operations (with the root
     /// caller's shift) → Landlock → unix sockets and seccomp → command.
-    pub fn build(req: &ExecRequest, allow_shift: bool) -> Result<Plan, LaunchError> {
+    /// `layer`: the call's private home layer (`home_layer::prepare`), used
+    /// when the home may have one (see [`Ctx::home_layer_use`]).
+    pub fn build(req: &ExecRequest, allow_shift: bool, layer: Option<&super::home_layer::Layer>) -> Result<Plan, LaunchError> {
         let pol = &req.policy;
         let net = network_plan(req)?;
         // With an ssh destination allowed, `GIT_SSH_COMMAND` runs this
@@ -177,6 +181,7 @@ impl Plan {
         if shift.is_some() {
             ops.extend(cx.shift_exposures(&writable, &hidden, &allow_read, &cwd));
         }
+        let layer = layer.and_then(|l| cx.home_layer_use(l, &writable, &hidden, &mut violations));
         // Credential-free copies of the caller's tool configs (npm, pip, Docker…).
         let mut copies = super::config_copies::copies(&cx.home.iter().cloned().collect::<Vec<_>>(), |p| hidden.iter().any(|h| p.starts_with(h)));
         // Never inside something hidden for another reason (a denyRead of
@@ -184,7 +189,17 @@ impl Plan {
         copies.retain(|c| !hidden.iter().any(|h| c.path.starts_with(h) && !cx.in_mandatory_list(h)));
         ops.extend(copies.iter().map(|c| PathOp::Content(c.path.clone())));
         let contents: Vec<(PathBuf, Vec<u8>)> = copies.into_iter().map(|c| (c.path, c.data)).collect();
-        let mounts = MountPlan::build(&MountInputs { ops: &ops, cwd: &cwd, tmpfs_bytes: pol.limits.tmpfs_bytes, idmapped: shift.is_some(), contents: &contents });
+        if let (Some(l), Some(home)) = (layer, cx.home.as_ref()) {
+            with_home_layer(&mut ops, home, l, &writable, &mut violations);
+        }
+        let mounts = MountPlan::build(&MountInputs {
+            ops: &ops,
+            cwd: &cwd,
+            tmpfs_bytes: pol.limits.tmpfs_bytes,
+            idmapped: shift.is_some(),
+            contents: &contents,
+            home_layer: layer.map(|l| l.dir.as_path()),
+        });
         let exposed: Vec<PathBuf> = ops.iter().filter(|o| matches!(o, PathOp::ExposeRo(_))).map(|o| o.path().to_path_buf()).filter(|p| Some(p) != cx.home.as_ref()).collect();
         let landlock = landlock_plan(&hidden, &allow_read, &exposed, &writable, &mounts, pol, net.is_some())?;
 
@@ -228,6 +243,7 @@ impl Plan {
             timeout_ms,
             max_output_bytes: pol.limits.max_output_bytes,
             limits,
+            home_layer: layer.map(|l| (l.key.clone(), l.dir.clone())),
         })
     }
 }
@@ -333,7 +349,42 @@ fn mandatory_denies(homes: &[PathBuf]) -> Vec<PathBuf> {
     mandatory
 }
 
+/// Put the home overlay in place of the home's read-only exposure, and drop
+/// from the layer whatever would shadow a path mounted under the home (see
+/// `home_layer::Layer::clear_paths`). Paths inside a writable root are
+/// reached through that root's bind, not through the layer.
+fn with_home_layer(ops: &mut Vec<PathOp>, home: &Path, layer: &super::home_layer::Layer, writable: &[PathBuf], violations: &mut Vec<Violation>) {
+    ops.retain(|o| !(matches!(o, PathOp::ExposeRo(_)) && o.path() == home));
+    let under: Vec<&Path> = ops
+        .iter()
+        .map(PathOp::path)
+        .filter(|p| p.starts_with(home) && *p != home && !writable.iter().any(|w| p.starts_with(w) && p != w))
+        .collect();
+    for d in layer.clear_paths(home, &under) {
+        violations.push(Violation::note("home-layer", format!("{} in the home layer was dropped: the sandbox mounts something there", d.display())));
+    }
+    ops.push(PathOp::HomeLayer(home.to_path_buf()));
+}
+
 impl Ctx<'_> {
+    /// The home may get the private layer: it exists, is visible, is not
+    /// itself writable, and the layer's storage is out of every writable
+    /// root's reach. Otherwise `None` (with a note when it matters).
+    fn home_layer_use<'l>(&self, layer: &'l super::home_layer::Layer, writable: &[PathBuf], hidden: &[PathBuf], violations: &mut Vec<Violation>) -> Option<&'l super::home_layer::Layer> {
+        let home = self.home.as_ref()?;
+        if !home.is_dir() || writable.iter().any(|w| home.starts_with(w)) {
+            return None;
+        }
+        if hidden.iter().any(|h| home.starts_with(h)) {
+            return None;
+        }
+        if let Some(w) = writable.iter().find(|w| layer.dir.starts_with(w)) {
+            violations.push(Violation::note("home-layer", format!("no home layer: its storage {} is inside the writable {}", layer.dir.display(), w.display())));
+            return None;
+        }
+        Some(layer)
+    }
+
     /// `p` is itself one of the mandatory read-denies (not merely under one).
     fn in_mandatory_list(&self, p: &Path) -> bool {
         self.mandatory.iter().any(|m| m == p)

@@ -187,6 +187,9 @@ pub fn run(plan: &Plan, cg: &CallCgroup, sinks: &Sinks) -> Result<RunOutput, Lau
             Some(Stage::IdMap) => LaunchError::Unsupported(crate::layers::host::explain_userns_failure(errno, "writing the user namespace id map")),
             // The staging root and the first bind need only what any
             // sandboxing host has; failing there means the host cannot.
+            Some(Stage::Mounts) if plan.mounts.is_home_layer_step(detail) => {
+                LaunchError::HomeLayerUnavailable(format!("mounting the home overlay: {}", std::io::Error::from_raw_os_error(errno)))
+            }
             Some(Stage::Mounts) if (detail >= 1000 && detail != 1014) || detail < 2 => LaunchError::Unsupported(crate::layers::host::explain_userns_failure(
                 errno,
                 &format!("{} ({})", Stage::Mounts.describe(), plan.mounts.describe_step(detail)),

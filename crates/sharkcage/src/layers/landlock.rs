@@ -9,7 +9,11 @@
 //!   targets are covered where they live). `READ_DIR` is granted everywhere,
 //!   names are not secret and the hidden directories are empty anyway;
 //! * **write** (every write right of the ABI, incl. `REFER` and `TRUNCATE`) only
-//!   on writable roots and the private tmpfs mounts;
+//!   on writable roots and the private mounts (tmpfs, the home overlay). A
+//!   rule on a mount point does not reach a mount on top of it (Landlock
+//!   skips the mount point walking up), so these get theirs in the child, on
+//!   the mounted root; inside the home overlay, as inside any writable root,
+//!   the hidden paths rely on the mount layer;
 //! * `/dev`: read, write and `IOCTL_DEV` (ABI 5) for the minimal device set;
 //! * **TCP** (ABI 4), only with `allowLocalBinding: false`: `bind` denied and
 //!   `connect` only to the proxy's two ports (or nothing when the call has no

@@ -71,6 +71,9 @@ pub enum PathOp {
     /// sealed read-only: the path becomes searchable, the directory's other
     /// contents stay out of view.
     Skeleton(PathBuf),
+    /// The home directory as an overlay: the host's home read-only under
+    /// the call's private layer (`MountInputs::home_layer`), writable.
+    HomeLayer(PathBuf),
     /// Bind read-write.
     Write(PathBuf),
     /// Hide a directory (empty read-only tmpfs).
@@ -94,6 +97,7 @@ impl PathOp {
             PathOp::PrivateTmp(p)
             | PathOp::ExposeRo(p)
             | PathOp::Skeleton(p)
+            | PathOp::HomeLayer(p)
             | PathOp::Write(p)
             | PathOp::HideDir(p)
             | PathOp::HideFile(p)
@@ -106,7 +110,7 @@ impl PathOp {
     fn rank(&self) -> u8 {
         match self {
             PathOp::PrivateTmp(_) => 0,
-            PathOp::ExposeRo(_) | PathOp::Skeleton(_) => 0,
+            PathOp::ExposeRo(_) | PathOp::Skeleton(_) | PathOp::HomeLayer(_) => 0,
             PathOp::Write(_) => 1,
             PathOp::HideDir(_) | PathOp::HideFile(_) => 2,
             PathOp::AllowRead(_) => 3,
@@ -149,6 +153,11 @@ enum Step {
     SealRo { dst: CString },
     /// The staging root's empty mode-000 file, read-only, on a path relative to `/newroot`.
     HideFile { dst: CString },
+    /// Mount the home overlay (see [`overlay_home`]): `lower` (the host's
+    /// home) and `state` (the layer's directory, holding `upper` and
+    /// `work`) are host paths relative to `/oldroot`, or with `from_parent`
+    /// two idmapped mounts from the launcher, in that order.
+    Overlay { lower: CString, state: CString, dst: CString, from_parent: bool },
     /// Write `data` to a new file `stage` in the staging root and bind it,
     /// read-only, on a path relative to `/newroot`.
     Content { stage: CString, data: Vec<u8>, dst: CString },
@@ -176,7 +185,8 @@ pub struct MountPlan {
     cwd: CString,
     dot: CString,
     root: CString,
-    /// Mount points in the final view that are private tmpfs (for Landlock).
+    /// Mount points in the final view that are private and writable: the
+    /// tmpfs mounts and the home overlay (for Landlock).
     pub private_writable: Vec<PathBuf>,
     /// Files whose content the plan prepared (`PathOp::Content`): readable
     /// (for Landlock, which would otherwise refuse them as hidden).
@@ -232,6 +242,8 @@ pub struct MountInputs<'a> {
     pub idmapped: bool,
     /// The data of each `PathOp::Content`.
     pub contents: &'a [(PathBuf, Vec<u8>)],
+    /// The private home layer's directory (`PathOp::HomeLayer`).
+    pub home_layer: Option<&'a Path>,
 }
 
 /// Docker's masked and read-only /proc and /sys paths.
@@ -282,12 +294,17 @@ impl MountPlan {
         let prepared_files: Vec<PathBuf> = ops.iter().filter(|o| matches!(o, PathOp::Content(_))).map(|o| o.path().to_path_buf()).collect();
         // The staging root holds the prepared files too.
         let stage_kib = 64 + inp.contents.iter().map(|(_, d)| d.len() / 1024 + 4).sum::<usize>();
+        let shared_dirs = private_writable.iter().map(|p| shared_sub(p)).collect();
+        // The home overlay is writable in the final view too. (Landlock
+        // skips a mount point when it walks up from a mount on top of it:
+        // the overlay's own root needs the rule, not the host's home.)
+        private_writable.extend(ops.iter().filter(|o| matches!(o, PathOp::HomeLayer(_))).map(|o| o.path().to_path_buf()));
         MountPlan {
             steps,
             stage: c(STAGE),
             stage_opts: c(format!("size={stage_kib}k,mode=0700")),
             shared_opts: c(format!("size={},nr_inodes={},mode=0755", inp.tmpfs_bytes, (inp.tmpfs_bytes / 4096).max(4096))),
-            shared_dirs: private_writable.iter().map(|p| shared_sub(p)).collect(),
+            shared_dirs,
             old: c("/oldroot"),
             new: c("/newroot"),
             cwd: c(inp.cwd.as_os_str().as_bytes()),
@@ -348,6 +365,11 @@ impl MountPlan {
         sys::chdir(&self.root).map_err(at(1013))?;
         sys::chdir(&self.cwd).map_err(at(1014))?;
         Ok(())
+    }
+
+    /// The failing step `i` is the home overlay (the call can run without it).
+    pub fn is_home_layer_step(&self, i: u32) -> bool {
+        matches!(self.steps.get(i as usize), Some(Step::Overlay { .. }))
     }
 
     /// Describe a failing step for error messages (parent side).
@@ -483,6 +505,14 @@ fn path_steps(ops: &[PathOp], seal: &[PathBuf], inp: &MountInputs, steps: &mut V
                 attrs: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
             },
             PathOp::HideFile(_) => Step::HideFile { dst: dst.clone() },
+            PathOp::HomeLayer(_) => {
+                let state = inp.home_layer.expect("a home layer op comes with its directory");
+                if inp.idmapped {
+                    parent_binds.push(ParentBind { src: p.to_path_buf(), set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV });
+                    parent_binds.push(ParentBind { src: state.to_path_buf(), set: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV });
+                }
+                Step::Overlay { lower: rel(p), state: rel(state), dst: dst.clone(), from_parent: inp.idmapped }
+            }
             PathOp::Content(_) => Step::Content {
                 stage: c(format!(".sc-content-{}", steps.len())),
                 data: inp.contents.iter().find(|(cp, _)| cp == p).map(|(_, d)| d.clone()).unwrap_or_default(),
@@ -679,6 +709,7 @@ fn run_step(s: &Step, fds: &Fds) -> SysResult {
             sys::close(m);
             r
         }
+        Step::Overlay { lower, state, dst, from_parent } => overlay_home(fds, lower, state, dst, *from_parent),
         Step::Mkdir(p) => sys::mkdir(p, 0o755),
         Step::Touch(p) => sys::touch(p, 0o644),
         Step::Symlink(t, p) => sys::symlink(t, p),
@@ -686,4 +717,71 @@ fn run_step(s: &Step, fds: &Fds) -> SysResult {
         Step::SetAttr { path, recursive, set, clear } => sys::mount_setattr(path, *recursive, *set, *clear),
         Step::Remount { path, flags } => sys::mount(None, path, None, libc::MS_REMOUNT | flags, None),
     }
+}
+
+/// Staging-root names for the home overlay's parts (after the first
+/// `pivot_root` the staging root is `/`, so the overlay's options name them
+/// absolutely, with no character that needs escaping).
+const HL_LOWER: &CStr = c".sc-hl-lower";
+const HL_STATE: &CStr = c".sc-hl-state";
+const HL_EMPTY: &CStr = c".sc-hl-empty";
+const HL_RO: &CStr = c".sc-hl-ro";
+const HL_HOME: &CStr = c".sc-hl-home";
+const HL_RO_OPTS: &CStr = c"lowerdir=/.sc-hl-lower:/.sc-hl-empty";
+const HL_OPTS: &CStr = c"lowerdir=/.sc-hl-ro,upperdir=/.sc-hl-state/upper,workdir=/.sc-hl-state/work,userxattr,volatile";
+
+/// The writable home: two overlays, built in the staging root and bound
+/// onto the home in the new view.
+///
+/// 1. the host's home (read-only) and the layer's directory are attached in
+///    the staging root (overlayfs takes only layers in its own mount
+///    namespace), opened without following symlinks, or received idmapped
+///    from the launcher for a shifted root caller;
+/// 2. a read-only overlay of the home alone: the layer lives inside the
+///    home (sharkcage's state), and overlayfs refuses an upper directory
+///    below a lower one of the same filesystem — the intermediate overlay
+///    is a filesystem of its own;
+/// 3. the writable overlay: that, under `upper`/`work` of the layer,
+///    `volatile`: no sync of the layer's whole filesystem when the sandbox
+///    ends (hundreds of milliseconds on a busy disk; see
+///    `home_layer::Layer::settle_volatile` for what a host crash means);
+/// 4. bound onto the home in `/newroot`. The hidden paths and everything
+///    else under the home are mounted on top afterwards (the sorted path
+///    operations), as without a layer: overlayfs does not show the host
+///    home's submounts, so nothing mounted there before would be seen.
+fn overlay_home(fds: &Fds, lower: &CStr, state: &CStr, dst: &CStr, from_parent: bool) -> SysResult {
+    for d in [HL_LOWER, HL_STATE, HL_EMPTY, HL_RO, HL_HOME] {
+        sys::mkdir(d, 0o700)?;
+    }
+    attach_layer(fds, lower, HL_LOWER, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, from_parent)?;
+    attach_layer(fds, state, HL_STATE, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, from_parent)?;
+    let overlay = c"overlay";
+    sys::mount(Some(overlay), HL_RO, Some(overlay), libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV, Some(HL_RO_OPTS))?;
+    sys::mount(Some(overlay), HL_HOME, Some(overlay), libc::MS_NOSUID | libc::MS_NODEV, Some(HL_OPTS))?;
+    bind_host(libc::AT_FDCWD, HL_HOME, fds.new, dst, false, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
+}
+
+/// Attach a host directory (or the launcher's idmapped mount of it) at
+/// `at` in the staging root (the working directory).
+fn attach_layer(fds: &Fds, src: &CStr, at: &CStr, set: u64, from_parent: bool) -> SysResult {
+    let m = if from_parent {
+        sys::recv_fd(fds.parent)?
+    } else {
+        let s = sys::open_beneath(fds.old, src)?;
+        let m = sys::clone_tree(s, false);
+        sys::close(s);
+        let m = m?;
+        if let Err(e) = sys::setattr_fd(m, set, 0) {
+            sys::close(m);
+            return Err(e);
+        }
+        m
+    };
+    let r = sys::open_beneath(libc::AT_FDCWD, at).and_then(|d| {
+        let r = sys::move_mount_fd(m, d);
+        sys::close(d);
+        r
+    });
+    sys::close(m);
+    r
 }

@@ -151,6 +151,10 @@ pub struct Limits {
     /// together.
     #[serde(default = "d_tmpfs", deserialize_with = "positive_u64")]
     pub tmpfs_bytes: u64,
+    /// Size of a private home layer (`launcher::home_layer`) past which it
+    /// is cleared before the next call.
+    #[serde(default = "d_home_layer", deserialize_with = "positive_u64")]
+    pub home_layer_bytes: u64,
 }
 
 fn d_timeout() -> u64 {
@@ -168,6 +172,9 @@ fn d_fsize() -> u64 {
 fn d_tmpfs() -> u64 {
     512 * 1024 * 1024
 }
+fn d_home_layer() -> u64 {
+    4 * 1024 * 1024 * 1024
+}
 
 impl Default for Limits {
     fn default() -> Self {
@@ -179,6 +186,7 @@ impl Default for Limits {
             max_open_files: None,
             max_file_size_bytes: d_fsize(),
             tmpfs_bytes: d_tmpfs(),
+            home_layer_bytes: d_home_layer(),
         }
     }
 }
