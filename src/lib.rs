@@ -57,6 +57,9 @@ pub struct BuildExecArgvOptions {
     /// Host paths the command reads (`--read-only`): visible read-only, also
     /// to a root caller's sandbox when a directory above them is private.
     pub read_only: Option<Vec<String>>,
+    /// Give the command a terminal for its stdin, stdout and stderr (as
+    /// `sc exec --pty`; its output all arrives on stdout).
+    pub pty: Option<bool>,
 }
 
 /// `--read-only=PATH` for each non-empty path.
@@ -95,16 +98,16 @@ pub fn build_exec_argv(
         // Validate with the same parser the launcher uses, so a bad policy
         // fails here, with its position and key, not later at spawn time.
         let policy = sharkcage::policy::Policy::from_json(&policy_json, "policy").map_err(|e| AddonError::Policy(e.to_string()))?;
-        let (workspace, env_vars, result_file, network, read_only) = match options {
-            Some(o) => (o.workspace.filter(|w| !w.is_empty()), o.env.unwrap_or_default(), o.result_file.filter(|f| !f.is_empty()), o.network, o.read_only),
-            None => (None, Default::default(), None, None, None),
+        let (workspace, env_vars, result_file, network, read_only, pty) = match options {
+            Some(o) => (o.workspace.filter(|w| !w.is_empty()), o.env.unwrap_or_default(), o.result_file.filter(|f| !f.is_empty()), o.network, o.read_only, o.pty.unwrap_or(false)),
+            None => (None, Default::default(), None, None, None, false),
         };
         let env_pairs: Vec<(String, String)> = env_vars.into_iter().collect();
         exec::validate_env(&env_pairs)?;
         let attach = net::attach(&policy, network.as_ref())?;
         let mut extra: Vec<String> = attach.iter().map(net::Attach::arg).collect();
         extra.extend(read_only_args(read_only));
-        let spec = CallSpec { policy_json: Some(policy_json), env: env_pairs, net_ticket: attach.map(|a| a.ticket) };
+        let spec = CallSpec { policy_json: Some(policy_json), env: env_pairs, net_ticket: attach.map(|a| a.ticket), pty };
         let dir = callspec::spec_dir().ok_or_else(|| AddonError::Spawn("no state directory for the call's spec (HOME is not set)".into()))?;
         let spec_file = callspec::write_file(&dir, &spec).map_err(|e| AddonError::Spawn(format!("cannot write the call's spec: {e}")))?;
         let mut out = vec![launcher.to_string_lossy().into_owned()];
@@ -171,6 +174,9 @@ pub struct ExecOptions<'env> {
     /// Host paths the command reads (`--read-only`): visible read-only, also
     /// to a root caller's sandbox when a directory above them is private.
     pub read_only: Option<Vec<String>>,
+    /// Give the command a terminal for its stdin, stdout and stderr (as
+    /// `sc exec --pty`; its output all arrives in `stdout`).
+    pub pty: Option<bool>,
 }
 
 #[napi(object, use_nullable = true)]
@@ -313,7 +319,7 @@ fn prepare_exec<'env>(
         extra_args,
         argv,
         workspace: options.cwd.filter(|c| !c.is_empty()),
-        spec: CallSpec { policy_json: Some(policy_json), env: child_env, net_ticket: attach.map(|a| a.ticket) },
+        spec: CallSpec { policy_json: Some(policy_json), env: child_env, net_ticket: attach.map(|a| a.ticket), pty: options.pty.unwrap_or(false) },
         stdin,
         timeout_ms,
     };
