@@ -201,7 +201,7 @@ fn the_callers_terminal_is_not_reachable_from_inside() {
     let sleepers = pids_with_argv(&["sleep", &sleep]);
     assert!(!sleepers.is_empty(), "control: the command is not running");
     let others: Vec<i32> = held.iter().copied().filter(|&p| p != sc.id() as i32 && p != std::process::id() as i32).collect();
-    let names: Vec<String> = others.iter().map(|p| read(&std::path::Path::new(&format!("/proc/{p}/cmdline"))).unwrap_or_default().replace('\0', " ")).collect();
+    let names: Vec<String> = others.iter().map(|p| read(std::path::Path::new(&format!("/proc/{p}/cmdline"))).unwrap_or_default().replace('\0', " ")).collect();
     assert!(others.is_empty(), "processes other than sc hold the caller's terminal: {others:?} {names:?} (the command: {sleepers:?})");
     // SAFETY: SIGTERM to our own child.
     unsafe { libc::kill(sc.id() as i32, libc::SIGTERM) };
