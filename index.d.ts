@@ -102,6 +102,11 @@ export interface BuildExecArgvOptions {
    * to a root caller's sandbox when a directory above them is private.
    */
   readOnly?: Array<string>
+  /**
+   * Give the command a terminal for its stdin, stdout and stderr (as
+   * `sc exec --pty`; its output all arrives on stdout).
+   */
+  pty?: boolean
 }
 
 /**
@@ -151,6 +156,11 @@ export interface ExecOptions {
    * to a root caller's sandbox when a directory above them is private.
    */
   readOnly?: Array<string>
+  /**
+   * Give the command a terminal for its stdin, stdout and stderr (as
+   * `sc exec --pty`; its output all arrives in `stdout`).
+   */
+  pty?: boolean
 }
 
 export interface ExecResult {
