@@ -82,9 +82,21 @@ fn in_foreground(fd: RawFd) -> bool {
 }
 
 impl Drop for RawMode {
+    /// Restore, also from the background (a job stopped and resumed there
+    /// meanwhile): with SIGTTOU blocked the kernel lets the change through
+    /// instead of stopping us.
     fn drop(&mut self) {
-        // SAFETY: restoring the settings saved in `enter`.
-        unsafe { libc::tcsetattr(self.fd, libc::TCSADRAIN, &self.saved) };
+        // SAFETY: sigset manipulation on stack values; restoring the
+        // settings saved in `enter`; then the previous signal mask.
+        unsafe {
+            let mut ttou: libc::sigset_t = std::mem::zeroed();
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut ttou);
+            libc::sigaddset(&mut ttou, libc::SIGTTOU);
+            libc::sigprocmask(libc::SIG_BLOCK, &ttou, &mut old);
+            libc::tcsetattr(self.fd, libc::TCSADRAIN, &self.saved);
+            libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        }
     }
 }
 

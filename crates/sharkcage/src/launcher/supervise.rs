@@ -107,29 +107,7 @@ pub fn run(plan: &Plan, cg: &CallCgroup, sinks: &Sinks, pty: bool) -> Result<Run
     // Read after SIGWINCH is blocked: a change from now on is not missed.
     let terminal = if pty { super::pty::caller_terminal(&[0, sinks.stdout, sinks.stderr]) } else { None };
     let pty_size = super::pty::initial_size(terminal);
-    let fds = ChildFds {
-        sync_r,
-        sync_w,
-        err_r,
-        err_w,
-        status_r,
-        status_w,
-        out_r,
-        out_w,
-        errout_r,
-        errout_w,
-        signal_fd,
-        notify_child,
-        notify_parent,
-        id_child,
-        id_parent,
-        net_child,
-        net_parent,
-        pty_child,
-        pty_parent,
-        pty_size,
-        cgroup_tasks,
-    };
+    let fds = ChildFds { sync_r, sync_w, err_r, err_w, status_r, status_w, out_r, out_w, errout_r, errout_w, signal_fd, notify_child, notify_parent, id_child, id_parent, net_child, net_parent, pty_child, pty_parent, pty_size, cgroup_tasks };
 
     // A fork-like clone (no new stack, SIGCHLD on exit); on cgroup v2 born
     // in the call's cgroup (no migration, see `layers::cgroup`).
