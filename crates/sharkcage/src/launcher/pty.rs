@@ -6,7 +6,8 @@
 //!   terminal, whose line discipline turns them into signals inside) and
 //!   restored whenever a [`Pty`] is dropped: normal end, timeout, abort by a
 //!   signal, an error. A pipe on stdin works too: its end of file becomes the
-//!   terminal's end-of-file character, so `cat` and `read` end.
+//!   terminal's end-of-file character, so `cat` and `read` end (in canonical
+//!   mode; a program that made its terminal raw sees no end, as at a terminal).
 //! * Output: the master's output is the command's stdout and stderr
 //!   together; the supervisor relays it like a pipe (the output cap holds).
 //! * Window size: the caller's, read before the sandbox exists (or 80×24
@@ -105,8 +106,8 @@ struct Input {
     fd: RawFd,
     open: bool,
     pending: Vec<u8>,
-    /// The last byte handed to the terminal (end of file needs to know
-    /// whether a line is unfinished).
+    /// The last byte read (end of file needs to know whether a line is
+    /// unfinished).
     last: Option<u8>,
 }
 
@@ -153,6 +154,7 @@ impl Pty {
         let n = unsafe { libc::read(self.input.fd, buf.as_mut_ptr().cast(), buf.len()) };
         if n > 0 {
             self.input.pending.extend_from_slice(&buf[..n as usize]);
+            self.input.last = Some(buf[n as usize - 1]);
             self.write_input();
         } else if n == 0 || !matches!(sys::errno(), libc::EINTR | libc::EAGAIN) {
             self.end_input();
@@ -177,7 +179,6 @@ impl Pty {
                     }
                 }
             }
-            self.input.last = self.input.pending.get(n as usize - 1).copied().or(self.input.last);
             self.input.pending.drain(..n as usize);
         }
     }
