@@ -264,6 +264,38 @@ fn exit_status_output_cap_and_notices_are_as_without_pty() {
 }
 
 #[test]
+fn input_and_output_pass_byte_for_byte_to_the_last_one() {
+    let _g = shared();
+    let t = T::new();
+    // Output: everything the command wrote before it exited arrives.
+    let expected: Vec<u8> = (1..=100_000).flat_map(|i| format!("{i}\n").into_bytes()).collect();
+    let o = t.sc().opt("--pty").sh("stty -opost; seq 1 100000").run();
+    o.assert_ok();
+    assert_eq!(o.stdout.len(), expected.len(), "output lost or added");
+    assert!(o.stdout == expected, "output changed on its way");
+    // Input: sent once the terminal inside is raw, so it changes no byte.
+    let data = pseudo_random(50_000, 7);
+    let (mut sc, json) = t.sc().opt("--pty").opt("--timeout=20").stdin(vec![]).sh(&format!("stty raw -echo; echo READY; head -c {} | sha256sum", data.len())).spawn();
+    let start = Instant::now();
+    let mut out = sc.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    while !String::from_utf8_lossy(&seen).contains("READY") {
+        let n = out.read(&mut buf).unwrap();
+        assert!(n > 0, "sc ended before the command was ready: {:?}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let mut stdin = sc.stdin.take().unwrap();
+    let sent = data.clone();
+    let writer = std::thread::spawn(move || stdin.write_all(&sent));
+    out.read_to_end(&mut seen).unwrap();
+    writer.join().unwrap().unwrap();
+    let o = wait(sc, json, start);
+    assert_eq!(o.code, 0, "{}", o.all());
+    assert!(String::from_utf8_lossy(&seen).contains(&host_sha256(&data)), "input changed on its way: {:?}", String::from_utf8_lossy(&seen));
+}
+
+#[test]
 fn a_timeout_kills_the_whole_tree_and_is_announced() {
     let _g = shared();
     let t = T::new();
