@@ -109,6 +109,11 @@ export interface BuildExecArgvOptions {
    * for this call only) or `"none"` (the home is read-only).
    */
   homeLayer?: string
+  /**
+   * Give the command a terminal for its stdin, stdout and stderr (as
+   * `sc exec --pty`; its output all arrives on stdout).
+   */
+  pty?: boolean
 }
 
 /**
@@ -165,6 +170,11 @@ export interface ExecOptions {
    * for this call only) or `"none"` (the home is read-only).
    */
   homeLayer?: string
+  /**
+   * Give the command a terminal for its stdin, stdout and stderr (as
+   * `sc exec --pty`; its output all arrives in `stdout`).
+   */
+  pty?: boolean
 }
 
 export interface ExecResult {

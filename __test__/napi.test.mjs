@@ -119,6 +119,24 @@ test('exec feeds stdin (string and Buffer) and closes it', async () => {
   assert.equal(text(r3.stdout).trim(), '0')
 })
 
+test('pty: true gives the command a terminal for stdin, stdout and stderr (exec, and buildExecArgv through its spec)', async () => {
+  const check = 'test -t 0 && test -t 1 && test -t 2'
+  const r = await sc.exec({ command: check, pty: true, stdin: 'x\n', timeoutMs: 20_000 })
+  assert.equal(r.exitCode, 0, text(r.stdout) + text(r.stderr))
+  assert.equal((await sc.exec({ command: check, stdin: 'x\n' })).exitCode, 1, 'without pty the pipes are no terminal')
+  const got = await sc.exec({ command: 'read x; echo got:$x', pty: true, stdin: 'hello\n', timeoutMs: 20_000 })
+  assert.match(text(got.stdout), /got:hello\r\n/)
+  // buildExecArgv: the flag is in the spec, and the launcher honours it.
+  const a = sc.buildExecArgv({}, ['sh', '-c', check], { pty: true })
+  assert.equal(specOf(a).spec.pty, true)
+  const { spawnSync } = await import('node:child_process')
+  const run = spawnSync(a[0], a.slice(1), { env: sc.launcherEnv(), input: 'x\n', encoding: 'utf8' })
+  assert.equal(run.status, 0, run.stdout + run.stderr)
+  const b = sc.buildExecArgv({}, ['true'], { pty: false })
+  assert.equal(specOf(b).spec.pty, undefined)
+  sc.discardExecArgv(b)
+})
+
 test('exec enforces timeoutMs (timedOut: true)', async () => {
   const t0 = Date.now()
   const r = await sc.exec({ command: ['sleep', '30'], timeoutMs: 500 })

@@ -396,7 +396,7 @@ test('Node 24 fetch inside a sandbox reaches an allowed host through the proxy (
   }
 })
 
-test('the installed backend: runShellCommand honours args, stdin, allowFailure and AbortSignal in the sandbox', { timeout: 300_000 }, async (t) => {
+test('the installed backend: runShellCommand honours args, stdin, allowFailure and AbortSignal in the sandbox; buildExecSpec passes usePty on', { timeout: 300_000 }, async (t) => {
   if (skip) return t.skip(skip)
   const w = await world(() => [])
   try {
@@ -424,6 +424,8 @@ test('the installed backend: runShellCommand honours args, stdin, allowFailure a
     assert.ok(!fs.existsSync(path.join(w.ws, 'hooks', 'evil2')), 'the file bridge planted a workspace hook')
     // finalizeExec with a token it never issued (a path out of its results directory, or another file) deletes nothing.
     assert.deepEqual(out.finalizeKept, [true, true])
+    // usePty: true reaches the launcher (a terminal inside); false keeps pipes.
+    assert.deepEqual(out.pty, [0, 1])
   } finally {
     w.stop()
     fs.rmSync(w.dir, { recursive: true, force: true })

@@ -231,7 +231,7 @@ function createFactory(api) {
       workdir: workspace,
       configLabel: 'sharkcage',
       configLabelKind: 'Policy',
-      async buildExecSpec({ command, workdir, env }) {
+      async buildExecSpec({ command, workdir, env, usePty }) {
         api.logger?.debug?.(`sharkcage: ${JSON.stringify({ event: 'buildExecSpec', runtimeId, workdir, bytes: command.length })}`)
         // The launcher's result (layers, violations) goes to a file in the
         // state directory, which no sandbox can see; finalizeExec reads it.
@@ -239,7 +239,9 @@ function createFactory(api) {
         fs.mkdirSync(results, { recursive: true, mode: 0o700 })
         const resultFile = path.join(results, `${runtimeId}-${crypto.randomUUID()}.json`)
         const l = labels()
-        const argv = sc.buildExecArgv(policy, ['/bin/sh', '-c', command], { workspace, env: commandEnv(env), resultFile, readOnly, homeLayer, network: { ...network, toolCall: l.toolCall } })
+        // OpenClaw 2026.9 always passes usePty: false to sandboxes; a later
+        // one that passes true gets the sandbox's own terminal (sc exec --pty).
+        const argv = sc.buildExecArgv(policy, ['/bin/sh', '-c', command], { workspace, env: commandEnv(env), resultFile, readOnly, homeLayer, network: { ...network, toolCall: l.toolCall }, pty: usePty === true })
         pendingExec.set(resultFile, { command, labels: l, argv })
         state.specArgv.add(argv)
         return { argv, env: sc.launcherEnv(), cwd: workdir && fs.existsSync(workdir) ? workdir : workspace, stdinMode: 'pipe-open', finalizeToken: resultFile }

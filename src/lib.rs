@@ -62,6 +62,9 @@ pub struct BuildExecArgvOptions {
     /// layer of this name (OpenClaw: the sandbox scope), `"fresh"` (empty,
     /// for this call only) or `"none"` (the home is read-only).
     pub home_layer: Option<String>,
+    /// Give the command a terminal for its stdin, stdout and stderr (as
+    /// `sc exec --pty`; its output all arrives on stdout).
+    pub pty: Option<bool>,
 }
 
 /// `--read-only=PATH` for each non-empty path.
@@ -108,9 +111,9 @@ pub fn build_exec_argv(
         // Validate with the same parser the launcher uses, so a bad policy
         // fails here, with its position and key, not later at spawn time.
         let policy = sharkcage::policy::Policy::from_json(&policy_json, "policy").map_err(|e| AddonError::Policy(e.to_string()))?;
-        let (workspace, env_vars, result_file, network, read_only, home_layer) = match options {
-            Some(o) => (o.workspace.filter(|w| !w.is_empty()), o.env.unwrap_or_default(), o.result_file.filter(|f| !f.is_empty()), o.network, o.read_only, o.home_layer),
-            None => (None, Default::default(), None, None, None, None),
+        let (workspace, env_vars, result_file, network, read_only, home_layer, pty) = match options {
+            Some(o) => (o.workspace.filter(|w| !w.is_empty()), o.env.unwrap_or_default(), o.result_file.filter(|f| !f.is_empty()), o.network, o.read_only, o.home_layer, o.pty.unwrap_or(false)),
+            None => (None, Default::default(), None, None, None, None, false),
         };
         let env_pairs: Vec<(String, String)> = env_vars.into_iter().collect();
         exec::validate_env(&env_pairs)?;
@@ -118,7 +121,7 @@ pub fn build_exec_argv(
         let mut extra: Vec<String> = attach.iter().map(net::Attach::arg).collect();
         extra.extend(read_only_args(read_only));
         extra.extend(home_layer_arg(home_layer)?);
-        let spec = CallSpec { policy_json: Some(policy_json), env: env_pairs, net_ticket: attach.map(|a| a.ticket) };
+        let spec = CallSpec { policy_json: Some(policy_json), env: env_pairs, net_ticket: attach.map(|a| a.ticket), pty };
         let dir = callspec::spec_dir().ok_or_else(|| AddonError::Spawn("no state directory for the call's spec (HOME is not set)".into()))?;
         let spec_file = callspec::write_file(&dir, &spec).map_err(|e| AddonError::Spawn(format!("cannot write the call's spec: {e}")))?;
         let mut out = vec![launcher.to_string_lossy().into_owned()];
@@ -190,6 +193,9 @@ pub struct ExecOptions<'env> {
     /// layer of this name (OpenClaw: the sandbox scope), `"fresh"` (empty,
     /// for this call only) or `"none"` (the home is read-only).
     pub home_layer: Option<String>,
+    /// Give the command a terminal for its stdin, stdout and stderr (as
+    /// `sc exec --pty`; its output all arrives in `stdout`).
+    pub pty: Option<bool>,
 }
 
 #[napi(object, use_nullable = true)]
@@ -333,7 +339,7 @@ fn prepare_exec<'env>(
         extra_args,
         argv,
         workspace: options.cwd.filter(|c| !c.is_empty()),
-        spec: CallSpec { policy_json: Some(policy_json), env: child_env, net_ticket: attach.map(|a| a.ticket) },
+        spec: CallSpec { policy_json: Some(policy_json), env: child_env, net_ticket: attach.map(|a| a.ticket), pty: options.pty.unwrap_or(false) },
         stdin,
         timeout_ms,
     };

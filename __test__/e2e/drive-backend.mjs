@@ -1,7 +1,8 @@
 // Drives the installed plugin's backend directly (run with OpenClaw's Node
 // 24): registers it through the real `openclaw/plugin-sdk/sandbox`, creates a
 // sandbox with the factory, and exercises `runShellCommand` (args, stdin,
-// allowFailure, AbortSignal). Prints one JSON object with what happened.
+// allowFailure, AbortSignal) and `buildExecSpec`'s usePty. Prints one JSON
+// object with what happened.
 //   node drive-backend.mjs <installed plugin dir> <workspace>
 import { createRequire } from 'node:module'
 import path from 'node:path'
@@ -50,6 +51,18 @@ try {
   out.hookBridge = 'written'
 } catch (e) {
   out.hookBridge = `refused ${e.code}`
+}
+// buildExecSpec passes usePty on (OpenClaw 2026.9 always says false): the
+// argv it returns, spawned as OpenClaw does, gives the command a terminal.
+{
+  const { spawnSync } = await import('node:child_process')
+  out.pty = []
+  for (const usePty of [true, false]) {
+    const spec = await handle.buildExecSpec({ command: 'test -t 0 && test -t 1 && test -t 2', workdir: ws, env: {}, usePty })
+    const r = spawnSync(spec.argv[0], spec.argv.slice(1), { env: spec.env, cwd: spec.cwd, input: 'x\n', encoding: 'utf8' })
+    out.pty.push(r.status)
+    await handle.finalizeExec({ status: 'completed', exitCode: r.status, token: spec.finalizeToken })
+  }
 }
 // finalizeExec with tokens this backend never issued deletes nothing.
 {

@@ -158,6 +158,11 @@ struct ExecArgs {
     /// Let the command change git configs (= filesystem.allowGitConfig).
     #[arg(long = "allow-git-config")]
     allow_git_config: bool,
+    /// Give the command a terminal for its stdin, stdout and stderr (one of
+    /// the sandbox's own, with your window size; its output all arrives on
+    /// stdout). Your terminal is raw meanwhile and never reaches the command.
+    #[arg(long)]
+    pty: bool,
     /// No `sc:` notice lines on stderr (refusals, moved-aside files, withheld
     /// variables, timeouts, cut output); they stay in --json.
     #[arg(long, short = 'q')]
@@ -379,7 +384,23 @@ fn print_notices(o: &launcher::ExecOutcome) {
     }
 }
 
+/// Descriptors 0–2 that are closed become `/dev/null`, so nothing opened
+/// later (a pipe to the sandbox, the terminal's master) takes their number
+/// and is mistaken for stdio.
+fn open_missing_stdio() {
+    for fd in 0..3 {
+        // SAFETY: fcntl asks whether `fd` is open; open takes the lowest free
+        // number, which is `fd` (the ones below it are open).
+        unsafe {
+            if libc::fcntl(fd, libc::F_GETFD) < 0 {
+                libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+            }
+        }
+    }
+}
+
 fn exec(a: ExecArgs) -> i32 {
+    open_missing_stdio();
     // First of all: the secret part of the call, off the command line. Its
     // descriptor is closed and its file deleted once read.
     let spec = match read_spec(&a) {
@@ -445,6 +466,7 @@ fn exec(a: ExecArgs) -> i32 {
         net_resolve: a.net_resolve,
         expose_read_only: a.read_only,
         timeout_ms,
+        pty: a.pty || spec.pty,
         env,
         argv: a.command,
     };

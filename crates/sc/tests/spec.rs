@@ -70,6 +70,7 @@ fn spec_for(t: &T, value: &str) -> CallSpec {
         policy_json: Some(format!(r#"{{"env":["POLICYMARK{}"]}}"#, t.id)),
         env: vec![("SPECVAR".into(), value.into())],
         net_ticket: None,
+        pty: false,
     }
 }
 

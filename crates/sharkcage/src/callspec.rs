@@ -53,6 +53,9 @@ pub struct CallSpec {
     /// The gateway's one-time ticket for `--net-attach`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net_ticket: Option<String>,
+    /// Give the command a terminal (as `sc exec --pty`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pty: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -311,7 +314,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     fn spec() -> CallSpec {
-        CallSpec { policy_json: Some(r#"{"env":["A"]}"#.into()), env: vec![("A".into(), "s3cret".into())], net_ticket: Some("t1".into()) }
+        CallSpec { policy_json: Some(r#"{"env":["A"]}"#.into()), env: vec![("A".into(), "s3cret".into())], net_ticket: Some("t1".into()), pty: true }
     }
 
     fn tmp() -> tempfile::TempDir {

@@ -6,8 +6,9 @@
 //! reported through the error pipe as `(stage, errno)` and ends the process.
 //!
 //! PID 1 (new user, mount, PID, network, IPC, UTS, cgroup namespaces):
-//! 1. `PR_SET_PDEATHSIG(SIGKILL)`, then wait for the launcher's go-ahead;
-//!    EOF means the launcher died;
+//! 1. with `--pty`, stdin becomes `/dev/null` (no terminal of the caller is
+//!    held in the sandbox, `layers::pty`); `PR_SET_PDEATHSIG(SIGKILL)`, then
+//!    wait for the launcher's go-ahead; EOF means the launcher died;
 //! 2. on a cgroup v1 host, move ourselves into the call's cgroups by writing
 //!    `"0"` into the `tasks` descriptors the launcher opened (`layers::cgroup`;
 //!    on v2 we were born in ours), then close them — before anything else;
@@ -16,15 +17,18 @@
 //!    lower the per-user kernel quotas of our user namespace (`layers::quotas`);
 //! 4. set the host name; bring loopback up and, when the call has network,
 //!    create the proxy's listeners on it and send them to the launcher
-//!    (`layers::net`); build the filesystem view (`layers::mounts`);
+//!    (`layers::net`); build the filesystem view (`layers::mounts`); with
+//!    `--pty`, open a terminal in the sandbox's own devpts, send its master
+//!    to the launcher and keep its peer as fd 0 (`layers::pty`);
 //! 5. add the Landlock rules for sandbox-only paths;
 //! 6. become non-dumpable, fork the worker, and reap until the worker exits;
 //!    then report the worker's wait status and exit, which makes the kernel
 //!    kill every other process left in the PID namespace.
 //!
 //! Worker, in this order (each step needs the ones before it):
-//! 1. `setsid` (no controlling terminal shared with the caller); default
-//!    signal mask and SIGPIPE disposition;
+//! 1. `setsid` (no controlling terminal shared with the caller); with
+//!    `--pty`, the sandbox's terminal becomes the controlling terminal and
+//!    stdin, stdout and stderr; default signal mask and SIGPIPE disposition;
 //! 2. rlimits (`layers::limits`); a fresh anonymous session keyring (before seccomp denies keyctl);
 //! 3. `no_new_privs`; Landlock `restrict_self`;
 //! 4. close every inherited descriptor beyond stdio;
@@ -34,7 +38,7 @@
 //! 7. `execve` each prepared candidate path in turn.
 
 use super::plan::Plan;
-use crate::layers::{caps, fds, net, seccomp, sys};
+use crate::layers::{caps, fds, net, pty, seccomp, sys};
 
 /// Stage codes reported through the error pipe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +63,7 @@ pub enum Stage {
     Network = 16,
     Cgroup = 17,
     Quotas = 18,
+    Pty = 19,
 }
 
 impl Stage {
@@ -83,6 +88,7 @@ impl Stage {
             16 => Network,
             17 => Cgroup,
             18 => Quotas,
+            19 => Pty,
             _ => return None,
         })
     }
@@ -107,6 +113,7 @@ impl Stage {
             Stage::Network => "setting up the sandbox's loopback and proxy listeners",
             Stage::Cgroup => "entering the call's cgroup",
             Stage::Quotas => "lowering the sandbox's per-user kernel quotas",
+            Stage::Pty => "giving the command its terminal",
         }
     }
 }
@@ -137,6 +144,12 @@ pub struct ChildFds {
     /// the launcher (-1 without network), and the launcher's end.
     pub net_child: i32,
     pub net_parent: i32,
+    /// `--pty`: our end of the socket on which the terminal's master goes
+    /// to the launcher (-1 without a terminal), the launcher's end, and the
+    /// window size to give it.
+    pub pty_child: i32,
+    pub pty_parent: i32,
+    pub pty_size: pty::WinSize,
     /// cgroup v1: `tasks` files of the call's cgroups, opened by the
     /// launcher (-1: unused).
     pub cgroup_tasks: [i32; crate::layers::cgroup::MAX_ATTACH],
@@ -158,7 +171,7 @@ pub fn pid1(plan: &Plan, f: &ChildFds) -> ! {
     // SAFETY: closing the launcher's ends of our pipes and its signalfd;
     // dup2 of our pipe ends onto stdout/stderr. Plain fd syscalls.
     unsafe {
-        for fd in [f.sync_w, f.err_r, f.status_r, f.out_r, f.errout_r, f.signal_fd, f.notify_parent, f.id_parent, f.net_parent] {
+        for fd in [f.sync_w, f.err_r, f.status_r, f.out_r, f.errout_r, f.signal_fd, f.notify_parent, f.id_parent, f.net_parent, f.pty_parent] {
             if fd >= 0 {
                 libc::close(fd);
             }
@@ -169,6 +182,11 @@ pub fn pid1(plan: &Plan, f: &ChildFds) -> ! {
         libc::close(f.errout_w);
     }
     let e = f.err_w;
+    if f.pty_child >= 0 {
+        if let Err(errno) = pty::detach_stdin() {
+            fail(e, Stage::Pty, 0, errno);
+        }
+    }
     if let Err(errno) = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0) {
         fail(e, Stage::Sync, 0, errno);
     }
@@ -241,6 +259,12 @@ pub fn pid1(plan: &Plan, f: &ChildFds) -> ! {
         // SAFETY: closing our end of the id socket; all mounts arrived.
         unsafe { libc::close(f.id_child) };
     }
+    if f.pty_child >= 0 {
+        if let Err((step, errno)) = pty::allocate(f.pty_child, f.pty_size) {
+            fail(e, Stage::Pty, step, errno);
+        }
+        sys::close(f.pty_child);
+    }
     if let Err(errno) = plan.landlock.add_child_rules() {
         fail(e, Stage::LandlockRules, 0, errno);
     }
@@ -297,6 +321,11 @@ fn worker(plan: &Plan, f: &ChildFds) -> ! {
         libc::close(f.status_w);
         if libc::setsid() < 0 {
             fail(e, Stage::Setsid, 0, sys::errno());
+        }
+        if f.pty_child >= 0 {
+            if let Err(errno) = pty::take_as_controlling() {
+                fail(e, Stage::Pty, 10, errno);
+            }
         }
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);

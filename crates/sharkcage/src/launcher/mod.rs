@@ -15,6 +15,7 @@ pub mod home_layer;
 pub mod plan;
 pub mod protected;
 pub mod proxy_session;
+pub mod pty;
 pub mod quarantine;
 pub mod scancache;
 pub mod supervise;
@@ -119,6 +120,9 @@ pub struct ExecRequest {
     /// private tmpfs (used by `sc doctor` to run its probe binary).
     pub expose_read_only: Vec<PathBuf>,
     pub timeout_ms: Option<u64>,
+    /// Give the command a terminal (`--pty`): one of the sandbox's own, for
+    /// its stdin, stdout and stderr, relayed by the launcher (`pty`).
+    pub pty: bool,
     /// Explicit variables for this call (still pass the secret filter).
     pub env: Vec<(String, String)>,
     /// Which private home layer the call gets (see `home_layer`).
@@ -378,7 +382,7 @@ pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, L
     let check = quarantine::Check::from_plan(&plan);
     let journal = quarantine::journal_begin(&check);
     let t1 = t0.elapsed();
-    let mut out = supervise::run(&plan, &cg, sinks);
+    let mut out = supervise::run(&plan, &cg, sinks, req.pty);
     let mut shift_note = None;
     if let Err(LaunchError::IdmapUnavailable(why)) = &out {
         // Nothing ran: the child got no go-ahead. Run with the identity map.
@@ -389,7 +393,7 @@ pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, L
         plan = plan::Plan::build(req, false, layer.as_ref())?;
         cg.ensure_pids(&plan.limits);
         plan.rlimits = plan.rlimits.with_memory_cgroup(cg.memory, plan.limits.max_memory_bytes);
-        out = supervise::run(&plan, &cg, sinks);
+        out = supervise::run(&plan, &cg, sinks, req.pty);
     }
     if let Err(LaunchError::HomeLayerUnavailable(why)) = &out {
         // Nothing ran. Run with a read-only home.
@@ -398,7 +402,7 @@ pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, L
         plan = plan::Plan::build(req, shift, None)?;
         cg.ensure_pids(&plan.limits);
         plan.rlimits = plan.rlimits.with_memory_cgroup(cg.memory, plan.limits.max_memory_bytes);
-        out = supervise::run(&plan, &cg, sinks);
+        out = supervise::run(&plan, &cg, sinks, req.pty);
     }
     // PID 1 is reaped: the cgroup is empty.
     let cg_removed = cg.remove();

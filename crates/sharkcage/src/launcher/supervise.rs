@@ -7,6 +7,11 @@
 //! is in a new PID namespace, and Landlock scoping forbids signals that leave
 //! its domain).
 //!
+//! With `--pty` the command's stdio is a terminal of the sandbox's own,
+//! whose master arrives here from PID 1; `pty.rs` relays it (the caller's
+//! stdin in, the command's output out through the same cap) and forwards
+//! window-size changes (SIGWINCH).
+//!
 //! Teardown: killing PID 1 (SIGKILL) makes the kernel kill every process of
 //! the sandbox's PID namespace, so a timeout, an abort (SIGTERM/SIGINT/SIGHUP
 //! to the launcher) or the launcher's own death (PID 1 has
@@ -65,8 +70,8 @@ pub struct Sinks {
 }
 
 /// Run the plan in the call's cgroup `cg`. `sinks` receive the command's
-/// stdout/stderr.
-pub fn run(plan: &Plan, cg: &CallCgroup, sinks: &Sinks) -> Result<RunOutput, LaunchError> {
+/// stdout/stderr; with `pty`, the command gets a terminal (see `pty.rs`).
+pub fn run(plan: &Plan, cg: &CallCgroup, sinks: &Sinks, pty: bool) -> Result<RunOutput, LaunchError> {
     let start = Instant::now();
     let (sync_r, sync_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
@@ -79,6 +84,8 @@ pub fn run(plan: &Plan, cg: &CallCgroup, sinks: &Sinks) -> Result<RunOutput, Lau
     let (id_parent, id_child) = seqpacket_pair(plan.idmap.shift.is_some())?;
     // The proxy's listeners travel from PID 1 to us over this.
     let (net_parent, net_child) = seqpacket_pair(plan.net.is_some())?;
+    // The terminal's master travels from PID 1 to us over this.
+    let (pty_parent, pty_child) = seqpacket_pair(pty)?;
 
     // Termination signals arrive on a signalfd instead of interrupting us.
     // SAFETY: sigset manipulation on a stack value; sigprocmask/signalfd.
@@ -88,13 +95,19 @@ pub fn run(plan: &Plan, cg: &CallCgroup, sinks: &Sinks) -> Result<RunOutput, Lau
         for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
             libc::sigaddset(&mut set, s);
         }
+        if pty {
+            libc::sigaddset(&mut set, libc::SIGWINCH);
+        }
         let mut old: libc::sigset_t = std::mem::zeroed();
         libc::sigprocmask(libc::SIG_BLOCK, &set, &mut old);
         (libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK), old)
     };
 
     let cgroup_tasks = cg.attach_fds();
-    let fds = ChildFds { sync_r, sync_w, err_r, err_w, status_r, status_w, out_r, out_w, errout_r, errout_w, signal_fd, notify_child, notify_parent, id_child, id_parent, net_child, net_parent, cgroup_tasks };
+    // Read after SIGWINCH is blocked: a change from now on is not missed.
+    let terminal = if pty { super::pty::caller_terminal(&[0, sinks.stdout, sinks.stderr]) } else { None };
+    let pty_size = super::pty::initial_size(terminal);
+    let fds = ChildFds { sync_r, sync_w, err_r, err_w, status_r, status_w, out_r, out_w, errout_r, errout_w, signal_fd, notify_child, notify_parent, id_child, id_parent, net_child, net_parent, pty_child, pty_parent, pty_size, cgroup_tasks };
 
     // A fork-like clone (no new stack, SIGCHLD on exit); on cgroup v2 born
     // in the call's cgroup (no migration, see `layers::cgroup`).
@@ -108,7 +121,7 @@ pub fn run(plan: &Plan, cg: &CallCgroup, sinks: &Sinks) -> Result<RunOutput, Lau
     let pid = match cloned {
         Ok(pid) => pid,
         Err(errno) => {
-            for fd in [sync_r, sync_w, err_r, err_w, status_r, status_w, out_r, out_w, errout_r, errout_w, signal_fd, notify_parent, notify_child, id_parent, id_child, net_parent, net_child] {
+            for fd in [sync_r, sync_w, err_r, err_w, status_r, status_w, out_r, out_w, errout_r, errout_w, signal_fd, notify_parent, notify_child, id_parent, id_child, net_parent, net_child, pty_parent, pty_child] {
                 close(fd);
             }
             restore_mask(&old_mask);
@@ -118,7 +131,7 @@ pub fn run(plan: &Plan, cg: &CallCgroup, sinks: &Sinks) -> Result<RunOutput, Lau
     if pid == 0 {
         child::pid1(plan, &fds);
     }
-    for fd in [sync_r, err_w, status_w, out_w, errout_w, notify_child, id_child, net_child] {
+    for fd in [sync_r, err_w, status_w, out_w, errout_w, notify_child, id_child, net_child, pty_child] {
         close(fd);
     }
     // Shifted root caller: write the child's id maps, then hand it the
@@ -134,7 +147,7 @@ pub fn run(plan: &Plan, cg: &CallCgroup, sinks: &Sinks) -> Result<RunOutput, Lau
         close(sync_w);
         close(id_parent);
         kill_and_reap(pid);
-        for fd in [err_r, status_r, out_r, errout_r, signal_fd, notify_parent, net_parent] {
+        for fd in [err_r, status_r, out_r, errout_r, signal_fd, notify_parent, net_parent, pty_parent] {
             close(fd);
         }
         restore_mask(&old_mask);
@@ -177,7 +190,7 @@ pub fn run(plan: &Plan, cg: &CallCgroup, sinks: &Sinks) -> Result<RunOutput, Lau
         let detail = u32::from_ne_bytes(buf[4..8].try_into().unwrap());
         let errno = i32::from_ne_bytes(buf[8..12].try_into().unwrap());
         kill_and_reap(pid);
-        for fd in [status_r, out_r, errout_r, signal_fd, notify_parent, sync_w, net_parent] {
+        for fd in [status_r, out_r, errout_r, signal_fd, notify_parent, sync_w, net_parent, pty_parent] {
             close(fd);
         }
         restore_mask(&old_mask);
@@ -205,6 +218,26 @@ pub fn run(plan: &Plan, cg: &CallCgroup, sinks: &Sinks) -> Result<RunOutput, Lau
             None => LaunchError::Setup(format!("unknown setup stage {stage:?}")),
         });
     }
+
+    // PID 1 sent the terminal's master before it started the worker.
+    let master = if pty {
+        let m = sys::recv_fd(pty_parent);
+        close(pty_parent);
+        match m {
+            // SAFETY: the kernel installed this descriptor for us.
+            Ok(fd) => Some(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }),
+            Err(_) => {
+                kill_and_reap(pid);
+                for fd in [status_r, out_r, errout_r, signal_fd, notify_parent, sync_w, net_parent] {
+                    close(fd);
+                }
+                restore_mask(&old_mask);
+                return Err(LaunchError::Setup("the command's terminal did not arrive".into()));
+            }
+        }
+    } else {
+        None
+    };
 
     // The worker sent its notification listener before it exec'd.
     let mut broker = if notify_parent >= 0 {
@@ -271,8 +304,21 @@ pub fn run(plan: &Plan, cg: &CallCgroup, sinks: &Sinks) -> Result<RunOutput, Lau
     let mut killed_by: Option<i32> = None;
     let mut rbuf = vec![0u8; 64 * 1024];
     let mut broker_done: Option<super::unix_broker::Broker> = None;
+    // From here on the caller's terminal may be raw: restored when `term` drops.
+    let mut term = match master.map(|m| super::pty::Pty::start(m, 0, terminal)).transpose() {
+        Ok(t) => t,
+        Err(e) => {
+            kill_and_reap(pid);
+            for fd in [status_r, out_r, errout_r, signal_fd, sync_w] {
+                close(fd);
+            }
+            restore_mask(&old_mask);
+            return Err(LaunchError::Setup(format!("cannot relay the command's terminal: {e}")));
+        }
+    };
+    let mut open_pty = term.is_some();
 
-    while status_open || open_out || open_err {
+    while status_open || open_out || open_err || open_pty {
         let now = Instant::now();
         let timeout_ms: i32 = if !status_open {
             // PID 1 is gone: everything inside is dead; drain what is left.
@@ -290,12 +336,19 @@ pub fn run(plan: &Plan, cg: &CallCgroup, sinks: &Sinks) -> Result<RunOutput, Lau
             status_open = false;
             continue;
         }
+        let no_fd = libc::pollfd { fd: -1, events: 0, revents: 0 };
+        let [pty_master, pty_stdin] = match &term {
+            Some(t) if open_pty => t.poll_fds(),
+            _ => [no_fd, no_fd],
+        };
         let mut pfds = [
             libc::pollfd { fd: if open_out { out_r } else { -1 }, events: libc::POLLIN, revents: 0 },
             libc::pollfd { fd: if open_err { errout_r } else { -1 }, events: libc::POLLIN, revents: 0 },
             libc::pollfd { fd: if status_open { status_r } else { -1 }, events: libc::POLLIN, revents: 0 },
             libc::pollfd { fd: if killed_by.is_none() { signal_fd } else { -1 }, events: libc::POLLIN, revents: 0 },
             libc::pollfd { fd: broker.as_ref().map_or(-1, |b| b.fd()), events: libc::POLLIN, revents: 0 },
+            pty_master,
+            pty_stdin,
         ];
         // SAFETY: poll over a stack array of pollfds.
         let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) };
@@ -344,12 +397,30 @@ pub fn run(plan: &Plan, cg: &CallCgroup, sinks: &Sinks) -> Result<RunOutput, Lau
             let mut si: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
             // SAFETY: reading one siginfo record into a zeroed struct.
             let r = unsafe { libc::read(signal_fd, (&mut si as *mut libc::signalfd_siginfo).cast(), std::mem::size_of::<libc::signalfd_siginfo>()) };
-            if r > 0 {
+            if r > 0 && si.ssi_signo as i32 == libc::SIGWINCH {
+                if let Some(t) = &term {
+                    t.resize();
+                }
+            } else if r > 0 {
                 killed_by = Some(si.ssi_signo as i32);
                 kill_pid1(pid);
             }
         }
+        if let Some(t) = term.as_mut().filter(|_| open_pty) {
+            // After the signals: a resize is in place before input that follows it.
+            if pfds[6].revents != 0 {
+                t.read_input();
+            }
+            if pfds[5].revents & libc::POLLOUT != 0 {
+                t.write_input();
+            }
+            if pfds[5].revents & !libc::POLLOUT != 0 && !relay.pump(t.master(), 1, &mut rbuf) {
+                open_pty = false;
+            }
+        }
     }
+    // The caller's terminal is itself again before anything more is written.
+    drop(term);
     reap(pid);
     for fd in [status_r, out_r, errout_r, signal_fd, sync_w] {
         close(fd);

@@ -16,6 +16,7 @@
 //! | [`quotas`] | per-user kernel quotas (inotify, fanotify) of the sandbox's user namespace |
 //! | [`fds`] | no inherited descriptors beyond stdio |
 //! | [`net`] | loopback-only network namespace; the proxy's listeners inside it |
+//! | [`pty`] | `--pty`: the command's terminal, from the sandbox's own devpts; no terminal of the caller inside |
 //! | [`host`] | can this host sandbox at all, and if not, why and how to fix it |
 
 pub mod caps;
@@ -26,6 +27,7 @@ pub mod landlock;
 pub mod limits;
 pub mod mounts;
 pub mod net;
+pub mod pty;
 pub mod quotas;
 pub mod seccomp;
 pub mod sys;
