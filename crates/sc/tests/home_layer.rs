@@ -118,13 +118,46 @@ fn secrets_stay_hidden_whatever_the_layer_holds() {
     t.plant_home(".aws/credentials", &format!("[default]\naws_secret_access_key = {aws}\n"));
     t.plant_home(".config/gh/hosts.yml", &format!("oauth_token: {gh}\n"));
     t.plant_home(".docker/config.json", &format!("{{\"auths\":{{\"r\":{{\"auth\":\"{docker}\"}}}}}}"));
-    let o = t.sh("cat ~/.aws/credentials ~/.config/gh/hosts.yml ~/.docker/config.json 2>&1; ls -la ~/.aws ~/.config 2>&1");
+    let o = t.sh("cat ~/.aws/credentials ~/.config/gh/hosts.yml ~/.docker/config.json 2>&1; ls -la ~/.aws/ ~/.config 2>&1");
     for s in [&aws, &gh, &docker] {
         o.assert_absent(s);
     }
+    // What the layer held there is dropped (the host's are hidden by mounts).
     assert!(notices(&o).iter().any(|n| n.contains("home layer was dropped")), "{}", o.all());
     // And the host files are untouched.
     assert!(std::fs::read_to_string(t.home.join(".aws/credentials")).unwrap().contains(&aws));
+    // A fresh layer: the secrets do not exist at all inside.
+    let o = t.sc().opt("--fresh-home").sh("ls -a ~; cat ~/.aws/credentials ~/.config/gh/hosts.yml ~/.ssh/id_ed25519 2>&1").run();
+    for s in [&aws, &gh, &docker, &key] {
+        o.assert_absent(s);
+    }
+}
+
+#[test]
+fn a_secret_the_host_creates_during_the_call_never_shows() {
+    let _g = shared();
+    let t = T::new();
+    t.plant_home(".config/other/settings", "x");
+    let aws = t.secret("aws-later");
+    let gh = t.secret("gh-later");
+    // The command looks first (nothing there), waits for the host to create
+    // the files, then looks again.
+    let script = "ls ~/.aws ~/.config/gh 2>&1; while [ ! -e ready ]; do sleep 0.05; done; cat ~/.aws/credentials ~/.config/gh/hosts.yml 2>&1; ls -a ~/.aws ~/.config 2>&1";
+    // With the layer (an overlay) and without it (Landlock's grants).
+    for layer in ["--home-layer=workspace", "--home-layer=none"] {
+        let _ = std::fs::remove_dir_all(t.home.join(".aws"));
+        let _ = std::fs::remove_dir_all(t.home.join(".config/gh"));
+        let _ = std::fs::remove_file(t.ws.join("ready"));
+        let (child, json) = t.sc().opt(layer).sh(script).spawn();
+        std::thread::sleep(Duration::from_millis(400));
+        t.plant_home(".aws/credentials", &format!("aws_secret_access_key = {aws}\n"));
+        t.plant_home(".config/gh/hosts.yml", &format!("oauth_token: {gh}\n"));
+        std::fs::write(t.ws.join("ready"), "").unwrap();
+        let o = wait(child, json, std::time::Instant::now());
+        o.assert_absent(&aws);
+        o.assert_absent(&gh);
+        assert!(o.out().contains("other"), "{layer}: the rest of ~/.config is visible: {}", o.all());
+    }
 }
 
 #[test]

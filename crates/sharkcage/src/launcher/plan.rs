@@ -189,8 +189,10 @@ impl Plan {
         copies.retain(|c| !hidden.iter().any(|h| c.path.starts_with(h) && !cx.in_mandatory_list(h)));
         ops.extend(copies.iter().map(|c| PathOp::Content(c.path.clone())));
         let contents: Vec<(PathBuf, Vec<u8>)> = copies.into_iter().map(|c| (c.path, c.data)).collect();
+        let mut home_mask = Vec::new();
         if let (Some(l), Some(home)) = (layer, cx.home.as_ref()) {
-            with_home_layer(&mut ops, home, l, &writable, &mut violations);
+            let masked: Vec<&PathBuf> = cx.mandatory.iter().chain(&deny_rules.paths).collect();
+            home_mask = with_home_layer(&mut ops, home, l, &masked, &contents, &writable, &mut violations);
         }
         let mounts = MountPlan::build(&MountInputs {
             ops: &ops,
@@ -199,9 +201,14 @@ impl Plan {
             idmapped: shift.is_some(),
             contents: &contents,
             home_layer: layer.map(|l| l.dir.as_path()),
+            home_mask: &home_mask,
         });
         let exposed: Vec<PathBuf> = ops.iter().filter(|o| matches!(o, PathOp::ExposeRo(_))).map(|o| o.path().to_path_buf()).filter(|p| Some(p) != cx.home.as_ref()).collect();
-        let landlock = landlock_plan(&hidden, &allow_read, &exposed, &writable, &mounts, pol, net.is_some())?;
+        // Read-denies that do not exist yet count too: their parents' other
+        // entries are granted one by one, so one created later gets nothing.
+        let mut denied = hidden.clone();
+        denied.extend(deny_rules.paths.iter().filter(|p| p.symlink_metadata().is_err()).cloned());
+        let landlock = landlock_plan(&denied, &allow_read, &exposed, &writable, &mounts, pol, net.is_some())?;
 
         let allow_unix = cx.unix_socket_targets(&writable)?;
         let seccomp = seccomp::build(seccomp::FilterOptions { unix_broker: !allow_unix.is_empty() }).map_err(|e| setup_error(&e))?;
@@ -349,12 +356,27 @@ fn mandatory_denies(homes: &[PathBuf]) -> Vec<PathBuf> {
     mandatory
 }
 
-/// Put the home overlay in place of the home's read-only exposure, and drop
-/// from the layer whatever would shadow a path mounted under the home (see
-/// `home_layer::Layer::clear_paths`). Paths inside a writable root are
-/// reached through that root's bind, not through the layer.
-fn with_home_layer(ops: &mut Vec<PathOp>, home: &Path, layer: &super::home_layer::Layer, writable: &[PathBuf], violations: &mut Vec<Violation>) {
+/// Put the home overlay in place of the home's read-only exposure; the
+/// read-denies under the home go into its mask (see `layers::mounts::HomeMask`)
+/// instead of being mounted over it, so that a secret the host creates there
+/// later — even during the call — never shows through the overlay (Landlock,
+/// which would refuse it without a layer, cannot tell the overlay's files
+/// apart). Then drop from the layer whatever would shadow a path still
+/// mounted under the home (see `home_layer::Layer::clear_paths`); paths
+/// inside a writable root are reached through that root's bind.
+fn with_home_layer(
+    ops: &mut Vec<PathOp>,
+    home: &Path,
+    layer: &super::home_layer::Layer,
+    denied: &[&PathBuf],
+    contents: &[(PathBuf, Vec<u8>)],
+    writable: &[PathBuf],
+    violations: &mut Vec<Violation>,
+) -> Vec<crate::layers::mounts::HomeMask> {
     ops.retain(|o| !(matches!(o, PathOp::ExposeRo(_)) && o.path() == home));
+    let mask = home_mask(ops, home, denied, contents);
+    let masked: Vec<PathBuf> = mask.iter().map(|m| home.join(&m.rel)).collect();
+    ops.retain(|o| !(matches!(o, PathOp::HideDir(_) | PathOp::HideFile(_) | PathOp::Content(_)) && masked.iter().any(|m| o.path().starts_with(m))));
     let under: Vec<&Path> = ops
         .iter()
         .map(PathOp::path)
@@ -364,6 +386,38 @@ fn with_home_layer(ops: &mut Vec<PathOp>, home: &Path, layer: &super::home_layer
         violations.push(Violation::note("home-layer", format!("{} in the home layer was dropped: the sandbox mounts something there", d.display())));
     }
     ops.push(PathOp::HomeLayer(home.to_path_buf()));
+    mask
+}
+
+/// The read-denies strictly under the home that do not exist yet: the mask
+/// holds them (one that exists is hidden by a mount over the overlay, which
+/// covers whatever appears inside it later). Not one with something mounted
+/// inside it (an OpenClaw workspace in `~/.openclaw`, an `allowRead`), not
+/// one below another masked path, and not one reached through a symlink or a
+/// non-directory in the home (its real place is elsewhere).
+fn home_mask(ops: &[PathOp], home: &Path, denied: &[&PathBuf], contents: &[(PathBuf, Vec<u8>)]) -> Vec<crate::layers::mounts::HomeMask> {
+    let mut cands: Vec<&PathBuf> = denied.iter().copied().filter(|m| m.starts_with(home) && m.as_path() != home && m.symlink_metadata().is_err()).collect();
+    cands.sort_by_key(|m| m.components().count());
+    cands.dedup();
+    let mut mask: Vec<crate::layers::mounts::HomeMask> = Vec::new();
+    for m in cands {
+        let rel = m.strip_prefix(home).expect("filtered above");
+        if mask.iter().any(|x| rel.starts_with(&x.rel)) {
+            continue;
+        }
+        let hiding = |o: &PathOp| matches!(o, PathOp::HideDir(_) | PathOp::HideFile(_) | PathOp::Content(_));
+        // (Hiding at or inside it is what the mask does instead.)
+        if ops.iter().any(|o| o.path().starts_with(m) && !hiding(o)) {
+            continue;
+        }
+        let real_dirs = m.ancestors().skip(1).take_while(|a| *a != home).all(|a| a.symlink_metadata().map_or(true, |md| md.is_dir()));
+        if !real_dirs {
+            continue;
+        }
+        let content = contents.iter().find(|(p, _)| p == m).map(|(_, d)| d.clone());
+        mask.push(crate::layers::mounts::HomeMask { rel: rel.to_path_buf(), content });
+    }
+    mask
 }
 
 impl Ctx<'_> {
@@ -818,7 +872,8 @@ fn pins(writable: &[PathBuf], p: &Path) -> Vec<PathOp> {
     v
 }
 
-/// Landlock's read grants are the complement of the hidden set, which
+/// Landlock's read grants are the complement of the hidden set (existing
+/// or not: a path that does not exist yet has no grant when it appears), which
 /// means listing every directory on the way to a hidden path. The host's
 /// own secret files (/etc/shadow, ssh host keys, /var/backups…) would cost a
 /// walk of /etc and /var on every call; they stay hidden by the mount layer

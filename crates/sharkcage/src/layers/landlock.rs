@@ -159,7 +159,9 @@ impl LandlockPlan {
         report.rules += 1;
         // Reading: the complement of the hidden set.
         let mut grants = Vec::new();
-        let hidden: Vec<&PathBuf> = inp.hidden.iter().filter(|h| h.symlink_metadata().is_ok()).collect();
+        // Missing ones too: the entries beside them are granted one by one,
+        // so a secret created there later (during the call) gets no grant.
+        let hidden: Vec<&PathBuf> = inp.hidden.iter().collect();
         complement(Path::new("/"), &hidden, &mut grants);
         for e in inp.exposed {
             complement(e, &hidden, &mut grants);

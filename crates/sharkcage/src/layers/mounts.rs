@@ -157,7 +157,8 @@ enum Step {
     /// home) and `state` (the layer's directory, holding `upper` and
     /// `work`) are host paths relative to `/oldroot`, or with `from_parent`
     /// two idmapped mounts from the launcher, in that order.
-    Overlay { lower: CString, state: CString, dst: CString, from_parent: bool },
+    /// `mask`: the home's mask layer (see [`HomeMask`]), prepared.
+    Overlay { lower: CString, state: CString, dst: CString, from_parent: bool, mask: PreparedMask },
     /// Write `data` to a new file `stage` in the staging root and bind it,
     /// read-only, on a path relative to `/newroot`.
     Content { stage: CString, data: Vec<u8>, dst: CString },
@@ -244,6 +245,69 @@ pub struct MountInputs<'a> {
     pub contents: &'a [(PathBuf, Vec<u8>)],
     /// The private home layer's directory (`PathOp::HomeLayer`).
     pub home_layer: Option<&'a Path>,
+    /// What the home's mask layer holds (see [`HomeMask`]).
+    pub home_mask: &'a [HomeMask],
+}
+
+/// One entry of the home's mask: a path relative to the home that the
+/// overlay shows as absent (a whiteout), or as a read-only file of prepared
+/// content (a credential-free config copy). The mask is the topmost lower
+/// layer, so what the host's home holds there — now, or created later,
+/// during the call — never shows through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HomeMask {
+    pub rel: PathBuf,
+    pub content: Option<Vec<u8>>,
+}
+
+/// The mask as the child builds it: directories first (shallow first),
+/// then the entries, all below `.sc-hl-mask` in the staging root.
+#[derive(Debug)]
+struct PreparedMask {
+    dirs: Vec<CString>,
+    entries: Vec<(CString, Option<Vec<u8>>)>,
+}
+
+impl PreparedMask {
+    fn new(mask: &[HomeMask]) -> PreparedMask {
+        let under = |p: &Path| {
+            let mut v = HL_MASK.to_bytes().to_vec();
+            v.push(b'/');
+            v.extend_from_slice(p.as_os_str().as_bytes());
+            c(v)
+        };
+        let mut dirs: Vec<PathBuf> = mask.iter().flat_map(|m| m.rel.ancestors().skip(1).filter(|a| !a.as_os_str().is_empty()).map(Path::to_path_buf).collect::<Vec<_>>()).collect();
+        dirs.sort_by_key(|d| d.components().count());
+        dirs.dedup();
+        let mut seen = HashSet::new();
+        dirs.retain(|d| seen.insert(d.clone()));
+        PreparedMask { dirs: dirs.iter().map(|d| under(d)).collect(), entries: mask.iter().map(|m| (under(&m.rel), m.content.clone())).collect() }
+    }
+
+    /// Run in the child, in the staging root.
+    fn build(&self) -> SysResult {
+        sys::mkdir(HL_MASK, 0o755)?;
+        for d in &self.dirs {
+            sys::mkdir(d, 0o755)?;
+        }
+        for (p, content) in &self.entries {
+            match content {
+                // SAFETY: mknod of a whiteout (a character device 0:0, which
+                // needs no privilege) in our own staging tmpfs.
+                None => sys::check(unsafe { libc::mknod(p.as_ptr(), libc::S_IFCHR, 0) } as libc::c_long).map(|_| ())?,
+                Some(data) => {
+                    // SAFETY: a new file in our own staging tmpfs; closed right after.
+                    let fd = unsafe { libc::open(p.as_ptr(), libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW, 0o444 as libc::c_uint) };
+                    if fd < 0 {
+                        return Err(sys::errno());
+                    }
+                    sys::write_all(fd, data);
+                    sys::close(fd);
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Docker's masked and read-only /proc and /sys paths.
@@ -511,7 +575,7 @@ fn path_steps(ops: &[PathOp], seal: &[PathBuf], inp: &MountInputs, steps: &mut V
                     parent_binds.push(ParentBind { src: p.to_path_buf(), set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV });
                     parent_binds.push(ParentBind { src: state.to_path_buf(), set: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV });
                 }
-                Step::Overlay { lower: rel(p), state: rel(state), dst: dst.clone(), from_parent: inp.idmapped }
+                Step::Overlay { lower: rel(p), state: rel(state), dst: dst.clone(), from_parent: inp.idmapped, mask: PreparedMask::new(inp.home_mask) }
             }
             PathOp::Content(_) => Step::Content {
                 stage: c(format!(".sc-content-{}", steps.len())),
@@ -709,7 +773,7 @@ fn run_step(s: &Step, fds: &Fds) -> SysResult {
             sys::close(m);
             r
         }
-        Step::Overlay { lower, state, dst, from_parent } => overlay_home(fds, lower, state, dst, *from_parent),
+        Step::Overlay { lower, state, dst, from_parent, mask } => overlay_home(fds, lower, state, dst, *from_parent, mask),
         Step::Mkdir(p) => sys::mkdir(p, 0o755),
         Step::Touch(p) => sys::touch(p, 0o644),
         Step::Symlink(t, p) => sys::symlink(t, p),
@@ -724,10 +788,10 @@ fn run_step(s: &Step, fds: &Fds) -> SysResult {
 /// absolutely, with no character that needs escaping).
 const HL_LOWER: &CStr = c".sc-hl-lower";
 const HL_STATE: &CStr = c".sc-hl-state";
-const HL_EMPTY: &CStr = c".sc-hl-empty";
+const HL_MASK: &CStr = c".sc-hl-mask";
 const HL_RO: &CStr = c".sc-hl-ro";
 const HL_HOME: &CStr = c".sc-hl-home";
-const HL_RO_OPTS: &CStr = c"lowerdir=/.sc-hl-lower:/.sc-hl-empty";
+const HL_RO_OPTS: &CStr = c"lowerdir=/.sc-hl-mask:/.sc-hl-lower";
 const HL_OPTS: &CStr = c"lowerdir=/.sc-hl-ro,upperdir=/.sc-hl-state/upper,workdir=/.sc-hl-state/work,userxattr,volatile";
 
 /// The writable home: two overlays, built in the staging root and bound
@@ -737,10 +801,12 @@ const HL_OPTS: &CStr = c"lowerdir=/.sc-hl-ro,upperdir=/.sc-hl-state/upper,workdi
 ///    the staging root (overlayfs takes only layers in its own mount
 ///    namespace), opened without following symlinks, or received idmapped
 ///    from the launcher for a shifted root caller;
-/// 2. a read-only overlay of the home alone: the layer lives inside the
-///    home (sharkcage's state), and overlayfs refuses an upper directory
-///    below a lower one of the same filesystem — the intermediate overlay
-///    is a filesystem of its own;
+/// 2. a read-only overlay of the home under its mask (whiteouts at the
+///    mandatory secret paths, credential-free copies of tool configs; see
+///    [`HomeMask`]). It is needed anyway: the layer lives inside the home
+///    (sharkcage's state), and overlayfs refuses an upper directory below a
+///    lower one of the same filesystem — this overlay is a filesystem of
+///    its own;
 /// 3. the writable overlay: that, under `upper`/`work` of the layer,
 ///    `volatile`: no sync of the layer's whole filesystem when the sandbox
 ///    ends (hundreds of milliseconds on a busy disk; see
@@ -749,10 +815,11 @@ const HL_OPTS: &CStr = c"lowerdir=/.sc-hl-ro,upperdir=/.sc-hl-state/upper,workdi
 ///    else under the home are mounted on top afterwards (the sorted path
 ///    operations), as without a layer: overlayfs does not show the host
 ///    home's submounts, so nothing mounted there before would be seen.
-fn overlay_home(fds: &Fds, lower: &CStr, state: &CStr, dst: &CStr, from_parent: bool) -> SysResult {
-    for d in [HL_LOWER, HL_STATE, HL_EMPTY, HL_RO, HL_HOME] {
+fn overlay_home(fds: &Fds, lower: &CStr, state: &CStr, dst: &CStr, from_parent: bool, mask: &PreparedMask) -> SysResult {
+    for d in [HL_LOWER, HL_STATE, HL_RO, HL_HOME] {
         sys::mkdir(d, 0o700)?;
     }
+    mask.build()?;
     attach_layer(fds, lower, HL_LOWER, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, from_parent)?;
     attach_layer(fds, state, HL_STATE, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, from_parent)?;
     let overlay = c"overlay";
