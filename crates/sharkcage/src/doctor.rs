@@ -204,6 +204,7 @@ pub fn run() -> Report {
 
     // 6. resource bounds: memory for the sandbox as a whole.
     rep.checks.push(memory_check(&ws, &scratch.dir));
+    rep.checks.push(home_layer_check(&ws, &scratch.dir));
 
     // 7. network proxy (last: its server thread and the launcher's proxy
     // runtime make this process multi-threaded; the sandbox child runs only
@@ -273,6 +274,37 @@ fn protected_state_check(ws: &Path, dir: &Path) -> Check {
 /// any process's private memory) under a 64 MiB bound must be stopped; without
 /// one the bound is per process only (`rlimit-data`), which is reported as a
 /// warning with the reason, not as a failure.
+/// A write under `$HOME` lands in a (temporary) home layer, not in the home.
+fn home_layer_check(ws: &Path, dir: &Path) -> Check {
+    let name = "home layer";
+    let Some(home) = crate::policy::paths::primary_home() else {
+        return Check { name, ok: true, warn: true, detail: "no home directory: nothing to layer".into() };
+    };
+    let probe = format!(".sc-doctor-home-{}", std::process::id());
+    let mut r = req(&["/bin/sh", "-c", &format!("echo layered > ~/{probe} && cat ~/{probe}")], Some(ws), vec![]);
+    r.home_layer = crate::launcher::home_layer::Request::Fresh;
+    match run_captured(&r, dir) {
+        Ok((o, out)) => {
+            let leaked = home.join(&probe).exists();
+            let _ = std::fs::remove_file(home.join(&probe));
+            match (&o.layers.filesystem.home_layer, leaked) {
+                (_, true) => Check::new(name, false, "a write under $HOME reached the real home".into()),
+                (Some(_), false) if out.contains("layered") => Check::new(name, true, "writes under $HOME go to a private layer; the real home is untouched".into()),
+                _ => Check {
+                    name,
+                    ok: true,
+                    warn: true,
+                    detail: format!(
+                        "unavailable, the home is read-only in sandboxes ({})",
+                        o.violations.iter().find(|v| v.kind == "home-layer").map(|v| v.detail.as_str()).unwrap_or("no overlay")
+                    ),
+                },
+            }
+        }
+        Err(e) => Check::new(name, false, e.to_string()),
+    }
+}
+
 fn memory_check(ws: &Path, dir: &Path) -> Check {
     let name = "memory bound";
     let mut r = req(&["/bin/sh", "-c", "head -c 134217728 /dev/zero > /dev/shm/fill && echo FILLED; rm -f /dev/shm/fill"], Some(ws), vec![]);
