@@ -351,6 +351,34 @@ test('workspaceAccess "ro": the agent workspace is readable, and neither exec no
   }
 })
 
+test('the sandbox scope has a private writable home: the second call sees the first one\'s writes, the real home never changes', { timeout: 300_000 }, async (t) => {
+  if (skip) return t.skip(skip)
+  const marker = `E2E-HOME-${process.pid}`
+  const w = await world(() => [
+    { name: 'exec', arguments: { command: `mkdir -p ~/.cache/e2e && echo ${marker} > ~/.cache/e2e/first.txt && echo written` } },
+    { name: 'exec', arguments: { command: 'cat ~/.cache/e2e/first.txt; cat ~/.ssh/id_ed25519 2>&1 | head -c 200' } },
+  ])
+  try {
+    const r = w.turn('use the home')
+    assert.equal(r.status, 0, r.stderr.slice(-3000))
+    assert.match(w.modelSaw(), new RegExp(`${marker}`), 'the second call did not see the first one\'s write')
+    assert.ok(!fs.existsSync(path.join(w.home, '.cache', 'e2e')), 'the write reached the real home')
+    assert.ok(!w.modelSaw().includes(w.secrets.ssh), 'the ssh key was read')
+    const layers = path.join(w.home, '.local', 'state', 'sharkcage', 'home-layers')
+    const keys = fs.readdirSync(layers).map((d) => {
+      try {
+        return JSON.parse(fs.readFileSync(path.join(layers, d, 'meta.json'), 'utf8')).key
+      } catch {
+        return ''
+      }
+    })
+    assert.ok(keys.some((k) => /^name:openclaw-sharkcage-[0-9a-f]{16}$/.test(k)), `no layer of the sandbox scope: ${keys}`)
+  } finally {
+    w.stop()
+    fs.rmSync(w.dir, { recursive: true, force: true })
+  }
+})
+
 test('a host that cannot sandbox fails the run closed: nothing runs, the reason is reported', { timeout: 300_000 }, async (t) => {
   if (skip) return t.skip(skip)
   const w = await world(({ ws }) => [{ name: 'exec', arguments: { command: `touch ${ws}/ran-without-sandbox.txt` } }])
