@@ -356,7 +356,7 @@ test('the sandbox scope has a private writable home: the second call sees the fi
   const marker = `E2E-HOME-${process.pid}`
   const w = await world(() => [
     { name: 'exec', arguments: { command: `mkdir -p ~/.cache/e2e && echo ${marker} > ~/.cache/e2e/first.txt && echo written` } },
-    { name: 'exec', arguments: { command: 'cat ~/.cache/e2e/first.txt; cat ~/.ssh/id_ed25519 2>&1 | head -c 200' } },
+    { name: 'exec', arguments: { command: 'cat ~/.cache/e2e/first.txt; cat ~/.ssh/id_rsa 2>&1 | head -c 200' } },
   ])
   try {
     const r = w.turn('use the home')
