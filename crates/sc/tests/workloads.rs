@@ -186,14 +186,7 @@ impl<'a> Watch<'a> {
     /// The checks after one call (`what` names it in failures).
     #[track_caller]
     fn after(&self, what: &str, o: &Out) {
-        for p in &self.planted {
-            assert!(!o.all().contains(&p.marker), "{what}: the credential in {} leaked into the output:\n{}", p.path.display(), o.all());
-            if let Some(a) = p.atime {
-                assert_eq!(atime(&p.path), a, "{what}: {} was read", p.path.display());
-            }
-        }
-        let diff = snapshot_diff(&self.home, &snapshot(&self.t.home));
-        assert!(diff.is_empty(), "{what}: the home {} changed outside {STATE_DIR}: {diff:#?}", self.t.home.display());
+        // First, so that a failure below leaves no process behind either.
         let mut left = vec![];
         if !wait_until(Duration::from_secs(3), || {
             left = leftovers(&self.t.root);
@@ -202,6 +195,14 @@ impl<'a> Watch<'a> {
             kill_all(&left.iter().filter_map(|l| l.split(':').next()?.parse().ok()).collect::<Vec<i32>>());
             panic!("{what}: processes left after the call: {left:#?}");
         }
+        for p in &self.planted {
+            assert!(!o.all().contains(&p.marker), "{what}: the credential in {} leaked into the output:\n{}", p.path.display(), o.all());
+            if let Some(a) = p.atime {
+                assert_eq!(atime(&p.path), a, "{what}: {} was read", p.path.display());
+            }
+        }
+        let diff = snapshot_diff(&self.home, &snapshot(&self.t.home));
+        assert!(diff.is_empty(), "{what}: the home {} changed outside {STATE_DIR}: {diff:#?}", self.t.home.display());
     }
 }
 
