@@ -16,6 +16,9 @@
 // Sandboxed means `sc exec --workspace <bench dir>` with the default policy (the launcher built by
 // `npm run build`). Each measure is skipped with a note when it cannot run here (no registry, no
 // `--home-layer` flag yet). BENCH_ONLY=npm,cargo,calls picks measures. Nothing is asserted.
+// Run it on a quiet machine: under contention a sandbox gets a lower CPU share than its caller (by
+// design, see the README's limits), so a busy machine measures that policy, not the sandbox's cost.
+// The load average before and after is printed for that reason.
 import { spawnSync } from 'node:child_process'
 import { createRequire } from 'node:module'
 import fs from 'node:fs'
@@ -79,6 +82,7 @@ function paired(rounds, warmup, variants) {
   return samples
 }
 
+const loadBefore = os.loadavg()[0]
 const notes = []
 const rows = []
 const results = {}
@@ -196,7 +200,11 @@ try {
   fs.rmSync(ws, { recursive: true, force: true })
 }
 
-const lines = [`${os.cpus().length} CPUs, Linux ${os.release()}, node ${process.version}, ${process.getuid() === 0 ? 'root' : 'uid ' + process.getuid()}, launcher ${launcher}`, '']
+const lines = [
+  `${os.cpus().length} CPUs, Linux ${os.release()}, node ${process.version}, ${process.getuid() === 0 ? 'root' : 'uid ' + process.getuid()}, launcher ${launcher}`,
+  `load average (1 min) before ${loadBefore.toFixed(2)}, after ${os.loadavg()[0].toFixed(2)}`,
+  '',
+]
 lines.push('| measure | rounds | bare (or layer none) median ms | sandboxed (or layer on) median ms | paired median | p10 – p90 | target |')
 lines.push('|---|---|---|---|---|---|---|')
 lines.push(...rows)
