@@ -165,18 +165,42 @@ fn startup_files_do_not_persist_in_the_layer() {
     let _g = shared();
     let t = T::new();
     t.plant_home(".bashrc", "# the person's own\n");
-    let o = t.sh("echo 'echo PWNED' >> ~/.bashrc; mkdir -p ~/.local/bin ~/.config/git && echo 'echo PWNED' > ~/.local/bin/ls && echo '[core]fsmonitor=x' > ~/.config/git/config; echo 'node-options=--require /x' > ~/.npmrc.new; cat ~/.bashrc");
+    let o = t.sh(
+        "echo 'echo PWNED' >> ~/.bashrc; echo 'echo PWNED' > ~/.fzf.bash; \
+         mkdir -p ~/.local/bin ~/.config/git ~/.local/lib/python3/site-packages/yaml ~/.cache/tool && echo 'echo PWNED' > ~/.local/bin/ls && echo '[core]fsmonitor=x' > ~/.config/git/config; \
+         echo 'print(\"PWNED\")' > ~/.local/lib/python3/site-packages/yaml/__init__.py; echo kept > ~/.cache/tool/settings; echo kept > ~/notes-of-the-call.txt; cat ~/.bashrc",
+    );
     o.assert_ok();
     // The call itself saw its write; it is reported as dropped.
     assert!(o.out().contains("PWNED"), "{}", o.all());
     let n = notices(&o).join("\n");
-    assert!(n.contains("~/.bashrc") && n.contains("~/.local/bin") && n.contains("~/.config/git"), "{n}");
-    // The next call sees the person's own file, nothing planted.
-    let o = t.sh("cat ~/.bashrc; ls ~/.local/bin 2>&1; cat ~/.config/git/config 2>&1; cat ~/.npmrc.new");
-    assert!(!o.out().contains("PWNED"), "{}", o.all());
+    assert!(n.contains("~/.bashrc") && n.contains("~/.fzf.bash") && n.contains("~/.local/bin") && n.contains("and") , "{n}");
+    // The next call sees the person's own file, nothing planted; caches and ordinary files stay.
+    let o = t.sh("cat ~/.bashrc ~/.fzf.bash 2>&1; ls ~/.local/bin ~/.local/lib 2>&1; cat ~/.config/git/config 2>&1; cat ~/.cache/tool/settings ~/notes-of-the-call.txt");
+    assert!(!o.out().contains("PWNED") && !o.out().contains("fsmonitor"), "{}", o.all());
     assert!(o.out().contains("the person's own"), "{}", o.all());
-    assert!(o.out().contains("node-options"), "an ordinary file was dropped: {}", o.all());
+    assert_eq!(o.out().matches("kept").count(), 2, "a cache or an ordinary file was dropped: {}", o.all());
     assert_eq!(std::fs::read_to_string(t.home.join(".bashrc")).unwrap(), "# the person's own\n");
+}
+
+#[test]
+fn what_the_sandbox_locks_or_nests_deeply_is_still_dropped() {
+    let _g = shared();
+    let t = T::new();
+    // Read-only parents, and a chain deeper than the descriptor limit inside
+    // a startup directory (removing it once failed with EMFILE).
+    let o = t.sh(
+        "echo 'echo PWNED' > ~/.bashrc; mkdir -p ~/.local/bin && echo 'echo PWNED' > ~/.local/bin/ls; \
+         (cd ~/.local/bin && for i in $(seq 1300); do mkdir d && cd d || break; done; echo deep > f); \
+         chmod 555 ~/.local/bin ~/.local ~; echo done",
+    );
+    assert!(o.out().contains("done"), "{}", o.all());
+    let o = t.sh("cat ~/.bashrc 2>&1; cat ~/.local/bin/ls 2>&1; echo next");
+    assert!(o.out().contains("next") && !o.out().contains("PWNED"), "{}", o.all());
+    // And `sc home clear` removes such a layer.
+    let out = std::process::Command::new(sc_bin()).args(["home", "clear", "--all"]).env_clear().env("PATH", "/usr/bin:/bin").env("HOME", &t.home).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read_dir(layers_root(&t)).unwrap().count(), 0);
 }
 
 #[test]

