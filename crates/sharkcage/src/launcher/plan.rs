@@ -212,8 +212,13 @@ impl Plan {
         let exposed: Vec<PathBuf> = ops.iter().filter(|o| matches!(o, PathOp::ExposeRo(_))).map(|o| o.path().to_path_buf()).filter(|p| Some(p) != cx.home.as_ref()).collect();
         // Read-denies that do not exist yet count too: their parents' other
         // entries are granted one by one, so one created later gets nothing.
+        // (Those in the caller's homes and the policy's own: other accounts'
+        // homes are closed to the sandbox by their modes, and listing every
+        // system account's home directory costs milliseconds.)
         let mut denied = hidden.clone();
-        denied.extend(deny_rules.paths.iter().filter(|p| p.symlink_metadata().is_err()).cloned());
+        let mandatory: std::collections::HashSet<&Path> = cx.mandatory.iter().map(PathBuf::as_path).collect();
+        let own = |p: &Path| !mandatory.contains(p) || cx.homes.iter().any(|h| p.starts_with(h));
+        denied.extend(deny_rules.paths.iter().filter(|p| own(p) && p.symlink_metadata().is_err()).cloned());
         let landlock = landlock_plan(&denied, &allow_read, &exposed, &writable, &mounts, pol, net.is_some())?;
 
         let allow_unix = cx.unix_socket_targets(&writable)?;
@@ -344,13 +349,25 @@ fn mandatory_denies(homes: &[PathBuf]) -> Vec<PathBuf> {
             }
         }
     }
-    // Canonicalise only what exists (one lstat each); a missing path keeps
-    // its lexical form (its home is already canonical).
+    // Canonicalise only what exists; a missing path keeps its lexical form
+    // (its home is already canonical). Whether a path's first component
+    // under a home exists is read from one listing of that home, not one
+    // lstat per path (several homes × dozens of names for a root caller).
+    let listed: std::collections::HashMap<&Path, std::collections::HashSet<std::ffi::OsString>> = secret_homes
+        .iter()
+        .filter_map(|h| std::fs::read_dir(h).ok().map(|rd| (h.as_path(), rd.flatten().map(|e| e.file_name()).collect())))
+        .collect();
+    let surely_missing = |n: &Path| {
+        secret_homes.iter().any(|h| {
+            let first = n.strip_prefix(h).ok().and_then(|r| r.components().next());
+            matches!((listed.get(h.as_path()), first), (Some(names), Some(c)) if !names.contains(c.as_os_str()))
+        })
+    };
     let mut mandatory: Vec<PathBuf> = mandatory
         .iter()
         .map(|p| {
             let n = paths::normalize(p);
-            if n.symlink_metadata().is_ok() {
+            if !surely_missing(&n) && n.symlink_metadata().is_ok() {
                 std::fs::canonicalize(&n).unwrap_or(n)
             } else {
                 n
@@ -415,15 +432,24 @@ fn home_mask(ops: &[PathOp], home: &Path, denied: &[&PathBuf], contents: &[(Path
     let mut cands: Vec<&PathBuf> = denied.iter().copied().filter(|m| m.starts_with(home) && m.as_path() != home && m.symlink_metadata().is_err()).collect();
     cands.sort_by_key(|m| m.components().count());
     cands.dedup();
+    let hiding = |o: &PathOp| matches!(o, PathOp::HideDir(_) | PathOp::HideFile(_) | PathOp::Content(_));
+    // Every place under the home at or above which something else is mounted.
+    let mut mounted: std::collections::HashSet<&Path> = std::collections::HashSet::new();
+    for o in ops.iter().filter(|o| !hiding(o) && o.path().starts_with(home)) {
+        for a in o.path().ancestors().take_while(|a| *a != home) {
+            if !mounted.insert(a) {
+                break;
+            }
+        }
+    }
     let mut mask: Vec<crate::layers::mounts::HomeMask> = Vec::new();
     for m in cands {
         let rel = m.strip_prefix(home).expect("filtered above");
         if mask.iter().any(|x| rel.starts_with(&x.rel)) {
             continue;
         }
-        let hiding = |o: &PathOp| matches!(o, PathOp::HideDir(_) | PathOp::HideFile(_) | PathOp::Content(_));
         // (Hiding at or inside it is what the mask does instead.)
-        if ops.iter().any(|o| o.path().starts_with(m) && !hiding(o)) {
+        if mounted.contains(m.as_path()) {
             continue;
         }
         let real_dirs = m.ancestors().skip(1).take_while(|a| *a != home).all(|a| a.symlink_metadata().map_or(true, |md| md.is_dir()));
