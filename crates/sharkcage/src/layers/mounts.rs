@@ -792,7 +792,7 @@ const HL_MASK: &CStr = c".sc-hl-mask";
 const HL_RO: &CStr = c".sc-hl-ro";
 const HL_HOME: &CStr = c".sc-hl-home";
 const HL_RO_OPTS: &CStr = c"lowerdir=/.sc-hl-mask:/.sc-hl-lower";
-const HL_OPTS: &CStr = c"lowerdir=/.sc-hl-ro,upperdir=/.sc-hl-state/upper,workdir=/.sc-hl-state/work,userxattr,volatile";
+const HL_OPTS: &CStr = c"lowerdir=/.sc-hl-ro,upperdir=/.sc-hl-state/upper,workdir=/.sc-hl-state/work,userxattr,volatile,xino=off";
 
 /// The writable home: two overlays, built in the staging root and bound
 /// onto the home in the new view.
@@ -811,6 +811,10 @@ const HL_OPTS: &CStr = c"lowerdir=/.sc-hl-ro,upperdir=/.sc-hl-state/upper,workdi
 ///    `volatile`: no sync of the layer's whole filesystem when the sandbox
 ///    ends (hundreds of milliseconds on a busy disk; see
 ///    `home_layer::Layer::settle_volatile` for what a host crash means);
+///    `xino=off`: with idmapped layers (a shifted root caller) the automatic
+///    choice made this mount take ~2 ms instead of ~0.2 (measured); objects
+///    keep the real filesystem's device and inode numbers (unique pairs);
+///    only merged directories may share an inode number with one of another layer;
 /// 4. bound onto the home in `/newroot`. The hidden paths and everything
 ///    else under the home are mounted on top afterwards (the sorted path
 ///    operations), as without a layer: overlayfs does not show the host
