@@ -120,6 +120,8 @@ struct Ctx<'a> {
     homes: Vec<PathBuf>,
     home: Option<PathBuf>,
     mandatory: Vec<PathBuf>,
+    /// Mandatory read-denies that did not exist when they were listed.
+    mandatory_missing: std::collections::HashSet<PathBuf>,
     /// Create a writable root that does not exist yet (the real plan); a
     /// look at the roots before it (`writable_roots`) skips such a path.
     create_missing: bool,
@@ -161,8 +163,8 @@ impl Plan {
         let ssh_helper: Option<PathBuf> = net.as_ref().filter(|n| n.ssh).and_then(|_| std::env::current_exe().ok());
         let homes = paths::home_dirs();
         let home = homes.first().cloned();
-        let mandatory = mandatory_denies(&homes);
-        let cx = Ctx { req, homes, home, mandatory, create_missing: true };
+        let (mandatory, mandatory_missing) = mandatory_denies(&homes);
+        let cx = Ctx { req, homes, home, mandatory, mandatory_missing, create_missing: true };
         let mut violations = Vec::new();
 
         let (hidden, deny_rules) = cx.hidden_paths()?;
@@ -218,7 +220,7 @@ impl Plan {
         let mut denied = hidden.clone();
         let mandatory: std::collections::HashSet<&Path> = cx.mandatory.iter().map(PathBuf::as_path).collect();
         let own = |p: &Path| !mandatory.contains(p) || cx.homes.iter().any(|h| p.starts_with(h));
-        denied.extend(deny_rules.paths.iter().filter(|p| own(p) && p.symlink_metadata().is_err()).cloned());
+        denied.extend(deny_rules.paths.iter().filter(|p| own(p) && (cx.mandatory_missing.contains(*p) || p.symlink_metadata().is_err())).cloned());
         let landlock = landlock_plan(&denied, &allow_read, &exposed, &writable, &mounts, pol, net.is_some())?;
 
         let allow_unix = cx.unix_socket_targets(&writable)?;
@@ -271,7 +273,8 @@ impl Plan {
 /// a symlink inside them (`paths::resolve_trusting`).
 pub fn writable_roots(req: &ExecRequest) -> Result<Vec<PathBuf>, LaunchError> {
     let homes = paths::home_dirs();
-    let cx = Ctx { req, home: homes.first().cloned(), mandatory: mandatory_denies(&homes), homes, create_missing: false };
+    let (mandatory, mandatory_missing) = mandatory_denies(&homes);
+    let cx = Ctx { req, home: homes.first().cloned(), mandatory, mandatory_missing, homes, create_missing: false };
     let workspace = cx.workspace_root()?;
     cx.writable_roots(workspace.as_ref(), &mut Vec::new())
 }
@@ -312,7 +315,9 @@ fn create_writable_root(p: &Path) -> Result<(), String> {
 }
 
 /// The mandatory read-denies, canonical where they exist.
-fn mandatory_denies(homes: &[PathBuf]) -> Vec<PathBuf> {
+/// Also returns those known not to exist now (so later phases need not
+/// look again).
+fn mandatory_denies(homes: &[PathBuf]) -> (Vec<PathBuf>, std::collections::HashSet<PathBuf>) {
     // SAFETY: geteuid cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
     let mut mandatory: Vec<PathBuf> = Vec::new();
@@ -363,6 +368,7 @@ fn mandatory_denies(homes: &[PathBuf]) -> Vec<PathBuf> {
             matches!((listed.get(h.as_path()), first), (Some(names), Some(c)) if !names.contains(c.as_os_str()))
         })
     };
+    let mut missing = std::collections::HashSet::new();
     let mut mandatory: Vec<PathBuf> = mandatory
         .iter()
         .map(|p| {
@@ -370,13 +376,14 @@ fn mandatory_denies(homes: &[PathBuf]) -> Vec<PathBuf> {
             if !surely_missing(&n) && n.symlink_metadata().is_ok() {
                 std::fs::canonicalize(&n).unwrap_or(n)
             } else {
+                missing.insert(n.clone());
                 n
             }
         })
         .collect();
     mandatory.sort();
     mandatory.dedup();
-    mandatory
+    (mandatory, missing)
 }
 
 /// Put the home overlay in place of the home's read-only exposure; the
@@ -517,7 +524,7 @@ impl Ctx<'_> {
                 rules.globs.push(p);
             }
         }
-        hidden.retain(|p| p.symlink_metadata().is_ok() && !under_kernel_fs(p) && p != Path::new("/"));
+        hidden.retain(|p| !self.mandatory_missing.contains(p) && !under_kernel_fs(p) && p != Path::new("/") && p.symlink_metadata().is_ok());
         hidden.sort();
         hidden.dedup();
         Ok((hidden, rules))
