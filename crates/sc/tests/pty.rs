@@ -198,6 +198,8 @@ fn the_callers_terminal_is_not_reachable_from_inside() {
     let m = std::fs::metadata(format!("/proc/self/fd/{}", term.slave.as_raw_fd())).unwrap();
     let held = holders(m.dev(), m.ino());
     assert!(held.contains(&(sc.id() as i32)), "control: sc itself was not found holding the terminal: {held:?}");
+    // (READY is printed just before the shell starts the sleep.)
+    wait_until(Duration::from_secs(5), || !pids_with_argv(&["sleep", &sleep]).is_empty());
     let sleepers = pids_with_argv(&["sleep", &sleep]);
     assert!(!sleepers.is_empty(), "control: the command is not running");
     let others: Vec<i32> = held.iter().copied().filter(|&p| p != sc.id() as i32 && p != std::process::id() as i32).collect();
@@ -367,4 +369,24 @@ fn tiocsti_is_refused_on_the_commands_terminal() {
     for n in ["tiocsti", "tiocsti_high_bits", "tioclinux"] {
         assert_ne!(errno_of(&v, n), 0, "{n} succeeded on the command's terminal: {v}");
     }
+}
+
+#[test]
+fn without_pty_what_the_command_sets_on_the_callers_terminal_does_not_outlive_the_call() {
+    let _g = shared();
+    let t = T::new();
+    let term = CallerTerminal::new(24, 80);
+    let before = term.settings();
+    // The command's stdin is the caller's terminal (no --pty): it turns
+    // echo off and makes it raw, then exits (and once is killed by a timeout).
+    let (sc, json) = term.spawn(t.sc().opt("--timeout=20").sh("stty raw -echo && echo CHANGED"));
+    let o = wait(sc, json, Instant::now());
+    assert_eq!(o.code, 0, "{}", o.all());
+    term.wait_for("CHANGED");
+    assert_eq!(term.settings(), before, "the command's terminal settings outlived the call");
+    let (sc, json) = term.spawn(t.sc().opt("--timeout=1").sh("stty raw -echo; echo CHANGED2; sleep 10"));
+    term.wait_for("CHANGED2");
+    let o = wait(sc, json, Instant::now());
+    assert_eq!(o.code, 124, "{}", o.all());
+    assert_eq!(term.settings(), before, "not restored after a timeout");
 }

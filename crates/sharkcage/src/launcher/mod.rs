@@ -367,6 +367,9 @@ fn prepare_home_layer(req: &ExecRequest) -> (Option<home_layer::Layer>, Vec<Stri
 /// Build and run one sandboxed call, relaying output to `sinks`.
 pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, LaunchError> {
     let t0 = std::time::Instant::now();
+    // Without --pty the command's stdin may be the caller's terminal: its
+    // settings are put back after the call, whatever the command set.
+    let _terminal = if req.pty { None } else { pty::Settings::save(0) };
     // Checks left by a launcher that was killed before it could make them.
     let recovered = quarantine::recover();
     // The journal directory must exist before planning, so that it is among

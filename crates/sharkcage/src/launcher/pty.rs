@@ -38,14 +38,22 @@ pub fn initial_size(terminal: Option<RawFd>) -> WinSize {
 
 /// A terminal in raw mode; its settings are restored on drop.
 struct RawMode {
+    _saved: Settings,
+}
+
+/// A terminal's settings, put back when this is dropped (on every way out
+/// of a call). Without `--pty` the command's stdin may be the caller's own
+/// terminal: whatever the command sets there (`stty -echo`, raw mode) does
+/// not outlive the call.
+pub struct Settings {
     fd: RawFd,
     saved: libc::termios,
 }
 
-impl RawMode {
-    /// Raw mode on `fd` when it is a terminal we may set: not one whose
+impl Settings {
+    /// `fd`'s settings when it is a terminal we may set: not one whose
     /// foreground belongs to another process group (that would stop us).
-    fn enter(fd: RawFd) -> Option<RawMode> {
+    pub fn save(fd: RawFd) -> Option<Settings> {
         if !in_foreground(fd) {
             return None;
         }
@@ -55,7 +63,15 @@ impl RawMode {
         if unsafe { libc::tcgetattr(fd, &mut saved) } != 0 {
             return None;
         }
-        let mut raw = saved;
+        Some(Settings { fd, saved })
+    }
+}
+
+impl RawMode {
+    /// Raw mode on `fd` (see [`Settings::save`] for when).
+    fn enter(fd: RawFd) -> Option<RawMode> {
+        let saved = Settings::save(fd)?;
+        let mut raw = saved.saved;
         // SAFETY: cfmakeraw edits the stack copy; tcsetattr applies it.
         if unsafe {
             libc::cfmakeraw(&mut raw);
@@ -64,7 +80,7 @@ impl RawMode {
         {
             return None;
         }
-        Some(RawMode { fd, saved })
+        Some(RawMode { _saved: saved })
     }
 }
 
@@ -82,7 +98,7 @@ fn in_foreground(fd: RawFd) -> bool {
     }
 }
 
-impl Drop for RawMode {
+impl Drop for Settings {
     /// Restore, also from the background (a job stopped and resumed there
     /// meanwhile): with SIGTTOU blocked the kernel lets the change through
     /// instead of stopping us.
