@@ -29,4 +29,5 @@ pub mod layers;
 pub mod policy;
 pub mod proxy;
 pub mod secretshape;
+pub mod skills;
 pub mod treewalk;
