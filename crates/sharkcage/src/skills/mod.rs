@@ -1,0 +1,23 @@
+//! Skills: what a skill declares it needs, what each capability grants in
+//! the sandbox policy, and which exact version of a skill a grant is for.
+//!
+//! * [`manifest`]: `SKILL.md` frontmatter `metadata.sharkcage`,
+//!   `sharkcage.json` and the predecessor's `plugin.json`, read strictly
+//!   into one [`Declaration`].
+//! * [`capabilities`]: the 19 capability names, their risk, and the exact
+//!   policy a granted set means (or an error when it cannot be expressed).
+//! * [`identity`]: the hash of a skill's whole directory and the diff
+//!   between two versions, so a changed skill loses its grants.
+//!
+//! Pure: nothing here starts a process or changes a file.
+
+pub mod capabilities;
+pub mod identity;
+pub mod manifest;
+
+pub use capabilities::{Capability, CapabilityError, Grant, Request, Risk, Service};
+pub use identity::{Identity, IdentityError};
+pub use manifest::{Declaration, ManifestError};
+
+#[cfg(test)]
+mod tests;
