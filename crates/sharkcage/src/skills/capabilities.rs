@@ -510,11 +510,11 @@ fn names(s: &[&Service]) -> String {
 const LOCAL_SUFFIXES: &[&str] = &["localhost", "local", "internal", "home.arpa", "lan", "intranet", "corp", "consul"];
 
 fn external_entry(e: &str) -> Result<(), String> {
-    let (h, _) = split_host_port(e).map_err(|_| "expected host, *.suffix or host:port".to_string())?;
-    if h == "*" {
+    if e == "*" || e.starts_with("*:") {
         return Err("\"*\" would allow every host; list the hosts".into());
     }
     Pattern::parse(e, false)?;
+    let (h, _) = split_host_port(e).map_err(|_| "expected host, *.suffix or host:port".to_string())?;
     let bare = h.strip_prefix("*.").unwrap_or(h);
     match canonicalize(bare.trim_start_matches('[').trim_end_matches(']')) {
         Ok(Host::Ip(ip)) => public_ip(ip),

@@ -309,9 +309,28 @@ pub fn parse_skill_md(text: &str, file: &Path) -> Result<Option<Declaration>, Ma
         let key = e.path().to_string();
         let inner = e.into_inner();
         let (line, column) = inner.location().map_or((0, 0), |l| (l.line() + first_line - 1, l.column()));
-        invalid(file, line, column, &key, &inner.to_string())
+        invalid(file, line, column, &key, &shift_lines(&inner.to_string(), first_line - 1))
     })?;
     Ok(fm.metadata.0.map(|b| Declaration { file: file.to_path_buf(), format: Format::SkillMd, name: fm.name, capabilities: b.capabilities, legacy: None }))
+}
+
+/// Line numbers inside a YAML message ("… at line 4 column 1, while …")
+/// counted from the file's first line rather than the frontmatter's.
+fn shift_lines(msg: &str, by: usize) -> String {
+    let mut out = String::new();
+    let mut rest = msg;
+    while let Some(i) = rest.find("at line ") {
+        let (head, tail) = rest.split_at(i + "at line ".len());
+        out.push_str(head);
+        let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
+        match tail[..digits].parse::<usize>() {
+            Ok(n) => out.push_str(&(n + by).to_string()),
+            Err(_) => out.push_str(&tail[..digits]),
+        }
+        rest = &tail[digits..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn invalid(file: &Path, line: usize, column: usize, key: &str, msg: &str) -> ManifestError {
@@ -320,7 +339,16 @@ fn invalid(file: &Path, line: usize, column: usize, key: &str, msg: &str) -> Man
         line,
         column,
         key: if key == "." { String::new() } else { key.to_string() },
-        message: strip_position(msg),
+        message: strip_path(key, &strip_position(msg)),
+    }
+}
+
+/// serde_yaml_ng puts the parent key path in front of its messages; the
+/// full path is printed in front already.
+fn strip_path(key: &str, msg: &str) -> String {
+    match msg.split_once(": ") {
+        Some((head, rest)) if !head.is_empty() && !head.contains(' ') && key.starts_with(head) => rest.to_string(),
+        _ => msg.to_string(),
     }
 }
 
