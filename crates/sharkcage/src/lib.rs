@@ -14,6 +14,7 @@
 //! * [`callspec`]: the secret part of a call (environment values, policy,
 //!   network ticket), passed to the launcher off its command line.
 //! * [`fsbridge`]: file operations under the same rules, for OpenClaw's file tools.
+//! * [`skills`]: skill declarations, capabilities and their policy, skill identity.
 //! * [`secretshape`]: what a secret looks like (names, values), for the
 //!   environment filter and the audit redaction alike.
 

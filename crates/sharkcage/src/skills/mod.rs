@@ -1,4 +1,27 @@
-//! Skills: which skill a tool call belongs to, and (on other branches) the
-//! skill manifest, its capabilities and its identity.
+//! Skills: what a skill declares it needs, what each capability grants in
+//! the sandbox policy, which exact version of a skill a grant is for, and
+//! which skill a tool call belongs to.
+//!
+//! * [`manifest`]: `SKILL.md` frontmatter `metadata.sharkcage`,
+//!   `sharkcage.json` and the predecessor's `plugin.json`, read strictly
+//!   into one [`Declaration`].
+//! * [`capabilities`]: the 19 capability names, their risk, and the exact
+//!   policy a granted set means (or an error when it cannot be expressed).
+//! * [`identity`]: the hash of a skill's whole directory and the diff
+//!   between two versions, so a changed skill loses its grants.
+//! * [`attribution`]: a call gets a skill's grants only if everything it
+//!   executes is that skill's code (one rule for the gate and the backend).
+//!
+//! Pure: nothing here starts a process or changes a file.
 
 pub mod attribution;
+pub mod capabilities;
+pub mod identity;
+pub mod manifest;
+
+pub use capabilities::{Capability, CapabilityError, Grant, Request, Risk, Service};
+pub use identity::{Identity, IdentityError};
+pub use manifest::{Declaration, ManifestError};
+
+#[cfg(test)]
+mod tests;
