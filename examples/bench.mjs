@@ -21,6 +21,7 @@ import { createRequire } from 'node:module'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { median, quantile, shuffle } from './stats.mjs'
 
 const require = createRequire(import.meta.url)
 const root = path.join(path.dirname(new URL(import.meta.url).pathname), '..')
@@ -71,23 +72,7 @@ if (haveBwrap) {
     timedSync('bwrap', ['--unshare-all', '--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', 'sh', '-c', 'true'])
 }
 
-function shuffle(a) {
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1))
-    ;[a[i], a[j]] = [a[j], a[i]]
-  }
-  return a
-}
 
-const quantile = (xs, q) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.min(s.length - 1, Math.floor(q * (s.length - 1)))]
-}
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
-}
 
 const samples = Object.fromEntries(Object.keys(variants).map((k) => [k, []]))
 for (let round = 0; round < N + WARMUP; round++) {

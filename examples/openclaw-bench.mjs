@@ -13,6 +13,7 @@
 import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
+import { median } from './stats.mjs'
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..')
 const base = process.env.SC_TEST_TMPDIR || path.join(root, 'target')
@@ -63,11 +64,6 @@ async function run(sandboxed) {
   return calls.map((c) => c.ms)
 }
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
-}
 const on = await run(true)
 const off = await run(false)
 const fmt = (x) => x.toFixed(2)

@@ -18,6 +18,7 @@ import { createRequire } from 'node:module'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { median, quantile } from './stats.mjs'
 
 const require = createRequire(import.meta.url)
 const root = path.join(path.dirname(new URL(import.meta.url).pathname), '..')
@@ -55,12 +56,6 @@ function call(ws) {
   if (r.status !== 0) throw new Error(`sc exec exited ${r.status}`)
   return dt
 }
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
-}
-const quantile = (xs, q) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * (xs.length - 1)))]
 
 // The scan cache is kept per writable root in sharkcage's state directory;
 // a fresh state directory makes the first call a cold one.
