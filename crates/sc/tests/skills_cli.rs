@@ -148,6 +148,12 @@ fn approve_list_revoke_and_explain() {
     ok(&sc(&t, &["approve", "weather", "--capability", "system.env", "--deny", "--yes"]));
     let e = ok(&sc(&t, &["explain", "--", &prog]));
     assert!(e.contains("denied") && e.contains("system.env"), "{e}");
+
+    // Every decision and revocation is in the audit log, which verifies.
+    let log = ok(&sc(&t, &["audit"]));
+    assert_eq!(log.matches("approval").count(), 5, "{log}");
+    assert!(log.contains("revoke"), "{log}");
+    ok(&sc(&t, &["audit", "verify"]));
 }
 
 #[test]
