@@ -100,7 +100,7 @@ if (!runEnv(process.execPath, ['--test', '__test__/'], testEnv)) failed.push('no
 // normal user, and the kernel treats the two differently.
 const testUser = process.env.SHARKCAGE_TEST_USER
 if (testUser && process.getuid() === 0) {
-  for (const suite of ['sandbox', 'network', 'resources', 'audit_cli', 'git_state', 'unix_broker', 'launcher_files', 'env_filter', 'spec', 'everyday', 'home_layer', 'pty', 'workloads']) {
+  for (const suite of ['sandbox', 'network', 'resources', 'audit_cli', 'git_state', 'unix_broker', 'launcher_files', 'env_filter', 'spec', 'everyday', 'home_layer', 'skills_cli', 'pty', 'workloads']) {
     const r = spawnSync('cargo', ['test', '-p', 'sc', '--test', suite, '--no-run', '--message-format=json'], { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20 })
     const exe = (r.stdout || '')
       .split('\n')

@@ -8,6 +8,7 @@
 mod init;
 mod audit_cmd;
 mod home_cmd;
+mod skills_cmd;
 mod connect;
 mod probe;
 
@@ -16,7 +17,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use sharkcage::callspec::{self, CallSpec};
 use sharkcage::fileio::PinnedDir;
 use sharkcage::launcher::{self, supervise::Sinks, ExecRequest, LaunchError};
@@ -60,6 +61,15 @@ enum Cmd {
     /// Show the audit log (what ran, what was blocked); `verify` it; sign and
     /// export a `checkpoint`.
     Audit(audit_cmd::AuditArgs),
+    /// Skills installed into sharkcage: `add` (copy, hash, check), `list`, `show`.
+    Skill(skills_cmd::SkillArgs),
+    /// What skills may do: `list` every decision, `revoke` one.
+    Grants(skills_cmd::GrantsArgs),
+    /// Grant (or with --deny refuse) a skill's declared capabilities, pinned
+    /// to its exact version; asks on the terminal unless --yes.
+    Approve(skills_cmd::ApproveArgs),
+    /// Which skill a command would be attributed to, which policy it gets and why.
+    Explain(skills_cmd::ExplainArgs),
     /// Internal: probes run inside the sandbox by `sc doctor` and the tests.
     #[command(name = "__probe", hide = true)]
     Probe { names: Vec<String> },
@@ -173,8 +183,19 @@ struct ExecArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let code = match cli.cmd {
+        Cmd::Skill(a) => skills_cmd::run_skill(a),
+        Cmd::Grants(a) => skills_cmd::run_grants(a),
+        Cmd::Approve(a) => match matches.subcommand_matches("approve").map(skills_cmd::pairs).unwrap_or(Ok(skills_cmd::Pairs(vec![]))) {
+            Ok(p) => skills_cmd::run_approve(a, p),
+            Err(m) => {
+                eprintln!("sc: {m}");
+                2
+            }
+        },
+        Cmd::Explain(a) => skills_cmd::run_explain(a),
         Cmd::Exec(a) => exec(*a),
         Cmd::Doctor { json } => sharkcage::doctor::run_cli(json),
         Cmd::Probe { names } => probe::run(&names),

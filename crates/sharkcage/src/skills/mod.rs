@@ -9,13 +9,17 @@
 //!   policy a granted set means (or an error when it cannot be expressed).
 //! * [`identity`]: the hash of a skill's whole directory and the diff
 //!   between two versions, so a changed skill loses its grants.
+//! * [`grants`]: the user's decisions (`<state>/grants.json`), each pinned
+//!   to a skill identity.
 //! * [`attribution`]: a call gets a skill's grants only if everything it
 //!   executes is that skill's code (one rule for the gate and the backend).
 //!
-//! Pure: nothing here starts a process or changes a file.
+//! Pure but for [`grants`], which reads and writes the grant store: nothing
+//! here starts a process.
 
 pub mod attribution;
 pub mod capabilities;
+pub mod grants;
 pub mod identity;
 pub mod manifest;
 
