@@ -142,20 +142,25 @@ fn a_secret_the_host_creates_during_the_call_never_shows() {
     let gh = t.secret("gh-later");
     // The command looks first (nothing there), waits for the host to create
     // the files, then looks again.
-    let script = "ls ~/.aws ~/.config/gh 2>&1; while [ ! -e ready ]; do sleep 0.05; done; cat ~/.aws/credentials ~/.config/gh/hosts.yml 2>&1; ls -a ~/.aws ~/.config 2>&1";
+    let cargo = t.secret("cargo-later");
+    let script = "ls ~/.aws ~/.config/gh 2>&1; while [ ! -e ready ]; do sleep 0.05; done; cat ~/.aws/credentials ~/.config/gh/hosts.yml ~/.cargo/credentials.toml 2>&1; ls -a ~/.aws ~/.config 2>&1";
     // With the layer (an overlay) and without it (Landlock's grants).
     for layer in ["--home-layer=workspace", "--home-layer=none"] {
         let _ = std::fs::remove_dir_all(t.home.join(".aws"));
         let _ = std::fs::remove_dir_all(t.home.join(".config/gh"));
+        let _ = std::fs::remove_dir_all(t.home.join(".cargo"));
         let _ = std::fs::remove_file(t.ws.join("ready"));
         let (child, json) = t.sc().opt(layer).sh(script).spawn();
         std::thread::sleep(Duration::from_millis(400));
         t.plant_home(".aws/credentials", &format!("aws_secret_access_key = {aws}\n"));
         t.plant_home(".config/gh/hosts.yml", &format!("oauth_token: {gh}\n"));
+        // A secret whose directory did not exist either.
+        t.plant_home(".cargo/credentials.toml", &format!("token = \"{cargo}\"\n"));
         std::fs::write(t.ws.join("ready"), "").unwrap();
         let o = wait(child, json, std::time::Instant::now());
         o.assert_absent(&aws);
         o.assert_absent(&gh);
+        o.assert_absent(&cargo);
         assert!(o.out().contains("other"), "{layer}: the rest of ~/.config is visible: {}", o.all());
     }
 }

@@ -195,7 +195,10 @@ impl Plan {
         let layer = match (layer, cx.home.as_ref()) {
             (Some(l), Some(home)) => {
                 let masked: Vec<&PathBuf> = cx.mandatory.iter().chain(&deny_rules.paths).collect();
-                with_home_layer(&mut ops, home, l, &masked, &contents, &writable, &mut violations).map(|m| {
+                // Known for the mandatory ones; looked up for the policy's own.
+                let mandatory: std::collections::HashSet<&Path> = cx.mandatory.iter().map(PathBuf::as_path).collect();
+                let missing = |p: &Path| if mandatory.contains(p) { cx.mandatory_missing.contains(p) } else { p.symlink_metadata().is_err() };
+                with_home_layer(&mut ops, home, l, &masked, &missing, &writable, &mut violations).map(|m| {
                     home_mask = m;
                     l
                 })
@@ -399,12 +402,12 @@ fn with_home_layer(
     home: &Path,
     layer: &super::home_layer::Layer,
     denied: &[&PathBuf],
-    contents: &[(PathBuf, Vec<u8>)],
+    missing: &dyn Fn(&Path) -> bool,
     writable: &[PathBuf],
     violations: &mut Vec<Violation>,
 ) -> Option<Vec<crate::layers::mounts::HomeMask>> {
     let mut with: Vec<PathOp> = ops.iter().filter(|o| !(matches!(o, PathOp::ExposeRo(_)) && o.path() == home)).cloned().collect();
-    let mask = home_mask(&with, home, denied, contents);
+    let mask = home_mask(&with, home, denied, missing);
     let masked: Vec<PathBuf> = mask.iter().map(|m| home.join(&m.rel)).collect();
     with.retain(|o| !(matches!(o, PathOp::HideDir(_) | PathOp::HideFile(_) | PathOp::Content(_)) && masked.iter().any(|m| o.path().starts_with(m))));
     let under: Vec<&Path> = with
@@ -431,12 +434,16 @@ fn with_home_layer(
 
 /// The read-denies strictly under the home that do not exist yet: the mask
 /// holds them (one that exists is hidden by a mount over the overlay, which
-/// covers whatever appears inside it later). Not one with something mounted
-/// inside it (an OpenClaw workspace in `~/.openclaw`, an `allowRead`), not
-/// one below another masked path, and not one reached through a symlink or a
-/// non-directory in the home (its real place is elsewhere).
-fn home_mask(ops: &[PathOp], home: &Path, denied: &[&PathBuf], contents: &[(PathBuf, Vec<u8>)]) -> Vec<crate::layers::mounts::HomeMask> {
-    let mut cands: Vec<&PathBuf> = denied.iter().copied().filter(|m| m.starts_with(home) && m.as_path() != home && m.symlink_metadata().is_err()).collect();
+/// covers whatever appears inside it later). Each becomes one whiteout at its
+/// topmost missing directory below the home (`~/.cargo` for a missing
+/// `~/.cargo/credentials.toml`: what the host creates there during the call
+/// stays out of view, the sandbox may still make its own). Not one with
+/// something mounted inside it (an OpenClaw workspace in `~/.openclaw`, an
+/// `allowRead`), and not one reached through a symlink or a non-directory in
+/// the home (its real place is elsewhere). `missing` answers for a path
+/// without a system call where that is already known.
+fn home_mask(ops: &[PathOp], home: &Path, denied: &[&PathBuf], missing: &dyn Fn(&Path) -> bool) -> Vec<crate::layers::mounts::HomeMask> {
+    let mut cands: Vec<&PathBuf> = denied.iter().copied().filter(|m| m.starts_with(home) && m.as_path() != home && missing(m)).collect();
     cands.sort_by_key(|m| m.components().count());
     cands.dedup();
     let hiding = |o: &PathOp| matches!(o, PathOp::HideDir(_) | PathOp::HideFile(_) | PathOp::Content(_));
@@ -449,22 +456,25 @@ fn home_mask(ops: &[PathOp], home: &Path, denied: &[&PathBuf], contents: &[(Path
             }
         }
     }
+    // What each directory on the way is: None = missing, Some(is_dir).
+    let mut seen: std::collections::HashMap<PathBuf, Option<bool>> = std::collections::HashMap::new();
+    let mut kind = |p: &Path| *seen.entry(p.to_path_buf()).or_insert_with(|| p.symlink_metadata().ok().map(|m| m.is_dir()));
     let mut mask: Vec<crate::layers::mounts::HomeMask> = Vec::new();
-    for m in cands {
-        let rel = m.strip_prefix(home).expect("filtered above");
-        if mask.iter().any(|x| rel.starts_with(&x.rel)) {
-            continue;
+    'cands: for m in cands {
+        let mut target: &Path = m;
+        for a in m.ancestors().skip(1).take_while(|a| *a != home) {
+            match kind(a) {
+                None => target = a,
+                Some(true) => {}
+                Some(false) => continue 'cands,
+            }
         }
+        let rel = target.strip_prefix(home).expect("filtered above");
         // (Hiding at or inside it is what the mask does instead.)
-        if mounted.contains(m.as_path()) {
+        if mounted.contains(target) || mask.iter().any(|x| rel.starts_with(&x.rel)) {
             continue;
         }
-        let real_dirs = m.ancestors().skip(1).take_while(|a| *a != home).all(|a| a.symlink_metadata().map_or(true, |md| md.is_dir()));
-        if !real_dirs {
-            continue;
-        }
-        let content = contents.iter().find(|(p, _)| p == m).map(|(_, d)| d.clone());
-        mask.push(crate::layers::mounts::HomeMask { rel: rel.to_path_buf(), content });
+        mask.push(crate::layers::mounts::HomeMask { rel: rel.to_path_buf(), content: None });
     }
     mask
 }
