@@ -282,13 +282,16 @@ fn load(store: &GrantStore) -> Result<Grants, i32> {
     store.load().map_err(err)
 }
 
+/// The store and what it holds now (every command starts here).
+fn open() -> Result<(GrantStore, Grants), i32> {
+    let store = store().map_err(err)?;
+    let g = load(&store)?;
+    Ok((store, g))
+}
+
 fn list_skills() -> i32 {
-    let store = match store() {
-        Ok(s) => s,
-        Err(e) => return err(e),
-    };
-    let g = match load(&store) {
-        Ok(g) => g,
+    let (store, g) = match open() {
+        Ok(x) => x,
         Err(c) => return c,
     };
     if g.skills.is_empty() {
@@ -316,12 +319,8 @@ fn list_skills() -> i32 {
 }
 
 fn show(name: &str) -> i32 {
-    let store = match store() {
-        Ok(s) => s,
-        Err(e) => return err(e),
-    };
-    let g = match load(&store) {
-        Ok(g) => g,
+    let (store, g) = match open() {
+        Ok(x) => x,
         Err(c) => return c,
     };
     let Some(s) = g.skills.get(name) else {
@@ -473,12 +472,8 @@ pub fn pairs(m: &clap::ArgMatches) -> Result<Pairs, String> {
 }
 
 pub fn run_approve(a: ApproveArgs, pairs: Pairs) -> i32 {
-    let store = match store() {
-        Ok(s) => s,
-        Err(e) => return err(e),
-    };
-    let g = match load(&store) {
-        Ok(g) => g,
+    let (store, g) = match open() {
+        Ok(x) => x,
         Err(c) => return c,
     };
     let name = a.skill;
@@ -581,12 +576,8 @@ pub fn run_approve(a: ApproveArgs, pairs: Pairs) -> i32 {
 }
 
 pub fn run_explain(a: ExplainArgs) -> i32 {
-    let store = match store() {
-        Ok(s) => s,
-        Err(e) => return err(e),
-    };
-    let g = match load(&store) {
-        Ok(g) => g,
+    let (store, g) = match open() {
+        Ok(x) => x,
         Err(c) => return c,
     };
     let command = a.command.join(" ");

@@ -60,6 +60,19 @@ fn open_dir(dir: &Path) -> std::io::Result<OwnedFd> {
 /// Write `data` as `name` in the directory `dir` atomically (see the module
 /// header), creating it with `mode` if new. `name` is one path component.
 pub fn write_atomic_at(dir: BorrowedFd<'_>, name: &OsStr, data: &[u8], mode: u32) -> std::io::Result<()> {
+    replace_at(dir, name, data, mode, true)
+}
+
+/// [`write_atomic`] without the `fsync`: readers still never see a torn
+/// file, but a crash may lose the update (for advisory records written on
+/// every call, where a sync costs milliseconds).
+pub fn write_replace_unsynced(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
+    replace_at(open_dir(dir)?.as_fd(), name, data, mode, false)
+}
+
+fn replace_at(dir: BorrowedFd<'_>, name: &OsStr, data: &[u8], mode: u32, sync: bool) -> std::io::Result<()> {
     let b = name.as_bytes();
     if b.is_empty() || b.contains(&b'/') || b == b"." || b == b".." {
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{name:?} is not a file name")));
@@ -80,7 +93,7 @@ pub fn write_atomic_at(dir: BorrowedFd<'_>, name: &OsStr, data: &[u8], mode: u32
         }
         // SAFETY: a fresh descriptor that nothing else owns.
         let mut f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-        let r = f.write_all(data).and_then(|_| f.sync_all()).and_then(|_| {
+        let r = f.write_all(data).and_then(|_| if sync { f.sync_all() } else { Ok(()) }).and_then(|_| {
             // SAFETY: renameat within one directory descriptor, C string names.
             match unsafe { libc::renameat(dir.as_raw_fd(), tmp.as_ptr(), dir.as_raw_fd(), target.as_ptr()) } {
                 0 => Ok(()),

@@ -571,21 +571,10 @@ fn read_meta(dir: &Path) -> Meta {
     std::fs::read(dir.join("meta.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
 }
 
-/// Replace `meta.json` (a new file renamed into place; not synced: it is
-/// advisory, and a lost update only delays the size check by one call).
+/// Replace `meta.json` (not synced: it is advisory, and a lost update only
+/// delays the size check by one call).
 fn write_meta(dir: &Path, meta: &Meta) {
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = dir.join(format!(".meta.json.{}", std::process::id()));
-    let ok = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&tmp)
-        .and_then(|mut f| std::io::Write::write_all(&mut f, &serde_json::to_vec_pretty(meta).unwrap_or_default()));
-    if ok.is_err() || std::fs::rename(&tmp, dir.join("meta.json")).is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
+    let _ = crate::fileio::write_replace_unsynced(&dir.join("meta.json"), &serde_json::to_vec_pretty(meta).unwrap_or_default(), 0o600);
 }
 
 /// `1.5 GiB`, `12 MiB`, `300 KiB`, `17 B`.

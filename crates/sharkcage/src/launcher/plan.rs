@@ -344,7 +344,7 @@ fn mandatory_denies(homes: &[PathBuf]) -> (Vec<PathBuf>, std::collections::HashS
     if root {
         mandatory.extend(paths::MANDATORY_DENY_READ_ROOT.iter().map(PathBuf::from));
     }
-    mandatory.extend(["/run/user", "/run/secrets", "/var/run/secrets"].iter().map(PathBuf::from));
+    mandatory.extend(paths::MANDATORY_DENY_READ_RUN.iter().map(PathBuf::from));
     if let Some(j) = super::quarantine::journal_dir() {
         // sharkcage's own state: the pending-check journal and its parent.
         mandatory.push(j.parent().map(Path::to_path_buf).unwrap_or(j));
@@ -390,7 +390,7 @@ fn mandatory_denies(homes: &[PathBuf]) -> (Vec<PathBuf>, std::collections::HashS
 }
 
 /// Put the home overlay in place of the home's read-only exposure; the
-/// read-denies under the home go into its mask (see `layers::mounts::HomeMask`)
+/// read-denies under the home go into its mask (see `layers::mounts::MountInputs::home_mask`)
 /// instead of being mounted over it, so that a secret the host creates there
 /// later — even during the call — never shows through the overlay (Landlock,
 /// which would refuse it without a layer, cannot tell the overlay's files
@@ -405,10 +405,10 @@ fn with_home_layer(
     missing: &dyn Fn(&Path) -> bool,
     writable: &[PathBuf],
     violations: &mut Vec<Violation>,
-) -> Option<Vec<crate::layers::mounts::HomeMask>> {
+) -> Option<Vec<PathBuf>> {
     let mut with: Vec<PathOp> = ops.iter().filter(|o| !(matches!(o, PathOp::ExposeRo(_)) && o.path() == home)).cloned().collect();
     let mask = home_mask(&with, home, denied, missing);
-    let masked: Vec<PathBuf> = mask.iter().map(|m| home.join(&m.rel)).collect();
+    let masked: Vec<PathBuf> = mask.iter().map(|m| home.join(m)).collect();
     with.retain(|o| !(matches!(o, PathOp::HideDir(_) | PathOp::HideFile(_) | PathOp::Content(_)) && masked.iter().any(|m| o.path().starts_with(m))));
     let under: Vec<&Path> = with
         .iter()
@@ -442,7 +442,7 @@ fn with_home_layer(
 /// `allowRead`), and not one reached through a symlink or a non-directory in
 /// the home (its real place is elsewhere). `missing` answers for a path
 /// without a system call where that is already known.
-fn home_mask(ops: &[PathOp], home: &Path, denied: &[&PathBuf], missing: &dyn Fn(&Path) -> bool) -> Vec<crate::layers::mounts::HomeMask> {
+fn home_mask(ops: &[PathOp], home: &Path, denied: &[&PathBuf], missing: &dyn Fn(&Path) -> bool) -> Vec<PathBuf> {
     let mut cands: Vec<&PathBuf> = denied.iter().copied().filter(|m| m.starts_with(home) && m.as_path() != home && missing(m)).collect();
     cands.sort_by_key(|m| m.components().count());
     cands.dedup();
@@ -459,7 +459,7 @@ fn home_mask(ops: &[PathOp], home: &Path, denied: &[&PathBuf], missing: &dyn Fn(
     // What each directory on the way is: None = missing, Some(is_dir).
     let mut seen: std::collections::HashMap<PathBuf, Option<bool>> = std::collections::HashMap::new();
     let mut kind = |p: &Path| *seen.entry(p.to_path_buf()).or_insert_with(|| p.symlink_metadata().ok().map(|m| m.is_dir()));
-    let mut mask: Vec<crate::layers::mounts::HomeMask> = Vec::new();
+    let mut mask: Vec<PathBuf> = Vec::new();
     'cands: for m in cands {
         let mut target: &Path = m;
         for a in m.ancestors().skip(1).take_while(|a| *a != home) {
@@ -471,10 +471,10 @@ fn home_mask(ops: &[PathOp], home: &Path, denied: &[&PathBuf], missing: &dyn Fn(
         }
         let rel = target.strip_prefix(home).expect("filtered above");
         // (Hiding at or inside it is what the mask does instead.)
-        if mounted.contains(target) || mask.iter().any(|x| rel.starts_with(&x.rel)) {
+        if mounted.contains(target) || mask.iter().any(|x| rel.starts_with(x)) {
             continue;
         }
-        mask.push(crate::layers::mounts::HomeMask { rel: rel.to_path_buf(), content: None });
+        mask.push(rel.to_path_buf());
     }
     mask
 }

@@ -157,7 +157,7 @@ enum Step {
     /// home) and `state` (the layer's directory, holding `upper` and
     /// `work`) are host paths relative to `/oldroot`, or with `from_parent`
     /// two idmapped mounts from the launcher, in that order.
-    /// `mask`: the home's mask layer (see [`HomeMask`]), prepared.
+    /// `mask`: the home's mask layer (`MountInputs::home_mask`), prepared.
     Overlay { lower: CString, state: CString, dst: CString, from_parent: bool, mask: PreparedMask },
     /// Write `data` to a new file `stage` in the staging root and bind it,
     /// read-only, on a path relative to `/newroot`.
@@ -245,43 +245,34 @@ pub struct MountInputs<'a> {
     pub contents: &'a [(PathBuf, Vec<u8>)],
     /// The private home layer's directory (`PathOp::HomeLayer`).
     pub home_layer: Option<&'a Path>,
-    /// What the home's mask layer holds (see [`HomeMask`]).
-    pub home_mask: &'a [HomeMask],
+    /// Paths relative to the home that its overlay shows as absent: the
+    /// mask is the topmost lower layer, so what the host's home holds there
+    /// — now, or created later, during the call — never shows through.
+    pub home_mask: &'a [PathBuf],
 }
 
-/// One entry of the home's mask: a path relative to the home that the
-/// overlay shows as absent (a whiteout), or as a read-only file of prepared
-/// content (a credential-free config copy). The mask is the topmost lower
-/// layer, so what the host's home holds there — now, or created later,
-/// during the call — never shows through.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HomeMask {
-    pub rel: PathBuf,
-    pub content: Option<Vec<u8>>,
-}
-
-/// The mask as the child builds it: directories first (shallow first),
-/// then the entries, all below `.sc-hl-mask` in the staging root.
+/// The home's mask (`MountInputs::home_mask`) as the child builds it: one
+/// whiteout (a character device 0:0, which needs no privilege) per path,
+/// below `.sc-hl-mask` in the staging root, their directories made first
+/// (shallow first).
 #[derive(Debug)]
 struct PreparedMask {
     dirs: Vec<CString>,
-    entries: Vec<(CString, Option<Vec<u8>>)>,
+    whiteouts: Vec<CString>,
 }
 
 impl PreparedMask {
-    fn new(mask: &[HomeMask]) -> PreparedMask {
+    fn new(mask: &[PathBuf]) -> PreparedMask {
         let under = |p: &Path| {
             let mut v = HL_MASK.to_bytes().to_vec();
             v.push(b'/');
             v.extend_from_slice(p.as_os_str().as_bytes());
             c(v)
         };
-        let mut dirs: Vec<PathBuf> = mask.iter().flat_map(|m| m.rel.ancestors().skip(1).filter(|a| !a.as_os_str().is_empty()).map(Path::to_path_buf).collect::<Vec<_>>()).collect();
+        let dirs: HashSet<&Path> = mask.iter().flat_map(|m| m.ancestors().skip(1).filter(|a| !a.as_os_str().is_empty())).collect();
+        let mut dirs: Vec<&Path> = dirs.into_iter().collect();
         dirs.sort_by_key(|d| d.components().count());
-        dirs.dedup();
-        let mut seen = HashSet::new();
-        dirs.retain(|d| seen.insert(d.clone()));
-        PreparedMask { dirs: dirs.iter().map(|d| under(d)).collect(), entries: mask.iter().map(|m| (under(&m.rel), m.content.clone())).collect() }
+        PreparedMask { dirs: dirs.into_iter().map(under).collect(), whiteouts: mask.iter().map(|m| under(m)).collect() }
     }
 
     /// Run in the child, in the staging root.
@@ -290,21 +281,9 @@ impl PreparedMask {
         for d in &self.dirs {
             sys::mkdir(d, 0o755)?;
         }
-        for (p, content) in &self.entries {
-            match content {
-                // SAFETY: mknod of a whiteout (a character device 0:0, which
-                // needs no privilege) in our own staging tmpfs.
-                None => sys::check(unsafe { libc::mknod(p.as_ptr(), libc::S_IFCHR, 0) } as libc::c_long).map(|_| ())?,
-                Some(data) => {
-                    // SAFETY: a new file in our own staging tmpfs; closed right after.
-                    let fd = unsafe { libc::open(p.as_ptr(), libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW, 0o444 as libc::c_uint) };
-                    if fd < 0 {
-                        return Err(sys::errno());
-                    }
-                    sys::write_all(fd, data);
-                    sys::close(fd);
-                }
-            }
+        for p in &self.whiteouts {
+            // SAFETY: mknod of a whiteout in our own staging tmpfs.
+            sys::check(unsafe { libc::mknod(p.as_ptr(), libc::S_IFCHR, 0) } as libc::c_long)?;
         }
         Ok(())
     }
@@ -802,8 +781,7 @@ const HL_OPTS: &CStr = c"lowerdir=/.sc-hl-ro,upperdir=/.sc-hl-state/upper,workdi
 ///    namespace), opened without following symlinks, or received idmapped
 ///    from the launcher for a shifted root caller;
 /// 2. a read-only overlay of the home under its mask (whiteouts at the
-///    mandatory secret paths, credential-free copies of tool configs; see
-///    [`HomeMask`]). It is needed anyway: the layer lives inside the home
+///    secret paths that do not exist yet; see `MountInputs::home_mask`). It is needed anyway: the layer lives inside the home
 ///    (sharkcage's state), and overlayfs refuses an upper directory below a
 ///    lower one of the same filesystem — this overlay is a filesystem of
 ///    its own;

@@ -71,6 +71,10 @@ pub const MANDATORY_DENY_READ_HOME: &[&str] = &[
     ".rediscli_history",
 ];
 
+/// Runtime secret places every sandbox is denied (per-user runtime dirs,
+/// container and orchestrator secrets), whoever the caller is.
+pub const MANDATORY_DENY_READ_RUN: &[&str] = &["/run/user", "/run/secrets", "/var/run/secrets"];
+
 /// Absolute paths whose contents the sandbox can never read.
 pub const MANDATORY_DENY_READ_ABS: &[&str] = &[
     "/etc/sharkcage",

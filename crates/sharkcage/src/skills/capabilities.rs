@@ -586,10 +586,6 @@ fn injectable_name(n: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Paths the launcher also hides (`launcher/plan.rs`), besides the lists
-/// of `policy::paths`.
-const MANDATORY_DENY_READ_RUN: &[&str] = &["/run/user", "/run/secrets", "/var/run/secrets"];
-
 /// A scope path as the policy entry it becomes: `~/…` kept (the launcher
 /// resolves it per call), relative ones joined to the workspace.
 fn scope_path(e: &str, cx: &Context) -> Result<String, String> {
@@ -629,7 +625,7 @@ fn mandatory_deny(p: &Path, home: Option<&Path>) -> Option<PathBuf> {
     let mut all: Vec<PathBuf> = paths::MANDATORY_DENY_READ_ABS
         .iter()
         .chain(paths::MANDATORY_DENY_READ_ROOT)
-        .chain(MANDATORY_DENY_READ_RUN)
+        .chain(paths::MANDATORY_DENY_READ_RUN)
         .map(PathBuf::from)
         .collect();
     if let Some(h) = home {
