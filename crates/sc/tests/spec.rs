@@ -90,6 +90,22 @@ fn spec_file_is_taken_and_nothing_secret_is_on_a_command_line() {
     assert!(gone.get(), "the launcher deleted the spec file before the command ran");
 }
 
+/// Make `raw` the child's descriptor 7, inheritable. When it already is 7,
+/// `dup2` does nothing and would leave it close-on-exec (the memfd is
+/// made so): then only the flag is cleared.
+///
+/// # Safety
+/// Between fork and exec: only `dup2`/`fcntl`.
+unsafe fn onto_fd7(raw: i32) -> i32 {
+    if raw == 7 {
+        // SAFETY: fcntl on a descriptor of ours (the caller's contract).
+        unsafe { libc::fcntl(7, libc::F_SETFD, 0) }
+    } else {
+        // SAFETY: as above.
+        unsafe { libc::dup2(raw, 7) }
+    }
+}
+
 #[test]
 fn spec_fd_is_read_and_closed() {
     let _g = shared();
@@ -98,8 +114,8 @@ fn spec_fd_is_read_and_closed() {
     let fd = callspec::memfd(&spec_for(&t, &value)).unwrap();
     let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
     let o = run_watched(&t, &["--spec-fd=7".into()], &[&value, &format!("POLICYMARK{}", t.id)], move || {
-        // SAFETY: dup2 in the child between fork and exec.
-        if unsafe { libc::dup2(raw, 7) } < 0 {
+        // SAFETY: dup2/fcntl in the child between fork and exec.
+        if unsafe { onto_fd7(raw) } < 0 {
             return Err(std::io::Error::last_os_error());
         }
         Ok(())
@@ -117,7 +133,7 @@ fn spec_fd_is_read_and_closed() {
     c.env_clear().env("PATH", SAFE_PATH).env("HOME", &t.home).current_dir(&t.root).arg("exec").arg("--spec-fd=7").args(&args[1..]);
     // SAFETY: dup2 in the child between fork and exec.
     unsafe {
-        c.pre_exec(move || if libc::dup2(raw, 7) < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) });
+        c.pre_exec(move || if onto_fd7(raw) < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) });
     }
     let out = c.output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0 1 2 3", "{}", String::from_utf8_lossy(&out.stderr));
