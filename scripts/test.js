@@ -64,11 +64,31 @@ function stageDir() {
 }
 function stage(dir, file, name) {
   const dest = path.join(dir, name || path.basename(file))
-  fs.copyFileSync(file, dest)
-  fs.chmodSync(dest, 0o755)
+  // An executable is hard-linked (no disk; its mode already is 0755); other
+  // files, and any file across filesystems, are copied.
+  let linked = false
+  if ((fs.statSync(file).mode & 0o777) === 0o755) {
+    try {
+      fs.linkSync(file, dest)
+      linked = true
+    } catch {}
+  }
+  if (!linked) {
+    fs.copyFileSync(file, dest)
+    fs.chmodSync(dest, 0o755)
+  }
   return dest
 }
+// Staged copies are removed when this script ends, however it ends (a CI
+// disk is small: 14 suites of a debug build each staged whole filled one).
 const staged = []
+function unstage(d) {
+  fs.rmSync(d, { recursive: true, force: true })
+  const i = staged.indexOf(d)
+  if (i >= 0) staged.splice(i, 1)
+}
+process.on('exit', () => { for (const d of [...staged]) unstage(d) })
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130))
 const testEnv = { ...process.env }
 const debugSc = path.join(root, 'target', 'debug', 'sc')
 if (privateDir.test(fs.realpathSync(root))) {
@@ -100,6 +120,11 @@ if (!runEnv(process.execPath, ['--test', '__test__/'], testEnv)) failed.push('no
 // normal user, and the kernel treats the two differently.
 const testUser = process.env.SHARKCAGE_TEST_USER
 if (testUser && process.getuid() === 0) {
+  // One staged `sc` serves every suite; each suite's test binary is staged
+  // beside it and removed right after its run.
+  const scDir = stageDir()
+  staged.push(scDir)
+  const sc = stage(scDir, debugSc, 'sc')
   for (const suite of ['sandbox', 'network', 'resources', 'audit_cli', 'git_state', 'unix_broker', 'launcher_files', 'env_filter', 'spec', 'everyday', 'home_layer', 'skills_cli', 'pty', 'workloads']) {
     const r = spawnSync('cargo', ['test', '-p', 'sc', '--test', suite, '--no-run', '--message-format=json'], { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20 })
     const exe = (r.stdout || '')
@@ -117,13 +142,14 @@ if (testUser && process.getuid() === 0) {
     const d = stageDir()
     staged.push(d)
     const bin = stage(d, exe, `${suite}-tests`)
-    const sc = stage(d, debugSc, 'sc')
     const home = spawnSync('getent', ['passwd', testUser], { encoding: 'utf8' }).stdout.split(':')[5] || `/home/${testUser}`
     const env = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: home, SC_BIN: sc, LANG: 'C.UTF-8', RUST_BACKTRACE: '1' }
     console.log(`\ntest: the ${suite} suite again, as the unprivileged user ${testUser}`)
     const runuser = ['/usr/sbin/runuser', '/sbin/runuser', '/usr/bin/runuser'].find((p) => fs.existsSync(p)) || 'runuser'
     if (!runEnv(runuser, ['-u', testUser, '--', bin, '--test-threads', '4'], env, { cwd: d })) failed.push(`${suite} suite as ${testUser}`)
+    unstage(d)
   }
+  unstage(scDir)
   // The file bridge (SandboxFs) as that user too: index.js, the addon and the
   // suite staged where the user can read them.
   {
@@ -143,7 +169,7 @@ if (testUser && process.getuid() === 0) {
     if (!runEnv(runuser, ['-u', testUser, '--', process.execPath, '--test', '__test__/fs.test.mjs'], env, { cwd: d })) failed.push(`file-bridge suite as ${testUser}`)
   }
 }
-for (const d of staged) fs.rmSync(d, { recursive: true, force: true })
+for (const d of [...staged]) unstage(d)
 
 if (failed.length) {
   console.error(`\ntest: FAILED: ${failed.join(', ')}`)
