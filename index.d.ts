@@ -27,6 +27,25 @@ export declare class SandboxFs {
   rename(from: string, to: string): void
 }
 
+/** The skill rules of one gateway. */
+export declare class SkillGate {
+  constructor(options?: SkillGateOptions | undefined | null)
+  /** Judge one exec call before it runs. */
+  judge(req: SkillCallRequest): SkillJudgement
+  /**
+   * The user's answer to an "ask": `allow-always` records the asked-for
+   * capabilities for this skill version (by: chat, with `approvalId`);
+   * `allow-once` leaves the token for the call; anything else discards it.
+   * Returns what was recorded (`[{capability, scope}]`).
+   */
+  resolve(token: string, decision: string, approvalId?: string | undefined | null): Array<{ capability: string, scope: string[] }>
+  /**
+   * The policy and variables one exec call really gets (the backend's
+   * side: judged again, a one-time token taken from `env` and checked).
+   */
+  forExec(req: ExecForSkill): ExecSkillPlan
+}
+
 /** The tool-call gate of one sandbox policy. */
 export declare class ToolGate {
   constructor(policy: object, options?: ToolGateOptions | undefined | null)
@@ -114,6 +133,11 @@ export interface BuildExecArgvOptions {
    * `sc exec --pty`; its output all arrives on stdout).
    */
   pty?: boolean
+  /**
+   * Lines the launcher prints on the command's stderr as it starts (for
+   * the person and the model: a skill's grants applied, and so on).
+   */
+  notices?: Array<string>
 }
 
 /**
@@ -133,6 +157,17 @@ export declare function doctor(): Promise<Record<string, unknown>>
  * the `ERR_SHARKCAGE_*` codes) or when `signal` aborts it.
  */
 export declare function exec(options: ExecOptions): Promise<ExecResult>
+
+export interface ExecForSkill {
+  command: string
+  workdir?: string
+  skills: Array<SkillDir>
+  workspace: string
+  policy: object
+  env?: Record<string, string>
+  /** Configured `system.env` values per skill name. */
+  values?: Record<string, Record<string, string>>
+}
 
 export interface ExecOptions {
   /** The command; a string runs as `["/bin/sh", "-c", command]`. */
@@ -197,6 +232,16 @@ export interface ExecResult {
    * `events` (every proxy decision: host, port, ip, bytes, reason).
    */
   network: Record<string, unknown>
+}
+
+export interface ExecSkillPlan {
+  skill?: string
+  identity?: string
+  approvalId?: string
+  applied: Array<{ capability: string, scope: string[] }>
+  policy: object
+  env: Record<string, string>
+  notices: Array<string>
 }
 
 export interface FsDirEntry {
@@ -267,6 +312,53 @@ export interface SandboxFsOptions {
  * connection, including sandboxes already running; nothing restarts.
  */
 export declare function setNetworkPolicy(scope: string, rules: object): void
+
+export interface SkillCallRequest {
+  command: string
+  workdir?: string
+  skills: Array<SkillDir>
+  /** The sandbox's workspace (relative scope paths are relative to it). */
+  workspace: string
+}
+
+export interface SkillDir {
+  name: string
+  /** The skill's directory on the host. */
+  dir: string
+  /** Other paths commands name it by: `[{written, host}]`. */
+  mapped?: Array<{ written: string, host: string }>
+}
+
+export interface SkillGateOptions {
+  /** sharkcage's state directory (grants.json); default: the usual one. */
+  stateDir?: string
+  /** The operator's ceiling: `[{capability, scope?}]`; absent: none. */
+  ceiling?: Array<{ capability: string, scope?: string[] }>
+  /** Capabilities never offered as "allow always". */
+  neverAlways?: Array<string>
+  /** How long a prompt waits (ms; the one-time approval outlives it by a minute). */
+  approvalTimeoutMs?: number
+}
+
+/**
+ * `decision`: "baseline" (no skill), "run" (everything asked for is
+ * granted), "ask" (with the prompt and a one-time `token` to put in the
+ * call's env on approval) or "block" (with `reason`).
+ */
+export interface SkillJudgement {
+  decision: string
+  reason?: string
+  skill?: string
+  identity?: string
+  title?: string
+  description?: string
+  severity?: string
+  allowedDecisions?: Array<string>
+  token?: string
+  /** `[{capability, scope}]` asked for by the prompt. */
+  missing?: Array<{ capability: string, scope: string[] }>
+  granted?: Array<{ capability: string, scope: string[] }>
+}
 
 export interface ToolGateOptions {
   /** Tool names the operator trusts beyond the built-in rules. */

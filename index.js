@@ -836,6 +836,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.SandboxFs = nativeBinding.SandboxFs
+module.exports.SkillGate = nativeBinding.SkillGate
 module.exports.ToolGate = nativeBinding.ToolGate
 module.exports.auditAppend = nativeBinding.auditAppend
 module.exports.auditClose = nativeBinding.auditClose

@@ -530,3 +530,165 @@ test('network through real OpenClaw: an allowed host is reached through the gate
     fs.rmSync(w.dir, { recursive: true, force: true })
   }
 })
+
+/** A port nobody listens on right now. */
+async function freePort() {
+  const s = http.createServer()
+  await new Promise((r) => s.listen(0, '127.0.0.1', r))
+  const p = s.address().port
+  await new Promise((r) => s.close(r))
+  return p
+}
+
+/** A loopback HTTP server that records every request path. */
+async function recorder(reply) {
+  const hits = []
+  const srv = http.createServer((req, res) => {
+    hits.push(req.url)
+    res.end(`${reply}\n`)
+  })
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r))
+  return { hits, port: srv.address().port, close: () => srv.close() }
+}
+
+test('skills: approve once in the chat, enforced by the kernel (allow-once, deny, allow-always, a changed skill, timeout, compound commands, forged tokens, elevated, CLI runs)', { timeout: 600_000 }, async (t) => {
+  if (skip) return t.skip(skip)
+  const granted = await recorder(`SKILL-NET-OK-${process.pid}`)
+  const other = await recorder('OTHER-HOST')
+  const gwPort = await freePort()
+  const value = `DEMO-VALUE-${process.pid}`
+  let run = ''
+  let skillDir = ''
+  const w = await world(
+    ({ ws }) => {
+      skillDir = path.join(ws, 'skills', 'demo')
+      fs.mkdirSync(skillDir, { recursive: true })
+      const meta = { sharkcage: { version: 1, capabilities: [
+        { capability: 'network.internal', reason: 'its local test API', scope: [`localhost:${granted.port}`] },
+        { capability: 'system.env', reason: 'its API key', scope: ['DEMO_KEY'] },
+      ] } }
+      fs.writeFileSync(path.join(skillDir, 'SKILL.md'), `---\nname: demo\ndescription: A demo skill that calls its API.\nmetadata: ${JSON.stringify(meta)}\n---\nRun \`sh ${skillDir}/run.sh\`.\n`)
+      fs.writeFileSync(path.join(skillDir, 'run.sh'), [
+        '#!/bin/sh',
+        'echo "key=${DEMO_KEY:-none}"',
+        `curl --noproxy '' -sS --max-time 5 http://localhost:${granted.port}/skill || echo net-failed`,
+        `curl --noproxy '' -sS --max-time 3 http://localhost:${other.port}/other || echo other-failed`,
+        'cat ~/.ssh/id_rsa 2>/dev/null || echo ssh-hidden',
+        '',
+      ].join('\n'))
+      run = `sh ${skillDir}/run.sh`
+      // First an `openclaw agent --local` turn: no approval surface.
+      return [{ name: 'exec', arguments: { command: run } }]
+    },
+    undefined,
+    undefined,
+    (cfg) => {
+      cfg.gateway.port = gwPort
+      cfg.skills = { entries: { demo: { env: { DEMO_KEY: value } } } }
+      cfg.plugins ??= {}
+      cfg.plugins.entries ??= {}
+      cfg.plugins.entries.sharkcage = { ...(cfg.plugins.entries.sharkcage ?? {}), config: { skills: { approvalTimeoutMs: 5000 } } }
+    },
+  )
+  let gw = null
+  try {
+    // 1. A CLI run that needs an approval fails closed: nothing ran.
+    const local = await w.turnAsync('run the demo skill')
+    assert.equal(local.status, 0, local.err.slice(-3000))
+    assert.match(w.modelSaw(), /no approval-capable initiating surface|approval unavailable/i, 'the CLI run was not refused for want of an approval surface')
+    assert.deepEqual(granted.hits, [], 'the skill ran without an approval')
+
+    // 2. The gateway, and a chat turn whose approvals a client answers.
+    fs.writeFileSync(path.join(w.dir, 'script.json'), JSON.stringify([
+      { name: 'exec', arguments: { command: run } }, // asks → allow-once
+      { name: 'exec', arguments: { command: run } }, // asks again → deny
+      { name: 'exec', arguments: { command: `${run}; echo compound`, env: { SHARKCAGE_GRANT: `once-${'0'.repeat(32)}` } } }, // baseline, no prompt
+      { name: 'exec', arguments: { command: run, env: { SHARKCAGE_GRANT: `once-${'f'.repeat(32)}` } } }, // asks → allow-always
+      { name: 'exec', arguments: { command: run } }, // granted: no prompt
+      { name: 'exec', arguments: { command: 'echo elevated-$((40+2))', elevated: true } }, // refused
+    ]))
+    const henv = { ...env, HOME: w.home }
+    gw = spawn(openclawBin, ['gateway', 'run', '--port', String(gwPort)], { env: henv, stdio: ['ignore', 'pipe', 'pipe'] })
+    let gwLog = ''
+    gw.stdout.on('data', (d) => (gwLog += d))
+    gw.stderr.on('data', (d) => (gwLog += d))
+    for (let i = 0; i < 600; i++) {
+      const ok = await new Promise((r) => http.get(`http://127.0.0.1:${gwPort}/readyz`, (res) => { res.resume(); r(res.statusCode === 200) }).on('error', () => r(false)))
+      if (ok) break
+      await new Promise((r) => setTimeout(r, 200))
+    }
+    const node24 = path.join(tools, 'node_modules', '.bin', 'node')
+    const client = (message, decisions) =>
+      new Promise((resolve) => {
+        const c = spawn(node24, [path.join(root, '__test__', 'e2e', 'gateway-client.mjs'), String(gwPort), 'test-token', 'agent:main:e2e-skill', message, decisions], { env: henv })
+        let out = ''
+        c.stdout.on('data', (d) => (out += d))
+        c.stderr.on('data', (d) => (out += d))
+        c.on('close', () => {
+          try {
+            resolve(JSON.parse(out.trim().split('\n').pop()))
+          } catch {
+            resolve({ error: out.slice(-3000) })
+          }
+        })
+      })
+    const r1 = await client('run the demo skill', 'allow-once,deny,allow-always')
+    t.diagnostic(JSON.stringify(r1).slice(0, 1500))
+    assert.equal(r1.error, null, `${r1.error}\n${gwLog.slice(-3000)}`)
+    assert.equal(r1.approvals.length, 3, 'allow-once, then a new prompt, then allow-always; none for the compound command or once granted')
+    const p = r1.approvals[0]
+    assert.match(p.title, /Skill demo wants: network\.internal, system\.env/)
+    assert.match(p.description, new RegExp(`network\\.internal \\[medium risk\\]: Internal Network localhost:${granted.port}`))
+    assert.match(p.description, /system\.env \[high risk\]: Environment Variables DEMO_KEY/)
+    assert.deepEqual(p.allowedDecisions, ['allow-once', 'allow-always', 'deny'])
+    const saw = w.modelSaw()
+    // Allowed once, then always, then granted: three runs with the grant.
+    assert.deepEqual(granted.hits, ['/skill', '/skill', '/skill'], 'the granted host was reached exactly by the granted runs')
+    assert.deepEqual(other.hits, [], 'a host the skill was not granted got a request')
+    assert.equal(saw.split(`key=${value}`).length - 1 >= 3, true, 'the granted variable reached the granted runs')
+    assert.match(saw, /key=none/, 'the compound command ran without the variable')
+    assert.match(saw, /compound/)
+    assert.match(saw, /Denied by user/, 'the model was not told of the denial')
+    assert.match(saw, /ssh-hidden/)
+    assert.ok(!saw.includes(w.secrets.ssh), 'the ssh key reached the model')
+    assert.ok(!saw.includes('elevated-42'), 'elevated exec ran')
+    assert.match(saw, /elevated[^"]{0,200}refused/, 'the model was not told why elevated exec did not run')
+    assert.match(saw, /sc: skill demo runs with its grants/, 'the model was not told which grants applied')
+    // The decision is sharkcage's own, pinned to the skill's hash.
+    const grantsFile = path.join(w.home, '.local', 'state', 'sharkcage', 'grants.json')
+    const g = JSON.parse(fs.readFileSync(grantsFile, 'utf8'))
+    assert.equal(fs.statSync(grantsFile).mode & 0o777, 0o600)
+    assert.deepEqual(g.grants.map((x) => [x.skill, x.capability, x.decision, x.by]).sort(), [['demo', 'network.internal', 'allow-always', 'chat'], ['demo', 'system.env', 'allow-always', 'chat']])
+    assert.match(g.grants[0].identity, /^sha256:/)
+
+    // 3. The skill changes on the host: its grants no longer apply, the
+    // prompt says so, and nobody answers: refused when it times out.
+    fs.appendFileSync(path.join(skillDir, 'run.sh'), '# changed\n')
+    fs.writeFileSync(path.join(w.dir, 'script.json'), JSON.stringify([{ name: 'exec', arguments: { command: run } }]))
+    const r2 = await client('run the demo skill again', 'none')
+    assert.equal(r2.error, null, `${r2.error}\n${gwLog.slice(-3000)}`)
+    assert.equal(r2.approvals.length, 1)
+    assert.match(r2.approvals[0].description, /CHANGED since it was last approved/)
+    assert.match(w.modelSaw(), /nobody approved skill demo in time/)
+    assert.equal(granted.hits.length, 3, 'the changed skill ran after the timeout')
+    // Every decision is in the audit log.
+    const auditDir = path.join(w.home, '.local', 'state', 'sharkcage', 'audit')
+    const recs = sh(path.join(root, 'sharkcage-launcher'), ['audit', '--json', '--dir', auditDir]).trim().split('\n').map((l) => JSON.parse(l))
+    const approvals = recs.filter((x) => x.kind === 'approval' && x.skill === 'demo')
+    for (const d of ['requested', 'allow', 'deny']) assert.ok(approvals.some((x) => x.decision === d), `no ${d} approval record`)
+    assert.ok(approvals.some((x) => x.reason === 'timeout'), 'no timeout record')
+    assert.ok(recs.some((x) => x.kind === 'grant_applied' && x.skill === 'demo'), 'no grant_applied record')
+    assert.ok(!fs.readdirSync(auditDir).map((f) => fs.readFileSync(path.join(auditDir, f), 'latin1')).join('').includes(value), 'the injected value reached the audit log')
+  } finally {
+    if (gw && gw.exitCode === null) {
+      const closed = new Promise((r) => gw.on('close', r))
+      gw.kill('SIGTERM')
+      await Promise.race([closed, new Promise((r) => setTimeout(r, 10_000))])
+      gw.kill('SIGKILL')
+    }
+    granted.close()
+    other.close()
+    w.stop()
+    fs.rmSync(w.dir, { recursive: true, force: true })
+  }
+})

@@ -24,6 +24,10 @@ const BACKEND_ID = 'sharkcage'
 const state = globalThis.__sharkcageBackend ?? (globalThis.__sharkcageBackend = { unregister: null, sc: null, currentCall: new Map(), sandboxed: new Set(), gates: new Map(), specArgv: new Set() })
 state.sandboxed ??= new Set()
 state.gates ??= new Map()
+// Skill rules per operator ceiling (they hold the one-time approvals), and
+// each sandboxed session's directories (for the gate, which sees none).
+state.skillGates ??= new Map()
+state.sessionDirs ??= new Map()
 // Launcher argvs handed to OpenClaw whose spec file may not be taken yet.
 state.specArgv ??= new Set()
 
@@ -93,6 +97,85 @@ function loadAddon(rootDir) {
     })
   }
   return state.sc
+}
+
+// ---- skills (issue 12): which skill a call runs, what it is granted ----
+
+const SKILL_FILES = ['SKILL.md', 'sharkcage.json', 'plugin.json']
+
+/** The operator's skill settings (plugins.entries.sharkcage.config.skills). */
+function skillConfig(api) {
+  return api.pluginConfig?.skills ?? {}
+}
+
+/** The directories skills are loaded from, for a sandbox of these directories. */
+function skillRoots(api, dirs) {
+  const roots = []
+  for (const d of [dirs?.workspace, dirs?.agentWorkspace, dirs?.skillsWorkspace]) if (typeof d === 'string' && path.isAbsolute(d)) roots.push(path.join(d, 'skills'))
+  for (const d of skillConfig(api).dirs ?? []) if (typeof d === 'string' && path.isAbsolute(d)) roots.push(d)
+  return [...new Set(roots)]
+}
+
+/** Every skill directory under the roots: `[{name, dir}]` (name: the directory's name). */
+function discoverSkills(api, dirs) {
+  const out = []
+  for (const root of skillRoots(api, dirs)) {
+    let names = []
+    try {
+      names = fs.readdirSync(root, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name)
+    } catch {
+      continue
+    }
+    for (const name of names.sort()) {
+      const dir = path.join(root, name)
+      if (SKILL_FILES.some((f) => fs.existsSync(path.join(dir, f)))) out.push({ name, dir })
+    }
+  }
+  return out
+}
+
+/** The agent id of a session key (`agent:<id>:…`). */
+const agentOf = (sessionKey) => (typeof sessionKey === 'string' && sessionKey.startsWith('agent:') ? sessionKey.split(':')[1] : undefined)
+
+/** The skill rules for an agent (its ceiling: skills.agents.<id>.ceiling, else skills.ceiling). */
+function skillGate(api, agentId) {
+  const cfg = skillConfig(api)
+  const ceiling = (agentId && cfg.agents?.[agentId]?.ceiling) ?? cfg.ceiling
+  const opts = { ceiling, neverAlways: cfg.neverAllowAlways ?? [], approvalTimeoutMs: cfg.approvalTimeoutMs }
+  const key = JSON.stringify(opts)
+  let g = state.skillGates.get(key)
+  if (!g) {
+    g = new (loadAddon(api.rootDir).SkillGate)({ stateDir: stateDir(), ceiling: opts.ceiling, neverAlways: opts.neverAlways, approvalTimeoutMs: opts.approvalTimeoutMs })
+    state.skillGates.set(key, g)
+  }
+  return g
+}
+
+/** Configured `system.env` values per skill: OpenClaw's own skills.entries.<name>.env. */
+function skillValues(api, skills) {
+  const entries = api.config?.skills?.entries ?? {}
+  const out = {}
+  for (const { name } of skills) {
+    const env = entries[name]?.env
+    if (env && typeof env === 'object') out[name] = Object.fromEntries(Object.entries(env).filter(([, v]) => typeof v === 'string'))
+  }
+  return out
+}
+
+/**
+ * Skill code is read-only to every sandbox of this gateway (exec and file
+ * tools alike): the skills directories in writable places are write-denied,
+ * so no call can change an approved skill (its grants are pinned to its
+ * hash) or swap the directory under a running one.
+ */
+function protectSkills(policy, api, dirs) {
+  // A root that does not exist yet is protected too: one a call creates is
+  // removed after it (and reported), like every denyWrite path.
+  const roots = skillRoots(api, dirs)
+  if (!roots.length) return policy
+  const filesystem = policy.filesystem ?? {}
+  const denyWrite = [...(filesystem.denyWrite ?? []), ...roots.map((r) => ({ path: r, literal: true }))]
+  return { ...policy, filesystem: { ...filesystem, denyWrite } }
 }
 
 function makeFsBridge(fsView, workspace, log, onOp) {
@@ -186,7 +269,8 @@ function protectWorkspaceHooks(policy, agentWorkspaceDir) {
 function createFactory(api) {
   return async (params) => {
     const sc = loadAddon(api.rootDir)
-    const policy = protectWorkspaceHooks(api.pluginConfig?.policy ?? {}, params.agentWorkspaceDir)
+    const dirs = { workspace: params.workspaceDir, agentWorkspace: params.agentWorkspaceDir, skillsWorkspace: params.skillsWorkspaceDir }
+    const policy = protectSkills(protectWorkspaceHooks(api.pluginConfig?.policy ?? {}, params.agentWorkspaceDir), api, dirs)
     // OpenClaw decides what the sandbox's workspace is: with workspaceAccess
     // "rw" the agent's own workspace, with "none"/"ro" a private copy under
     // ~/.openclaw/sandboxes (the agent workspace then stays read-only: it is
@@ -218,7 +302,10 @@ function createFactory(api) {
     // The tool call this session is running (from before_tool_call), for records.
     const labels = () => ({ session: params.sessionKey, agent, toolCall: state.currentCall.get(params.sessionKey) })
     const pendingExec = new Map()
-    if (params.sessionKey) state.sandboxed.add(params.sessionKey)
+    if (params.sessionKey) {
+      state.sandboxed.add(params.sessionKey)
+      state.sessionDirs.set(params.sessionKey, dirs)
+    }
     const runtimeId = `sharkcage-${crypto.createHash('sha256').update(params.scopeKey ?? params.sessionKey ?? workspace).digest('hex').slice(0, 16)}`
     // Writes under $HOME go to a private layer of this sandbox scope
     // (session, agent or shared), so a session's second `npm install` is warm.
@@ -239,9 +326,20 @@ function createFactory(api) {
         fs.mkdirSync(results, { recursive: true, mode: 0o700 })
         const resultFile = path.join(results, `${runtimeId}-${crypto.randomUUID()}.json`)
         const l = labels()
+        // The skill's grants, when everything the command runs is one
+        // skill's code and something is granted (always, or once for exactly
+        // this call through the gate's token); the base policy otherwise.
+        // The addon judges the command again itself and takes the token out
+        // of the environment in every case.
+        const skills = discoverSkills(api, dirs)
+        const plan = skillGate(api, agent).forExec({ command, workdir: workdir || workspace, skills, workspace, policy, env: commandEnv(env), values: skillValues(api, skills) })
+        if (plan.skill) {
+          l.skill = plan.skill
+          audit(api, { kind: 'grant_applied', ...l, tool: 'exec', skill: plan.skill, decision: 'allow', reason: plan.approvalId ? `approved once (${plan.approvalId})` : 'granted always', detail: { identity: plan.identity, capabilities: plan.applied } })
+        }
         // OpenClaw 2026.9 always passes usePty: false to sandboxes; a later
         // one that passes true gets the sandbox's own terminal (sc exec --pty).
-        const argv = sc.buildExecArgv(policy, ['/bin/sh', '-c', command], { workspace, env: commandEnv(env), resultFile, readOnly, homeLayer, network: { ...network, toolCall: l.toolCall }, pty: usePty === true })
+        const argv = sc.buildExecArgv(plan.policy, ['/bin/sh', '-c', command], { workspace, env: plan.env, resultFile, readOnly, homeLayer, network: { ...network, toolCall: l.toolCall, skill: plan.skill ?? undefined }, pty: usePty === true, notices: plan.notices })
         pendingExec.set(resultFile, { command, labels: l, argv })
         state.specArgv.add(argv)
         return { argv, env: sc.launcherEnv(), cwd: workdir && fs.existsSync(workdir) ? workdir : workspace, stdinMode: 'pipe-open', finalizeToken: resultFile }
@@ -347,8 +445,12 @@ function registerGate(api) {
       } catch (e) {
         return { block: true, blockReason: `sharkcage could not judge this tool call (${e.code ?? 'error'}: ${e.message}): refused` }
       }
-      if (v.decision === 'allow') return
-      if (v.decision === 'rewrite') return { params: v.params }
+      if (v.decision === 'allow' || v.decision === 'rewrite') {
+        const params = v.decision === 'rewrite' ? v.params : ev?.params ?? {}
+        const tool = String(ev?.toolName ?? ctx?.toolName ?? '')
+        if (tool === 'exec' && typeof params.command === 'string') return judgeSkill(api, ev, ctx, params, v.decision === 'rewrite')
+        return v.decision === 'rewrite' ? { params: v.params } : undefined
+      }
       if (v.decision === 'approve') {
         return { requireApproval: { title: v.title.slice(0, 80), description: v.description.slice(0, 512), severity: 'warning', allowedDecisions: ['allow-once', 'deny'] } }
       }
@@ -361,6 +463,60 @@ function registerGate(api) {
     },
     { priority: GATE_PRIORITY },
   )
+}
+
+/**
+ * An exec call and skills: the call runs with a skill's grants only if
+ * everything it runs is that skill's code (the addon's rule, the same the
+ * backend applies). Granted already: it runs. Something missing: the user
+ * is asked through OpenClaw's approval prompt, and an approval travels to
+ * the backend as a one-time token in the call's env (SHARKCAGE_GRANT),
+ * bound there to this skill version and this exact command. A token the
+ * model wrote itself is always removed first. Above the operator's ceiling,
+ * denied before, or not expressible: refused with the reason.
+ */
+function judgeSkill(api, ev, ctx, params, rewritten) {
+  const session = ctx?.sessionKey
+  const dirs = (session && state.sessionDirs.get(session)) ?? { workspace: api.config?.agents?.defaults?.workspace }
+  const env = { ...(params.env && typeof params.env === 'object' ? params.env : {}) }
+  const hadToken = Object.prototype.hasOwnProperty.call(env, 'SHARKCAGE_GRANT')
+  delete env.SHARKCAGE_GRANT
+  const clean = hadToken || rewritten ? { ...params, env } : undefined
+  const workspace = dirs.workspace ?? process.cwd()
+  const skills = discoverSkills(api, dirs)
+  if (!skills.length) return clean ? { params: clean } : undefined
+  const agent = ctx?.agentId ?? agentOf(session)
+  const j = skillGate(api, agent).judge({ command: params.command, workdir: typeof params.workdir === 'string' ? params.workdir : workspace, skills, workspace })
+  const rec = { session, agent, run: ev?.runId ?? ctx?.runId, tool: 'exec', toolCall: ev?.toolCallId ?? ctx?.toolCallId, skill: j.skill ?? undefined }
+  if (j.decision === 'block') {
+    audit(api, { kind: 'approval', ...rec, decision: 'deny', reason: j.reason, detail: { identity: j.identity, missing: j.missing } })
+    return { block: true, blockReason: j.reason }
+  }
+  if (j.decision !== 'ask') return clean ? { params: clean } : undefined
+  const gate = skillGate(api, agent)
+  const timeoutMs = Math.min(Math.max(Number(skillConfig(api).approvalTimeoutMs) || 120_000, 1_000), 600_000)
+  audit(api, { kind: 'approval', ...rec, decision: 'requested', reason: j.title, detail: { identity: j.identity, capabilities: j.missing } })
+  return {
+    params: { ...params, env: { ...env, SHARKCAGE_GRANT: j.token } },
+    requireApproval: {
+      title: j.title,
+      description: j.description,
+      severity: j.severity,
+      allowedDecisions: j.allowedDecisions,
+      timeoutMs,
+      timeoutReason: `sharkcage: nobody approved skill ${j.skill} in time; the call did not run`,
+      onResolution: (decision) => {
+        let recorded = []
+        try {
+          recorded = gate.resolve(j.token, String(decision), undefined)
+        } catch (e) {
+          api.logger?.error?.(`sharkcage: ${JSON.stringify({ event: 'grant-failed', skill: j.skill, message: e.message })}`)
+        }
+        const allowed = decision === 'allow-once' || decision === 'allow-always'
+        audit(api, { kind: 'approval', ...rec, decision: allowed ? 'allow' : 'deny', reason: String(decision), detail: { identity: j.identity, capabilities: j.missing, recorded } })
+      },
+    },
+  }
 }
 
 /** The gate for the configured policy (one per policy and allow list). */
@@ -424,9 +580,11 @@ function registerTimingHooks(api) {
       try {
         loadAddon(api.rootDir)
       } catch {}
+      // A one-time approval token is nobody's business after the call.
+      const params = ev.params?.env?.SHARKCAGE_GRANT !== undefined ? { ...ev.params, env: { ...ev.params.env, SHARKCAGE_GRANT: '(one-time approval)' } } : ev.params
       audit(api, {
         kind: 'tool_call', session: ctx?.sessionKey, agent: ctx?.agentId, run: ev.runId ?? ctx?.runId, tool: ev.toolName, toolCall: id,
-        params: ev.params, durationMs: ms, decision: ev.error ? (/block|denied|not allowed|refused|^sharkcage:/i.test(String(ev.error)) ? 'deny' : 'error') : 'allow',
+        params, durationMs: ms, decision: ev.error ? (/block|denied|not allowed|refused|^sharkcage:/i.test(String(ev.error)) ? 'deny' : 'error') : 'allow',
         reason: ev.error ? String(ev.error).slice(0, 500) : undefined,
       })
     })

@@ -9,12 +9,14 @@ import http from 'node:http'
 import fs from 'node:fs'
 
 const [portFile, scriptFile, logFile] = process.argv.slice(2)
-const script = JSON.parse(fs.readFileSync(scriptFile, 'utf8'))
+// Read per request: a test may give a later turn another script.
+const readScript = () => JSON.parse(fs.readFileSync(scriptFile, 'utf8'))
 const INTERNAL = '<<<BEGIN_OPENCLAW_INTERNAL_CONTEXT>>>'
 
 const textOf = (m) => (typeof m.content === 'string' ? m.content : Array.isArray(m.content) ? m.content.map((p) => p.text ?? '').join('') : '')
 
 function decide(body) {
+  const script = readScript()
   const msgs = body.messages ?? []
   // The last real user message (OpenClaw appends internal-context user messages).
   let lastUser = -1

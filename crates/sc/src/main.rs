@@ -437,6 +437,12 @@ fn exec(a: ExecArgs) -> i32 {
             return 2;
         }
     }
+    if !a.quiet {
+        for n in spec.notices.iter().take(20) {
+            let line: String = n.chars().filter(|c| !c.is_control()).take(300).collect();
+            eprintln!("{line}");
+        }
+    }
     let (policy, source) = match load_policy(&a, spec.policy_json) {
         Ok(p) => p,
         Err(e) => return fail(&e),

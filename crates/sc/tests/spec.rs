@@ -71,6 +71,7 @@ fn spec_for(t: &T, value: &str) -> CallSpec {
         env: vec![("SPECVAR".into(), value.into())],
         net_ticket: None,
         pty: false,
+        notices: vec![],
     }
 }
 

@@ -56,6 +56,11 @@ pub struct CallSpec {
     /// Give the command a terminal (as `sc exec --pty`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pty: bool,
+    /// Lines for the person and the model from whoever built the call (a
+    /// skill's grants applied, a one-time approval refused), printed on
+    /// stderr as the call starts (not with `--quiet`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -314,7 +319,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     fn spec() -> CallSpec {
-        CallSpec { policy_json: Some(r#"{"env":["A"]}"#.into()), env: vec![("A".into(), "s3cret".into())], net_ticket: Some("t1".into()), pty: true }
+        CallSpec { policy_json: Some(r#"{"env":["A"]}"#.into()), env: vec![("A".into(), "s3cret".into())], net_ticket: Some("t1".into()), pty: true, notices: vec![] }
     }
 
     fn tmp() -> tempfile::TempDir {

@@ -288,6 +288,41 @@ pub struct FsFragment {
     pub allow_write: Vec<String>,
 }
 
+impl PolicyFragment {
+    /// Add these entries to a policy in its JSON form (each once; paths as
+    /// literal entries). The result is still to be checked by
+    /// [`Policy::from_json`], as every policy is.
+    pub fn merge_into(&self, policy: &mut serde_json::Value) -> Result<(), String> {
+        use serde_json::{json, Value};
+        if !policy.is_object() {
+            return Err("the policy is not a JSON object".into());
+        }
+        fn list<'a>(v: &'a mut Value, path: &[&str]) -> Result<&'a mut Vec<Value>, String> {
+            let mut cur = v;
+            for (i, k) in path.iter().enumerate() {
+                let obj = cur.as_object_mut().ok_or_else(|| format!("{} is not an object", path[..i].join(".")))?;
+                let last = i + 1 == path.len();
+                cur = obj.entry(k.to_string()).or_insert_with(|| if last { json!([]) } else { json!({}) });
+            }
+            cur.as_array_mut().ok_or_else(|| format!("{} is not a list", path.join(".")))
+        }
+        let add = |v: &mut Value, path: &[&str], items: Vec<Value>| -> Result<(), String> {
+            let l = list(v, path)?;
+            for i in items {
+                if !l.contains(&i) {
+                    l.push(i);
+                }
+            }
+            Ok(())
+        };
+        let paths = |ps: &[String]| ps.iter().map(|p| json!({ "path": p, "literal": true })).collect::<Vec<_>>();
+        add(policy, &["filesystem", "allowRead"], paths(&self.filesystem.allow_read))?;
+        add(policy, &["filesystem", "allowWrite"], paths(&self.filesystem.allow_write))?;
+        add(policy, &["network", "allowedDomains"], self.network.allowed_domains.iter().map(|d| json!(d)).collect())?;
+        add(policy, &["env"], self.env.iter().map(|d| json!(d)).collect())
+    }
+}
+
 impl FsFragment {
     fn is_empty(&self) -> bool {
         self.allow_read.is_empty() && self.allow_write.is_empty()

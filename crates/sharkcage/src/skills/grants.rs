@@ -90,7 +90,8 @@ pub struct GrantRecord {
 }
 
 impl GrantRecord {
-    fn as_request(&self) -> Request {
+    /// The decision as a request (capability and scope; no reason).
+    pub fn as_request(&self) -> Request {
         Request { capability: self.capability, reason: String::new(), scope: self.scope.clone() }
     }
 }

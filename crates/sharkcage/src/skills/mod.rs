@@ -13,15 +13,25 @@
 //!   to a skill identity.
 //! * [`attribution`]: a call gets a skill's grants only if everything it
 //!   executes is that skill's code (one rule for the gate and the backend).
+//! * [`call`]: which policy one call runs with (attribution, identity,
+//!   declaration, ceiling, grants), for the gate and the backend alike.
+//! * [`once`]: one-time approvals bound to exactly one call.
+//! * [`prompt`]: the approval prompt's words.
+//! * [`exec`]: one `exec` call as the backend builds it (policy, injected
+//!   variables, notices).
 //!
 //! Pure but for [`grants`], which reads and writes the grant store: nothing
 //! here starts a process.
 
 pub mod attribution;
+pub mod call;
 pub mod capabilities;
+pub mod exec;
 pub mod grants;
 pub mod identity;
 pub mod manifest;
+pub mod once;
+pub mod prompt;
 
 pub use capabilities::{Capability, CapabilityError, Grant, Request, Risk, Service};
 pub use identity::{Identity, IdentityError};

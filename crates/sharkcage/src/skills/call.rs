@@ -1,0 +1,297 @@
+//! Which policy one `exec` call runs with: the rule the gate (before the
+//! call, to decide whether the user must be asked) and the backend (as it
+//! builds the call, to decide what the kernel enforces) both apply, so they
+//! cannot disagree.
+//!
+//! Order, and why it is this order:
+//!
+//! 1. **Attribute** the command ([`attribution::attribute`]): a call gets a
+//!    skill's grants only if everything it executes is that skill's code.
+//!    Anything else is the baseline policy, whatever was approved.
+//! 2. **Identify** the skill's directory now ([`identity::identify`]): grants
+//!    are pinned to that hash, so a skill changed since it was approved has
+//!    none (and the prompt says so).
+//! 3. **Read its declaration** now: what it may ask for at all. A
+//!    declaration that cannot be read, or a capability the engine cannot
+//!    express ([`capabilities::compile`]), is an error, never a silently
+//!    weaker or wider policy.
+//! 4. **The operator's ceiling** cuts the declaration: what lies above it is
+//!    refused, never offered to the user.
+//! 5. **The grant store** (read again on every call: a revocation counts on
+//!    the next call): a denial wins; allow-always decisions pinned to this
+//!    identity cover what they cover; the rest is *missing*.
+//! 6. The backend applies only what is granted (plus a one-time approval
+//!    for exactly this call, see [`super::once`]) to the base policy.
+
+use std::path::{Path, PathBuf};
+
+use super::attribution::{self, Attribution, Resolve, SkillPaths, SkillRoot};
+use super::capabilities::{self, intersect, Context, Grant, Request};
+use super::grants::{Decision, Grants};
+use super::identity;
+use super::manifest;
+
+/// A skill the caller knows of: its name, its directory on the host, and
+/// the other paths commands may name it by (its copy's path in the sandbox).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownSkill {
+    pub name: String,
+    pub dir: PathBuf,
+    /// `(written, host)`: a path commands use for the skill's directory and
+    /// the host directory it stands for.
+    pub mapped: Vec<(PathBuf, PathBuf)>,
+}
+
+impl KnownSkill {
+    /// Its paths for attribution, under `key` (its index: two directories
+    /// may hold skills of the same name, and each is judged by its own code).
+    fn paths(&self, key: usize) -> SkillPaths {
+        let mut roots = vec![SkillRoot::host(&self.dir)];
+        roots.extend(self.mapped.iter().map(|(w, h)| SkillRoot::mapped(w, h)));
+        SkillPaths { name: key.to_string(), roots }
+    }
+}
+
+/// What one call attributed to a skill may do, and what it lacks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SkillCall {
+    pub name: String,
+    /// The skill's directory on the host.
+    pub dir: PathBuf,
+    /// The file of the skill's code the command runs.
+    pub host_file: PathBuf,
+    /// `sha256:<hex>` of the directory now.
+    pub identity: String,
+    /// What the skill declares.
+    pub declared: Vec<Request>,
+    /// Declared, but above the operator's ceiling: refused, never offered.
+    pub above_ceiling: Vec<Request>,
+    /// Refused by a recorded denial.
+    pub denied: Vec<Request>,
+    /// Covered by allow-always decisions pinned to this identity.
+    pub granted: Vec<Request>,
+    /// Within the ceiling, neither granted nor denied: what a prompt asks for.
+    pub missing: Vec<Request>,
+    /// Decisions recorded for other versions of this skill (it changed).
+    pub stale: usize,
+    /// Why nothing of the skill can be granted (its declaration cannot be
+    /// read, or asks for what the engine cannot express). The call is
+    /// refused, not run with a different policy than asked for.
+    pub error: Option<String>,
+}
+
+/// Which policy a call gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Judgement {
+    Baseline { reason: String },
+    Skill(Box<SkillCall>),
+}
+
+/// What judging needs besides the command.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    pub skills: &'a [KnownSkill],
+    pub grants: &'a Grants,
+    /// The operator's ceiling (`None`: no ceiling beyond the declaration).
+    pub ceiling: Option<&'a [Request]>,
+    pub cx: Context<'a>,
+}
+
+/// Judge one `exec` call (steps 1–5 of the module header).
+pub fn judge(command: &str, workdir: Option<&Path>, inputs: &Inputs, fs: &dyn Resolve) -> Judgement {
+    let paths: Vec<SkillPaths> = inputs.skills.iter().enumerate().map(|(i, s)| s.paths(i)).collect();
+    let (key, host_file) = match attribution::attribute(command, workdir, &paths, fs) {
+        Attribution::Skill { name, host_file, .. } => (name, host_file),
+        Attribution::Baseline { reason } => {
+            // Reasons name skills by their key here: give them their names back.
+            let reason = inputs.skills.iter().enumerate().fold(reason, |r, (i, s)| r.replace(&format!("skill `{i}`"), &format!("skill `{}`", s.name)));
+            return Judgement::Baseline { reason };
+        }
+    };
+    let Some(skill) = key.parse::<usize>().ok().and_then(|i| inputs.skills.get(i)) else {
+        return Judgement::Baseline { reason: "the call's skill is not known".into() };
+    };
+    Judgement::Skill(Box::new(skill_call(skill, host_file, inputs)))
+}
+
+fn skill_call(skill: &KnownSkill, host_file: PathBuf, inputs: &Inputs) -> SkillCall {
+    let mut call = SkillCall { name: skill.name.clone(), dir: skill.dir.clone(), host_file, ..SkillCall::default() };
+    match identity::identify(&skill.dir) {
+        Ok(id) => call.identity = id.digest,
+        Err(e) => {
+            call.error = Some(format!("the skill's directory cannot be identified: {e}"));
+            return call;
+        }
+    }
+    call.stale = inputs.grants.stale(&skill.name, &call.identity);
+    call.declared = match manifest::load_dir(&skill.dir) {
+        Ok(d) => d.map(|d| d.capabilities).unwrap_or_default(),
+        Err(e) => {
+            call.error = Some(format!("its declaration cannot be used: {e}"));
+            return call;
+        }
+    };
+    if let Err(e) = capabilities::compile(&call.declared, &inputs.cx) {
+        call.error = Some(format!("it asks for what sharkcage cannot enforce exactly: {e}"));
+        return call;
+    }
+    let requested = match inputs.ceiling {
+        Some(c) => {
+            let i = intersect(&call.declared, c);
+            call.above_ceiling = i.refused;
+            i.allowed
+        }
+        None => call.declared.clone(),
+    };
+    let decided = |d: Decision| -> Vec<Request> {
+        inputs.grants.for_skill(&skill.name).filter(|g| g.identity == call.identity && g.decision == d).map(|g| g.as_request()).collect()
+    };
+    let after_deny = intersect(&requested, &decided(Decision::Deny));
+    call.denied = after_deny.allowed;
+    let after_allow = intersect(&after_deny.refused, &decided(Decision::AllowAlways));
+    call.granted = after_allow.allowed;
+    call.missing = after_allow.refused;
+    call
+}
+
+impl SkillCall {
+    /// What the call runs with: the granted requests plus `once` (a one-time
+    /// approval of this exact call), each cut to what the declaration and
+    /// the ceiling allow and no denial refuses.
+    pub fn effective(&self, once: &[Request]) -> Vec<Request> {
+        let mut out = self.granted.clone();
+        // The missing requests as declared, cut to what `once` covers: never a
+        // scope or capability the declaration does not have.
+        let offered = intersect(&self.missing, once).allowed;
+        for r in offered {
+            match out.iter_mut().find(|o| o.capability == r.capability) {
+                Some(o) => {
+                    for s in r.scope {
+                        if !o.scope.contains(&s) {
+                            o.scope.push(s);
+                        }
+                    }
+                }
+                None => out.push(r),
+            }
+        }
+        out
+    }
+
+    /// The grant `requests` mean (an error when one cannot be expressed).
+    pub fn grant(&self, requests: &[Request], cx: &Context) -> Result<Grant, String> {
+        capabilities::compile(requests, cx).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::skills::capabilities::Capability;
+    use crate::skills::grants::{By, GrantRecord};
+    use crate::skills::attribution::HostFs;
+
+    fn req(c: Capability, scope: &[&str]) -> Request {
+        Request { capability: c, reason: "r".into(), scope: scope.iter().map(|s| s.to_string()).collect() }
+    }
+
+    fn skill_dir(t: &Path, manifest: &str) -> PathBuf {
+        let d = t.join("skills/weather");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("SKILL.md"), manifest).unwrap();
+        std::fs::write(d.join("run.sh"), "#!/bin/sh\necho hi\n").unwrap();
+        d
+    }
+
+    const MD: &str = "---\nname: weather\ndescription: d\nmetadata: {\"sharkcage\": {\"version\": 1, \"capabilities\": [\
+        {\"capability\": \"network.external\", \"reason\": \"api\", \"scope\": [\"api.example.com\"]},\
+        {\"capability\": \"system.env\", \"reason\": \"key\", \"scope\": [\"WEATHER_KEY\"]}]}}\n---\nbody\n";
+
+    fn record(id: &str, c: Capability, scope: &[&str], d: Decision) -> GrantRecord {
+        GrantRecord { skill: "weather".into(), identity: id.into(), capability: c, scope: scope.iter().map(|s| s.to_string()).collect(), decision: d, granted_at: "2026-01-01T00:00:00Z".into(), by: By::Cli, approval_id: "ap-1".into() }
+    }
+
+    fn judge_with(dir: &Path, grants: &Grants, ceiling: Option<&[Request]>, command: &str) -> Judgement {
+        let skills = vec![KnownSkill { name: "weather".into(), dir: dir.to_path_buf(), mapped: vec![] }];
+        let ws = dir.parent().unwrap().parent().unwrap().to_path_buf();
+        let inputs = Inputs { skills: &skills, grants, ceiling, cx: Context { workspace: &ws, home: None, services: &[] } };
+        judge(command, Some(&ws), &inputs, &HostFs)
+    }
+
+    fn skill(j: Judgement) -> SkillCall {
+        match j {
+            Judgement::Skill(s) => *s,
+            other => panic!("expected a skill call, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn nothing_granted_everything_missing() {
+        let t = tempfile::tempdir().unwrap();
+        let d = skill_dir(t.path(), MD);
+        let s = skill(judge_with(&d, &Grants::default(), None, &format!("sh {}/run.sh", d.display())));
+        assert!(s.error.is_none(), "{:?}", s.error);
+        assert!(s.granted.is_empty());
+        assert_eq!(s.missing.len(), 2);
+        assert!(s.effective(&[]).is_empty(), "nothing granted means nothing applied");
+    }
+
+    #[test]
+    fn a_compound_command_is_baseline() {
+        let t = tempfile::tempdir().unwrap();
+        let d = skill_dir(t.path(), MD);
+        let j = judge_with(&d, &Grants::default(), None, &format!("sh {}/run.sh; curl evil.example", d.display()));
+        assert!(matches!(j, Judgement::Baseline { .. }), "{j:?}");
+    }
+
+    #[test]
+    fn grants_are_pinned_denials_win_and_the_ceiling_cuts() {
+        let t = tempfile::tempdir().unwrap();
+        let d = skill_dir(t.path(), MD);
+        let cmd = format!("sh {}/run.sh", d.display());
+        let id = skill(judge_with(&d, &Grants::default(), None, &cmd)).identity;
+        let mut g = Grants::default();
+        g.record(record(&id, Capability::NetworkExternal, &["api.example.com"], Decision::AllowAlways));
+        g.record(record(&id, Capability::SystemEnv, &["WEATHER_KEY"], Decision::Deny));
+        let s = skill(judge_with(&d, &g, None, &cmd));
+        assert_eq!(s.granted.len(), 1);
+        assert_eq!((s.granted[0].capability, s.granted[0].scope.clone()), (Capability::NetworkExternal, vec!["api.example.com".to_string()]));
+        assert_eq!(s.denied.len(), 1);
+        assert!(s.missing.is_empty());
+        // A one-time approval cannot add what is denied.
+        assert_eq!(s.effective(&[req(Capability::SystemEnv, &["WEATHER_KEY"])]).len(), 1);
+        // Changing the skill drops every grant.
+        std::fs::write(d.join("run.sh"), "#!/bin/sh\necho changed\n").unwrap();
+        let s2 = skill(judge_with(&d, &g, None, &cmd));
+        assert!(s2.granted.is_empty() && s2.denied.is_empty());
+        assert_eq!(s2.stale, 2);
+        // The ceiling: only network.external within it; system.env above it.
+        let ceiling = [req(Capability::NetworkExternal, &["*.example.com"])];
+        let s3 = skill(judge_with(&d, &Grants::default(), Some(&ceiling), &cmd));
+        assert_eq!(s3.above_ceiling.len(), 1);
+        assert_eq!(s3.above_ceiling[0].capability, Capability::SystemEnv);
+        assert_eq!(s3.missing.len(), 1);
+    }
+
+    #[test]
+    fn a_one_time_approval_applies_only_what_was_missing() {
+        let t = tempfile::tempdir().unwrap();
+        let d = skill_dir(t.path(), MD);
+        let s = skill(judge_with(&d, &Grants::default(), None, &format!("sh {}/run.sh", d.display())));
+        // A forged wider request: only the declared scope survives.
+        let e = s.effective(&[req(Capability::NetworkExternal, &["api.example.com", "evil.example"]), req(Capability::SystemFilesWrite, &["/"])]);
+        assert_eq!(e.len(), 1);
+        assert_eq!((e[0].capability, e[0].scope.clone()), (Capability::NetworkExternal, vec!["api.example.com".to_string()]));
+    }
+
+    #[test]
+    fn an_inexpressible_declaration_is_an_error_not_a_policy() {
+        let t = tempfile::tempdir().unwrap();
+        let md = "---\nname: weather\ndescription: d\nmetadata: {\"sharkcage\": {\"version\": 1, \"capabilities\": [\
+            {\"capability\": \"network.external\", \"reason\": \"api\", \"scope\": [\"localhost\"]}]}}\n---\n";
+        let d = skill_dir(t.path(), md);
+        let s = skill(judge_with(&d, &Grants::default(), None, &format!("sh {}/run.sh", d.display())));
+        assert!(s.error.as_deref().is_some_and(|e| e.contains("local name")), "{:?}", s.error);
+    }
+}

@@ -1,0 +1,229 @@
+//! One `exec` call as the backend builds it: the base policy, plus what the
+//! call's skill is granted (persisted grants, and a one-time approval of
+//! exactly this call), plus the variables injected into that skill's
+//! sandbox only. Everything else runs with the base policy unchanged.
+//!
+//! The backend never trusts the gate's view: it judges the command again
+//! ([`call::judge`]) and takes a one-time token only when it was issued for
+//! the same skill, version and command. The token variable is always
+//! removed from the command's environment. A call that gets a skill's
+//! grants also loses every variable from the model that could make other
+//! code than the skill's run in its process ([`env_name_defeats_attribution`]),
+//! and the injected values overwrite the model's.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::attribution::{env_name_defeats_attribution, Resolve};
+use super::call::{self, Inputs, Judgement};
+use super::capabilities::{EnvSource, Request};
+use super::once::{self, Tokens};
+use super::prompt::clean;
+
+/// What the backend runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecPlan {
+    /// The skill whose grants apply (`None`: the base policy).
+    pub skill: Option<String>,
+    pub identity: Option<String>,
+    /// The requests applied (granted, and approved once).
+    pub applied: Vec<Request>,
+    /// The approval a one-time token came from.
+    pub approval_id: Option<String>,
+    pub policy: serde_json::Value,
+    pub env: BTreeMap<String, String>,
+    /// One short line each, for the person and the model.
+    pub notices: Vec<String>,
+}
+
+/// What [`plan`] needs besides the judging inputs.
+pub struct ExecInputs<'a> {
+    pub command: &'a str,
+    pub workdir: Option<&'a Path>,
+    pub base_policy: &'a serde_json::Value,
+    /// The command's variables as OpenClaw passes them.
+    pub env: BTreeMap<String, String>,
+    pub tokens: &'a Tokens,
+    /// Values of `system.env` variables, by name, for this skill.
+    pub skill_values: &'a dyn Fn(&str) -> BTreeMap<String, String>,
+}
+
+/// Build one call (see the module header).
+pub fn plan(x: ExecInputs, inputs: &Inputs, fs: &dyn Resolve) -> Result<ExecPlan, String> {
+    let mut env = x.env;
+    let token = env.remove(once::ENV);
+    let mut out = ExecPlan { skill: None, identity: None, applied: vec![], approval_id: None, policy: x.base_policy.clone(), env: BTreeMap::new(), notices: vec![] };
+    let call = match call::judge(x.command, x.workdir, inputs, fs) {
+        Judgement::Skill(c) => *c,
+        _ => {
+            if let Some(t) = token {
+                x.tokens.discard(&t);
+            }
+            out.env = env;
+            return Ok(out);
+        }
+    };
+    let name = clean(&call.name);
+    if let Some(e) = &call.error {
+        if let Some(t) = token {
+            x.tokens.discard(&t);
+        }
+        out.notices.push(format!("sc: skill {name} runs without its grants: {}", clean(e)));
+        out.env = env;
+        return Ok(out);
+    }
+    let mut once_caps = vec![];
+    if let Some(t) = token {
+        match x.tokens.take(&t, &call.name, &call.identity, x.command) {
+            Ok(o) => {
+                once_caps = o.capabilities;
+                out.approval_id = Some(o.approval_id);
+            }
+            Err(e) => out.notices.push(format!("sc: {e}; skill {name} runs with what is granted always")),
+        }
+    }
+    let applied = call.effective(&once_caps);
+    if applied.is_empty() {
+        if !call.missing.is_empty() {
+            out.notices.push(format!("sc: skill {name} runs without grants (nothing approved for this version; sc approve {name})"));
+        }
+        out.env = env;
+        return Ok(out);
+    }
+    let grant = call.grant(&applied, &inputs.cx)?;
+    grant.policy.merge_into(&mut out.policy)?;
+    let dropped: Vec<String> = env.keys().filter(|k| env_name_defeats_attribution(k)).cloned().collect();
+    for k in &dropped {
+        env.remove(k);
+    }
+    if !dropped.is_empty() {
+        out.notices.push(format!("sc: variable(s) {} dropped: they could run other code than skill {name}'s", dropped.iter().map(|k| clean(k)).collect::<Vec<_>>().join(", ")));
+    }
+    let values = (x.skill_values)(&call.name);
+    for (var, src) in &grant.inject_env {
+        match (src, values.get(var)) {
+            (EnvSource::Skill, Some(v)) => {
+                env.insert(var.clone(), v.clone());
+            }
+            (EnvSource::Skill, None) => {
+                env.remove(var);
+                out.notices.push(format!("sc: variable {var} of skill {name} has no configured value (skills.entries.{name}.env.{var})"));
+            }
+            (EnvSource::Service(s), _) => {
+                env.remove(var);
+                out.notices.push(format!("sc: variable {var} of service {} is not available here", clean(s)));
+            }
+        }
+    }
+    out.notices.push(format!("sc: skill {name} runs with its grants: {}", describe(&applied)));
+    out.skill = Some(call.name);
+    out.identity = Some(call.identity);
+    out.applied = applied;
+    out.env = env;
+    Ok(out)
+}
+
+/// `network.external api.example.com; system.env KEY`.
+pub fn describe(reqs: &[Request]) -> String {
+    reqs.iter()
+        .map(|r| if r.scope.is_empty() { r.capability.name().to_string() } else { format!("{} {}", r.capability.name(), r.scope.iter().map(|s| clean(s)).collect::<Vec<_>>().join(", ")) })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::skills::attribution::HostFs;
+    use crate::skills::call::KnownSkill;
+    use crate::skills::capabilities::{Capability, Context};
+    use crate::skills::grants::{By, Decision, GrantRecord, Grants};
+    use crate::skills::once::Once;
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    const MD: &str = "---\nname: weather\ndescription: d\nmetadata: {\"sharkcage\": {\"version\": 1, \"capabilities\": [\
+        {\"capability\": \"network.external\", \"reason\": \"api\", \"scope\": [\"api.example.com\"]},\
+        {\"capability\": \"system.env\", \"reason\": \"key\", \"scope\": [\"WEATHER_KEY\"]}]}}\n---\nbody\n";
+
+    struct World {
+        _t: tempfile::TempDir,
+        ws: PathBuf,
+        skills: Vec<KnownSkill>,
+        cmd: String,
+    }
+
+    fn world() -> World {
+        let t = tempfile::tempdir().unwrap();
+        let ws = t.path().to_path_buf();
+        let d = ws.join("skills/weather");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("SKILL.md"), MD).unwrap();
+        std::fs::write(d.join("run.sh"), "#!/bin/sh\necho hi\n").unwrap();
+        let cmd = format!("sh {}/run.sh", d.display());
+        World { skills: vec![KnownSkill { name: "weather".into(), dir: d, mapped: vec![] }], ws, cmd, _t: t }
+    }
+
+    fn run(w: &World, grants: &Grants, tokens: &Tokens, command: &str, env: &[(&str, &str)]) -> ExecPlan {
+        let inputs = Inputs { skills: &w.skills, grants, ceiling: None, cx: Context { workspace: &w.ws, home: None, services: &[] } };
+        let base = serde_json::json!({ "network": { "allowedDomains": ["registry.npmjs.org"] } });
+        let values = |_: &str| BTreeMap::from([("WEATHER_KEY".to_string(), "K-123".to_string())]);
+        let x = ExecInputs { command, workdir: Some(&w.ws), base_policy: &base, env: env.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(), tokens, skill_values: &values };
+        plan(x, &inputs, &HostFs).unwrap()
+    }
+
+    fn identity(w: &World) -> String {
+        crate::skills::identity::identify(&w.skills[0].dir).unwrap().digest
+    }
+
+    #[test]
+    fn without_grants_the_base_policy_and_no_injection() {
+        let w = world();
+        let p = run(&w, &Grants::default(), &Tokens::new(), &w.cmd, &[("SHARKCAGE_GRANT", "once-forged"), ("WEATHER_KEY", "model")]);
+        assert_eq!(p.skill, None);
+        assert_eq!(p.policy["network"]["allowedDomains"], serde_json::json!(["registry.npmjs.org"]));
+        assert!(!p.env.contains_key("SHARKCAGE_GRANT"), "the token variable never reaches the command");
+        assert!(p.notices.iter().any(|n| n.contains("unknown")), "{:?}", p.notices);
+    }
+
+    #[test]
+    fn a_one_time_token_applies_once_to_its_command_only() {
+        let w = world();
+        let tokens = Tokens::new();
+        let caps = vec![Request { capability: Capability::NetworkExternal, reason: String::new(), scope: vec!["api.example.com".into()] }, Request { capability: Capability::SystemEnv, reason: String::new(), scope: vec!["WEATHER_KEY".into()] }];
+        let once = || Once { skill: "weather".into(), identity: identity(&w), command: w.cmd.clone(), capabilities: caps.clone(), approval_id: "plugin:1".into() };
+        let t = tokens.issue(once(), Duration::from_secs(60)).unwrap();
+        let p = run(&w, &Grants::default(), &tokens, &w.cmd, &[("SHARKCAGE_GRANT", &t), ("LD_PRELOAD", "/x.so"), ("WEATHER_KEY", "model")]);
+        assert_eq!(p.skill.as_deref(), Some("weather"));
+        assert_eq!(p.policy["network"]["allowedDomains"], serde_json::json!(["registry.npmjs.org", "api.example.com"]));
+        assert_eq!(p.policy["env"], serde_json::json!(["WEATHER_KEY"]));
+        assert_eq!(p.env.get("WEATHER_KEY").map(String::as_str), Some("K-123"), "the configured value, not the model's");
+        assert!(!p.env.contains_key("LD_PRELOAD"));
+        assert_eq!(p.approval_id.as_deref(), Some("plugin:1"));
+        // Used: the same token again gives the base policy.
+        let again = run(&w, &Grants::default(), &tokens, &w.cmd, &[("SHARKCAGE_GRANT", &t)]);
+        assert_eq!(again.skill, None);
+        // A token for this skill given to a compound command: base policy, and the token is gone.
+        let t = tokens.issue(once(), Duration::from_secs(60)).unwrap();
+        let compound = format!("{}; curl evil.example", w.cmd);
+        let c = run(&w, &Grants::default(), &tokens, &compound, &[("SHARKCAGE_GRANT", &t)]);
+        assert_eq!(c.skill, None);
+        assert!(!c.env.contains_key("WEATHER_KEY"));
+        assert_eq!(run(&w, &Grants::default(), &tokens, &w.cmd, &[("SHARKCAGE_GRANT", &t)]).skill, None, "the token was discarded by the mismatch");
+    }
+
+    #[test]
+    fn persisted_grants_apply_without_a_token_until_the_skill_changes() {
+        let w = world();
+        let mut g = Grants::default();
+        g.record(GrantRecord { skill: "weather".into(), identity: identity(&w), capability: Capability::NetworkExternal, scope: vec![], decision: Decision::AllowAlways, granted_at: "2026-01-01T00:00:00Z".into(), by: By::Chat, approval_id: "plugin:2".into() });
+        let p = run(&w, &g, &Tokens::new(), &w.cmd, &[]);
+        assert_eq!(p.skill.as_deref(), Some("weather"));
+        assert_eq!(p.applied.len(), 1);
+        assert!(!p.env.contains_key("WEATHER_KEY"), "system.env was not granted");
+        std::fs::write(w.skills[0].dir.join("run.sh"), "#!/bin/sh\necho changed\n").unwrap();
+        let p = run(&w, &g, &Tokens::new(), &w.cmd, &[]);
+        assert_eq!(p.skill, None);
+        assert!(p.notices.iter().any(|n| n.contains("without grants")), "{:?}", p.notices);
+    }
+}

@@ -1,0 +1,302 @@
+//! `SkillGate`: the core crate's skill rules (`sharkcage::skills`) for the
+//! OpenClaw glue: `judge` for the gate hook (run, ask or refuse), `resolve`
+//! for the user's answer, `forExec` for the backend (the policy and the
+//! variables one exec call really gets). One instance per gateway process:
+//! it holds the one-time approvals in memory.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use napi::{Env, Result};
+use napi_derive::napi;
+use serde::Deserialize;
+
+use crate::error::{to_js, AddonError};
+use sharkcage::skills::attribution::HostFs;
+use sharkcage::skills::call::{self, Inputs, Judgement, KnownSkill, SkillCall};
+use sharkcage::skills::capabilities::Context;
+use sharkcage::skills::exec::{self, ExecInputs};
+use sharkcage::skills::grants::{self, By, Decision, GrantRecord, GrantStore, Grants};
+use sharkcage::skills::once::{Once, Tokens};
+use sharkcage::skills::{prompt, Capability, Request};
+
+#[napi(object)]
+pub struct SkillGateOptions {
+    /// sharkcage's state directory (grants.json); default: the usual one.
+    pub state_dir: Option<String>,
+    /// The operator's ceiling: `[{capability, scope?}]`; absent: none.
+    #[napi(ts_type = "Array<{ capability: string, scope?: string[] }>")]
+    pub ceiling: Option<serde_json::Value>,
+    /// Capabilities never offered as "allow always".
+    pub never_always: Option<Vec<String>>,
+    /// How long a prompt waits (ms; the one-time approval outlives it by a minute).
+    pub approval_timeout_ms: Option<u32>,
+}
+
+#[napi(object)]
+pub struct SkillDir {
+    pub name: String,
+    /// The skill's directory on the host.
+    pub dir: String,
+    /// Other paths commands name it by: `[{written, host}]`.
+    #[napi(ts_type = "Array<{ written: string, host: string }>")]
+    pub mapped: Option<serde_json::Value>,
+}
+
+#[napi(object)]
+pub struct SkillCallRequest {
+    pub command: String,
+    pub workdir: Option<String>,
+    pub skills: Vec<SkillDir>,
+    /// The sandbox's workspace (relative scope paths are relative to it).
+    pub workspace: String,
+}
+
+/// `decision`: "baseline" (no skill), "run" (everything asked for is
+/// granted), "ask" (with the prompt and a one-time `token` to put in the
+/// call's env on approval) or "block" (with `reason`).
+#[napi(object)]
+pub struct SkillJudgement {
+    pub decision: String,
+    pub reason: Option<String>,
+    pub skill: Option<String>,
+    pub identity: Option<String>,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub severity: Option<String>,
+    pub allowed_decisions: Option<Vec<String>>,
+    pub token: Option<String>,
+    /// `[{capability, scope}]` asked for by the prompt.
+    #[napi(ts_type = "Array<{ capability: string, scope: string[] }>")]
+    pub missing: Option<serde_json::Value>,
+    #[napi(ts_type = "Array<{ capability: string, scope: string[] }>")]
+    pub granted: Option<serde_json::Value>,
+}
+
+#[napi(object)]
+pub struct ExecForSkill {
+    pub command: String,
+    pub workdir: Option<String>,
+    pub skills: Vec<SkillDir>,
+    pub workspace: String,
+    #[napi(ts_type = "object")]
+    pub policy: serde_json::Value,
+    pub env: Option<BTreeMap<String, String>>,
+    /// Configured `system.env` values per skill name.
+    #[napi(ts_type = "Record<string, Record<string, string>>")]
+    pub values: Option<serde_json::Value>,
+}
+
+#[napi(object)]
+pub struct ExecSkillPlan {
+    pub skill: Option<String>,
+    pub identity: Option<String>,
+    pub approval_id: Option<String>,
+    #[napi(ts_type = "Array<{ capability: string, scope: string[] }>")]
+    pub applied: serde_json::Value,
+    #[napi(ts_type = "object")]
+    pub policy: serde_json::Value,
+    pub env: BTreeMap<String, String>,
+    pub notices: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CeilingEntry {
+    capability: Capability,
+    #[serde(default)]
+    scope: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Mapped {
+    written: String,
+    host: String,
+}
+
+/// The skill rules of one gateway.
+#[napi]
+pub struct SkillGate {
+    store: GrantStore,
+    ceiling: Option<Vec<Request>>,
+    never_always: Vec<Capability>,
+    timeout: Duration,
+    tokens: Tokens,
+}
+
+fn requests_json(reqs: &[Request]) -> serde_json::Value {
+    serde_json::Value::Array(reqs.iter().map(|r| serde_json::json!({ "capability": r.capability.name(), "scope": r.scope })).collect())
+}
+
+fn known(skills: &[SkillDir]) -> std::result::Result<Vec<KnownSkill>, AddonError> {
+    skills
+        .iter()
+        .map(|s| {
+            let mapped: Vec<Mapped> = match &s.mapped {
+                Some(v) => serde_json::from_value(v.clone()).map_err(|e| AddonError::InvalidArg(format!("skills[{}].mapped: {e}", s.name)))?,
+                None => vec![],
+            };
+            Ok(KnownSkill { name: s.name.clone(), dir: PathBuf::from(&s.dir), mapped: mapped.into_iter().map(|m| (PathBuf::from(m.written), PathBuf::from(m.host))).collect() })
+        })
+        .collect()
+}
+
+impl SkillGate {
+    fn grants(&self) -> std::result::Result<Grants, AddonError> {
+        self.store.load().map_err(|e| AddonError::InvalidArg(format!("the grant store cannot be read: {e}")))
+    }
+
+    fn judgement(&self, req: &SkillCallRequest, grants: &Grants, skills: &[KnownSkill]) -> Judgement {
+        let home = sharkcage::policy::paths::primary_home();
+        let inputs = Inputs { skills, grants, ceiling: self.ceiling.as_deref(), cx: Context { workspace: Path::new(&req.workspace), home: home.as_deref(), services: &[] } };
+        call::judge(&req.command, req.workdir.as_deref().map(Path::new), &inputs, &HostFs)
+    }
+
+    fn ask(&self, c: &SkillCall, command: &str) -> std::result::Result<SkillJudgement, AddonError> {
+        let p = prompt::for_call(c, &self.never_always);
+        let approval_id = grants::new_approval_id();
+        let once = Once { skill: c.name.clone(), identity: c.identity.clone(), command: command.to_string(), capabilities: c.missing.clone(), approval_id };
+        let token = self.tokens.issue(once, self.timeout + Duration::from_secs(60)).map_err(|e| AddonError::from_io("issuing a one-time approval", &e))?;
+        Ok(SkillJudgement {
+            decision: "ask".into(),
+            reason: None,
+            skill: Some(c.name.clone()),
+            identity: Some(c.identity.clone()),
+            title: Some(p.title),
+            description: Some(p.description),
+            severity: Some(p.severity.into()),
+            allowed_decisions: Some(p.decisions.iter().map(|d| d.to_string()).collect()),
+            token: Some(token),
+            missing: Some(requests_json(&c.missing)),
+            granted: Some(requests_json(&c.granted)),
+        })
+    }
+}
+
+fn verdict(decision: &str, reason: Option<String>, c: Option<&SkillCall>) -> SkillJudgement {
+    SkillJudgement {
+        decision: decision.into(),
+        reason,
+        skill: c.map(|c| c.name.clone()),
+        identity: c.map(|c| c.identity.clone()),
+        title: None,
+        description: None,
+        severity: None,
+        allowed_decisions: None,
+        token: None,
+        missing: c.map(|c| requests_json(&c.missing)),
+        granted: c.map(|c| requests_json(&c.granted)),
+    }
+}
+
+#[napi]
+impl SkillGate {
+    #[napi(constructor)]
+    pub fn new(env: Env, options: Option<SkillGateOptions>) -> Result<Self> {
+        let build = || -> std::result::Result<SkillGate, AddonError> {
+            let o = options.unwrap_or(SkillGateOptions { state_dir: None, ceiling: None, never_always: None, approval_timeout_ms: None });
+            let store = match o.state_dir.filter(|d| !d.is_empty()) {
+                Some(d) => GrantStore::at(d),
+                None => GrantStore::open_default().map_err(|e| AddonError::InvalidArg(e.to_string()))?,
+            };
+            let ceiling = match o.ceiling {
+                Some(v) => {
+                    let entries: Vec<CeilingEntry> = serde_json::from_value(v).map_err(|e| AddonError::Policy(format!("skills.ceiling: {e}")))?;
+                    Some(entries.into_iter().map(|e| Request { capability: e.capability, reason: String::new(), scope: e.scope }).collect())
+                }
+                None => None,
+            };
+            let never_always = o
+                .never_always
+                .unwrap_or_default()
+                .iter()
+                .map(|n| Capability::from_name(n).ok_or_else(|| AddonError::Policy(format!("skills.neverAllowAlways: {}", sharkcage::skills::capabilities::unknown_message(n)))))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let timeout = Duration::from_millis(u64::from(o.approval_timeout_ms.unwrap_or(120_000).clamp(1_000, 600_000)));
+            Ok(SkillGate { store, ceiling, never_always, timeout, tokens: Tokens::new() })
+        };
+        build().map_err(|e| to_js(&env, e))
+    }
+
+    /// Judge one exec call before it runs.
+    #[napi]
+    pub fn judge(&self, env: Env, req: SkillCallRequest) -> Result<SkillJudgement> {
+        let run = || -> std::result::Result<SkillJudgement, AddonError> {
+            let skills = known(&req.skills)?;
+            let grants = self.grants()?;
+            let c = match self.judgement(&req, &grants, &skills) {
+                Judgement::Skill(c) => c,
+                Judgement::Baseline { reason } => return Ok(verdict("baseline", Some(reason), None)),
+                _ => return Ok(verdict("baseline", None, None)),
+            };
+            let name = prompt::clean(&c.name);
+            if let Some(e) = &c.error {
+                return Ok(verdict("block", Some(format!("sharkcage: skill {name} cannot be run with its capabilities: {}", prompt::clean(e))), Some(&c)));
+            }
+            if !c.above_ceiling.is_empty() {
+                return Ok(verdict("block", Some(format!("sharkcage: skill {name} asks for more than the operator allows ({}): refused", exec::describe(&c.above_ceiling))), Some(&c)));
+            }
+            if !c.denied.is_empty() {
+                return Ok(verdict("block", Some(format!("sharkcage: the user denied skill {name} {}: refused (sc grants revoke {name} to decide again)", exec::describe(&c.denied))), Some(&c)));
+            }
+            if c.missing.is_empty() {
+                return Ok(verdict("run", None, Some(&c)));
+            }
+            self.ask(&c, &req.command)
+        };
+        run().map_err(|e| to_js(&env, e))
+    }
+
+    /// The user's answer to an "ask": `allow-always` records the asked-for
+    /// capabilities for this skill version (by: chat, with `approvalId`);
+    /// `allow-once` leaves the token for the call; anything else discards it.
+    /// Returns what was recorded (`[{capability, scope}]`).
+    #[napi(ts_return_type = "Array<{ capability: string, scope: string[] }>")]
+    pub fn resolve(&self, env: Env, token: String, decision: String, approval_id: Option<String>) -> Result<serde_json::Value> {
+        let run = || -> std::result::Result<serde_json::Value, AddonError> {
+            match decision.as_str() {
+                "allow-once" => Ok(requests_json(&[])),
+                "allow-always" => {
+                    let Some(o) = self.tokens.peek(&token) else { return Err(AddonError::InvalidArg("the approval is unknown or expired".into())) };
+                    let id = approval_id.filter(|a| !a.is_empty()).unwrap_or(o.approval_id.clone());
+                    self.store
+                        .update(|g| {
+                            for r in &o.capabilities {
+                                g.record(GrantRecord { skill: o.skill.clone(), identity: o.identity.clone(), capability: r.capability, scope: r.scope.clone(), decision: Decision::AllowAlways, granted_at: grants::now(), by: By::Chat, approval_id: id.clone() });
+                            }
+                            Ok(())
+                        })
+                        .map_err(|e| AddonError::InvalidArg(format!("the grant cannot be recorded: {e}")))?;
+                    Ok(requests_json(&o.capabilities))
+                }
+                _ => {
+                    self.tokens.discard(&token);
+                    Ok(requests_json(&[]))
+                }
+            }
+        };
+        run().map_err(|e| to_js(&env, e))
+    }
+
+    /// The policy and variables one exec call really gets (the backend's
+    /// side: judged again, a one-time token taken from `env` and checked).
+    #[napi]
+    pub fn for_exec(&self, env: Env, req: ExecForSkill) -> Result<ExecSkillPlan> {
+        let run = || -> std::result::Result<ExecSkillPlan, AddonError> {
+            let skills = known(&req.skills)?;
+            let grants = self.grants()?;
+            let values: BTreeMap<String, BTreeMap<String, String>> = match req.values.clone() {
+                Some(v) => serde_json::from_value(v).map_err(|e| AddonError::InvalidArg(format!("values: {e}")))?,
+                None => BTreeMap::new(),
+            };
+            let lookup = |name: &str| values.get(name).cloned().unwrap_or_default();
+            let home = sharkcage::policy::paths::primary_home();
+            let inputs = Inputs { skills: &skills, grants: &grants, ceiling: self.ceiling.as_deref(), cx: Context { workspace: Path::new(&req.workspace), home: home.as_deref(), services: &[] } };
+            let x = ExecInputs { command: &req.command, workdir: req.workdir.as_deref().map(Path::new), base_policy: &req.policy, env: req.env.clone().unwrap_or_default(), tokens: &self.tokens, skill_values: &lookup };
+            let p = exec::plan(x, &inputs, &HostFs).map_err(AddonError::Policy)?;
+            Ok(ExecSkillPlan { skill: p.skill, identity: p.identity, approval_id: p.approval_id, applied: requests_json(&p.applied), policy: p.policy, env: p.env, notices: p.notices })
+        };
+        run().map_err(|e| to_js(&env, e))
+    }
+}
