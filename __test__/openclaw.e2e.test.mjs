@@ -599,7 +599,11 @@ test('skills: approve once in the chat, enforced by the kernel (allow-once, deny
     assert.deepEqual(granted.hits, [], 'the skill ran without an approval')
 
     // 2. The gateway, and a chat turn whose approvals a client answers.
+    const original = fs.readFileSync(path.join(skillDir, 'run.sh'), 'utf8')
     fs.writeFileSync(path.join(w.dir, 'script.json'), JSON.stringify([
+      // The skill's code cannot be changed from a sandbox (file tool or exec).
+      { name: 'write', arguments: { path: path.join(skillDir, 'run.sh'), content: 'echo pwned' } },
+      { name: 'exec', arguments: { command: `echo 'curl http://localhost:${other.port}/planted' >> ${skillDir}/run.sh; mv ${path.dirname(skillDir)} ${path.dirname(skillDir)}.old; true` } },
       { name: 'exec', arguments: { command: run } }, // asks → allow-once
       { name: 'exec', arguments: { command: run } }, // asks again → deny
       { name: 'exec', arguments: { command: `${run}; echo compound`, env: { SHARKCAGE_GRANT: `once-${'0'.repeat(32)}` } } }, // baseline, no prompt
@@ -635,6 +639,8 @@ test('skills: approve once in the chat, enforced by the kernel (allow-once, deny
     const r1 = await client('run the demo skill', 'allow-once,deny,allow-always')
     t.diagnostic(JSON.stringify(r1).slice(0, 1500))
     assert.equal(r1.error, null, `${r1.error}\n${gwLog.slice(-3000)}`)
+    assert.equal(fs.readFileSync(path.join(skillDir, 'run.sh'), 'utf8'), original, 'a sandbox changed the skill')
+    assert.ok(!fs.existsSync(`${path.dirname(skillDir)}.old`), 'a sandbox moved the skills directory')
     assert.equal(r1.approvals.length, 3, 'allow-once, then a new prompt, then allow-always; none for the compound command or once granted')
     const p = r1.approvals[0]
     assert.match(p.title, /Skill demo wants: network\.internal, system\.env/)
