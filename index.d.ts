@@ -242,6 +242,8 @@ export interface ExecSkillPlan {
   policy: object
   env: Record<string, string>
   notices: Array<string>
+  /** With a skill's grants: run this argv directly (no shell). */
+  argv?: Array<string>
 }
 
 export interface FsDirEntry {

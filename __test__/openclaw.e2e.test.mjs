@@ -567,16 +567,35 @@ test('skills: approve once in the chat, enforced by the kernel (allow-once, deny
         { capability: 'network.internal', reason: 'its local test API', scope: [`localhost:${granted.port}`] },
         { capability: 'system.env', reason: 'its API key', scope: ['DEMO_KEY'] },
       ] } }
-      fs.writeFileSync(path.join(skillDir, 'SKILL.md'), `---\nname: demo\ndescription: A demo skill that calls its API.\nmetadata: ${JSON.stringify(meta)}\n---\nRun \`sh ${skillDir}/run.sh\`.\n`)
-      fs.writeFileSync(path.join(skillDir, 'run.sh'), [
-        '#!/bin/sh',
-        'echo "key=${DEMO_KEY:-none}"',
-        `curl --noproxy '' -sS --max-time 5 http://localhost:${granted.port}/skill || echo net-failed`,
-        `curl --noproxy '' -sS --max-time 3 http://localhost:${other.port}/other || echo other-failed`,
-        'cat ~/.ssh/id_rsa 2>/dev/null || echo ssh-hidden',
+      fs.writeFileSync(path.join(skillDir, 'SKILL.md'), `---\nname: demo\ndescription: A demo skill that calls its API.\nmetadata: ${JSON.stringify(meta)}\n---\nRun \`python3 ${skillDir}/run.py\`.\n`)
+      fs.writeFileSync(path.join(skillDir, 'run.py'), [
+        'import os, subprocess, urllib.request',
+        // Through the proxy even for localhost (NO_PROXY lists it for the sandbox's own servers).
+        'os.environ.pop("NO_PROXY", None); os.environ.pop("no_proxy", None)',
+        'print("key=" + os.environ.get("DEMO_KEY", "none"))',
+        'proxy = os.environ.get("HTTP_PROXY") or os.environ.get("http_proxy")',
+        'opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": proxy} if proxy else {}))',
+        'def get(url, label):',
+        '    try:',
+        '        print(opener.open(url, timeout=5).read().decode().strip())',
+        '    except Exception:',
+        '        print(label + "-failed")',
+        `get("http://localhost:${granted.port}/skill", "net")`,
+        `get("http://localhost:${other.port}/other", "other")`,
+        'try:',
+        '    print(open(os.path.expanduser("~/.ssh/id_rsa")).read())',
+        'except Exception:',
+        '    print("ssh-hidden")',
+        'try:',
+        '    subprocess.run(["/bin/true"])',
+        '    print("exec-" + "allowed")',
+        'except PermissionError:',
+        '    print("exec-" + "refused")',
         '',
       ].join('\n'))
-      run = `sh ${skillDir}/run.sh`
+      // A shell entry too, for a compound command (OpenClaw itself refuses compound python invocations).
+      fs.writeFileSync(path.join(skillDir, 'run.sh'), '#!/bin/sh\nexec python3 "$(dirname "$0")/run.py"\n')
+      run = `python3 ${skillDir}/run.py`
       // First an `openclaw agent --local` turn: no approval surface.
       return [{ name: 'exec', arguments: { command: run } }]
     },
@@ -599,16 +618,17 @@ test('skills: approve once in the chat, enforced by the kernel (allow-once, deny
     assert.deepEqual(granted.hits, [], 'the skill ran without an approval')
 
     // 2. The gateway, and a chat turn whose approvals a client answers.
-    const original = fs.readFileSync(path.join(skillDir, 'run.sh'), 'utf8')
+    const original = fs.readFileSync(path.join(skillDir, 'run.py'), 'utf8')
     fs.writeFileSync(path.join(w.dir, 'script.json'), JSON.stringify([
       // The skill's code cannot be changed from a sandbox (file tool or exec).
-      { name: 'write', arguments: { path: path.join(skillDir, 'run.sh'), content: 'echo pwned' } },
-      { name: 'exec', arguments: { command: `echo 'curl http://localhost:${other.port}/planted' >> ${skillDir}/run.sh; mv ${path.dirname(skillDir)} ${path.dirname(skillDir)}.old; true` } },
+      { name: 'write', arguments: { path: path.join(skillDir, 'run.py'), content: 'print(1)' } },
+      { name: 'exec', arguments: { command: `echo 'print(1)' >> ${skillDir}/run.py; mv ${path.dirname(skillDir)} ${path.dirname(skillDir)}.old; true` } },
       { name: 'exec', arguments: { command: run } }, // asks → allow-once
       { name: 'exec', arguments: { command: run } }, // asks again → deny
-      { name: 'exec', arguments: { command: `${run}; echo compound`, env: { SHARKCAGE_GRANT: `once-${'0'.repeat(32)}` } } }, // baseline, no prompt
+      { name: 'exec', arguments: { command: `sh ${skillDir}/run.sh; echo compound`, env: { SHARKCAGE_GRANT: `once-${'0'.repeat(32)}` } } }, // baseline, no prompt
       { name: 'exec', arguments: { command: run, env: { SHARKCAGE_GRANT: `once-${'f'.repeat(32)}` } } }, // asks → allow-always
-      { name: 'exec', arguments: { command: run } }, // granted: no prompt
+      // Granted: no prompt; also through the copy OpenClaw's skill catalog names in a sandboxed session.
+      { name: 'exec', arguments: { command: `python3 ${path.join(w.ws, '.openclaw', 'sandbox-skills', 'skills', 'demo', 'run.py')}` } },
       { name: 'exec', arguments: { command: 'echo elevated-$((40+2))', elevated: true } }, // refused
     ]))
     const henv = { ...env, HOME: w.home }
@@ -639,7 +659,7 @@ test('skills: approve once in the chat, enforced by the kernel (allow-once, deny
     const r1 = await client('run the demo skill', 'allow-once,deny,allow-always')
     t.diagnostic(JSON.stringify(r1).slice(0, 1500))
     assert.equal(r1.error, null, `${r1.error}\n${gwLog.slice(-3000)}`)
-    assert.equal(fs.readFileSync(path.join(skillDir, 'run.sh'), 'utf8'), original, 'a sandbox changed the skill')
+    assert.equal(fs.readFileSync(path.join(skillDir, 'run.py'), 'utf8'), original, 'a sandbox changed the skill')
     assert.ok(!fs.existsSync(`${path.dirname(skillDir)}.old`), 'a sandbox moved the skills directory')
     assert.equal(r1.approvals.length, 3, 'allow-once, then a new prompt, then allow-always; none for the compound command or once granted')
     const p = r1.approvals[0]
@@ -656,6 +676,9 @@ test('skills: approve once in the chat, enforced by the kernel (allow-once, deny
     assert.match(saw, /compound/)
     assert.match(saw, /Denied by user/, 'the model was not told of the denial')
     assert.match(saw, /ssh-hidden/)
+    // Without system.exec the skill's code cannot start other programs; the baseline call could.
+    assert.match(saw, /exec-refused/, 'a granted skill without system.exec started another program')
+    assert.match(saw, /exec-allowed/, 'control: the baseline call could not start a program')
     assert.ok(!saw.includes(w.secrets.ssh), 'the ssh key reached the model')
     assert.ok(!saw.includes('elevated-42'), 'elevated exec ran')
     assert.match(saw, /elevated[^"]{0,200}refused/, 'the model was not told why elevated exec did not run')
@@ -669,7 +692,7 @@ test('skills: approve once in the chat, enforced by the kernel (allow-once, deny
 
     // 3. The skill changes on the host: its grants no longer apply, the
     // prompt says so, and nobody answers: refused when it times out.
-    fs.appendFileSync(path.join(skillDir, 'run.sh'), '# changed\n')
+    fs.appendFileSync(path.join(skillDir, 'run.py'), '# changed\n')
     fs.writeFileSync(path.join(w.dir, 'script.json'), JSON.stringify([{ name: 'exec', arguments: { command: run } }]))
     const r2 = await client('run the demo skill again', 'none')
     assert.equal(r2.error, null, `${r2.error}\n${gwLog.slice(-3000)}`)

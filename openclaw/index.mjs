@@ -111,14 +111,26 @@ function skillConfig(api) {
 /** The directories skills are loaded from, for a sandbox of these directories. */
 function skillRoots(api, dirs) {
   const roots = []
-  for (const d of [dirs?.workspace, dirs?.agentWorkspace, dirs?.skillsWorkspace]) if (typeof d === 'string' && path.isAbsolute(d)) roots.push(path.join(d, 'skills'))
+  // `skills/` of each workspace, and the copies OpenClaw materializes for a
+  // sandboxed session (`.openclaw/sandbox-skills/skills`, the paths the
+  // model's skill catalog then names).
+  for (const d of [dirs?.workspace, dirs?.agentWorkspace, dirs?.skillsWorkspace]) {
+    if (typeof d !== 'string' || !path.isAbsolute(d)) continue
+    roots.push(path.join(d, 'skills'), path.join(d, '.openclaw', 'sandbox-skills', 'skills'))
+  }
   for (const d of skillConfig(api).dirs ?? []) if (typeof d === 'string' && path.isAbsolute(d)) roots.push(d)
   return [...new Set(roots)]
 }
 
-/** Every skill directory under the roots: `[{name, dir}]` (name: the directory's name). */
+/**
+ * Every skill directory under the roots: `[{name, dir, mapped}]` (name: the
+ * directory's name; dir: its real path, each once, since a directory claimed
+ * by two skills would be nobody's code; mapped: the other paths commands may
+ * name it by, as `{written, host}`: a root may be a link to another).
+ */
 function discoverSkills(api, dirs) {
   const out = []
+  const byDir = new Map()
   for (const root of skillRoots(api, dirs)) {
     let names = []
     try {
@@ -127,8 +139,21 @@ function discoverSkills(api, dirs) {
       continue
     }
     for (const name of names.sort()) {
-      const dir = path.join(root, name)
-      if (SKILL_FILES.some((f) => fs.existsSync(path.join(dir, f)))) out.push({ name, dir })
+      const written = path.join(root, name)
+      if (!SKILL_FILES.some((f) => fs.existsSync(path.join(written, f)))) continue
+      let dir
+      try {
+        dir = fs.realpathSync(written)
+      } catch {
+        continue
+      }
+      let skill = byDir.get(dir)
+      if (!skill) {
+        skill = { name, dir, mapped: [] }
+        byDir.set(dir, skill)
+        out.push(skill)
+      }
+      if (written !== dir && !skill.mapped.some((m) => m.written === written)) skill.mapped.push({ written, host: dir })
     }
   }
   return out
@@ -266,6 +291,36 @@ function protectWorkspaceHooks(policy, agentWorkspaceDir) {
   return { ...policy, filesystem: { ...filesystem, denyWrite } }
 }
 
+/**
+ * With workspaceAccess "rw", OpenClaw prepares the session's skills in a
+ * directory of its own (skillsWorkspaceDir, under ~/.openclaw) and tells the
+ * model they are at <workspace>/.openclaw/sandbox-skills, where a container
+ * backend mounts them. Here the sandbox sees host paths, so that name is a
+ * symlink to the prepared directory, which the sandbox may read (read-only).
+ * Replacing the link from inside gains nothing: a call gets a skill's grants
+ * only by the real path of the code it runs.
+ */
+function linkSandboxSkills(api, params) {
+  const target = params.skillsWorkspaceDir
+  if (typeof target !== 'string' || !path.isAbsolute(target) || target === params.workspaceDir || !fs.existsSync(target)) return
+  const link = path.join(params.workspaceDir, '.openclaw', 'sandbox-skills')
+  try {
+    let cur = null
+    try {
+      cur = fs.lstatSync(link)
+    } catch {}
+    if (cur && !cur.isSymbolicLink()) return
+    if (cur && fs.readlinkSync(link) === target) return
+    fs.mkdirSync(path.dirname(link), { recursive: true })
+    const tmp = `${link}.${process.pid}.tmp`
+    fs.rmSync(tmp, { force: true })
+    fs.symlinkSync(target, tmp)
+    fs.renameSync(tmp, link)
+  } catch (e) {
+    api.logger?.warn?.(`sharkcage: ${JSON.stringify({ event: 'skills-link-failed', link, message: e.message })}`)
+  }
+}
+
 function createFactory(api) {
   return async (params) => {
     const sc = loadAddon(api.rootDir)
@@ -280,8 +335,12 @@ function createFactory(api) {
     // agent's workspace, and OpenClaw's read-only resource mounts. Named to
     // the launcher so that a root gateway's sandbox (shifted to an
     // unprivileged uid) reaches them even under a private directory.
+    linkSandboxSkills(api, params)
     const readOnly = [
       ...(params.cfg?.workspaceAccess === 'ro' && params.agentWorkspaceDir ? [params.agentWorkspaceDir] : []),
+      // The skills OpenClaw prepared for this sandbox (named to the model
+      // through <workspace>/.openclaw/sandbox-skills, see linkSandboxSkills).
+      ...(typeof params.skillsWorkspaceDir === 'string' && params.skillsWorkspaceDir !== params.workspaceDir ? [params.skillsWorkspaceDir] : []),
       ...(params.readOnlyResourceMounts ?? []).map((m) => m?.hostPath).filter((p) => typeof p === 'string' && p),
     ].filter((p) => fs.existsSync(p))
     // Fail closed before anything runs: one real sandboxed call proves this
@@ -339,7 +398,8 @@ function createFactory(api) {
         }
         // OpenClaw 2026.9 always passes usePty: false to sandboxes; a later
         // one that passes true gets the sandbox's own terminal (sc exec --pty).
-        const argv = sc.buildExecArgv(plan.policy, ['/bin/sh', '-c', command], { workspace, env: plan.env, resultFile, readOnly, homeLayer, network: { ...network, toolCall: l.toolCall, skill: plan.skill ?? undefined }, pty: usePty === true, notices: plan.notices })
+        // A skill call runs its judged argv directly, no shell in between.
+        const argv = sc.buildExecArgv(plan.policy, plan.argv ?? ['/bin/sh', '-c', command], { workspace, env: plan.env, resultFile, readOnly, homeLayer, network: { ...network, toolCall: l.toolCall, skill: plan.skill ?? undefined }, pty: usePty === true, notices: plan.notices })
         pendingExec.set(resultFile, { command, labels: l, argv })
         state.specArgv.add(argv)
         return { argv, env: sc.launcherEnv(), cwd: workdir && fs.existsSync(workdir) ? workdir : workspace, stdinMode: 'pipe-open', finalizeToken: resultFile }

@@ -99,6 +99,8 @@ pub struct ExecSkillPlan {
     pub policy: serde_json::Value,
     pub env: BTreeMap<String, String>,
     pub notices: Vec<String>,
+    /// With a skill's grants: run this argv directly (no shell).
+    pub argv: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -295,7 +297,7 @@ impl SkillGate {
             let inputs = Inputs { skills: &skills, grants: &grants, ceiling: self.ceiling.as_deref(), cx: Context { workspace: Path::new(&req.workspace), home: home.as_deref(), services: &[] } };
             let x = ExecInputs { command: &req.command, workdir: req.workdir.as_deref().map(Path::new), base_policy: &req.policy, env: req.env.clone().unwrap_or_default(), tokens: &self.tokens, skill_values: &lookup };
             let p = exec::plan(x, &inputs, &HostFs).map_err(AddonError::Policy)?;
-            Ok(ExecSkillPlan { skill: p.skill, identity: p.identity, approval_id: p.approval_id, applied: requests_json(&p.applied), policy: p.policy, env: p.env, notices: p.notices })
+            Ok(ExecSkillPlan { skill: p.skill, identity: p.identity, approval_id: p.approval_id, applied: requests_json(&p.applied), policy: p.policy, env: p.env, notices: p.notices, argv: p.argv })
         };
         run().map_err(|e| to_js(&env, e))
     }

@@ -1946,3 +1946,53 @@ fn read_only_places_are_readable_and_stay_unchanged() {
         assert!(!t.ws.join("ran").exists());
     }
 }
+
+/// `filesystem.execOnly`: only the listed program (and its loader) starts;
+/// not another system program, not a copy in a writable place, not a shell;
+/// the effect is checked on the host (a marker file the other program would
+/// have written does not exist).
+#[test]
+fn exec_only_lets_only_the_listed_programs_start() {
+    let _g = shared();
+    let t = T::new();
+    let python = ["/usr/bin/python3", "/bin/python3"].into_iter().find(|p| Path::new(p).exists()).expect("python3 is installed");
+    let marker = t.ws.join("marker");
+    let script = format!(
+        r#"
+import os, shutil, subprocess
+def attempt(name, argv):
+    try:
+        subprocess.run(argv, check=False)
+        print(name, "started")
+    except PermissionError:
+        print(name, "refused")
+attempt("shell", ["/bin/sh", "-c", "echo pwned > {m}"])
+attempt("touch", ["/usr/bin/touch", "{m}"])
+shutil.copy("/usr/bin/touch", "{ws}/mytouch"); os.chmod("{ws}/mytouch", 0o755)
+attempt("copy", ["{ws}/mytouch", "{m}"])
+shutil.copy("/usr/bin/touch", "/tmp/t2"); os.chmod("/tmp/t2", 0o755)
+attempt("tmpcopy", ["/tmp/t2", "{m}"])
+print("python ran")
+"#,
+        m = marker.display(),
+        ws = t.ws.display()
+    );
+    let pol = format!(r#"{{"filesystem":{{"execOnly":["{python}"]}}}}"#);
+    let o = t.sc().policy(&pol).cmd([python, "-c", &script]).run();
+    assert!(o.out().contains("python ran"), "the listed program did not run: {}", o.all());
+    for name in ["shell", "touch", "copy", "tmpcopy"] {
+        assert!(o.out().contains(&format!("{name} refused")), "{name} was not refused: {}", o.all());
+    }
+    assert!(!marker.exists(), "a program outside execOnly ran: {}", o.all());
+    // The report says it is active.
+    assert_eq!(o.j()["layers"]["landlock"]["execOnly"], serde_json::json!(true), "{}", o.all());
+    // Without the key everything readable may start (control).
+    let o = t.sc().cmd([python, "-c", &script]).run();
+    assert!(o.out().contains("touch started"), "control: {}", o.all());
+    // Bad entries are errors naming the key.
+    let o = t.sc().policy(r#"{"filesystem":{"execOnly":["bin/sh"]}}"#).cmd(["true"]).run();
+    assert_eq!(o.code, 2, "{}", o.all());
+    assert!(o.err().contains("execOnly"), "{}", o.all());
+    let o = t.sc().policy(r#"{"filesystem":{"execOnly":["/nonexistent/prog"]}}"#).cmd(["true"]).run();
+    assert!(o.err().contains("execOnly[0]"), "{}", o.all());
+}

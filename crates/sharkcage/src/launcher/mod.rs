@@ -11,6 +11,7 @@
 
 pub mod child;
 pub mod config_copies;
+pub mod exec_only;
 pub mod home_layer;
 pub mod plan;
 pub mod protected;

@@ -941,6 +941,10 @@ fn landlock_plan(hidden: &[PathBuf], allow_read: &[PathBuf], exposed: &[PathBuf]
     let stdio = stdio_files();
     let system_secret = |h: &Path| paths::MANDATORY_DENY_READ_ABS.iter().chain(paths::MANDATORY_DENY_READ_ROOT).any(|a| h == Path::new(a));
     let landlock_hidden: Vec<PathBuf> = hidden.iter().filter(|h| !system_secret(h)).cloned().collect();
+    let exec_only = match &pol.filesystem.exec_only {
+        Some(list) => Some(super::exec_only::resolve(list).map_err(LaunchError::Usage)?),
+        None => None,
+    };
     LandlockPlan::build(&LandlockInputs {
         hidden: &landlock_hidden,
         allow_read,
@@ -951,8 +955,12 @@ fn landlock_plan(hidden: &[PathBuf], allow_read: &[PathBuf], exposed: &[PathBuf]
         private_writable: &mounts.private_writable,
         prepared_files: &mounts.prepared_files,
         stdio_files: &stdio,
+        exec_only: exec_only.as_deref(),
     })
-    .map_err(|e| setup_error(&e))
+    .map_err(|e| match e {
+        crate::layers::landlock::LandlockError::ExecOnlyUnavailable => LaunchError::Unsupported(e.to_string()),
+        e => setup_error(&e),
+    })
 }
 
 /// A layer that could not be prepared: out of descriptors or memory (an

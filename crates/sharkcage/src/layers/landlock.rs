@@ -59,6 +59,9 @@ pub struct LandlockReport {
     pub scoping: bool,
     /// `IOCTL_DEV` (ABI ≥ 5).
     pub ioctl_dev: bool,
+    /// Only the `execOnly` files may be started.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exec_only: bool,
     pub rules: usize,
 }
 
@@ -70,6 +73,8 @@ pub enum LandlockError {
     Ruleset(#[from] landlock::RulesetError),
     #[error("landlock: cannot open a rule's path: {0}")]
     Dup(#[source] std::io::Error),
+    #[error("filesystem.execOnly needs Landlock, which this kernel does not offer; refusing rather than letting every program run")]
+    ExecOnlyUnavailable,
 }
 
 /// Inputs in host coordinates.
@@ -90,6 +95,9 @@ pub struct LandlockInputs<'a> {
     pub prepared_files: &'a [PathBuf],
     /// stdin when it is a file or terminal: (fd, opened for reading, for writing).
     pub stdio_files: &'a [(OwnedFd, bool, bool)],
+    /// `Some`: `EXECUTE` only on these (files, or directories for what is
+    /// below); nowhere else, also not in writable places.
+    pub exec_only: Option<&'a [PathBuf]>,
 }
 
 /// The prepared layer.
@@ -115,20 +123,27 @@ impl LandlockPlan {
 
     pub fn build(inp: &LandlockInputs) -> Result<LandlockPlan, LandlockError> {
         let Some(kabi) = super::host::landlock_abi() else {
+            if inp.exec_only.is_some() {
+                return Err(LandlockError::ExecOnlyUnavailable);
+            }
             return Ok(LandlockPlan::unavailable());
         };
         let abi = ABI::from(kabi);
-        let all = AccessFs::from_all(abi);
-        let read = AccessFs::ReadFile | AccessFs::Execute;
+        let handled = AccessFs::from_all(abi);
+        // With execOnly, EXECUTE is granted only by its own rules below.
+        let no_exec = if inp.exec_only.is_some() { AccessFs::Execute.into() } else { landlock::BitFlags::<AccessFs>::EMPTY };
+        let all = handled & !no_exec;
+        let read = (AccessFs::ReadFile | AccessFs::Execute) & !no_exec;
         let mut report = LandlockReport {
             abi: kabi,
             filesystem: true,
             network: kabi >= 4 && !inp.allow_local_binding,
             scoping: kabi >= 6,
             ioctl_dev: kabi >= 5,
+            exec_only: false,
             rules: 0,
         };
-        let mut rs = Ruleset::default().set_compatibility(CompatLevel::BestEffort).handle_access(all)?;
+        let mut rs = Ruleset::default().set_compatibility(CompatLevel::BestEffort).handle_access(handled)?;
         if report.network {
             rs = rs.handle_access(AccessNet::ConnectTcp | AccessNet::BindTcp)?;
         }
@@ -174,6 +189,13 @@ impl LandlockPlan {
         for w in inp.writable {
             created = add(created, w, all)?;
             report.rules += 1;
+        }
+        if let Some(list) = inp.exec_only {
+            for p in list {
+                created = add(created, p, AccessFs::ReadFile | AccessFs::Execute)?;
+                report.rules += 1;
+            }
+            report.exec_only = true;
         }
         for (f, read, write) in inp.stdio_files {
             let mut access = landlock::BitFlags::<AccessFs>::EMPTY;

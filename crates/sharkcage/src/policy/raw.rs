@@ -73,6 +73,12 @@ pub struct FilesystemPolicy {
     /// Lifts only the `.git/config` protection.
     #[serde(default)]
     pub allow_git_config: bool,
+    /// When set, the only files the call may start (`execve`): each listed
+    /// file (with what the kernel opens to start it: its dynamic loader, its
+    /// `#!` interpreter), or everything below a listed directory. Absolute
+    /// paths, no globs; enforced by Landlock (refused on hosts without it).
+    #[serde(default, deserialize_with = "exec_paths")]
+    pub exec_only: Option<Vec<String>>,
     #[serde(default, deserialize_with = "must_be_false")]
     pub disabled: Option<bool>,
 }
@@ -297,6 +303,20 @@ fn write_paths<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<PathEntry>, D::Err
 }
 fn read_paths<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<PathEntry>, D::Error> {
     path_list(d, true)
+}
+
+fn exec_paths<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    let v = Vec::<String>::deserialize(d)?;
+    for (i, p) in v.iter().enumerate() {
+        check_path_syntax::<D::Error>(p).map_err(|e| de::Error::custom(format!("entry {i}: {e}")))?;
+        if !p.starts_with('/') {
+            return Err(de::Error::custom(format!("entry {i}: {p:?}: write an absolute path")));
+        }
+        if p.contains(['*', '?', '[']) || p.split('/').any(|c| c == "..") {
+            return Err(de::Error::custom(format!("entry {i}: {p:?}: no globs or `..`; list each program")));
+        }
+    }
+    Ok(Some(v))
 }
 
 fn unix_socket_paths<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {

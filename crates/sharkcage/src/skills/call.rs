@@ -60,6 +60,10 @@ pub struct SkillCall {
     pub dir: PathBuf,
     /// The file of the skill's code the command runs.
     pub host_file: PathBuf,
+    /// The program the command starts (absolute: the skill's file or the
+    /// interpreter) and its words after quote removal (`argv[0]` as written).
+    pub program: PathBuf,
+    pub argv: Vec<String>,
     /// `sha256:<hex>` of the directory now.
     pub identity: String,
     /// What the skill declares.
@@ -101,8 +105,8 @@ pub struct Inputs<'a> {
 /// Judge one `exec` call (steps 1–5 of the module header).
 pub fn judge(command: &str, workdir: Option<&Path>, inputs: &Inputs, fs: &dyn Resolve) -> Judgement {
     let paths: Vec<SkillPaths> = inputs.skills.iter().enumerate().map(|(i, s)| s.paths(i)).collect();
-    let (key, host_file) = match attribution::attribute(command, workdir, &paths, fs) {
-        Attribution::Skill { name, host_file, .. } => (name, host_file),
+    let (key, host_file, program, argv) = match attribution::attribute(command, workdir, &paths, fs) {
+        Attribution::Skill { name, host_file, program, argv, .. } => (name, host_file, program, argv),
         Attribution::Baseline { reason } => {
             // Reasons name skills by their key here: give them their names back.
             let reason = inputs.skills.iter().enumerate().fold(reason, |r, (i, s)| r.replace(&format!("skill `{i}`"), &format!("skill `{}`", s.name)));
@@ -112,7 +116,10 @@ pub fn judge(command: &str, workdir: Option<&Path>, inputs: &Inputs, fs: &dyn Re
     let Some(skill) = key.parse::<usize>().ok().and_then(|i| inputs.skills.get(i)) else {
         return Judgement::Baseline { reason: "the call's skill is not known".into() };
     };
-    Judgement::Skill(Box::new(skill_call(skill, host_file, inputs)))
+    let mut call = skill_call(skill, host_file, inputs);
+    call.program = program;
+    call.argv = argv;
+    Judgement::Skill(Box::new(call))
 }
 
 fn skill_call(skill: &KnownSkill, host_file: PathBuf, inputs: &Inputs) -> SkillCall {

@@ -14,9 +14,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::attribution::{env_name_defeats_attribution, Resolve};
+use super::attribution::{env_name_defeats_attribution, Resolve, SYSTEM_BIN_DIRS};
 use super::call::{self, Inputs, Judgement};
-use super::capabilities::{EnvSource, Request};
+use super::capabilities::{EnvSource, Exec, Request};
 use super::once::{self, Tokens};
 use super::prompt::clean;
 
@@ -28,6 +28,9 @@ pub struct ExecPlan {
     pub identity: Option<String>,
     /// The requests applied (granted, and approved once).
     pub applied: Vec<Request>,
+    /// With a skill's grants, the command runs as this argv, directly (no
+    /// shell): the program by its absolute path and the words as judged.
+    pub argv: Option<Vec<String>>,
     /// The approval a one-time token came from.
     pub approval_id: Option<String>,
     pub policy: serde_json::Value,
@@ -52,7 +55,7 @@ pub struct ExecInputs<'a> {
 pub fn plan(x: ExecInputs, inputs: &Inputs, fs: &dyn Resolve) -> Result<ExecPlan, String> {
     let mut env = x.env;
     let token = env.remove(once::ENV);
-    let mut out = ExecPlan { skill: None, identity: None, applied: vec![], approval_id: None, policy: x.base_policy.clone(), env: BTreeMap::new(), notices: vec![] };
+    let mut out = ExecPlan { skill: None, identity: None, applied: vec![], argv: None, approval_id: None, policy: x.base_policy.clone(), env: BTreeMap::new(), notices: vec![] };
     let call = match call::judge(x.command, x.workdir, inputs, fs) {
         Judgement::Skill(c) => *c,
         _ => {
@@ -92,6 +95,12 @@ pub fn plan(x: ExecInputs, inputs: &Inputs, fs: &dyn Resolve) -> Result<ExecPlan
     }
     let grant = call.grant(&applied, &inputs.cx)?;
     grant.policy.merge_into(&mut out.policy)?;
+    if grant.exec == Exec::SkillOnly {
+        restrict_exec(&mut out.policy, &call)?;
+    }
+    let mut argv = call.argv.clone();
+    argv[0] = call.program.display().to_string();
+    out.argv = Some(argv);
     let dropped: Vec<String> = env.keys().filter(|k| env_name_defeats_attribution(k)).cloned().collect();
     for k in &dropped {
         env.remove(k);
@@ -121,6 +130,26 @@ pub fn plan(x: ExecInputs, inputs: &Inputs, fs: &dyn Resolve) -> Result<ExecPlan
     out.applied = applied;
     out.env = env;
     Ok(out)
+}
+
+/// Without `system.exec`: the call may start only its program (the skill's
+/// file or its interpreter), what lies in the skill's directory, and the
+/// program an `env` `#!` line of the skill's file names (found in the
+/// system directories only). Enforced by the launcher (`execOnly`).
+fn restrict_exec(policy: &mut serde_json::Value, call: &call::SkillCall) -> Result<(), String> {
+    let mut list = vec![call.program.display().to_string(), call.dir.display().to_string()];
+    if let Some(target) = crate::launcher::exec_only::shebang_env_target(&call.host_file) {
+        if !target.contains('/') {
+            if let Some(p) = SYSTEM_BIN_DIRS.iter().map(|d| Path::new(d).join(&target)).find(|p| p.is_file()) {
+                list.push(p.display().to_string());
+            }
+        }
+    }
+    let fs = policy.as_object_mut().ok_or("the policy is not a JSON object")?.entry("filesystem").or_insert_with(|| serde_json::json!({}));
+    let fs = fs.as_object_mut().ok_or("filesystem is not an object")?;
+    // A base policy's own list stays: the call runs no more than it allows.
+    fs.entry("execOnly").or_insert_with(|| serde_json::json!(list));
+    Ok(())
 }
 
 /// `network.external api.example.com; system.env KEY`.
@@ -200,6 +229,12 @@ mod tests {
         assert_eq!(p.env.get("WEATHER_KEY").map(String::as_str), Some("K-123"), "the configured value, not the model's");
         assert!(!p.env.contains_key("LD_PRELOAD"));
         assert_eq!(p.approval_id.as_deref(), Some("plugin:1"));
+        // Run directly, and without system.exec only the skill's program and code may start.
+        let argv = p.argv.clone().unwrap();
+        assert!(argv[0].ends_with("/sh") && argv[0].starts_with('/') && argv[1].ends_with("skills/weather/run.sh"), "{argv:?}");
+        let exec_only = p.policy["filesystem"]["execOnly"].as_array().unwrap();
+        assert_eq!(exec_only[0], serde_json::json!(argv[0]));
+        assert!(exec_only[1].as_str().unwrap().ends_with("skills/weather"));
         // Used: the same token again gives the base policy.
         let again = run(&w, &Grants::default(), &tokens, &w.cmd, &[("SHARKCAGE_GRANT", &t)]);
         assert_eq!(again.skill, None);
