@@ -32,6 +32,13 @@ export declare class SkillGate {
   constructor(options?: SkillGateOptions | undefined | null)
   /** Judge one exec call before it runs. */
   judge(req: SkillCallRequest): SkillJudgement
+  /** Judge a `sharkcage_run {skill, tool, args}` call before it runs. */
+  judgeRun(req: SkillRunRequest): SkillJudgement
+  /**
+   * How a `sharkcage_run` call runs: its entry's argv, the policy and the
+   * variables (a one-time token in `env` is taken and checked).
+   */
+  forRun(req: SkillRunExec): ExecSkillPlan
   /**
    * The user's answer to an "ask": `allow-always` records the asked-for
    * capabilities for this skill version (by: chat, with `approvalId`);
@@ -360,6 +367,25 @@ export interface SkillJudgement {
   /** `[{capability, scope}]` asked for by the prompt. */
   missing?: Array<{ capability: string, scope: string[] }>
   granted?: Array<{ capability: string, scope: string[] }>
+}
+
+export interface SkillRunExec {
+  skill: string
+  tool: string
+  args: unknown
+  skills: Array<SkillDir>
+  workspace: string
+  policy: object
+  env?: Record<string, string>
+  values?: Record<string, Record<string, string>>
+}
+
+export interface SkillRunRequest {
+  skill: string
+  tool: string
+  args: unknown
+  skills: Array<SkillDir>
+  workspace: string
 }
 
 export interface ToolGateOptions {

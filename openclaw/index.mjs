@@ -467,6 +467,7 @@ export default {
     // in every mode; they only observe.
     registerGate(api)
     registerTimingHooks(api)
+    registerDispatcher(api)
     if (api.registrationMode !== 'full') return
     // The backend registry is process-global: register once.
     if (state.unregister) return
@@ -498,6 +499,9 @@ function registerGate(api) {
   api.on?.(
     'before_tool_call',
     (ev, ctx) => {
+      // The dispatcher runs skills in a sandbox in every session, so its
+      // approvals are asked for in every session.
+      if (String(ev?.toolName ?? ctx?.toolName ?? '') === RUN_TOOL) return judgeRun(api, ev, ctx)
       if (!sandboxedBySharkcage(api, ctx)) return
       let v
       try {
@@ -553,11 +557,15 @@ function judgeSkill(api, ev, ctx, params, rewritten) {
     return { block: true, blockReason: j.reason }
   }
   if (j.decision !== 'ask') return clean ? { params: clean } : undefined
-  const gate = skillGate(api, agent)
+  return askApproval(api, skillGate(api, agent), j, rec, { ...params, env: { ...env, SHARKCAGE_GRANT: j.token } })
+}
+
+/** OpenClaw's approval prompt for a skill judgement, with the one-time token in `approvedParams`. */
+function askApproval(api, gate, j, rec, approvedParams) {
   const timeoutMs = Math.min(Math.max(Number(skillConfig(api).approvalTimeoutMs) || 120_000, 1_000), 600_000)
   audit(api, { kind: 'approval', ...rec, decision: 'requested', reason: j.title, detail: { identity: j.identity, capabilities: j.missing } })
   return {
-    params: { ...params, env: { ...env, SHARKCAGE_GRANT: j.token } },
+    params: approvedParams,
     requireApproval: {
       title: j.title,
       description: j.description,
@@ -577,6 +585,91 @@ function judgeSkill(api, ev, ctx, params, rewritten) {
       },
     },
   }
+}
+
+// ---- the dispatcher for the predecessor's skills (plugin.json) ----
+
+const RUN_TOOL = 'sharkcage_run'
+// The parameter the gate puts a one-time approval in (never the model's).
+const RUN_GRANT = '__sharkcageGrant'
+
+/** The directories a call of this session works in (the sandbox's, else the agent's). */
+function sessionDirs(api, ctx) {
+  const session = ctx?.sessionKey
+  const known = session && state.sessionDirs.get(session)
+  if (known) return known
+  const ws = ctx?.workspaceDir ?? api.config?.agents?.defaults?.workspace
+  return { workspace: ws, agentWorkspace: ws }
+}
+
+/** The gate for sharkcage_run: the named skill's grants, asked for like exec's. */
+function judgeRun(api, ev, ctx) {
+  const params = { ...(ev?.params ?? {}) }
+  delete params[RUN_GRANT]
+  const dirs = sessionDirs(api, ctx)
+  const agent = ctx?.agentId ?? agentOf(ctx?.sessionKey)
+  const rec = { session: ctx?.sessionKey, agent, run: ev?.runId ?? ctx?.runId, tool: RUN_TOOL, toolCall: ev?.toolCallId ?? ctx?.toolCallId, skill: typeof params.skill === 'string' ? params.skill : undefined }
+  if (typeof params.skill !== 'string' || typeof params.tool !== 'string') return { block: true, blockReason: 'sharkcage_run needs {skill, tool, args}' }
+  const gate = skillGate(api, agent)
+  const j = gate.judgeRun({ skill: params.skill, tool: params.tool, args: params.args ?? {}, skills: discoverSkills(api, dirs), workspace: dirs.workspace ?? process.cwd() })
+  if (j.decision === 'block') {
+    audit(api, { kind: 'approval', ...rec, decision: 'deny', reason: j.reason, detail: { identity: j.identity, missing: j.missing } })
+    return { block: true, blockReason: j.reason }
+  }
+  if (j.decision !== 'ask') return { params }
+  return askApproval(api, gate, j, rec, { ...params, [RUN_GRANT]: j.token })
+}
+
+/**
+ * `sharkcage_run {skill, tool, args}`: runs a predecessor-format skill's
+ * entry (plugin.json `main`) in its own sandbox with that skill's grants:
+ * the request as JSON on stdin, the result from stdout. OpenClaw's tool
+ * names are static, so this one tool serves every such skill.
+ */
+function registerDispatcher(api) {
+  api.registerTool?.(
+    (ctx) => ({
+      name: RUN_TOOL,
+      label: 'Run a sharkcage skill',
+      description: "Run a tool of an installed skill that has a plugin.json (sharkcage's skill format) in its own sandbox. Input: {skill, tool, args}. The skill's permissions are asked for once and enforced by the kernel.",
+      parameters: {
+        type: 'object',
+        required: ['skill', 'tool'],
+        properties: {
+          skill: { type: 'string', description: 'The skill (its directory name).' },
+          tool: { type: 'string', description: 'One of the tools its plugin.json lists.' },
+          args: { type: 'object', description: 'Arguments for that tool (JSON).' },
+        },
+      },
+      async execute(toolCallId, params, signal) {
+        const sc = loadAddon(api.rootDir)
+        const dirs = sessionDirs(api, ctx)
+        const workspace = dirs.workspace
+        if (!workspace) throw new Error('sharkcage_run: no workspace for this session')
+        const agent = ctx?.agentId ?? agentOf(ctx?.sessionKey)
+        const skills = discoverSkills(api, dirs)
+        const token = typeof params?.[RUN_GRANT] === 'string' ? params[RUN_GRANT] : undefined
+        const policy = protectSkills(protectWorkspaceHooks(api.pluginConfig?.policy ?? {}, dirs.agentWorkspace), api, dirs)
+        const plan = skillGate(api, agent).forRun({ skill: String(params?.skill), tool: String(params?.tool), args: params?.args ?? {}, skills, workspace, policy, env: token ? { SHARKCAGE_GRANT: token } : {}, values: skillValues(api, skills) })
+        const labels = { session: ctx?.sessionKey, agent, toolCall: toolCallId, skill: plan.skill ?? String(params?.skill) }
+        if (plan.skill) audit(api, { kind: 'grant_applied', ...labels, tool: RUN_TOOL, decision: 'allow', reason: plan.approvalId ? `approved once (${plan.approvalId})` : 'granted always', detail: { identity: plan.identity, capabilities: plan.applied } })
+        const timeoutMs = Math.min(Math.max(Number(skillConfig(api).runTimeoutMs) || 60_000, 1_000), 600_000)
+        const readOnly = typeof dirs.skillsWorkspace === 'string' && dirs.skillsWorkspace !== workspace && fs.existsSync(dirs.skillsWorkspace) ? [dirs.skillsWorkspace] : []
+        const r = await sc.exec({ command: plan.argv, cwd: workspace, policy: plan.policy, env: plan.env, stdin: JSON.stringify({ tool: params?.tool, args: params?.args ?? {} }), timeoutMs, signal, readOnly, network: { session: labels.session, agent, toolCall: toolCallId, skill: labels.skill } })
+        auditExec(api, labels, `${RUN_TOOL} ${params?.skill} ${params?.tool}`, r)
+        const notices = [...plan.notices, ...(r.timedOut ? [`sc: timed out after ${timeoutMs} ms`] : []), ...(r.violations ?? []).map((v) => `sc: ${v.detail}`)]
+        const out = r.stdout.toString('utf8').trim()
+        const err = r.stderr.toString('utf8').trim()
+        const text = [...notices, r.exitCode === 0 ? out : `the skill's tool failed (exit ${r.exitCode ?? r.signal}): ${err || out}`.slice(0, 4000)].filter(Boolean).join('\n')
+        let json
+        try {
+          json = JSON.parse(out)
+        } catch {}
+        return { content: [{ type: 'text', text }], details: { status: r.exitCode === 0 ? 'completed' : 'failed', exitCode: r.exitCode, skill: plan.skill ?? null, result: json ?? null } }
+      },
+    }),
+    { names: [RUN_TOOL] },
+  )
 }
 
 /** The gate for the configured policy (one per policy and allow list). */
@@ -641,7 +734,8 @@ function registerTimingHooks(api) {
         loadAddon(api.rootDir)
       } catch {}
       // A one-time approval token is nobody's business after the call.
-      const params = ev.params?.env?.SHARKCAGE_GRANT !== undefined ? { ...ev.params, env: { ...ev.params.env, SHARKCAGE_GRANT: '(one-time approval)' } } : ev.params
+      let params = ev.params?.env?.SHARKCAGE_GRANT !== undefined ? { ...ev.params, env: { ...ev.params.env, SHARKCAGE_GRANT: '(one-time approval)' } } : ev.params
+      if (params?.[RUN_GRANT] !== undefined) params = { ...params, [RUN_GRANT]: '(one-time approval)' }
       audit(api, {
         kind: 'tool_call', session: ctx?.sessionKey, agent: ctx?.agentId, run: ev.runId ?? ctx?.runId, tool: ev.toolName, toolCall: id,
         params, durationMs: ms, decision: ev.error ? (/block|denied|not allowed|refused|^sharkcage:/i.test(String(ev.error)) ? 'deny' : 'error') : 'allow',

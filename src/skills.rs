@@ -16,6 +16,7 @@ use crate::error::{to_js, AddonError};
 use sharkcage::skills::attribution::HostFs;
 use sharkcage::skills::call::{self, Inputs, Judgement, KnownSkill, SkillCall};
 use sharkcage::skills::capabilities::Context;
+use sharkcage::skills::dispatch;
 use sharkcage::skills::exec::{self, ExecInputs};
 use sharkcage::skills::grants::{self, By, Decision, GrantRecord, GrantStore, Grants};
 use sharkcage::skills::once::{Once, Tokens};
@@ -101,6 +102,38 @@ pub struct ExecSkillPlan {
     pub notices: Vec<String>,
     /// With a skill's grants: run this argv directly (no shell).
     pub argv: Option<Vec<String>>,
+}
+
+#[napi(object)]
+pub struct SkillRunRequest {
+    pub skill: String,
+    pub tool: String,
+    #[napi(ts_type = "unknown")]
+    pub args: serde_json::Value,
+    pub skills: Vec<SkillDir>,
+    pub workspace: String,
+}
+
+#[napi(object)]
+pub struct SkillRunExec {
+    pub skill: String,
+    pub tool: String,
+    #[napi(ts_type = "unknown")]
+    pub args: serde_json::Value,
+    pub skills: Vec<SkillDir>,
+    pub workspace: String,
+    #[napi(ts_type = "object")]
+    pub policy: serde_json::Value,
+    pub env: Option<BTreeMap<String, String>>,
+    #[napi(ts_type = "Record<string, Record<string, string>>")]
+    pub values: Option<serde_json::Value>,
+}
+
+fn skill_values(v: Option<serde_json::Value>) -> std::result::Result<BTreeMap<String, BTreeMap<String, String>>, AddonError> {
+    match v {
+        Some(v) => serde_json::from_value(v).map_err(|e| AddonError::InvalidArg(format!("values: {e}"))),
+        None => Ok(BTreeMap::new()),
+    }
 }
 
 #[derive(Deserialize)]
@@ -227,29 +260,78 @@ impl SkillGate {
         let run = || -> std::result::Result<SkillJudgement, AddonError> {
             let skills = known(&req.skills)?;
             let grants = self.grants()?;
-            let c = match self.judgement(&req, &grants, &skills) {
-                Judgement::Skill(c) => c,
-                Judgement::Baseline { reason } => return Ok(verdict("baseline", Some(reason), None)),
-                _ => return Ok(verdict("baseline", None, None)),
-            };
-            let name = prompt::clean(&c.name);
-            if let Some(e) = &c.error {
-                return Ok(verdict("block", Some(format!("sharkcage: skill {name} cannot be run with its capabilities: {}", prompt::clean(e))), Some(&c)));
-            }
-            if !c.above_ceiling.is_empty() {
-                return Ok(verdict("block", Some(format!("sharkcage: skill {name} asks for more than the operator allows ({}): refused", exec::describe(&c.above_ceiling))), Some(&c)));
-            }
-            if !c.denied.is_empty() {
-                return Ok(verdict("block", Some(format!("sharkcage: the user denied skill {name} {}: refused (sc grants revoke {name} to decide again)", exec::describe(&c.denied))), Some(&c)));
-            }
-            if c.missing.is_empty() {
-                return Ok(verdict("run", None, Some(&c)));
-            }
-            self.ask(&c, &req.command)
+            let j = self.judgement(&req, &grants, &skills);
+            self.decide(j, &req.command)
         };
         run().map_err(|e| to_js(&env, e))
     }
 
+    /// Judge a `sharkcage_run {skill, tool, args}` call before it runs.
+    #[napi]
+    pub fn judge_run(&self, env: Env, req: SkillRunRequest) -> Result<SkillJudgement> {
+        let run = || -> std::result::Result<SkillJudgement, AddonError> {
+            let skills = known(&req.skills)?;
+            let grants = self.grants()?;
+            let home = sharkcage::policy::paths::primary_home();
+            let inputs = Inputs { skills: &skills, grants: &grants, ceiling: self.ceiling.as_deref(), cx: Context { workspace: Path::new(&req.workspace), home: home.as_deref(), services: &[] } };
+            match dispatch::judge(&req.skill, &req.tool, &inputs) {
+                Ok((j, _)) => self.decide(j, &dispatch::binding(&req.skill, &req.tool, &req.args)),
+                Err(why) => Ok(verdict("block", Some(format!("sharkcage_run: {}", prompt::clean(&why))), None)),
+            }
+        };
+        run().map_err(|e| to_js(&env, e))
+    }
+
+    /// How a `sharkcage_run` call runs: its entry's argv, the policy and the
+    /// variables (a one-time token in `env` is taken and checked).
+    #[napi]
+    pub fn for_run(&self, env: Env, req: SkillRunExec) -> Result<ExecSkillPlan> {
+        let run = || -> std::result::Result<ExecSkillPlan, AddonError> {
+            let skills = known(&req.skills)?;
+            let grants = self.grants()?;
+            let values = skill_values(req.values.clone())?;
+            let lookup = |name: &str| values.get(name).cloned().unwrap_or_default();
+            let home = sharkcage::policy::paths::primary_home();
+            let inputs = Inputs { skills: &skills, grants: &grants, ceiling: self.ceiling.as_deref(), cx: Context { workspace: Path::new(&req.workspace), home: home.as_deref(), services: &[] } };
+            let (j, entry) = dispatch::judge(&req.skill, &req.tool, &inputs).map_err(AddonError::InvalidArg)?;
+            let binding = dispatch::binding(&req.skill, &req.tool, &req.args);
+            let x = ExecInputs { command: &binding, workdir: None, base_policy: &req.policy, env: req.env.clone().unwrap_or_default(), tokens: &self.tokens, skill_values: &lookup };
+            let p = exec::plan_judged(j, x, &inputs).map_err(AddonError::Policy)?;
+            let argv = p.argv.clone().unwrap_or(entry.argv);
+            Ok(ExecSkillPlan { skill: p.skill, identity: p.identity, approval_id: p.approval_id, applied: requests_json(&p.applied), policy: p.policy, env: p.env, notices: p.notices, argv: Some(argv) })
+        };
+        run().map_err(|e| to_js(&env, e))
+    }
+}
+
+impl SkillGate {
+    /// What the gate does with a judged call (`binding`: what a one-time
+    /// approval is bound to).
+    fn decide(&self, j: Judgement, binding: &str) -> std::result::Result<SkillJudgement, AddonError> {
+        let c = match j {
+            Judgement::Skill(c) => c,
+            Judgement::Baseline { reason } => return Ok(verdict("baseline", Some(reason), None)),
+            _ => return Ok(verdict("baseline", None, None)),
+        };
+        let name = prompt::clean(&c.name);
+        if let Some(e) = &c.error {
+            return Ok(verdict("block", Some(format!("sharkcage: skill {name} cannot be run with its capabilities: {}", prompt::clean(e))), Some(&c)));
+        }
+        if !c.above_ceiling.is_empty() {
+            return Ok(verdict("block", Some(format!("sharkcage: skill {name} asks for more than the operator allows ({}): refused", exec::describe(&c.above_ceiling))), Some(&c)));
+        }
+        if !c.denied.is_empty() {
+            return Ok(verdict("block", Some(format!("sharkcage: the user denied skill {name} {}: refused (sc grants revoke {name} to decide again)", exec::describe(&c.denied))), Some(&c)));
+        }
+        if c.missing.is_empty() {
+            return Ok(verdict("run", None, Some(&c)));
+        }
+        self.ask(&c, binding)
+    }
+}
+
+#[napi]
+impl SkillGate {
     /// The user's answer to an "ask": `allow-always` records the asked-for
     /// capabilities for this skill version (by: chat, with `approvalId`);
     /// `allow-once` leaves the token for the call; anything else discards it.
@@ -288,10 +370,7 @@ impl SkillGate {
         let run = || -> std::result::Result<ExecSkillPlan, AddonError> {
             let skills = known(&req.skills)?;
             let grants = self.grants()?;
-            let values: BTreeMap<String, BTreeMap<String, String>> = match req.values.clone() {
-                Some(v) => serde_json::from_value(v).map_err(|e| AddonError::InvalidArg(format!("values: {e}")))?,
-                None => BTreeMap::new(),
-            };
+            let values = skill_values(req.values.clone())?;
             let lookup = |name: &str| values.get(name).cloned().unwrap_or_default();
             let home = sharkcage::policy::paths::primary_home();
             let inputs = Inputs { skills: &skills, grants: &grants, ceiling: self.ceiling.as_deref(), cx: Context { workspace: Path::new(&req.workspace), home: home.as_deref(), services: &[] } };

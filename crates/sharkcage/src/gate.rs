@@ -91,6 +91,9 @@ const IN_SANDBOX: &[&str] = &[
     "suggest_task",
     "dismiss_task",
     "heartbeat_respond",
+    // sharkcage's own dispatcher: it runs a skill's entry in a sandbox of
+    // its own, with that skill's grants (asked for by the plugin's gate).
+    "sharkcage_run",
 ];
 
 /// Tools that act on the host or the gateway itself, outside any sandbox.

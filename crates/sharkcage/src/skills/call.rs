@@ -116,13 +116,14 @@ pub fn judge(command: &str, workdir: Option<&Path>, inputs: &Inputs, fs: &dyn Re
     let Some(skill) = key.parse::<usize>().ok().and_then(|i| inputs.skills.get(i)) else {
         return Judgement::Baseline { reason: "the call's skill is not known".into() };
     };
-    let mut call = skill_call(skill, host_file, inputs);
+    let mut call = judge_skill(skill, host_file, inputs);
     call.program = program;
     call.argv = argv;
     Judgement::Skill(Box::new(call))
 }
 
-fn skill_call(skill: &KnownSkill, host_file: PathBuf, inputs: &Inputs) -> SkillCall {
+/// Steps 2–5 for a call known to run `skill`'s code (`host_file`).
+pub fn judge_skill(skill: &KnownSkill, host_file: PathBuf, inputs: &Inputs) -> SkillCall {
     let mut call = SkillCall { name: skill.name.clone(), dir: skill.dir.clone(), host_file, ..SkillCall::default() };
     match identity::identify(&skill.dir) {
         Ok(id) => call.identity = id.digest,

@@ -53,10 +53,16 @@ pub struct ExecInputs<'a> {
 
 /// Build one call (see the module header).
 pub fn plan(x: ExecInputs, inputs: &Inputs, fs: &dyn Resolve) -> Result<ExecPlan, String> {
+    let j = call::judge(x.command, x.workdir, inputs, fs);
+    plan_judged(j, x, inputs)
+}
+
+/// Build a call already judged (`sharkcage_run` names its skill).
+pub fn plan_judged(j: Judgement, x: ExecInputs, inputs: &Inputs) -> Result<ExecPlan, String> {
     let mut env = x.env;
     let token = env.remove(once::ENV);
     let mut out = ExecPlan { skill: None, identity: None, applied: vec![], argv: None, approval_id: None, policy: x.base_policy.clone(), env: BTreeMap::new(), notices: vec![] };
-    let call = match call::judge(x.command, x.workdir, inputs, fs) {
+    let call = match j {
         Judgement::Skill(c) => *c,
         _ => {
             if let Some(t) = token {

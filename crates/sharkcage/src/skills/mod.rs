@@ -17,6 +17,7 @@
 //!   declaration, ceiling, grants), for the gate and the backend alike.
 //! * [`once`]: one-time approvals bound to exactly one call.
 //! * [`prompt`]: the approval prompt's words.
+//! * [`dispatch`]: the predecessor's skills through `sharkcage_run`.
 //! * [`exec`]: one `exec` call as the backend builds it (policy, injected
 //!   variables, notices).
 //!
@@ -26,6 +27,7 @@
 pub mod attribution;
 pub mod call;
 pub mod capabilities;
+pub mod dispatch;
 pub mod exec;
 pub mod grants;
 pub mod identity;
