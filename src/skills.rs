@@ -20,6 +20,7 @@ use sharkcage::skills::dispatch;
 use sharkcage::skills::exec::{self, ExecInputs};
 use sharkcage::skills::grants::{self, By, Decision, GrantRecord, GrantStore, Grants};
 use sharkcage::skills::once::{Once, Tokens};
+use sharkcage::skills::services::{ServiceStore, Services};
 use sharkcage::skills::{prompt, Capability, Request};
 
 #[napi(object)]
@@ -177,15 +178,28 @@ fn known(skills: &[SkillDir]) -> std::result::Result<Vec<KnownSkill>, AddonError
         .collect()
 }
 
-impl SkillGate {
-    fn grants(&self) -> std::result::Result<Grants, AddonError> {
-        self.store.load().map_err(|e| AddonError::InvalidArg(format!("the grant store cannot be read: {e}")))
-    }
+/// What every judgement reads afresh (a revocation or a new service counts
+/// on the next call).
+struct Fresh {
+    skills: Vec<KnownSkill>,
+    grants: Grants,
+    services: Services,
+    service_list: Vec<sharkcage::skills::Service>,
+    home: Option<PathBuf>,
+}
 
-    fn judgement(&self, req: &SkillCallRequest, grants: &Grants, skills: &[KnownSkill]) -> Judgement {
-        let home = sharkcage::policy::paths::primary_home();
-        let inputs = Inputs { skills, grants, ceiling: self.ceiling.as_deref(), cx: Context { workspace: Path::new(&req.workspace), home: home.as_deref(), services: &[] } };
-        call::judge(&req.command, req.workdir.as_deref().map(Path::new), &inputs, &HostFs)
+impl Fresh {
+    fn inputs<'a>(&'a self, gate: &'a SkillGate, workspace: &'a str) -> Inputs<'a> {
+        Inputs { skills: &self.skills, grants: &self.grants, ceiling: gate.ceiling.as_deref(), cx: Context { workspace: Path::new(workspace), home: self.home.as_deref(), services: &self.service_list } }
+    }
+}
+
+impl SkillGate {
+    fn fresh(&self, skills: &[SkillDir]) -> std::result::Result<Fresh, AddonError> {
+        let grants = self.store.load().map_err(|e| AddonError::InvalidArg(format!("the grant store cannot be read: {e}")))?;
+        let services = ServiceStore::at(self.store.dir()).load().map_err(|e| AddonError::InvalidArg(format!("the services cannot be read: {e}")))?;
+        let service_list = services.list();
+        Ok(Fresh { skills: known(skills)?, grants, services, service_list, home: sharkcage::policy::paths::primary_home() })
     }
 
     fn ask(&self, c: &SkillCall, command: &str) -> std::result::Result<SkillJudgement, AddonError> {
@@ -258,9 +272,8 @@ impl SkillGate {
     #[napi]
     pub fn judge(&self, env: Env, req: SkillCallRequest) -> Result<SkillJudgement> {
         let run = || -> std::result::Result<SkillJudgement, AddonError> {
-            let skills = known(&req.skills)?;
-            let grants = self.grants()?;
-            let j = self.judgement(&req, &grants, &skills);
+            let f = self.fresh(&req.skills)?;
+            let j = call::judge(&req.command, req.workdir.as_deref().map(Path::new), &f.inputs(self, &req.workspace), &HostFs);
             self.decide(j, &req.command)
         };
         run().map_err(|e| to_js(&env, e))
@@ -270,11 +283,8 @@ impl SkillGate {
     #[napi]
     pub fn judge_run(&self, env: Env, req: SkillRunRequest) -> Result<SkillJudgement> {
         let run = || -> std::result::Result<SkillJudgement, AddonError> {
-            let skills = known(&req.skills)?;
-            let grants = self.grants()?;
-            let home = sharkcage::policy::paths::primary_home();
-            let inputs = Inputs { skills: &skills, grants: &grants, ceiling: self.ceiling.as_deref(), cx: Context { workspace: Path::new(&req.workspace), home: home.as_deref(), services: &[] } };
-            match dispatch::judge(&req.skill, &req.tool, &inputs) {
+            let f = self.fresh(&req.skills)?;
+            match dispatch::judge(&req.skill, &req.tool, &f.inputs(self, &req.workspace)) {
                 Ok((j, _)) => self.decide(j, &dispatch::binding(&req.skill, &req.tool, &req.args)),
                 Err(why) => Ok(verdict("block", Some(format!("sharkcage_run: {}", prompt::clean(&why))), None)),
             }
@@ -287,15 +297,14 @@ impl SkillGate {
     #[napi]
     pub fn for_run(&self, env: Env, req: SkillRunExec) -> Result<ExecSkillPlan> {
         let run = || -> std::result::Result<ExecSkillPlan, AddonError> {
-            let skills = known(&req.skills)?;
-            let grants = self.grants()?;
+            let f = self.fresh(&req.skills)?;
+            let inputs = f.inputs(self, &req.workspace);
             let values = skill_values(req.values.clone())?;
             let lookup = |name: &str| values.get(name).cloned().unwrap_or_default();
-            let home = sharkcage::policy::paths::primary_home();
-            let inputs = Inputs { skills: &skills, grants: &grants, ceiling: self.ceiling.as_deref(), cx: Context { workspace: Path::new(&req.workspace), home: home.as_deref(), services: &[] } };
+            let creds = |name: &str| f.services.credentials(name);
             let (j, entry) = dispatch::judge(&req.skill, &req.tool, &inputs).map_err(AddonError::InvalidArg)?;
             let binding = dispatch::binding(&req.skill, &req.tool, &req.args);
-            let x = ExecInputs { command: &binding, workdir: None, base_policy: &req.policy, env: req.env.clone().unwrap_or_default(), tokens: &self.tokens, skill_values: &lookup };
+            let x = ExecInputs { command: &binding, workdir: None, base_policy: &req.policy, env: req.env.clone().unwrap_or_default(), tokens: &self.tokens, skill_values: &lookup, service_values: &creds };
             let p = exec::plan_judged(j, x, &inputs).map_err(AddonError::Policy)?;
             let argv = p.argv.clone().unwrap_or(entry.argv);
             Ok(ExecSkillPlan { skill: p.skill, identity: p.identity, approval_id: p.approval_id, applied: requests_json(&p.applied), policy: p.policy, env: p.env, notices: p.notices, argv: Some(argv) })
@@ -368,13 +377,12 @@ impl SkillGate {
     #[napi]
     pub fn for_exec(&self, env: Env, req: ExecForSkill) -> Result<ExecSkillPlan> {
         let run = || -> std::result::Result<ExecSkillPlan, AddonError> {
-            let skills = known(&req.skills)?;
-            let grants = self.grants()?;
+            let f = self.fresh(&req.skills)?;
+            let inputs = f.inputs(self, &req.workspace);
             let values = skill_values(req.values.clone())?;
             let lookup = |name: &str| values.get(name).cloned().unwrap_or_default();
-            let home = sharkcage::policy::paths::primary_home();
-            let inputs = Inputs { skills: &skills, grants: &grants, ceiling: self.ceiling.as_deref(), cx: Context { workspace: Path::new(&req.workspace), home: home.as_deref(), services: &[] } };
-            let x = ExecInputs { command: &req.command, workdir: req.workdir.as_deref().map(Path::new), base_policy: &req.policy, env: req.env.clone().unwrap_or_default(), tokens: &self.tokens, skill_values: &lookup };
+            let creds = |name: &str| f.services.credentials(name);
+            let x = ExecInputs { command: &req.command, workdir: req.workdir.as_deref().map(Path::new), base_policy: &req.policy, env: req.env.clone().unwrap_or_default(), tokens: &self.tokens, skill_values: &lookup, service_values: &creds };
             let p = exec::plan(x, &inputs, &HostFs).map_err(AddonError::Policy)?;
             Ok(ExecSkillPlan { skill: p.skill, identity: p.identity, approval_id: p.approval_id, applied: requests_json(&p.applied), policy: p.policy, env: p.env, notices: p.notices, argv: p.argv })
         };

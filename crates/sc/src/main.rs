@@ -9,6 +9,7 @@ mod init;
 mod audit_cmd;
 mod home_cmd;
 mod skills_cmd;
+mod config_cmd;
 mod connect;
 mod probe;
 
@@ -70,6 +71,8 @@ enum Cmd {
     Approve(skills_cmd::ApproveArgs),
     /// Which skill a command would be attributed to, which policy it gets and why.
     Explain(skills_cmd::ExplainArgs),
+    /// The services skills reach (`show`, `add-service`, `remove-service`).
+    Config(config_cmd::ConfigArgs),
     /// Internal: probes run inside the sandbox by `sc doctor` and the tests.
     #[command(name = "__probe", hide = true)]
     Probe { names: Vec<String> },
@@ -196,6 +199,7 @@ fn main() -> ExitCode {
             }
         },
         Cmd::Explain(a) => skills_cmd::run_explain(a),
+        Cmd::Config(a) => config_cmd::run(a),
         Cmd::Exec(a) => exec(*a),
         Cmd::Doctor { json } => sharkcage::doctor::run_cli(json),
         Cmd::Probe { names } => probe::run(&names),

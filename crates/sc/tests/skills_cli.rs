@@ -264,3 +264,46 @@ fn a_corrupt_grants_file_is_an_error_never_a_grant() {
     }
     assert_eq!(std::fs::read_to_string(&f).unwrap(), text, "a failed command rewrote the file");
 }
+
+/// `sc config add-service|show|remove-service`: the credential comes from
+/// the environment, is stored 0600 in the state directory, never printed;
+/// bad input changes nothing; a sandbox cannot read the file.
+#[test]
+fn services_are_stored_privately_and_never_printed() {
+    let _g = shared();
+    let t = T::new();
+    let secret = t.secret("ha-token");
+    let add = |extra: &[(&str, &str)], args: &[&str]| {
+        let mut c = Command::new(sc_bin());
+        c.args(args).env_clear().env("PATH", "/usr/bin:/bin").env("HOME", &t.home).current_dir(&t.root).stdin(Stdio::null());
+        for (k, v) in extra {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    let o = add(&[("HA_TOKEN", &secret)], &["config", "add-service", "ha", "--family", "home", "--endpoint", "ha.lan:8123", "--credential", "HA_TOKEN"]);
+    assert!(!format!("{}{}", out(&o), err(&o)).contains(&secret), "the credential was printed");
+    ok(&o);
+    let file = state(&t).join("services.json");
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(std::fs::read_to_string(&file).unwrap().contains(&secret));
+    let shown = ok(&sc(&t, &["config", "show"]));
+    assert!(shown.contains("ha.lan:8123") && shown.contains("HA_TOKEN") && !shown.contains(&secret), "{shown}");
+    let json = ok(&sc(&t, &["config", "show", "--json"]));
+    assert!(!json.contains(&secret), "{json}");
+    // A value is never taken from the command line; bad entries change nothing.
+    let before = std::fs::read(&file).unwrap();
+    let o = add(&[], &["config", "add-service", "x", "--family", "home", "--endpoint", "a.lan:1", "--credential", "NOT_SET"]);
+    assert!(!o.status.success() && err(&o).contains("environment"), "{}", err(&o));
+    let o = add(&[], &["config", "add-service", "x", "--family", "bogus", "--endpoint", "a.lan:1"]);
+    assert!(!o.status.success() && err(&o).contains("bogus"), "{}", err(&o));
+    let o = add(&[], &["config", "add-service", "x", "--family", "home", "--endpoint", "a.lan"]);
+    assert!(!o.status.success() && err(&o).contains("endpoint"), "{}", err(&o));
+    assert_eq!(std::fs::read(&file).unwrap(), before, "a refused change altered the file");
+    // The sandbox cannot read it.
+    let o = t.sh(&format!("cat {} || echo unreadable", file.display()));
+    o.assert_absent(&secret);
+    ok(&sc(&t, &["config", "remove-service", "ha"]));
+    assert!(!std::fs::read_to_string(&file).unwrap().contains(&secret));
+    assert!(!sc(&t, &["config", "remove-service", "ha"]).status.success());
+}

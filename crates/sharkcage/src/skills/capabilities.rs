@@ -245,6 +245,11 @@ impl Service {
     }
 }
 
+/// Check a service as `sc config add-service` stores it.
+pub fn check_service(s: &Service) -> Result<(), CapabilityError> {
+    s.check()
+}
+
 /// Where the skill's sandbox may start programs from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

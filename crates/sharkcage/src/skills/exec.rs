@@ -49,6 +49,8 @@ pub struct ExecInputs<'a> {
     pub tokens: &'a Tokens,
     /// Values of `system.env` variables, by name, for this skill.
     pub skill_values: &'a dyn Fn(&str) -> BTreeMap<String, String>,
+    /// Credential values of a configured service, by service name.
+    pub service_values: &'a dyn Fn(&str) -> BTreeMap<String, String>,
 }
 
 /// Build one call (see the module header).
@@ -124,10 +126,15 @@ pub fn plan_judged(j: Judgement, x: ExecInputs, inputs: &Inputs) -> Result<ExecP
                 env.remove(var);
                 out.notices.push(format!("sc: variable {var} of skill {name} has no configured value (skills.entries.{name}.env.{var})"));
             }
-            (EnvSource::Service(s), _) => {
-                env.remove(var);
-                out.notices.push(format!("sc: variable {var} of service {} is not available here", clean(s)));
-            }
+            (EnvSource::Service(s), _) => match (x.service_values)(s).get(var) {
+                Some(v) => {
+                    env.insert(var.clone(), v.clone());
+                }
+                None => {
+                    env.remove(var);
+                    out.notices.push(format!("sc: variable {var} of service {} has no stored value (sc config add-service)", clean(s)));
+                }
+            },
         }
     }
     out.notices.push(format!("sc: skill {name} runs with its grants: {}", describe(&applied)));
@@ -203,7 +210,8 @@ mod tests {
         let inputs = Inputs { skills: &w.skills, grants, ceiling: None, cx: Context { workspace: &w.ws, home: None, services: &[] } };
         let base = serde_json::json!({ "network": { "allowedDomains": ["registry.npmjs.org"] } });
         let values = |_: &str| BTreeMap::from([("WEATHER_KEY".to_string(), "K-123".to_string())]);
-        let x = ExecInputs { command, workdir: Some(&w.ws), base_policy: &base, env: env.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(), tokens, skill_values: &values };
+        let none = |_: &str| BTreeMap::new();
+        let x = ExecInputs { command, workdir: Some(&w.ws), base_policy: &base, env: env.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(), tokens, skill_values: &values, service_values: &none };
         plan(x, &inputs, &HostFs).unwrap()
     }
 
@@ -251,6 +259,31 @@ mod tests {
         assert_eq!(c.skill, None);
         assert!(!c.env.contains_key("WEATHER_KEY"));
         assert_eq!(run(&w, &Grants::default(), &tokens, &w.cmd, &[("SHARKCAGE_GRANT", &t)]).skill, None, "the token was discarded by the mismatch");
+    }
+
+    #[test]
+    fn a_service_capability_reaches_the_endpoint_with_the_stored_credentials() {
+        let t = tempfile::tempdir().unwrap();
+        let ws = t.path().to_path_buf();
+        let d = ws.join("skills/lights");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("sharkcage.json"), r#"{"version": 1, "capabilities": [{"capability": "home.read", "reason": "read the lights"}]}"#).unwrap();
+        std::fs::write(d.join("run.sh"), "echo hi\n").unwrap();
+        let skills = vec![KnownSkill { name: "lights".into(), dir: d.clone(), mapped: vec![] }];
+        let id = crate::skills::identity::identify(&d).unwrap().digest;
+        let mut g = Grants::default();
+        g.record(GrantRecord { skill: "lights".into(), identity: id, capability: Capability::HomeRead, scope: vec![], decision: Decision::AllowAlways, granted_at: "2026-01-01T00:00:00Z".into(), by: By::Cli, approval_id: "ap-1".into() });
+        let services = vec![crate::skills::Service { name: "ha".into(), family: "home".into(), endpoint: "ha.lan:8123".into(), credential_env: vec!["HA_TOKEN".into()] }];
+        let inputs = Inputs { skills: &skills, grants: &g, ceiling: None, cx: Context { workspace: &ws, home: None, services: &services } };
+        let base = serde_json::json!({});
+        let none = |_: &str| BTreeMap::new();
+        let creds = |s: &str| if s == "ha" { BTreeMap::from([("HA_TOKEN".to_string(), "t0k".to_string())]) } else { BTreeMap::new() };
+        let cmd = format!("sh {}/run.sh", d.display());
+        let tokens = Tokens::new();
+        let x = ExecInputs { command: &cmd, workdir: Some(&ws), base_policy: &base, env: BTreeMap::from([("HA_TOKEN".to_string(), "model".to_string())]), tokens: &tokens, skill_values: &none, service_values: &creds };
+        let p = plan(x, &inputs, &HostFs).unwrap();
+        assert_eq!(p.policy["network"]["allowedDomains"], serde_json::json!(["ha.lan:8123"]));
+        assert_eq!(p.env.get("HA_TOKEN").map(String::as_str), Some("t0k"));
     }
 
     #[test]

@@ -232,6 +232,14 @@ impl GrantStore {
         Ok(out)
     }
 
+    /// Run `f` holding the store's exclusive lock (other files kept beside
+    /// the grants, the services, change under the same lock).
+    pub fn locked<T>(&self, f: impl FnOnce() -> Result<T, GrantError>) -> Result<T, GrantError> {
+        fileio::ensure_private_dir(&self.dir).map_err(|e| GrantError::Write { path: self.dir.display().to_string(), source: e })?;
+        let _lock = self.lock()?;
+        f()
+    }
+
     /// The exclusive lock (released when the returned file is dropped).
     fn lock(&self) -> Result<std::fs::File, GrantError> {
         let path = self.dir.join(LOCK_FILE);

@@ -17,6 +17,7 @@
 //!   declaration, ceiling, grants), for the gate and the backend alike.
 //! * [`once`]: one-time approvals bound to exactly one call.
 //! * [`prompt`]: the approval prompt's words.
+//! * [`services`]: the services skills reach (`sc config add-service`).
 //! * [`dispatch`]: the predecessor's skills through `sharkcage_run`.
 //! * [`exec`]: one `exec` call as the backend builds it (policy, injected
 //!   variables, notices).
@@ -34,6 +35,7 @@ pub mod identity;
 pub mod manifest;
 pub mod once;
 pub mod prompt;
+pub mod services;
 
 pub use capabilities::{Capability, CapabilityError, Grant, Request, Risk, Service};
 pub use identity::{Identity, IdentityError};
