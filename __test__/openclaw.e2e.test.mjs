@@ -603,6 +603,8 @@ test('skills: approve once in the chat, enforced by the kernel (allow-once, deny
     undefined,
     (cfg) => {
       cfg.gateway.port = gwPort
+      // Elevated exec on: sharkcage still refuses it in sandboxed sessions.
+      cfg.tools = { ...(cfg.tools ?? {}), elevated: { enabled: true } }
       cfg.skills = { entries: { demo: { env: { DEMO_KEY: value } } } }
       cfg.plugins ??= {}
       cfg.plugins.entries ??= {}
@@ -708,6 +710,10 @@ test('skills: approve once in the chat, enforced by the kernel (allow-once, deny
     assert.ok(approvals.some((x) => x.reason === 'timeout'), 'no timeout record')
     assert.ok(recs.some((x) => x.kind === 'grant_applied' && x.skill === 'demo'), 'no grant_applied record')
     assert.ok(!fs.readdirSync(auditDir).map((f) => fs.readFileSync(path.join(auditDir, f), 'latin1')).join('').includes(value), 'the injected value reached the audit log')
+    // `openclaw sharkcage …` is the sc CLI.
+    const cli = spawnSync(openclawBin, ['sharkcage', 'grants', 'list', '--json'], { env: henv, encoding: 'utf8', timeout: 120_000 })
+    assert.equal(cli.status, 0, cli.stderr)
+    assert.match(cli.stdout, /"skill":\s*"demo"/)
   } finally {
     if (gw && gw.exitCode === null) {
       const closed = new Promise((r) => gw.on('close', r))

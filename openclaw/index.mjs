@@ -15,6 +15,7 @@ import { createRequire } from 'node:module'
 import path from 'node:path'
 import fs from 'node:fs'
 import crypto from 'node:crypto'
+import { spawnSync } from 'node:child_process'
 import * as sandboxSdk from 'openclaw/plugin-sdk/sandbox'
 
 const { registerSandboxBackend } = sandboxSdk
@@ -461,6 +462,8 @@ export default {
   id: BACKEND_ID,
   name: 'sharkcage',
   description: 'Kernel sandbox backend for exec and file tools',
+  // `openclaw security audit` reads collectors from the entry itself.
+  securityAuditCollectors: [(ctx) => auditFindings(ctx?.config ?? {})],
   register(api) {
     // Hooks belong to the registry being loaded, and OpenClaw records a
     // plugin's hook surface at install time (discovery mode): register them
@@ -468,6 +471,7 @@ export default {
     registerGate(api)
     registerTimingHooks(api)
     registerDispatcher(api)
+    registerCli(api)
     if (api.registrationMode !== 'full') return
     // The backend registry is process-global: register once.
     if (state.unregister) return
@@ -670,6 +674,53 @@ function registerDispatcher(api) {
     }),
     { names: [RUN_TOOL] },
   )
+}
+
+// ---- `openclaw sharkcage …` and `openclaw security audit` ----
+
+/** The `sc` commands OpenClaw's CLI passes on (`openclaw sharkcage grants list`, …). */
+const SC_COMMANDS = ['skill', 'grants', 'approve', 'explain', 'config', 'audit', 'home', 'doctor']
+
+function registerCli(api) {
+  api.registerCli?.(
+    ({ program }) => {
+      const cmd = program.command('sharkcage').description("sharkcage: skills, grants, services, the audit log (the same as the `sc` command)")
+      for (const name of SC_COMMANDS) {
+        cmd
+          .command(name)
+          .description(`sc ${name} … (see sc ${name} --help)`)
+          .allowUnknownOption(true)
+          .helpOption(false)
+          .argument('[args...]')
+          .action((args) => {
+            const launcher = process.env.SHARKCAGE_LAUNCHER ?? path.join(api.rootDir, 'sharkcage-launcher')
+            const r = spawnSync(launcher, [name, ...(args ?? [])], { stdio: 'inherit' })
+            process.exitCode = r.status ?? 1
+          })
+      }
+    },
+    { descriptors: [{ name: 'sharkcage', description: 'sharkcage: skills, grants, services, the audit log', hasSubcommands: true }] },
+  )
+}
+
+/** What `openclaw security audit` should say about sharkcage's setup. */
+function auditFindings(cfg) {
+  const out = []
+  const sb = cfg.agents?.defaults?.sandbox ?? {}
+  if (sb.backend !== BACKEND_ID || (sb.mode ?? 'off') === 'off') {
+    out.push({ checkId: 'sharkcage.sandbox_off', severity: 'warn', title: 'sharkcage is installed but not the sandbox of the default agent', detail: `agents.defaults.sandbox is ${JSON.stringify({ backend: sb.backend, mode: sb.mode })}: tool calls run on the host unsandboxed.`, remediation: 'Run `sc init` (sets agents.defaults.sandbox to the sharkcage backend).' })
+  }
+  if (cfg.tools?.elevated?.enabled === true) {
+    out.push({ checkId: 'sharkcage.elevated_enabled', severity: 'warn', title: 'Elevated exec is enabled', detail: 'exec with elevated:true leaves the sandbox; sharkcage refuses it in sandboxed sessions, but sessions without a sandbox can use it.', remediation: 'Set tools.elevated.enabled to false unless an operator needs it.' })
+  }
+  if (cfg.tools?.codeMode !== false) {
+    out.push({ checkId: 'sharkcage.code_mode', severity: 'info', title: 'Code Mode is not off', detail: 'Code Mode runs model JavaScript in the gateway; sharkcage refuses it in sandboxed sessions.', remediation: 'Set tools.codeMode to false (sc init does).' })
+  }
+  const also = cfg.tools?.sandbox?.tools?.alsoAllow ?? []
+  if (!also.some((x) => x === RUN_TOOL || x === BACKEND_ID || x === 'group:plugins')) {
+    out.push({ checkId: 'sharkcage.dispatcher_hidden', severity: 'info', title: 'sharkcage_run is hidden in sandboxed sessions', detail: 'Skills in the plugin.json format cannot be run by sandboxed agents.', remediation: 'Add "sharkcage_run" to tools.sandbox.tools.alsoAllow (sc init does).' })
+  }
+  return out
 }
 
 /** The gate for the configured policy (one per policy and allow list). */

@@ -78,6 +78,20 @@ pub fn apply(cfg: &mut Value, a: &InitArgs) -> Result<bool, String> {
         }
     }
     {
+        // The skill dispatcher (sharkcage_run) is a plugin tool, which
+        // OpenClaw hides in sandboxed sessions unless allowed there.
+        let tools = obj(cfg, "tools", "")?;
+        let sandbox = tools.entry("sandbox").or_insert_with(|| json!({}));
+        let sandbox = sandbox.as_object_mut().ok_or("tools.sandbox is not an object")?;
+        let st = sandbox.entry("tools").or_insert_with(|| json!({}));
+        let st = st.as_object_mut().ok_or("tools.sandbox.tools is not an object")?;
+        let also = st.entry("alsoAllow").or_insert_with(|| json!([]));
+        let also = also.as_array_mut().ok_or("tools.sandbox.tools.alsoAllow is not a list")?;
+        if !also.iter().any(|v| v == "sharkcage_run" || v == "sharkcage" || v == "group:plugins") {
+            also.push(json!("sharkcage_run"));
+        }
+    }
+    {
         let plugins = obj(cfg, "plugins", "")?;
         let entries = plugins.entry("entries").or_insert_with(|| json!({}));
         let entries = entries.as_object_mut().ok_or("plugins.entries is not an object")?;

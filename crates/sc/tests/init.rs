@@ -88,6 +88,19 @@ fn init_turns_code_mode_off_unless_set_and_says_so() {
 }
 
 #[test]
+fn init_lets_sandboxed_sessions_see_the_skill_dispatcher_once() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = d.path().join("openclaw.json");
+    std::fs::write(&cfg, r#"{"tools":{"sandbox":{"tools":{"alsoAllow":["browser"]}}}}"#).unwrap();
+    for _ in 0..2 {
+        let o = sc().arg("init").arg("--config").arg(&cfg).output().unwrap();
+        assert!(o.status.success(), "{o:?}");
+    }
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+    assert_eq!(v["tools"]["sandbox"]["tools"]["alsoAllow"], serde_json::json!(["browser", "sharkcage_run"]));
+}
+
+#[test]
 fn init_updates_a_symlinked_config_at_its_target_and_keeps_the_link() {
     use std::os::unix::fs::PermissionsExt;
     let d = tempfile::tempdir().unwrap();
