@@ -846,3 +846,87 @@ test('skills in the predecessor format run through sharkcage_run: asked once, en
     fs.rmSync(w.dir, { recursive: true, force: true })
   }
 })
+
+test('scope expansion: a destination a skill call was refused is offered on its next call; approved always, later calls reach it without a prompt', { timeout: 600_000 }, async (t) => {
+  if (skip) return t.skip(skip)
+  const declared = await recorder(`DECLARED-${process.pid}`)
+  const extra = await recorder(`EXTRA-${process.pid}`)
+  const gwPort = await freePort()
+  let run = ''
+  const w = await world(
+    ({ ws }) => {
+      const dir = path.join(ws, 'skills', 'widen')
+      fs.mkdirSync(dir, { recursive: true })
+      const meta = { sharkcage: { version: 1, capabilities: [{ capability: 'network.internal', reason: 'its API', scope: [`localhost:${declared.port}`] }] } }
+      fs.writeFileSync(path.join(dir, 'SKILL.md'), `---\nname: widen\ndescription: d\nmetadata: ${JSON.stringify(meta)}\n---\n`)
+      fs.writeFileSync(path.join(dir, 'run.py'), [
+        'import os, urllib.request',
+        'os.environ.pop("NO_PROXY", None); os.environ.pop("no_proxy", None)',
+        'p = os.environ.get("HTTP_PROXY")',
+        'o = urllib.request.build_opener(urllib.request.ProxyHandler({"http": p} if p else {}))',
+        `for port in (${declared.port}, ${extra.port}):`,
+        '    try:',
+        '        print(o.open("http://localhost:%d/w" % port, timeout=5).read().decode().strip())',
+        '    except Exception:',
+        '        print("refused-%d" % port)',
+        '',
+      ].join('\n'))
+      run = `python3 ${dir}/run.py`
+      return [1, 2, 3].map(() => ({ name: 'exec', arguments: { command: run } }))
+    },
+    undefined,
+    undefined,
+    (cfg) => {
+      cfg.gateway.port = gwPort
+      cfg.plugins ??= {}
+      cfg.plugins.entries ??= {}
+      cfg.plugins.entries.sharkcage = { ...(cfg.plugins.entries.sharkcage ?? {}), config: { skills: { approvalTimeoutMs: 5000 } } }
+    },
+  )
+  let gw = null
+  try {
+    const henv = { ...env, HOME: w.home }
+    gw = spawn(openclawBin, ['gateway', 'run', '--port', String(gwPort)], { env: henv, stdio: ['ignore', 'pipe', 'pipe'] })
+    let gwLog = ''
+    gw.stdout.on('data', (d) => (gwLog += d))
+    gw.stderr.on('data', (d) => (gwLog += d))
+    for (let i = 0; i < 600; i++) {
+      const ok = await new Promise((r) => http.get(`http://127.0.0.1:${gwPort}/readyz`, (res) => { res.resume(); r(res.statusCode === 200) }).on('error', () => r(false)))
+      if (ok) break
+      await new Promise((r) => setTimeout(r, 200))
+    }
+    const node24 = path.join(tools, 'node_modules', '.bin', 'node')
+    const r1 = await new Promise((resolve) => {
+      const c = spawn(node24, [path.join(root, '__test__', 'e2e', 'gateway-client.mjs'), String(gwPort), 'test-token', 'agent:main:e2e-widen', 'run it', 'allow-always,allow-always'], { env: henv })
+      let out = ''
+      c.stdout.on('data', (d) => (out += d))
+      c.on('close', () => {
+        try {
+          resolve(JSON.parse(out.trim().split('\n').pop()))
+        } catch {
+          resolve({ error: out.slice(-3000) })
+        }
+      })
+    })
+    assert.equal(r1.error, null, `${r1.error}\n${gwLog.slice(-3000)}`)
+    assert.equal(r1.approvals.length, 2, JSON.stringify(r1.approvals.map((a) => a.description)))
+    assert.match(r1.approvals[1].description, new RegExp(`Refused in an earlier call[^]*network\\.internal[^]*localhost:${extra.port}`))
+    assert.doesNotMatch(r1.approvals[1].description, new RegExp(`localhost:${declared.port}`), 'the second prompt asked again for what was granted')
+    assert.equal(declared.hits.length, 3, 'the declared host: every call')
+    assert.equal(extra.hits.length, 2, 'the widened host: after the approval only, and without a prompt on the third call')
+    const g = JSON.parse(fs.readFileSync(path.join(w.home, '.local', 'state', 'sharkcage', 'grants.json'), 'utf8'))
+    const net = g.grants.find((x) => x.skill === 'widen' && x.capability === 'network.internal')
+    assert.deepEqual(net.scope.sort(), [`localhost:${declared.port}`, `localhost:${extra.port}`].sort())
+  } finally {
+    if (gw && gw.exitCode === null) {
+      const closed = new Promise((r) => gw.on('close', r))
+      gw.kill('SIGTERM')
+      await Promise.race([closed, new Promise((r) => setTimeout(r, 10_000))])
+      gw.kill('SIGKILL')
+    }
+    declared.close()
+    extra.close()
+    w.stop()
+    fs.rmSync(w.dir, { recursive: true, force: true })
+  }
+})

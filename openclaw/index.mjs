@@ -29,6 +29,10 @@ state.gates ??= new Map()
 // each sandboxed session's directories (for the gate, which sees none).
 state.skillGates ??= new Map()
 state.sessionDirs ??= new Map()
+// Destinations skill calls were refused (skill → "host:port" → {host, port}),
+// which the skill's next call may ask to allow; those the user declined.
+state.refusals ??= new Map()
+state.declined ??= new Set()
 // Launcher argvs handed to OpenClaw whose spec file may not be taken yet.
 state.specArgv ??= new Set()
 
@@ -175,6 +179,30 @@ function skillGate(api, agentId) {
     state.skillGates.set(key, g)
   }
   return g
+}
+
+/** Note the destinations a skill call was refused (from the proxy's events). */
+function noteRefusals(skill, network) {
+  if (!skill) return
+  for (const e of network?.events ?? []) {
+    if (e.decision !== 'deny' || typeof e.host !== 'string' || !e.port) continue
+    const key = `${e.host}:${e.port}`
+    if (state.declined.has(`${skill}|${key}`)) continue
+    let m = state.refusals.get(skill)
+    if (!m) state.refusals.set(skill, (m = new Map()))
+    if (m.size < 20) m.set(key, { skill, host: e.host, port: e.port })
+  }
+}
+
+/** Every pending refusal, for the addon to pick the judged skill's. */
+const pendingRefusals = () => [...state.refusals.values()].flatMap((m) => [...m.values()])
+
+/** After a prompt: the refusals it asked about are settled; declined ones are not asked again. */
+function settleRefusals(skill, decision) {
+  const m = state.refusals.get(skill)
+  if (!m) return
+  if (decision !== 'allow-once' && decision !== 'allow-always') for (const k of m.keys()) state.declined.add(`${skill}|${k}`)
+  state.refusals.delete(skill)
 }
 
 /** Configured `system.env` values per skill: OpenClaw's own skills.entries.<name>.env. */
@@ -400,7 +428,7 @@ function createFactory(api) {
         // OpenClaw 2026.9 always passes usePty: false to sandboxes; a later
         // one that passes true gets the sandbox's own terminal (sc exec --pty).
         // A skill call runs its judged argv directly, no shell in between.
-        const argv = sc.buildExecArgv(plan.policy, plan.argv ?? ['/bin/sh', '-c', command], { workspace, env: plan.env, resultFile, readOnly, homeLayer, network: { ...network, toolCall: l.toolCall, skill: plan.skill ?? undefined }, pty: usePty === true, notices: plan.notices })
+        const argv = sc.buildExecArgv(plan.policy, plan.argv ?? ['/bin/sh', '-c', command], { workspace, env: plan.env, resultFile, readOnly, homeLayer, network: { ...network, toolCall: l.toolCall, skill: plan.skill ?? undefined, scope: plan.skill ? `skill:${plan.skill}` : undefined }, pty: usePty === true, notices: plan.notices })
         pendingExec.set(resultFile, { command, labels: l, argv })
         state.specArgv.add(argv)
         return { argv, env: sc.launcherEnv(), cwd: workdir && fs.existsSync(workdir) ? workdir : workspace, stdinMode: 'pipe-open', finalizeToken: resultFile }
@@ -425,6 +453,7 @@ function createFactory(api) {
           api.logger?.warn?.(`sharkcage: ${JSON.stringify({ event: 'violations', runtimeId, exitCode: result.exitCode, violations: result.violations })}`)
         }
         logNetwork(api, runtimeId, result?.network)
+        noteRefusals(pend?.labels?.skill, result?.network)
         // The launcher kills the sandbox's whole PID namespace when the
         // command ends, times out, or the launcher itself is killed.
       },
@@ -554,7 +583,7 @@ function judgeSkill(api, ev, ctx, params, rewritten) {
   const skills = discoverSkills(api, dirs)
   if (!skills.length) return clean ? { params: clean } : undefined
   const agent = ctx?.agentId ?? agentOf(session)
-  const j = skillGate(api, agent).judge({ command: params.command, workdir: typeof params.workdir === 'string' ? params.workdir : workspace, skills, workspace })
+  const j = skillGate(api, agent).judge({ command: params.command, workdir: typeof params.workdir === 'string' ? params.workdir : workspace, skills, workspace, refused: pendingRefusals() })
   const rec = { session, agent, run: ev?.runId ?? ctx?.runId, tool: 'exec', toolCall: ev?.toolCallId ?? ctx?.toolCallId, skill: j.skill ?? undefined }
   if (j.decision === 'block') {
     audit(api, { kind: 'approval', ...rec, decision: 'deny', reason: j.reason, detail: { identity: j.identity, missing: j.missing } })
@@ -580,10 +609,15 @@ function askApproval(api, gate, j, rec, approvedParams) {
       onResolution: (decision) => {
         let recorded = []
         try {
-          recorded = gate.resolve(j.token, String(decision), undefined)
+          const r = gate.resolve(j.token, String(decision), undefined)
+          recorded = r.recorded
+          // A widened grant reaches the skill's running sandboxes too (the
+          // proxy's live scope of the skill).
+          if (r.skill && r.domains.length) loadAddon(api.rootDir).setNetworkPolicy(`skill:${r.skill}`, { allowedDomains: r.domains })
         } catch (e) {
           api.logger?.error?.(`sharkcage: ${JSON.stringify({ event: 'grant-failed', skill: j.skill, message: e.message })}`)
         }
+        settleRefusals(j.skill, String(decision))
         const allowed = decision === 'allow-once' || decision === 'allow-always'
         audit(api, { kind: 'approval', ...rec, decision: allowed ? 'allow' : 'deny', reason: String(decision), detail: { identity: j.identity, capabilities: j.missing, recorded } })
       },
@@ -615,7 +649,7 @@ function judgeRun(api, ev, ctx) {
   const rec = { session: ctx?.sessionKey, agent, run: ev?.runId ?? ctx?.runId, tool: RUN_TOOL, toolCall: ev?.toolCallId ?? ctx?.toolCallId, skill: typeof params.skill === 'string' ? params.skill : undefined }
   if (typeof params.skill !== 'string' || typeof params.tool !== 'string') return { block: true, blockReason: 'sharkcage_run needs {skill, tool, args}' }
   const gate = skillGate(api, agent)
-  const j = gate.judgeRun({ skill: params.skill, tool: params.tool, args: params.args ?? {}, skills: discoverSkills(api, dirs), workspace: dirs.workspace ?? process.cwd() })
+  const j = gate.judgeRun({ skill: params.skill, tool: params.tool, args: params.args ?? {}, skills: discoverSkills(api, dirs), workspace: dirs.workspace ?? process.cwd(), refused: pendingRefusals() })
   if (j.decision === 'block') {
     audit(api, { kind: 'approval', ...rec, decision: 'deny', reason: j.reason, detail: { identity: j.identity, missing: j.missing } })
     return { block: true, blockReason: j.reason }
@@ -659,8 +693,9 @@ function registerDispatcher(api) {
         if (plan.skill) audit(api, { kind: 'grant_applied', ...labels, tool: RUN_TOOL, decision: 'allow', reason: plan.approvalId ? `approved once (${plan.approvalId})` : 'granted always', detail: { identity: plan.identity, capabilities: plan.applied } })
         const timeoutMs = Math.min(Math.max(Number(skillConfig(api).runTimeoutMs) || 60_000, 1_000), 600_000)
         const readOnly = typeof dirs.skillsWorkspace === 'string' && dirs.skillsWorkspace !== workspace && fs.existsSync(dirs.skillsWorkspace) ? [dirs.skillsWorkspace] : []
-        const r = await sc.exec({ command: plan.argv, cwd: workspace, policy: plan.policy, env: plan.env, stdin: JSON.stringify({ tool: params?.tool, args: params?.args ?? {} }), timeoutMs, signal, readOnly, network: { session: labels.session, agent, toolCall: toolCallId, skill: labels.skill } })
+        const r = await sc.exec({ command: plan.argv, cwd: workspace, policy: plan.policy, env: plan.env, stdin: JSON.stringify({ tool: params?.tool, args: params?.args ?? {} }), timeoutMs, signal, readOnly, network: { session: labels.session, agent, toolCall: toolCallId, skill: labels.skill, scope: plan.skill ? `skill:${plan.skill}` : undefined } })
         auditExec(api, labels, `${RUN_TOOL} ${params?.skill} ${params?.tool}`, r)
+        if (plan.skill) noteRefusals(plan.skill, r.network)
         const notices = [...plan.notices, ...(r.timedOut ? [`sc: timed out after ${timeoutMs} ms`] : []), ...(r.violations ?? []).map((v) => `sc: ${v.detail}`)]
         const out = r.stdout.toString('utf8').trim()
         const err = r.stderr.toString('utf8').trim()

@@ -53,6 +53,33 @@ pub struct SkillCallRequest {
     pub skills: Vec<SkillDir>,
     /// The sandbox's workspace (relative scope paths are relative to it).
     pub workspace: String,
+    /// Destinations earlier calls of the skill were refused: the prompt may
+    /// ask to widen its grant for them.
+    pub refused: Option<Vec<RefusedDest>>,
+}
+
+#[napi(object)]
+#[derive(Clone)]
+pub struct RefusedDest {
+    /// The skill whose call was refused.
+    pub skill: String,
+    pub host: String,
+    pub port: u32,
+}
+
+/// The refusals of skill `name`.
+fn refused_pairs(r: &Option<Vec<RefusedDest>>, name: &str) -> Vec<(String, u16)> {
+    r.iter().flatten().filter(|d| d.skill == name).filter_map(|d| u16::try_from(d.port).ok().filter(|p| *p > 0).map(|p| (d.host.clone(), p))).collect()
+}
+
+/// What `resolve` recorded, and the skill's network entries now (for the
+/// live scope of its running sandboxes).
+#[napi(object)]
+pub struct Resolution {
+    pub skill: Option<String>,
+    #[napi(ts_type = "Array<{ capability: string, scope: string[] }>")]
+    pub recorded: serde_json::Value,
+    pub domains: Vec<String>,
 }
 
 /// `decision`: "baseline" (no skill), "run" (everything asked for is
@@ -113,6 +140,7 @@ pub struct SkillRunRequest {
     pub args: serde_json::Value,
     pub skills: Vec<SkillDir>,
     pub workspace: String,
+    pub refused: Option<Vec<RefusedDest>>,
 }
 
 #[napi(object)]
@@ -205,7 +233,7 @@ impl SkillGate {
     fn ask(&self, c: &SkillCall, command: &str) -> std::result::Result<SkillJudgement, AddonError> {
         let p = prompt::for_call(c, &self.never_always);
         let approval_id = grants::new_approval_id();
-        let once = Once { skill: c.name.clone(), identity: c.identity.clone(), command: command.to_string(), capabilities: c.missing.clone(), approval_id };
+        let once = Once { skill: c.name.clone(), identity: c.identity.clone(), command: command.to_string(), capabilities: c.missing.clone(), expansion: c.expansion.clone(), approval_id };
         let token = self.tokens.issue(once, self.timeout + Duration::from_secs(60)).map_err(|e| AddonError::from_io("issuing a one-time approval", &e))?;
         Ok(SkillJudgement {
             decision: "ask".into(),
@@ -217,9 +245,21 @@ impl SkillGate {
             severity: Some(p.severity.into()),
             allowed_decisions: Some(p.decisions.iter().map(|d| d.to_string()).collect()),
             token: Some(token),
-            missing: Some(requests_json(&c.missing)),
+            missing: Some(requests_json(&c.missing.iter().chain(c.expansion.iter()).cloned().collect::<Vec<_>>())),
             granted: Some(requests_json(&c.granted)),
         })
+    }
+}
+
+/// A skill call with the widening earlier refusals ask for.
+fn widen(j: Judgement, refused: &Option<Vec<RefusedDest>>, inputs: &Inputs) -> Judgement {
+    match j {
+        Judgement::Skill(mut c) => {
+            let pairs = refused_pairs(refused, &c.name);
+            c.ask_to_widen(&pairs, inputs);
+            Judgement::Skill(c)
+        }
+        other => other,
     }
 }
 
@@ -273,7 +313,8 @@ impl SkillGate {
     pub fn judge(&self, env: Env, req: SkillCallRequest) -> Result<SkillJudgement> {
         let run = || -> std::result::Result<SkillJudgement, AddonError> {
             let f = self.fresh(&req.skills)?;
-            let j = call::judge(&req.command, req.workdir.as_deref().map(Path::new), &f.inputs(self, &req.workspace), &HostFs);
+            let inputs = f.inputs(self, &req.workspace);
+            let j = widen(call::judge(&req.command, req.workdir.as_deref().map(Path::new), &inputs, &HostFs), &req.refused, &inputs);
             self.decide(j, &req.command)
         };
         run().map_err(|e| to_js(&env, e))
@@ -284,8 +325,9 @@ impl SkillGate {
     pub fn judge_run(&self, env: Env, req: SkillRunRequest) -> Result<SkillJudgement> {
         let run = || -> std::result::Result<SkillJudgement, AddonError> {
             let f = self.fresh(&req.skills)?;
-            match dispatch::judge(&req.skill, &req.tool, &f.inputs(self, &req.workspace)) {
-                Ok((j, _)) => self.decide(j, &dispatch::binding(&req.skill, &req.tool, &req.args)),
+            let inputs = f.inputs(self, &req.workspace);
+            match dispatch::judge(&req.skill, &req.tool, &inputs) {
+                Ok((j, _)) => self.decide(widen(j, &req.refused, &inputs), &dispatch::binding(&req.skill, &req.tool, &req.args)),
                 Err(why) => Ok(verdict("block", Some(format!("sharkcage_run: {}", prompt::clean(&why))), None)),
             }
         };
@@ -332,7 +374,7 @@ impl SkillGate {
         if !c.denied.is_empty() {
             return Ok(verdict("block", Some(format!("sharkcage: the user denied skill {name} {}: refused (sc grants revoke {name} to decide again)", exec::describe(&c.denied))), Some(&c)));
         }
-        if c.missing.is_empty() {
+        if c.missing.is_empty() && c.expansion.is_empty() {
             return Ok(verdict("run", None, Some(&c)));
         }
         self.ask(&c, binding)
@@ -342,30 +384,37 @@ impl SkillGate {
 #[napi]
 impl SkillGate {
     /// The user's answer to an "ask": `allow-always` records the asked-for
-    /// capabilities for this skill version (by: chat, with `approvalId`);
-    /// `allow-once` leaves the token for the call; anything else discards it.
-    /// Returns what was recorded (`[{capability, scope}]`).
-    #[napi(ts_return_type = "Array<{ capability: string, scope: string[] }>")]
-    pub fn resolve(&self, env: Env, token: String, decision: String, approval_id: Option<String>) -> Result<serde_json::Value> {
-        let run = || -> std::result::Result<serde_json::Value, AddonError> {
+    /// capabilities for this skill version (by: chat, with `approvalId`),
+    /// a widening joined to the skill's existing grant; `allow-once` leaves
+    /// the token for the call; anything else discards it.
+    #[napi]
+    pub fn resolve(&self, env: Env, token: String, decision: String, approval_id: Option<String>) -> Result<Resolution> {
+        let run = || -> std::result::Result<Resolution, AddonError> {
+            let none = Resolution { skill: None, recorded: requests_json(&[]), domains: vec![] };
             match decision.as_str() {
-                "allow-once" => Ok(requests_json(&[])),
+                "allow-once" => Ok(none),
                 "allow-always" => {
                     let Some(o) = self.tokens.peek(&token) else { return Err(AddonError::InvalidArg("the approval is unknown or expired".into())) };
                     let id = approval_id.filter(|a| !a.is_empty()).unwrap_or(o.approval_id.clone());
-                    self.store
+                    let record = |r: &Request| GrantRecord { skill: o.skill.clone(), identity: o.identity.clone(), capability: r.capability, scope: r.scope.clone(), decision: Decision::AllowAlways, granted_at: grants::now(), by: By::Chat, approval_id: id.clone() };
+                    let domains = self
+                        .store
                         .update(|g| {
                             for r in &o.capabilities {
-                                g.record(GrantRecord { skill: o.skill.clone(), identity: o.identity.clone(), capability: r.capability, scope: r.scope.clone(), decision: Decision::AllowAlways, granted_at: grants::now(), by: By::Chat, approval_id: id.clone() });
+                                g.record(record(r));
                             }
-                            Ok(())
+                            for r in &o.expansion {
+                                g.record_widening(record(r));
+                            }
+                            Ok(g.network_entries(&o.skill, &o.identity))
                         })
                         .map_err(|e| AddonError::InvalidArg(format!("the grant cannot be recorded: {e}")))?;
-                    Ok(requests_json(&o.capabilities))
+                    let all: Vec<Request> = o.capabilities.iter().chain(o.expansion.iter()).cloned().collect();
+                    Ok(Resolution { skill: Some(o.skill.clone()), recorded: requests_json(&all), domains })
                 }
                 _ => {
                     self.tokens.discard(&token);
-                    Ok(requests_json(&[]))
+                    Ok(none)
                 }
             }
         };

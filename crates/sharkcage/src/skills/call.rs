@@ -76,6 +76,9 @@ pub struct SkillCall {
     pub granted: Vec<Request>,
     /// Within the ceiling, neither granted nor denied: what a prompt asks for.
     pub missing: Vec<Request>,
+    /// Destinations an earlier call of this skill was refused, as requests
+    /// that would widen its grant ([`super::expand`]); a prompt may ask.
+    pub expansion: Vec<Request>,
     /// Decisions recorded for other versions of this skill (it changed).
     pub stale: usize,
     /// Why nothing of the skill can be granted (its declaration cannot be
@@ -155,36 +158,87 @@ pub fn judge_skill(skill: &KnownSkill, host_file: PathBuf, inputs: &Inputs) -> S
     let decided = |d: Decision| -> Vec<Request> {
         inputs.grants.for_skill(&skill.name).filter(|g| g.identity == call.identity && g.decision == d).map(|g| g.as_request()).collect()
     };
-    let after_deny = intersect(&requested, &decided(Decision::Deny));
+    let deny = decided(Decision::Deny);
+    let allow = decided(Decision::AllowAlways);
+    let after_deny = intersect(&requested, &deny);
     call.denied = after_deny.allowed;
-    let after_allow = intersect(&after_deny.refused, &decided(Decision::AllowAlways));
+    let after_allow = intersect(&after_deny.refused, &allow);
     call.granted = after_allow.allowed;
     call.missing = after_allow.refused;
+    // Approved widenings (scope entries beyond the declaration), still cut
+    // by the ceiling and any denial.
+    for extra in beyond(&allow, &call.declared) {
+        let within = match inputs.ceiling {
+            Some(c) => intersect(&[extra], c).allowed,
+            None => vec![extra],
+        };
+        for r in intersect(&within, &deny).refused {
+            merge(&mut call.granted, r);
+        }
+    }
     call
+}
+
+/// The scope entries of `allow` that the declaration does not have.
+fn beyond(allow: &[Request], declared: &[Request]) -> Vec<Request> {
+    let mut out = Vec::new();
+    for a in allow.iter().filter(|a| !a.scope.is_empty()) {
+        for e in &a.scope {
+            let one = Request { capability: a.capability, reason: String::new(), scope: vec![e.clone()] };
+            if !intersect(std::slice::from_ref(&one), declared).refused.is_empty() {
+                out.push(one);
+            }
+        }
+    }
+    out
+}
+
+/// Add `r` to `list`, joining the scope of a request of the same capability.
+pub fn merge(list: &mut Vec<Request>, r: Request) {
+    match list.iter_mut().find(|o| o.capability == r.capability) {
+        Some(o) => {
+            for s in r.scope {
+                if !o.scope.contains(&s) {
+                    o.scope.push(s);
+                }
+            }
+        }
+        None => list.push(r),
+    }
 }
 
 impl SkillCall {
     /// What the call runs with: the granted requests plus `once` (a one-time
     /// approval of this exact call), each cut to what the declaration and
     /// the ceiling allow and no denial refuses.
-    pub fn effective(&self, once: &[Request]) -> Vec<Request> {
+    pub fn effective(&self, once: &[Request], once_expansion: &[Request]) -> Vec<Request> {
         let mut out = self.granted.clone();
         // The missing requests as declared, cut to what `once` covers: never a
         // scope or capability the declaration does not have.
-        let offered = intersect(&self.missing, once).allowed;
-        for r in offered {
-            match out.iter_mut().find(|o| o.capability == r.capability) {
-                Some(o) => {
-                    for s in r.scope {
-                        if !o.scope.contains(&s) {
-                            o.scope.push(s);
-                        }
-                    }
-                }
-                None => out.push(r),
-            }
+        for r in intersect(&self.missing, once).allowed {
+            merge(&mut out, r);
+        }
+        // A widening the user approved once (built by the gate by rule,
+        // already cut by the ceiling when it was offered).
+        for r in once_expansion {
+            merge(&mut out, r.clone());
         }
         out
+    }
+
+    /// Ask to widen the grant for destinations earlier calls were refused
+    /// (`(host, port)`); returns why any cannot be offered.
+    pub fn ask_to_widen(&mut self, refused: &[(String, u16)], inputs: &Inputs) -> Vec<String> {
+        if self.error.is_some() || refused.is_empty() {
+            return vec![];
+        }
+        let (reqs, why) = super::expand::requests_for(refused, &inputs.cx);
+        let mut have = self.granted.clone();
+        for m in &self.missing {
+            merge(&mut have, m.clone());
+        }
+        self.expansion = super::expand::cut(reqs, inputs.ceiling, &have);
+        why
     }
 
     /// The grant `requests` mean (an error when one cannot be expressed).
@@ -242,7 +296,7 @@ mod tests {
         assert!(s.error.is_none(), "{:?}", s.error);
         assert!(s.granted.is_empty());
         assert_eq!(s.missing.len(), 2);
-        assert!(s.effective(&[]).is_empty(), "nothing granted means nothing applied");
+        assert!(s.effective(&[], &[]).is_empty(), "nothing granted means nothing applied");
     }
 
     #[test]
@@ -268,7 +322,7 @@ mod tests {
         assert_eq!(s.denied.len(), 1);
         assert!(s.missing.is_empty());
         // A one-time approval cannot add what is denied.
-        assert_eq!(s.effective(&[req(Capability::SystemEnv, &["WEATHER_KEY"])]).len(), 1);
+        assert_eq!(s.effective(&[req(Capability::SystemEnv, &["WEATHER_KEY"])], &[]).len(), 1);
         // Changing the skill drops every grant.
         std::fs::write(d.join("run.sh"), "#!/bin/sh\necho changed\n").unwrap();
         let s2 = skill(judge_with(&d, &g, None, &cmd));
@@ -283,12 +337,37 @@ mod tests {
     }
 
     #[test]
+    fn an_approved_widening_counts_beyond_the_declaration_within_ceiling_and_denials() {
+        let t = tempfile::tempdir().unwrap();
+        let d = skill_dir(t.path(), MD);
+        let cmd = format!("sh {}/run.sh", d.display());
+        let id = skill(judge_with(&d, &Grants::default(), None, &cmd)).identity;
+        let mut g = Grants::default();
+        g.record(record(&id, Capability::NetworkExternal, &["api.example.com"], Decision::AllowAlways));
+        g.record_widening(record(&id, Capability::NetworkExternal, &["cdn.example.org"], Decision::AllowAlways));
+        let s = skill(judge_with(&d, &g, None, &cmd));
+        assert_eq!(s.granted[0].scope, vec!["api.example.com".to_string(), "cdn.example.org".to_string()]);
+        // The ceiling cuts a widening as it cuts the declaration.
+        let ceiling = [req(Capability::NetworkExternal, &["*.example.com"]), req(Capability::SystemEnv, &[])];
+        let s = skill(judge_with(&d, &g, Some(&ceiling), &cmd));
+        assert_eq!(s.granted[0].scope, vec!["api.example.com".to_string()]);
+        // Asking to widen: what is granted or missing is not asked again.
+        let mut s = skill(judge_with(&d, &g, None, &cmd));
+        let skills = vec![KnownSkill { name: "weather".into(), dir: d.clone(), mapped: vec![] }];
+        let ws = t.path().to_path_buf();
+        let inputs = Inputs { skills: &skills, grants: &g, ceiling: None, cx: Context { workspace: &ws, home: None, services: &[] } };
+        s.ask_to_widen(&[("cdn.example.org".into(), 443), ("new.example.net".into(), 443)], &inputs);
+        assert_eq!(s.expansion.len(), 1);
+        assert_eq!(s.expansion[0].scope, vec!["new.example.net".to_string()]);
+    }
+
+    #[test]
     fn a_one_time_approval_applies_only_what_was_missing() {
         let t = tempfile::tempdir().unwrap();
         let d = skill_dir(t.path(), MD);
         let s = skill(judge_with(&d, &Grants::default(), None, &format!("sh {}/run.sh", d.display())));
         // A forged wider request: only the declared scope survives.
-        let e = s.effective(&[req(Capability::NetworkExternal, &["api.example.com", "evil.example"]), req(Capability::SystemFilesWrite, &["/"])]);
+        let e = s.effective(&[req(Capability::NetworkExternal, &["api.example.com", "evil.example"]), req(Capability::SystemFilesWrite, &["/"])], &[]);
         assert_eq!(e.len(), 1);
         assert_eq!((e[0].capability, e[0].scope.clone()), (Capability::NetworkExternal, vec!["api.example.com".to_string()]));
     }

@@ -84,16 +84,18 @@ pub fn plan_judged(j: Judgement, x: ExecInputs, inputs: &Inputs) -> Result<ExecP
         return Ok(out);
     }
     let mut once_caps = vec![];
+    let mut once_expansion = vec![];
     if let Some(t) = token {
         match x.tokens.take(&t, &call.name, &call.identity, x.command) {
             Ok(o) => {
                 once_caps = o.capabilities;
+                once_expansion = o.expansion;
                 out.approval_id = Some(o.approval_id);
             }
             Err(e) => out.notices.push(format!("sc: {e}; skill {name} runs with what is granted always")),
         }
     }
-    let applied = call.effective(&once_caps);
+    let applied = call.effective(&once_caps, &once_expansion);
     if applied.is_empty() {
         if !call.missing.is_empty() {
             out.notices.push(format!("sc: skill {name} runs without grants (nothing approved for this version; sc approve {name})"));
@@ -234,7 +236,7 @@ mod tests {
         let w = world();
         let tokens = Tokens::new();
         let caps = vec![Request { capability: Capability::NetworkExternal, reason: String::new(), scope: vec!["api.example.com".into()] }, Request { capability: Capability::SystemEnv, reason: String::new(), scope: vec!["WEATHER_KEY".into()] }];
-        let once = || Once { skill: "weather".into(), identity: identity(&w), command: w.cmd.clone(), capabilities: caps.clone(), approval_id: "plugin:1".into() };
+        let once = || Once { skill: "weather".into(), identity: identity(&w), command: w.cmd.clone(), capabilities: caps.clone(), expansion: vec![], approval_id: "plugin:1".into() };
         let t = tokens.issue(once(), Duration::from_secs(60)).unwrap();
         let p = run(&w, &Grants::default(), &tokens, &w.cmd, &[("SHARKCAGE_GRANT", &t), ("LD_PRELOAD", "/x.so"), ("WEATHER_KEY", "model")]);
         assert_eq!(p.skill.as_deref(), Some("weather"));

@@ -396,6 +396,32 @@ impl Grants {
         self.grants.push(g);
     }
 
+    /// Record an allow-always widening: its scope joins an existing
+    /// allow-always decision of the same skill, identity and capability
+    /// (which keeps its own scope; an empty scope already covers all).
+    pub fn record_widening(&mut self, g: GrantRecord) {
+        if let Some(o) = self.grants.iter_mut().find(|o| o.skill == g.skill && o.capability == g.capability && o.identity == g.identity && o.decision == Decision::AllowAlways) {
+            if !o.scope.is_empty() {
+                for s in g.scope {
+                    if !o.scope.contains(&s) {
+                        o.scope.push(s);
+                    }
+                }
+            }
+            return;
+        }
+        self.record(g);
+    }
+
+    /// Every network entry (`network.external`/`network.internal` scope)
+    /// granted always to `skill` at `identity`.
+    pub fn network_entries(&self, skill: &str, identity: &str) -> Vec<String> {
+        self.for_skill(skill)
+            .filter(|g| g.identity == identity && g.decision == Decision::AllowAlways && matches!(g.capability, Capability::NetworkExternal | Capability::NetworkInternal))
+            .flat_map(|g| g.scope.iter().cloned())
+            .collect()
+    }
+
     /// Remove the decisions about `skill` (only `capability`'s if given);
     /// returns how many were removed.
     pub fn revoke(&mut self, skill: &str, capability: Option<Capability>) -> usize {

@@ -19,6 +19,7 @@
 //! * [`prompt`]: the approval prompt's words.
 //! * [`services`]: the services skills reach (`sc config add-service`).
 //! * [`dispatch`]: the predecessor's skills through `sharkcage_run`.
+//! * [`expand`]: widening a grant after a refusal.
 //! * [`exec`]: one `exec` call as the backend builds it (policy, injected
 //!   variables, notices).
 //!
@@ -30,6 +31,7 @@ pub mod call;
 pub mod capabilities;
 pub mod dispatch;
 pub mod exec;
+pub mod expand;
 pub mod grants;
 pub mod identity;
 pub mod manifest;

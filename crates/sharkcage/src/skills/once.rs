@@ -31,6 +31,9 @@ pub struct Once {
     pub identity: String,
     pub command: String,
     pub capabilities: Vec<Request>,
+    /// A widening beyond the declaration the user was asked about
+    /// (`super::expand`), already cut by the ceiling.
+    pub expansion: Vec<Request>,
     /// The approval it came from (for the audit log).
     pub approval_id: String,
 }
@@ -146,7 +149,7 @@ mod tests {
     use super::*;
 
     fn once(command: &str) -> Once {
-        Once { skill: "weather".into(), identity: "sha256:aa".into(), command: command.into(), capabilities: vec![], approval_id: "plugin:1".into() }
+        Once { skill: "weather".into(), identity: "sha256:aa".into(), command: command.into(), capabilities: vec![], expansion: vec![], approval_id: "plugin:1".into() }
     }
 
     #[test]

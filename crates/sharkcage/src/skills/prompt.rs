@@ -27,15 +27,27 @@ pub struct Prompt {
 /// The prompt for the `missing` part of `call`. `never_always`: the
 /// capabilities the operator never offers as "allow always".
 pub fn for_call(call: &SkillCall, never_always: &[Capability]) -> Prompt {
-    let reqs = &call.missing;
-    let names: Vec<&str> = reqs.iter().map(|r| r.capability.name()).collect();
+    // What it declares and lacks, then a widening after a refusal.
+    let reqs: Vec<&Request> = call.missing.iter().chain(call.expansion.iter()).collect();
+    let mut names: Vec<&str> = Vec::new();
+    for r in &reqs {
+        if !names.contains(&r.capability.name()) {
+            names.push(r.capability.name());
+        }
+    }
     let title = cut(&format!("Skill {} wants: {}", clean(&call.name), names.join(", ")), TITLE_MAX);
     let mut d = String::new();
     if call.stale > 0 {
         d.push_str("It CHANGED since it was last approved; earlier grants no longer apply.\n");
     }
-    for r in reqs {
+    for r in &call.missing {
         d.push_str(&line(r));
+    }
+    if !call.expansion.is_empty() {
+        d.push_str("Refused in an earlier call; allowing it widens the grant:\n");
+        for r in &call.expansion {
+            d.push_str(&line(r));
+        }
     }
     if !call.granted.is_empty() {
         let g: Vec<&str> = call.granted.iter().map(|r| r.capability.name()).collect();
