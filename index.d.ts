@@ -41,11 +41,11 @@ export declare class SkillGate {
   forRun(req: SkillRunExec): ExecSkillPlan
   /**
    * The user's answer to an "ask": `allow-always` records the asked-for
-   * capabilities for this skill version (by: chat, with `approvalId`);
-   * `allow-once` leaves the token for the call; anything else discards it.
-   * Returns what was recorded (`[{capability, scope}]`).
+   * capabilities for this skill version (by: chat, with `approvalId`),
+   * a widening joined to the skill's existing grant; `allow-once` leaves
+   * the token for the call; anything else discards it.
    */
-  resolve(token: string, decision: string, approvalId?: string | undefined | null): Array<{ capability: string, scope: string[] }>
+  resolve(token: string, decision: string, approvalId?: string | undefined | null): Resolution
   /**
    * The policy and variables one exec call really gets (the backend's
    * side: judged again, a one-time token taken from `env` and checked).
@@ -145,6 +145,11 @@ export interface BuildExecArgvOptions {
    * the person and the model: a skill's grants applied, and so on).
    */
   notices?: Array<string>
+  /**
+   * Names of `env` variables whose values are redacted from the
+   * command's output (credentials sharkcage injected).
+   */
+  redact?: Array<string>
 }
 
 /**
@@ -217,6 +222,8 @@ export interface ExecOptions {
    * `sc exec --pty`; its output all arrives in `stdout`).
    */
   pty?: boolean
+  /** Names of `env` variables whose values are redacted from the output. */
+  redact?: Array<string>
 }
 
 export interface ExecResult {
@@ -251,6 +258,8 @@ export interface ExecSkillPlan {
   notices: Array<string>
   /** With a skill's grants: run this argv directly (no shell). */
   argv?: Array<string>
+  /** Injected variables whose values are redacted from the output. */
+  redact: Array<string>
 }
 
 export interface FsDirEntry {
@@ -307,6 +316,23 @@ export interface NetworkOptions {
   scope?: string
 }
 
+export interface RefusedDest {
+  /** The skill whose call was refused. */
+  skill: string
+  host: string
+  port: number
+}
+
+/**
+ * What `resolve` recorded, and the skill's network entries now (for the
+ * live scope of its running sandboxes).
+ */
+export interface Resolution {
+  skill?: string
+  recorded: Array<{ capability: string, scope: string[] }>
+  domains: Array<string>
+}
+
 export interface SandboxFsOptions {
   /** The sandbox's writable workspace (as `--workspace`). */
   workspace?: string
@@ -328,6 +354,11 @@ export interface SkillCallRequest {
   skills: Array<SkillDir>
   /** The sandbox's workspace (relative scope paths are relative to it). */
   workspace: string
+  /**
+   * Destinations earlier calls of the skill were refused: the prompt may
+   * ask to widen its grant for them.
+   */
+  refused?: Array<RefusedDest>
 }
 
 export interface SkillDir {
@@ -386,6 +417,7 @@ export interface SkillRunRequest {
   args: unknown
   skills: Array<SkillDir>
   workspace: string
+  refused?: Array<RefusedDest>
 }
 
 export interface ToolGateOptions {

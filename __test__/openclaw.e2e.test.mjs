@@ -11,6 +11,7 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
+import crypto from 'node:crypto'
 import fs from 'node:fs'
 import http from 'node:http'
 import path from 'node:path'
@@ -569,10 +570,11 @@ test('skills: approve once in the chat, enforced by the kernel (allow-once, deny
       ] } }
       fs.writeFileSync(path.join(skillDir, 'SKILL.md'), `---\nname: demo\ndescription: A demo skill that calls its API.\nmetadata: ${JSON.stringify(meta)}\n---\nRun \`python3 ${skillDir}/run.py\`.\n`)
       fs.writeFileSync(path.join(skillDir, 'run.py'), [
-        'import os, subprocess, urllib.request',
+        'import hashlib, os, subprocess, urllib.request',
         // Through the proxy even for localhost (NO_PROXY lists it for the sandbox's own servers).
         'os.environ.pop("NO_PROXY", None); os.environ.pop("no_proxy", None)',
         'print("key=" + os.environ.get("DEMO_KEY", "none"))',
+        'print("keyhash=" + hashlib.sha256(os.environ.get("DEMO_KEY", "none").encode()).hexdigest())',
         'proxy = os.environ.get("HTTP_PROXY") or os.environ.get("http_proxy")',
         'opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": proxy} if proxy else {}))',
         'def get(url, label):',
@@ -673,7 +675,12 @@ test('skills: approve once in the chat, enforced by the kernel (allow-once, deny
     // Allowed once, then always, then granted: three runs with the grant.
     assert.deepEqual(granted.hits, ['/skill', '/skill', '/skill'], 'the granted host was reached exactly by the granted runs')
     assert.deepEqual(other.hits, [], 'a host the skill was not granted got a request')
-    assert.equal(saw.split(`key=${value}`).length - 1 >= 3, true, 'the granted variable reached the granted runs')
+    // The granted variable reached the granted runs (its hash shows it), and
+    // its value never reached the model: printed, it is redacted.
+    const keyhash = crypto.createHash('sha256').update(value).digest('hex')
+    assert.ok(saw.split(`keyhash=${keyhash}`).length - 1 >= 3, 'the granted variable did not reach the granted runs')
+    assert.ok(!saw.includes(value), 'an injected value reached the model')
+    assert.match(saw, /key=\[sharkcage: redacted DEMO_KEY\]/)
     assert.match(saw, /key=none/, 'the compound command ran without the variable')
     assert.match(saw, /compound/)
     assert.match(saw, /Denied by user/, 'the model was not told of the denial')
@@ -760,7 +767,8 @@ test('skills in the predecessor format run through sharkcage_run: asked once, en
         '    subprocess.run(["/bin/true"]); ran = "allowed"',
         'except PermissionError:',
         '    ran = "refused"',
-        `print(json.dumps({"tool": req["tool"], "args": req["args"], "key": os.environ.get("LEGACY_KEY", "none"), "net": get("http://localhost:${granted.port}/legacy"), "other": get("http://localhost:${other.port}/other"), "exec": ran}))`,
+        'import hashlib',
+        `print(json.dumps({"tool": req["tool"], "args": req["args"], "key": os.environ.get("LEGACY_KEY", "none"), "keyhash": hashlib.sha256(os.environ.get("LEGACY_KEY", "none").encode()).hexdigest(), "net": get("http://localhost:${granted.port}/legacy"), "other": get("http://localhost:${other.port}/other"), "exec": ran}))`,
         '',
       ].join('\n'))
       return []
@@ -825,7 +833,9 @@ test('skills in the predecessor format run through sharkcage_run: asked once, en
     assert.equal(r1.approvals[0].toolName, 'sharkcage_run')
     assert.deepEqual(granted.hits, ['/legacy', '/legacy', '/legacy'], 'the granted runs (once, always, granted) reached the host, nothing else did')
     assert.deepEqual(other.hits, [], 'an ungranted host got a request')
-    assert.ok(saw.split(`\\"key\\": \\"${value}\\"`).length - 1 >= 3 || saw.split(`"key": "${value}"`).length - 1 >= 3, 'the granted variable reached the granted runs')
+    const keyhash = crypto.createHash('sha256').update(value).digest('hex')
+    assert.ok(saw.split(keyhash).length - 1 >= 3, 'the granted variable did not reach the granted runs')
+    assert.ok(!saw.includes(value), 'an injected value reached the model')
     assert.match(saw, /\\"exec\\": \\"refused\\"|"exec": "refused"/, 'the legacy skill without system.exec started another program')
     assert.match(toolTexts(), /args[^a-z]{1,12}n[^a-z0-9]{1,12}4/, `the request did not reach the entry on stdin: ${toolTexts()}`)
     assert.match(saw, /Denied by user/)

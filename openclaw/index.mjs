@@ -428,7 +428,7 @@ function createFactory(api) {
         // OpenClaw 2026.9 always passes usePty: false to sandboxes; a later
         // one that passes true gets the sandbox's own terminal (sc exec --pty).
         // A skill call runs its judged argv directly, no shell in between.
-        const argv = sc.buildExecArgv(plan.policy, plan.argv ?? ['/bin/sh', '-c', command], { workspace, env: plan.env, resultFile, readOnly, homeLayer, network: { ...network, toolCall: l.toolCall, skill: plan.skill ?? undefined, scope: plan.skill ? `skill:${plan.skill}` : undefined }, pty: usePty === true, notices: plan.notices })
+        const argv = sc.buildExecArgv(plan.policy, plan.argv ?? ['/bin/sh', '-c', command], { workspace, env: plan.env, resultFile, readOnly, homeLayer, network: { ...network, toolCall: l.toolCall, skill: plan.skill ?? undefined, scope: plan.skill ? `skill:${plan.skill}` : undefined }, pty: usePty === true, notices: plan.notices, redact: plan.redact })
         pendingExec.set(resultFile, { command, labels: l, argv })
         state.specArgv.add(argv)
         return { argv, env: sc.launcherEnv(), cwd: workdir && fs.existsSync(workdir) ? workdir : workspace, stdinMode: 'pipe-open', finalizeToken: resultFile }
@@ -693,7 +693,7 @@ function registerDispatcher(api) {
         if (plan.skill) audit(api, { kind: 'grant_applied', ...labels, tool: RUN_TOOL, decision: 'allow', reason: plan.approvalId ? `approved once (${plan.approvalId})` : 'granted always', detail: { identity: plan.identity, capabilities: plan.applied } })
         const timeoutMs = Math.min(Math.max(Number(skillConfig(api).runTimeoutMs) || 60_000, 1_000), 600_000)
         const readOnly = typeof dirs.skillsWorkspace === 'string' && dirs.skillsWorkspace !== workspace && fs.existsSync(dirs.skillsWorkspace) ? [dirs.skillsWorkspace] : []
-        const r = await sc.exec({ command: plan.argv, cwd: workspace, policy: plan.policy, env: plan.env, stdin: JSON.stringify({ tool: params?.tool, args: params?.args ?? {} }), timeoutMs, signal, readOnly, network: { session: labels.session, agent, toolCall: toolCallId, skill: labels.skill, scope: plan.skill ? `skill:${plan.skill}` : undefined } })
+        const r = await sc.exec({ command: plan.argv, cwd: workspace, policy: plan.policy, env: plan.env, stdin: JSON.stringify({ tool: params?.tool, args: params?.args ?? {} }), timeoutMs, signal, readOnly, redact: plan.redact, network: { session: labels.session, agent, toolCall: toolCallId, skill: labels.skill, scope: plan.skill ? `skill:${plan.skill}` : undefined } })
         auditExec(api, labels, `${RUN_TOOL} ${params?.skill} ${params?.tool}`, r)
         if (plan.skill) noteRefusals(plan.skill, r.network)
         const notices = [...plan.notices, ...(r.timedOut ? [`sc: timed out after ${timeoutMs} ms`] : []), ...(r.violations ?? []).map((v) => `sc: ${v.detail}`)]

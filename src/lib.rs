@@ -69,6 +69,9 @@ pub struct BuildExecArgvOptions {
     /// Lines the launcher prints on the command's stderr as it starts (for
     /// the person and the model: a skill's grants applied, and so on).
     pub notices: Option<Vec<String>>,
+    /// Names of `env` variables whose values are redacted from the
+    /// command's output (credentials sharkcage injected).
+    pub redact: Option<Vec<String>>,
 }
 
 /// `--read-only=PATH` for each non-empty path.
@@ -115,9 +118,9 @@ pub fn build_exec_argv(
         // Validate with the same parser the launcher uses, so a bad policy
         // fails here, with its position and key, not later at spawn time.
         let policy = sharkcage::policy::Policy::from_json(&policy_json, "policy").map_err(|e| AddonError::Policy(e.to_string()))?;
-        let (workspace, env_vars, result_file, network, read_only, home_layer, pty, notices) = match options {
-            Some(o) => (o.workspace.filter(|w| !w.is_empty()), o.env.unwrap_or_default(), o.result_file.filter(|f| !f.is_empty()), o.network, o.read_only, o.home_layer, o.pty.unwrap_or(false), o.notices.unwrap_or_default()),
-            None => (None, Default::default(), None, None, None, None, false, vec![]),
+        let (workspace, env_vars, result_file, network, read_only, home_layer, pty, notices, redact) = match options {
+            Some(o) => (o.workspace.filter(|w| !w.is_empty()), o.env.unwrap_or_default(), o.result_file.filter(|f| !f.is_empty()), o.network, o.read_only, o.home_layer, o.pty.unwrap_or(false), o.notices.unwrap_or_default(), o.redact.unwrap_or_default()),
+            None => (None, Default::default(), None, None, None, None, false, vec![], vec![]),
         };
         let env_pairs: Vec<(String, String)> = env_vars.into_iter().collect();
         exec::validate_env(&env_pairs)?;
@@ -125,7 +128,7 @@ pub fn build_exec_argv(
         let mut extra: Vec<String> = attach.iter().map(net::Attach::arg).collect();
         extra.extend(read_only_args(read_only));
         extra.extend(home_layer_arg(home_layer)?);
-        let spec = CallSpec { policy_json: Some(policy_json), env: env_pairs, net_ticket: attach.map(|a| a.ticket), pty, notices };
+        let spec = CallSpec { policy_json: Some(policy_json), env: env_pairs, net_ticket: attach.map(|a| a.ticket), pty, notices, redact };
         let dir = callspec::spec_dir().ok_or_else(|| AddonError::Spawn("no state directory for the call's spec (HOME is not set)".into()))?;
         let spec_file = callspec::write_file(&dir, &spec).map_err(|e| AddonError::Spawn(format!("cannot write the call's spec: {e}")))?;
         let mut out = vec![launcher.to_string_lossy().into_owned()];
@@ -200,6 +203,8 @@ pub struct ExecOptions<'env> {
     /// Give the command a terminal for its stdin, stdout and stderr (as
     /// `sc exec --pty`; its output all arrives in `stdout`).
     pub pty: Option<bool>,
+    /// Names of `env` variables whose values are redacted from the output.
+    pub redact: Option<Vec<String>>,
 }
 
 #[napi(object, use_nullable = true)]
@@ -343,7 +348,7 @@ fn prepare_exec<'env>(
         extra_args,
         argv,
         workspace: options.cwd.filter(|c| !c.is_empty()),
-        spec: CallSpec { policy_json: Some(policy_json), env: child_env, net_ticket: attach.map(|a| a.ticket), pty: options.pty.unwrap_or(false), notices: vec![] },
+        spec: CallSpec { policy_json: Some(policy_json), env: child_env, net_ticket: attach.map(|a| a.ticket), pty: options.pty.unwrap_or(false), notices: vec![], redact: options.redact.clone().unwrap_or_default() },
         stdin,
         timeout_ms,
     };

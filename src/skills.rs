@@ -130,6 +130,8 @@ pub struct ExecSkillPlan {
     pub notices: Vec<String>,
     /// With a skill's grants: run this argv directly (no shell).
     pub argv: Option<Vec<String>>,
+    /// Injected variables whose values are redacted from the output.
+    pub redact: Vec<String>,
 }
 
 #[napi(object)]
@@ -349,7 +351,7 @@ impl SkillGate {
             let x = ExecInputs { command: &binding, workdir: None, base_policy: &req.policy, env: req.env.clone().unwrap_or_default(), tokens: &self.tokens, skill_values: &lookup, service_values: &creds };
             let p = exec::plan_judged(j, x, &inputs).map_err(AddonError::Policy)?;
             let argv = p.argv.clone().unwrap_or(entry.argv);
-            Ok(ExecSkillPlan { skill: p.skill, identity: p.identity, approval_id: p.approval_id, applied: requests_json(&p.applied), policy: p.policy, env: p.env, notices: p.notices, argv: Some(argv) })
+            Ok(ExecSkillPlan { skill: p.skill, identity: p.identity, approval_id: p.approval_id, applied: requests_json(&p.applied), policy: p.policy, env: p.env, notices: p.notices, argv: Some(argv), redact: p.redact })
         };
         run().map_err(|e| to_js(&env, e))
     }
@@ -433,7 +435,7 @@ impl SkillGate {
             let creds = |name: &str| f.services.credentials(name);
             let x = ExecInputs { command: &req.command, workdir: req.workdir.as_deref().map(Path::new), base_policy: &req.policy, env: req.env.clone().unwrap_or_default(), tokens: &self.tokens, skill_values: &lookup, service_values: &creds };
             let p = exec::plan(x, &inputs, &HostFs).map_err(AddonError::Policy)?;
-            Ok(ExecSkillPlan { skill: p.skill, identity: p.identity, approval_id: p.approval_id, applied: requests_json(&p.applied), policy: p.policy, env: p.env, notices: p.notices, argv: p.argv })
+            Ok(ExecSkillPlan { skill: p.skill, identity: p.identity, approval_id: p.approval_id, applied: requests_json(&p.applied), policy: p.policy, env: p.env, notices: p.notices, argv: p.argv, redact: p.redact })
         };
         run().map_err(|e| to_js(&env, e))
     }

@@ -467,6 +467,8 @@ fn exec(a: ExecArgs) -> i32 {
         }
         env.push((k, v));
     }
+    // Values the caller injected that must not come back in the output.
+    let redact: Vec<(String, String)> = spec.redact.iter().filter_map(|n| env.iter().find(|(k, _)| k == n).cloned()).collect();
     let net_attach = match net_attach(&a, spec.net_ticket) {
         Ok(n) => n,
         Err(e) => return fail(&e),
@@ -499,6 +501,7 @@ fn exec(a: ExecArgs) -> i32 {
         timeout_ms,
         pty: a.pty || spec.pty,
         env,
+        redact,
         argv: a.command,
     };
     // Directories written after the call are opened now, before the sandbox

@@ -72,6 +72,7 @@ fn spec_for(t: &T, value: &str) -> CallSpec {
         net_ticket: None,
         pty: false,
         notices: vec![],
+        redact: vec![],
     }
 }
 
@@ -210,4 +211,35 @@ fn spec_conflicts_are_usage_errors() {
     // The CLI for people is unchanged.
     let (code, out, err) = sc_exec(&t, &["--env", "GREETING=hi", "--policy-json", "{}"], "echo $GREETING");
     assert_eq!((code, out.trim()), (0, "hi"), "{err}");
+}
+
+/// A variable the spec names in `redact` reaches the command, but its value
+/// never reaches the output (stdout or stderr, however it is split), nor the
+/// result; the notices of the spec are printed first.
+#[test]
+fn redacted_values_reach_the_command_but_not_its_output() {
+    let _g = shared();
+    let t = T::new();
+    let value = t.secret("redact");
+    let mut spec = spec_for(&t, &value);
+    spec.redact = vec!["SPECVAR".into()];
+    spec.notices = vec![format!("sc: notice-{}", t.id)];
+    let dir = t.root.join("state/spec");
+    let p = callspec::write_file(&dir, &spec).unwrap();
+    // Printed whole, one byte at a time (split across writes), to stderr,
+    // and its hash computed inside (the command did get it).
+    let script = r#"echo "v=$SPECVAR"; printf '%s' "$SPECVAR" | while IFS= read -r -n1 c; do printf '%s' "$c"; done; echo; echo "e=$SPECVAR" >&2; printf '%s' "$SPECVAR" | sha256sum"#;
+    let o = t.sc().opt(format!("--spec-file={}", p.display())).cmd(["bash", "-c", script]).run();
+    o.assert_ok();
+    o.assert_absent(&value);
+    assert!(o.out().contains("v=[sharkcage: redacted SPECVAR]"), "{}", o.all());
+    assert!(o.err().contains("e=[sharkcage: redacted SPECVAR]"), "{}", o.all());
+    assert!(o.err().contains(&format!("sc: notice-{}", t.id)), "{}", o.all());
+    let hash = {
+        use std::io::Write;
+        let mut c = std::process::Command::new("sha256sum").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        c.stdin.take().unwrap().write_all(value.as_bytes()).unwrap();
+        String::from_utf8(c.wait_with_output().unwrap().stdout).unwrap()
+    };
+    assert!(o.out().contains(hash.split_whitespace().next().unwrap()), "the command did not get the value: {}", o.all());
 }

@@ -61,6 +61,10 @@ pub struct CallSpec {
     /// stderr as the call starts (not with `--quiet`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notices: Vec<String>,
+    /// Names of `env` variables whose values are redacted from the
+    /// command's output (credentials sharkcage injected).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redact: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -319,7 +323,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     fn spec() -> CallSpec {
-        CallSpec { policy_json: Some(r#"{"env":["A"]}"#.into()), env: vec![("A".into(), "s3cret".into())], net_ticket: Some("t1".into()), pty: true, notices: vec![] }
+        CallSpec { policy_json: Some(r#"{"env":["A"]}"#.into()), env: vec![("A".into(), "s3cret".into())], net_ticket: Some("t1".into()), pty: true, notices: vec![], redact: vec![] }
     }
 
     fn tmp() -> tempfile::TempDir {

@@ -18,6 +18,7 @@ pub mod protected;
 pub mod proxy_session;
 pub mod pty;
 pub mod quarantine;
+pub mod redact_stream;
 pub mod scancache;
 pub mod supervise;
 pub mod thread_identity;
@@ -126,6 +127,9 @@ pub struct ExecRequest {
     pub pty: bool,
     /// Explicit variables for this call (still pass the secret filter).
     pub env: Vec<(String, String)>,
+    /// `(name, value)`: values redacted from the command's output (the
+    /// credentials injected into a skill's sandbox).
+    pub redact: Vec<(String, String)>,
     /// Which private home layer the call gets (see `home_layer`).
     pub home_layer: home_layer::Request,
     pub argv: Vec<OsString>,
@@ -386,7 +390,7 @@ pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, L
     let check = quarantine::Check::from_plan(&plan);
     let journal = quarantine::journal_begin(&check);
     let t1 = t0.elapsed();
-    let mut out = supervise::run(&plan, &cg, sinks, req.pty);
+    let mut out = supervise::run(&plan, &cg, sinks, req.pty, &req.redact);
     let mut shift_note = None;
     if let Err(LaunchError::IdmapUnavailable(why)) = &out {
         // Nothing ran: the child got no go-ahead. Run with the identity map.
@@ -397,7 +401,7 @@ pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, L
         plan = plan::Plan::build(req, false, layer.as_ref())?;
         cg.ensure_pids(&plan.limits);
         plan.rlimits = plan.rlimits.with_memory_cgroup(cg.memory, plan.limits.max_memory_bytes);
-        out = supervise::run(&plan, &cg, sinks, req.pty);
+        out = supervise::run(&plan, &cg, sinks, req.pty, &req.redact);
     }
     if let Err(LaunchError::HomeLayerUnavailable(why)) = &out {
         // Nothing ran. Run with a read-only home.
@@ -406,7 +410,7 @@ pub fn run(req: &ExecRequest, sinks: &supervise::Sinks) -> Result<ExecOutcome, L
         plan = plan::Plan::build(req, shift, None)?;
         cg.ensure_pids(&plan.limits);
         plan.rlimits = plan.rlimits.with_memory_cgroup(cg.memory, plan.limits.max_memory_bytes);
-        out = supervise::run(&plan, &cg, sinks, req.pty);
+        out = supervise::run(&plan, &cg, sinks, req.pty, &req.redact);
     }
     // PID 1 is reaped: the cgroup is empty.
     let cg_removed = cg.remove();

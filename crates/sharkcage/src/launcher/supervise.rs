@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use super::child::{self, ChildFds, Stage};
 use super::plan::Plan;
+use super::redact_stream::StreamRedactor;
 use super::{LaunchError, RunOutput};
 use crate::layers::cgroup::CallCgroup;
 use crate::layers::sys;
@@ -71,7 +72,9 @@ pub struct Sinks {
 
 /// Run the plan in the call's cgroup `cg`. `sinks` receive the command's
 /// stdout/stderr; with `pty`, the command gets a terminal (see `pty.rs`).
-pub fn run(plan: &Plan, cg: &CallCgroup, sinks: &Sinks, pty: bool) -> Result<RunOutput, LaunchError> {
+/// `redact`: `(name, value)` pairs whose values never reach the sinks
+/// (see `redact_stream`).
+pub fn run(plan: &Plan, cg: &CallCgroup, sinks: &Sinks, pty: bool, redact: &[(String, String)]) -> Result<RunOutput, LaunchError> {
     let start = Instant::now();
     let (sync_r, sync_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
@@ -295,7 +298,8 @@ pub fn run(plan: &Plan, cg: &CallCgroup, sinks: &Sinks, pty: bool) -> Result<Run
 
     // The command runs. Relay until PID 1 reports.
     let deadline = start + Duration::from_millis(plan.timeout_ms);
-    let mut relay = Relay { limit: plan.max_output_bytes, written: 0, truncated: false, sinks };
+    let r = StreamRedactor::new(redact);
+    let mut relay = Relay { limit: plan.max_output_bytes, written: 0, truncated: false, sinks, redactors: [r.clone(), r] };
     let mut open_out = true;
     let mut open_err = true;
     let mut worker_status: Option<i32> = None;
@@ -426,6 +430,7 @@ pub fn run(plan: &Plan, cg: &CallCgroup, sinks: &Sinks, pty: bool) -> Result<Run
         close(fd);
     }
     restore_mask(&old_mask);
+    relay.finish();
     if relay.truncated {
         let msg = format!("\n[sharkcage: output truncated after {} bytes (limits.maxOutputBytes)]\n", relay.limit);
         sys::write_all(sinks.stderr, msg.as_bytes());
@@ -505,6 +510,8 @@ struct Relay<'a> {
     written: u64,
     truncated: bool,
     sinks: &'a Sinks,
+    /// stdout's and stderr's.
+    redactors: [StreamRedactor; 2],
 }
 
 impl Relay<'_> {
@@ -518,19 +525,37 @@ impl Relay<'_> {
         if n == 0 {
             return false;
         }
-        let n = n as u64;
-        let room = self.limit.saturating_sub(self.written);
-        let take = n.min(room) as usize;
-        if take > 0 {
-            let sink = if which == 1 { self.sinks.stdout } else { self.sinks.stderr };
-            sys::write_all(sink, &buf[..take]);
-            self.written += take as u64;
-        }
-        if (take as u64) < n {
-            // Keep draining so the command never blocks on a full pipe.
-            self.truncated = true;
+        let r = &mut self.redactors[usize::from(which != 1)];
+        if r.is_active() {
+            let out = r.push(&buf[..n as usize]);
+            self.forward(which, &out);
+        } else {
+            self.forward(which, &buf[..n as usize]);
         }
         true
+    }
+
+    /// Write within the output limit; what is beyond it is dropped (and
+    /// the command keeps being drained, so it never blocks on a full pipe).
+    fn forward(&mut self, which: u8, data: &[u8]) {
+        let room = self.limit.saturating_sub(self.written);
+        let take = (data.len() as u64).min(room) as usize;
+        if take > 0 {
+            let sink = if which == 1 { self.sinks.stdout } else { self.sinks.stderr };
+            sys::write_all(sink, &data[..take]);
+            self.written += take as u64;
+        }
+        if take < data.len() {
+            self.truncated = true;
+        }
+    }
+
+    /// What the redactors held back, at the end.
+    fn finish(&mut self) {
+        for (i, which) in [(0usize, 1u8), (1, 2)] {
+            let rest = self.redactors[i].finish();
+            self.forward(which, &rest);
+        }
     }
 }
 

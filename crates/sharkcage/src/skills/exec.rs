@@ -37,6 +37,8 @@ pub struct ExecPlan {
     pub env: BTreeMap<String, String>,
     /// One short line each, for the person and the model.
     pub notices: Vec<String>,
+    /// The injected variables, whose values are redacted from the output.
+    pub redact: Vec<String>,
 }
 
 /// What [`plan`] needs besides the judging inputs.
@@ -63,7 +65,7 @@ pub fn plan(x: ExecInputs, inputs: &Inputs, fs: &dyn Resolve) -> Result<ExecPlan
 pub fn plan_judged(j: Judgement, x: ExecInputs, inputs: &Inputs) -> Result<ExecPlan, String> {
     let mut env = x.env;
     let token = env.remove(once::ENV);
-    let mut out = ExecPlan { skill: None, identity: None, applied: vec![], argv: None, approval_id: None, policy: x.base_policy.clone(), env: BTreeMap::new(), notices: vec![] };
+    let mut out = ExecPlan { skill: None, identity: None, applied: vec![], argv: None, approval_id: None, policy: x.base_policy.clone(), env: BTreeMap::new(), notices: vec![], redact: vec![] };
     let call = match j {
         Judgement::Skill(c) => *c,
         _ => {
@@ -123,6 +125,7 @@ pub fn plan_judged(j: Judgement, x: ExecInputs, inputs: &Inputs) -> Result<ExecP
         match (src, values.get(var)) {
             (EnvSource::Skill, Some(v)) => {
                 env.insert(var.clone(), v.clone());
+                out.redact.push(var.clone());
             }
             (EnvSource::Skill, None) => {
                 env.remove(var);
@@ -131,6 +134,7 @@ pub fn plan_judged(j: Judgement, x: ExecInputs, inputs: &Inputs) -> Result<ExecP
             (EnvSource::Service(s), _) => match (x.service_values)(s).get(var) {
                 Some(v) => {
                     env.insert(var.clone(), v.clone());
+                    out.redact.push(var.clone());
                 }
                 None => {
                     env.remove(var);
@@ -243,6 +247,7 @@ mod tests {
         assert_eq!(p.policy["network"]["allowedDomains"], serde_json::json!(["registry.npmjs.org", "api.example.com"]));
         assert_eq!(p.policy["env"], serde_json::json!(["WEATHER_KEY"]));
         assert_eq!(p.env.get("WEATHER_KEY").map(String::as_str), Some("K-123"), "the configured value, not the model's");
+        assert_eq!(p.redact, vec!["WEATHER_KEY".to_string()], "an injected value is redacted from the output");
         assert!(!p.env.contains_key("LD_PRELOAD"));
         assert_eq!(p.approval_id.as_deref(), Some("plugin:1"));
         // Run directly, and without system.exec only the skill's program and code may start.

@@ -1,0 +1,126 @@
+//! Values that must not leave the sandbox in the command's output: the
+//! credentials sharkcage injected into a skill's sandbox (`system.env`, a
+//! service's). The skill may use them; what it prints goes to the model and
+//! the transcript, so each occurrence becomes `[sharkcage: redacted NAME]`.
+//!
+//! Streaming: a value may be split across two reads, so the last
+//! `longest - 1` bytes of each read are held back until more output (or the
+//! end) shows whether they start a value. Only calls with values to redact
+//! pay for this; everything else is passed through as it arrives.
+
+/// Redacts one output stream.
+#[derive(Debug, Clone, Default)]
+pub struct StreamRedactor {
+    /// `(value, replacement)`, longest value first (a value inside another
+    /// is redacted as part of the longer one).
+    secrets: Vec<(Vec<u8>, Vec<u8>)>,
+    hold: usize,
+    carry: Vec<u8>,
+}
+
+/// Values shorter than this are not redacted (they would match everywhere).
+pub const MIN_LEN: usize = 4;
+
+impl StreamRedactor {
+    /// `(name, value)` pairs; values shorter than [`MIN_LEN`] are skipped.
+    pub fn new(values: &[(String, String)]) -> StreamRedactor {
+        let mut secrets: Vec<(Vec<u8>, Vec<u8>)> = values
+            .iter()
+            .filter(|(_, v)| v.len() >= MIN_LEN)
+            .map(|(n, v)| (v.as_bytes().to_vec(), format!("[sharkcage: redacted {n}]").into_bytes()))
+            .collect();
+        secrets.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        secrets.dedup_by(|a, b| a.0 == b.0);
+        let hold = secrets.first().map(|s| s.0.len() - 1).unwrap_or(0);
+        StreamRedactor { secrets, hold, carry: Vec::new() }
+    }
+
+    pub fn is_active(&self) -> bool {
+        !self.secrets.is_empty()
+    }
+
+    /// The output to pass on after `data` arrived.
+    pub fn push(&mut self, data: &[u8]) -> Vec<u8> {
+        if !self.is_active() {
+            return data.to_vec();
+        }
+        self.carry.extend_from_slice(data);
+        let mut out = Vec::with_capacity(self.carry.len());
+        let mut i = 0;
+        // Only positions whose whole longest value could already be here
+        // are decided now; the rest waits.
+        let decide_until = self.carry.len().saturating_sub(self.hold);
+        while i < decide_until {
+            match self.secrets.iter().find(|(v, _)| self.carry[i..].starts_with(v)) {
+                Some((v, r)) => {
+                    out.extend_from_slice(r);
+                    i += v.len();
+                }
+                None => {
+                    out.push(self.carry[i]);
+                    i += 1;
+                }
+            }
+        }
+        self.carry.drain(..i.min(self.carry.len()));
+        out
+    }
+
+    /// What is held back, at the end of the stream.
+    pub fn finish(&mut self) -> Vec<u8> {
+        let rest = std::mem::take(&mut self.carry);
+        let mut out = Vec::with_capacity(rest.len());
+        let mut i = 0;
+        while i < rest.len() {
+            match self.secrets.iter().find(|(v, _)| rest[i..].starts_with(v)) {
+                Some((v, r)) => {
+                    out.extend_from_slice(r);
+                    i += v.len();
+                }
+                None => {
+                    out.push(rest[i]);
+                    i += 1;
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(values: &[(&str, &str)], chunks: &[&str]) -> String {
+        let v: Vec<(String, String)> = values.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        let mut r = StreamRedactor::new(&v);
+        let mut out = Vec::new();
+        for c in chunks {
+            out.extend(r.push(c.as_bytes()));
+        }
+        out.extend(r.finish());
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn values_are_redacted_across_any_split() {
+        let text = "key=S3CRET-VALUE and again S3CRET-VALUE.";
+        let want = "key=[sharkcage: redacted K] and again [sharkcage: redacted K].";
+        for split in 0..=text.len() {
+            let (a, b) = text.split_at(split);
+            assert_eq!(run(&[("K", "S3CRET-VALUE")], &[a, b]), want, "split at {split}");
+        }
+        // Byte by byte.
+        let bytes: Vec<String> = text.chars().map(|c| c.to_string()).collect();
+        let refs: Vec<&str> = bytes.iter().map(String::as_str).collect();
+        assert_eq!(run(&[("K", "S3CRET-VALUE")], &refs), want);
+    }
+
+    #[test]
+    fn the_longer_value_wins_short_ones_are_skipped_and_nothing_else_changes() {
+        assert_eq!(run(&[("A", "abcd"), ("B", "abcdefgh")], &["xxabcdefghxxabcdyy"]), "xx[sharkcage: redacted B]xx[sharkcage: redacted A]yy");
+        assert_eq!(run(&[("A", "ab")], &["abab"]), "abab");
+        assert_eq!(run(&[], &["plain output"]), "plain output");
+        assert_eq!(run(&[("K", "S3CRET")], &["S3CR"]), "S3CR", "a prefix at the end is kept as it is");
+    }
+}
