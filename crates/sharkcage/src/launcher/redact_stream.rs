@@ -29,7 +29,7 @@ impl StreamRedactor {
             .filter(|(_, v)| v.len() >= MIN_LEN)
             .map(|(n, v)| (v.as_bytes().to_vec(), format!("[sharkcage: redacted {n}]").into_bytes()))
             .collect();
-        secrets.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.0.len()));
         secrets.dedup_by(|a, b| a.0 == b.0);
         let hold = secrets.first().map(|s| s.0.len() - 1).unwrap_or(0);
         StreamRedactor { secrets, hold, carry: Vec::new() }
