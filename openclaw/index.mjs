@@ -171,11 +171,11 @@ const agentOf = (sessionKey) => (typeof sessionKey === 'string' && sessionKey.st
 function skillGate(api, agentId) {
   const cfg = skillConfig(api)
   const ceiling = (agentId && cfg.agents?.[agentId]?.ceiling) ?? cfg.ceiling
-  const opts = { ceiling, neverAlways: cfg.neverAllowAlways ?? [], approvalTimeoutMs: cfg.approvalTimeoutMs }
+  const opts = { ceiling, neverAlways: cfg.neverAllowAlways ?? [], autoApprove: cfg.autoApprove ?? [], approvalTimeoutMs: cfg.approvalTimeoutMs }
   const key = JSON.stringify(opts)
   let g = state.skillGates.get(key)
   if (!g) {
-    g = new (loadAddon(api.rootDir).SkillGate)({ stateDir: stateDir(), ceiling: opts.ceiling, neverAlways: opts.neverAlways, approvalTimeoutMs: opts.approvalTimeoutMs })
+    g = new (loadAddon(api.rootDir).SkillGate)({ stateDir: stateDir(), ceiling: opts.ceiling, neverAlways: opts.neverAlways, autoApprove: opts.autoApprove, approvalTimeoutMs: opts.approvalTimeoutMs })
     state.skillGates.set(key, g)
   }
   return g

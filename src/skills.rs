@@ -32,6 +32,10 @@ pub struct SkillGateOptions {
     pub ceiling: Option<serde_json::Value>,
     /// Capabilities never offered as "allow always".
     pub never_always: Option<Vec<String>>,
+    /// Approved for every skill without a prompt: `[{capability, scope?}]`
+    /// (still only what a skill declares, within the ceiling).
+    #[napi(ts_type = "Array<{ capability: string, scope?: string[] }>")]
+    pub auto_approve: Option<serde_json::Value>,
     /// How long a prompt waits (ms; the one-time approval outlives it by a minute).
     pub approval_timeout_ms: Option<u32>,
 }
@@ -186,6 +190,7 @@ struct Mapped {
 pub struct SkillGate {
     store: GrantStore,
     ceiling: Option<Vec<Request>>,
+    auto_approve: Vec<Request>,
     never_always: Vec<Capability>,
     timeout: Duration,
     tokens: Tokens,
@@ -220,7 +225,7 @@ struct Fresh {
 
 impl Fresh {
     fn inputs<'a>(&'a self, gate: &'a SkillGate, workspace: &'a str) -> Inputs<'a> {
-        Inputs { skills: &self.skills, grants: &self.grants, ceiling: gate.ceiling.as_deref(), cx: Context { workspace: Path::new(workspace), home: self.home.as_deref(), services: &self.service_list } }
+        Inputs { skills: &self.skills, grants: &self.grants, ceiling: gate.ceiling.as_deref(), auto_approve: &gate.auto_approve, cx: Context { workspace: Path::new(workspace), home: self.home.as_deref(), services: &self.service_list } }
     }
 }
 
@@ -286,18 +291,17 @@ impl SkillGate {
     #[napi(constructor)]
     pub fn new(env: Env, options: Option<SkillGateOptions>) -> Result<Self> {
         let build = || -> std::result::Result<SkillGate, AddonError> {
-            let o = options.unwrap_or(SkillGateOptions { state_dir: None, ceiling: None, never_always: None, approval_timeout_ms: None });
+            let o = options.unwrap_or(SkillGateOptions { state_dir: None, ceiling: None, never_always: None, auto_approve: None, approval_timeout_ms: None });
             let store = match o.state_dir.filter(|d| !d.is_empty()) {
                 Some(d) => GrantStore::at(d),
                 None => GrantStore::open_default().map_err(|e| AddonError::InvalidArg(e.to_string()))?,
             };
-            let ceiling = match o.ceiling {
-                Some(v) => {
-                    let entries: Vec<CeilingEntry> = serde_json::from_value(v).map_err(|e| AddonError::Policy(format!("skills.ceiling: {e}")))?;
-                    Some(entries.into_iter().map(|e| Request { capability: e.capability, reason: String::new(), scope: e.scope }).collect())
-                }
-                None => None,
+            let requests = |v: serde_json::Value, key: &str| -> std::result::Result<Vec<Request>, AddonError> {
+                let entries: Vec<CeilingEntry> = serde_json::from_value(v).map_err(|e| AddonError::Policy(format!("skills.{key}: {e}")))?;
+                Ok(entries.into_iter().map(|e| Request { capability: e.capability, reason: String::new(), scope: e.scope }).collect())
             };
+            let ceiling = o.ceiling.map(|v| requests(v, "ceiling")).transpose()?;
+            let auto_approve = o.auto_approve.map(|v| requests(v, "autoApprove")).transpose()?.unwrap_or_default();
             let never_always = o
                 .never_always
                 .unwrap_or_default()
@@ -305,7 +309,7 @@ impl SkillGate {
                 .map(|n| Capability::from_name(n).ok_or_else(|| AddonError::Policy(format!("skills.neverAllowAlways: {}", sharkcage::skills::capabilities::unknown_message(n)))))
                 .collect::<std::result::Result<Vec<_>, _>>()?;
             let timeout = Duration::from_millis(u64::from(o.approval_timeout_ms.unwrap_or(120_000).clamp(1_000, 600_000)));
-            Ok(SkillGate { store, ceiling, never_always, timeout, tokens: Tokens::new() })
+            Ok(SkillGate { store, ceiling, auto_approve, never_always, timeout, tokens: Tokens::new() })
         };
         build().map_err(|e| to_js(&env, e))
     }

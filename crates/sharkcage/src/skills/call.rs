@@ -102,6 +102,9 @@ pub struct Inputs<'a> {
     pub grants: &'a Grants,
     /// The operator's ceiling (`None`: no ceiling beyond the declaration).
     pub ceiling: Option<&'a [Request]>,
+    /// What the operator approves for every skill without asking (still
+    /// only what a skill declares, within the ceiling; a denial wins).
+    pub auto_approve: &'a [Request],
     pub cx: Context<'a>,
 }
 
@@ -159,7 +162,8 @@ pub fn judge_skill(skill: &KnownSkill, host_file: PathBuf, inputs: &Inputs) -> S
         inputs.grants.for_skill(&skill.name).filter(|g| g.identity == call.identity && g.decision == d).map(|g| g.as_request()).collect()
     };
     let deny = decided(Decision::Deny);
-    let allow = decided(Decision::AllowAlways);
+    let mut allow = decided(Decision::AllowAlways);
+    allow.extend(inputs.auto_approve.iter().cloned());
     let after_deny = intersect(&requested, &deny);
     call.denied = after_deny.allowed;
     let after_allow = intersect(&after_deny.refused, &allow);
@@ -167,7 +171,7 @@ pub fn judge_skill(skill: &KnownSkill, host_file: PathBuf, inputs: &Inputs) -> S
     call.missing = after_allow.refused;
     // Approved widenings (scope entries beyond the declaration), still cut
     // by the ceiling and any denial.
-    for extra in beyond(&allow, &call.declared) {
+    for extra in beyond(&decided(Decision::AllowAlways), &call.declared) {
         let within = match inputs.ceiling {
             Some(c) => intersect(&[extra], c).allowed,
             None => vec![extra],
@@ -277,7 +281,7 @@ mod tests {
     fn judge_with(dir: &Path, grants: &Grants, ceiling: Option<&[Request]>, command: &str) -> Judgement {
         let skills = vec![KnownSkill { name: "weather".into(), dir: dir.to_path_buf(), mapped: vec![] }];
         let ws = dir.parent().unwrap().parent().unwrap().to_path_buf();
-        let inputs = Inputs { skills: &skills, grants, ceiling, cx: Context { workspace: &ws, home: None, services: &[] } };
+        let inputs = Inputs { skills: &skills, grants, ceiling, auto_approve: &[], cx: Context { workspace: &ws, home: None, services: &[] } };
         judge(command, Some(&ws), &inputs, &HostFs)
     }
 
@@ -355,10 +359,31 @@ mod tests {
         let mut s = skill(judge_with(&d, &g, None, &cmd));
         let skills = vec![KnownSkill { name: "weather".into(), dir: d.clone(), mapped: vec![] }];
         let ws = t.path().to_path_buf();
-        let inputs = Inputs { skills: &skills, grants: &g, ceiling: None, cx: Context { workspace: &ws, home: None, services: &[] } };
+        let inputs = Inputs { skills: &skills, grants: &g, ceiling: None, auto_approve: &[], cx: Context { workspace: &ws, home: None, services: &[] } };
         s.ask_to_widen(&[("cdn.example.org".into(), 443), ("new.example.net".into(), 443)], &inputs);
         assert_eq!(s.expansion.len(), 1);
         assert_eq!(s.expansion[0].scope, vec!["new.example.net".to_string()]);
+    }
+
+    #[test]
+    fn auto_approved_capabilities_need_no_prompt_but_a_denial_still_wins() {
+        let t = tempfile::tempdir().unwrap();
+        let d = skill_dir(t.path(), MD);
+        let cmd = format!("sh {}/run.sh", d.display());
+        let skills = vec![KnownSkill { name: "weather".into(), dir: d.clone(), mapped: vec![] }];
+        let ws = t.path().to_path_buf();
+        let auto = [req(Capability::NetworkExternal, &[])];
+        let g = Grants::default();
+        let inputs = Inputs { skills: &skills, grants: &g, ceiling: None, auto_approve: &auto, cx: Context { workspace: &ws, home: None, services: &[] } };
+        let s = skill(judge(&cmd, Some(&ws), &inputs, &HostFs));
+        assert_eq!(s.granted.len(), 1);
+        assert_eq!(s.granted[0].scope, vec!["api.example.com".to_string()], "only what the skill declares");
+        assert_eq!(s.missing.len(), 1, "system.env is still asked for");
+        let mut g = Grants::default();
+        g.record(record(&s.identity, Capability::NetworkExternal, &[], Decision::Deny));
+        let inputs = Inputs { grants: &g, ..inputs };
+        let s = skill(judge(&cmd, Some(&ws), &inputs, &HostFs));
+        assert!(s.granted.is_empty() && s.denied.len() == 1);
     }
 
     #[test]
