@@ -9,6 +9,7 @@ mod init;
 mod audit_cmd;
 mod home_cmd;
 mod skills_cmd;
+mod skill_fetch;
 mod config_cmd;
 mod connect;
 mod probe;

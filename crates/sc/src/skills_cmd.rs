@@ -14,6 +14,8 @@ use sharkcage::skills::identity::{self, Identity};
 use sharkcage::skills::manifest::{self, Declaration};
 use sharkcage::skills::{Capability, Request};
 
+use crate::skill_fetch;
+
 #[derive(clap::Args)]
 pub struct SkillArgs {
     #[command(subcommand)]
@@ -23,10 +25,11 @@ pub struct SkillArgs {
 #[derive(clap::Subcommand)]
 enum SkillCmd {
     /// Copy a skill into sharkcage's state, check its declaration, show what
-    /// it asks for and its identity hash. Only a local directory for now.
+    /// it asks for and its identity hash: from a directory, a tarball
+    /// (.tar, .tar.gz, .tgz) or a git repository URL.
     Add {
-        /// The skill's directory.
-        source: PathBuf,
+        /// The skill's directory, tarball or git URL.
+        source: String,
         /// Install under this name (default: the declaration's, else the
         /// directory's).
         #[arg(long)]
@@ -36,6 +39,8 @@ enum SkillCmd {
     List,
     /// One installed skill: declaration, risk, hash, grants.
     Show { skill: String },
+    /// Remove an installed skill and its decisions.
+    Remove { skill: String },
 }
 
 #[derive(clap::Args)]
@@ -122,9 +127,10 @@ fn print_requests(reqs: &[Request]) {
 
 pub fn run_skill(a: SkillArgs) -> i32 {
     match a.cmd {
-        SkillCmd::Add { source, name } => add(&source, name),
+        SkillCmd::Add { source, name } => add_from(&source, name),
         SkillCmd::List => list_skills(),
         SkillCmd::Show { skill } => show(&skill),
+        SkillCmd::Remove { skill } => remove(&skill),
     }
 }
 
@@ -169,14 +175,43 @@ fn declaration(dir: &Path) -> Result<Option<Declaration>, String> {
     manifest::load_dir(dir).map_err(|e| e.to_string())
 }
 
-fn add(source: &Path, name: Option<String>) -> i32 {
+/// `sc skill add SOURCE`: a tarball or a git URL is brought into a private
+/// scratch directory first, then added like a directory.
+fn add_from(source: &str, name: Option<String>) -> i32 {
+    let fetched = match skill_fetch::classify(source) {
+        skill_fetch::Source::Dir(d) => return add(&d, source, name),
+        other => other,
+    };
+    let store = match store() {
+        Ok(s) => s,
+        Err(e) => return err(e),
+    };
+    let scratch = skills_dir(&store).join(format!(".fetch-{}", std::process::id()));
+    let made = sharkcage::fileio::ensure_private_dir(store.dir())
+        .and_then(|_| sharkcage::fileio::ensure_private_dir(&skills_dir(&store)))
+        .and_then(|_| {
+            let _ = std::fs::remove_dir_all(&scratch);
+            std::fs::create_dir(&scratch)?;
+            std::fs::set_permissions(&scratch, std::fs::Permissions::from_mode(0o700))
+        });
+    if let Err(e) = made {
+        return err(format!("{}: {e}", scratch.display()));
+    }
+    let root = match fetched {
+        skill_fetch::Source::Tarball(f) => skill_fetch::unpack(&f, &scratch),
+        skill_fetch::Source::Git(url) => skill_fetch::clone(&url, &scratch.join("repo")),
+        skill_fetch::Source::Dir(_) => unreachable!(),
+    };
+    let code = match root {
+        Ok(r) => add(&r, source, name),
+        Err(e) => err(e),
+    };
+    let _ = std::fs::remove_dir_all(&scratch);
+    code
+}
+
+fn add(source: &Path, shown_source: &str, name: Option<String>) -> i32 {
     let src_str = source.display().to_string();
-    if ["http://", "https://", "git@", "git+", "ssh://"].iter().any(|p| src_str.starts_with(p)) || src_str.ends_with(".git") {
-        return err(format!("{src_str}: installing from a git URL is not supported yet; clone it and give the directory"));
-    }
-    if [".tar", ".tar.gz", ".tgz", ".tar.xz", ".tar.zst"].iter().any(|s| src_str.ends_with(s)) {
-        return err(format!("{src_str}: installing from a tarball is not supported yet; unpack it and give the directory"));
-    }
     let root = match std::fs::canonicalize(source) {
         Ok(r) if r.is_dir() => r,
         Ok(_) => return err(format!("{src_str}: not a directory")),
@@ -234,14 +269,14 @@ fn add(source: &Path, name: Option<String>) -> i32 {
             let _ = std::fs::remove_dir_all(&aside);
         }
         std::fs::rename(&tmp, &dest).map_err(|e| GrantError::Invalid(format!("{}: {e}", dest.display())))?;
-        g.skills.insert(name.clone(), Installed { identity: id.digest.clone(), source: root.display().to_string(), installed_at: grants::now() });
+        g.skills.insert(name.clone(), Installed { identity: id.digest.clone(), source: shown_source.to_string(), installed_at: grants::now() });
         Ok((old, old_id, g.stale(&name, &id.digest)))
     });
     let (old, old_id, stale) = match res {
         Ok(r) => r,
         Err(e) => return cleanup(e.to_string()),
     };
-    println!("Installed skill {name} from {}", root.display());
+    println!("Installed skill {name} from {}", clean(shown_source));
     println!("  into      {}", dest.display());
     println!("  identity  {}", id.digest);
     match &old {
@@ -271,6 +306,40 @@ fn add(source: &Path, name: Option<String>) -> i32 {
         println!("Nothing is granted yet: sc approve {name}");
     }
     0
+}
+
+/// `sc skill remove NAME`: the copy and every decision about it.
+fn remove(name: &str) -> i32 {
+    if let Err(e) = grants::valid_skill_name(name) {
+        return err(e);
+    }
+    let store = match store() {
+        Ok(s) => s,
+        Err(e) => return err(e),
+    };
+    let dir = skills_dir(&store);
+    let dest = dir.join(name);
+    let res = store.update(|g| {
+        let known = g.skills.remove(name).is_some();
+        let revoked = g.revoke(name, None);
+        if !known && !dest.exists() {
+            return Err(GrantError::Invalid(format!("no installed skill named {name:?}")));
+        }
+        if dest.exists() {
+            let aside = dir.join(format!(".removed-{name}-{}", std::process::id()));
+            std::fs::rename(&dest, &aside).map_err(|e| GrantError::Invalid(format!("{}: {e}", dest.display())))?;
+            let _ = std::fs::remove_dir_all(&aside);
+        }
+        Ok(revoked)
+    });
+    match res {
+        Ok(revoked) => {
+            println!("Removed skill {name} and its {revoked} decision(s).");
+            audit(name, "revoked", "skill removed", Some(serde_json::json!({ "decisions": revoked })));
+            0
+        }
+        Err(e) => err(e),
+    }
 }
 
 /// The installed copy's identity now, against the pinned one.

@@ -232,9 +232,12 @@ fn add_refuses_symlinks_leaving_the_skill_and_unsupported_sources() {
     std::os::unix::fs::symlink("bin/run", src.join("run")).unwrap();
     ok(&sc(&t, &["skill", "add", src.to_str().unwrap()]));
     assert_eq!(std::fs::read_link(state(&t).join("skills/leaky/run")).unwrap(), Path::new("bin/run"));
-    for s in ["https://github.com/x/y.git", "skill.tar.gz"] {
+    // An unreachable URL or a missing tarball: an error, nothing left behind.
+    for s in ["https://127.0.0.1:9/x/y.git", "missing-skill.tar.gz"] {
         let o = sc(&t, &["skill", "add", s]);
-        assert!(!o.status.success() && err(&o).contains("not supported yet"), "{s}: {}", err(&o));
+        assert!(!o.status.success(), "{s}: {}", out(&o));
+        let left: Vec<_> = std::fs::read_dir(state(&t).join("skills")).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with('.')).collect();
+        assert!(left.is_empty(), "{s}: scratch left behind: {left:?}");
     }
     // A declaration that does not parse is refused; nothing installed.
     let bad = t.root.join("bad");
@@ -306,4 +309,65 @@ fn services_are_stored_privately_and_never_printed() {
     ok(&sc(&t, &["config", "remove-service", "ha"]));
     assert!(!std::fs::read_to_string(&file).unwrap().contains(&secret));
     assert!(!sc(&t, &["config", "remove-service", "ha"]).status.success());
+}
+
+
+/// `sc skill add` from a tarball and from a git repository gives the same
+/// installed skill (same identity) as from its directory; a tarball with a
+/// symlink, an absolute or a `..` member is refused and writes nothing
+/// outside; `sc skill remove` takes the copy and its decisions.
+#[test]
+fn add_from_tarball_and_git_and_remove() {
+    let _g = shared();
+    let t = T::new();
+    let src = make_skill(&t, "weather");
+    let dir_id = {
+        ok(&sc(&t, &["skill", "add", src.to_str().unwrap()]));
+        grants_json(&t)["skills"]["weather"]["identity"].as_str().unwrap().to_string()
+    };
+    ok(&sc(&t, &["skill", "remove", "weather"]));
+    assert!(!state(&t).join("skills/weather").exists());
+    // Tarball (gzip, one top-level directory, as `npm pack` makes them).
+    let tgz = t.root.join("weather.tgz");
+    let st = std::process::Command::new("tar").arg("-czf").arg(&tgz).arg("-C").arg(&t.root).arg("weather").status().unwrap();
+    assert!(st.success());
+    let o = ok(&sc(&t, &["skill", "add", tgz.to_str().unwrap()]));
+    assert!(o.contains("weather.tgz"), "{o}");
+    assert_eq!(grants_json(&t)["skills"]["weather"]["identity"].as_str().unwrap(), dir_id, "the tarball's skill differs from the directory's");
+    ok(&sc(&t, &["approve", "weather", "--yes"]));
+    let o = ok(&sc(&t, &["skill", "remove", "weather"]));
+    assert!(o.contains("2 decision(s)"), "{o}");
+    assert!(grants_json(&t)["grants"].as_array().unwrap().is_empty(), "decisions of a removed skill remain");
+    assert!(!sc(&t, &["skill", "remove", "weather"]).status.success());
+    // git (a local repository by its path ending in .git).
+    let repo = t.root.join("weather-repo.git");
+    let git = |args: &[&str], cwd: &Path| {
+        let o = std::process::Command::new("git").args(args).current_dir(cwd).env("GIT_CONFIG_NOSYSTEM", "1").env("HOME", &t.home).output().unwrap();
+        assert!(o.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    };
+    git(&["init", "-q", "-b", "main"], &src);
+    git(&["-c", "user.email=t@e", "-c", "user.name=t", "add", "-A"], &src);
+    git(&["-c", "user.email=t@e", "-c", "user.name=t", "commit", "-qm", "skill"], &src);
+    git(&["clone", "-q", "--bare", src.to_str().unwrap(), repo.to_str().unwrap()], &t.root);
+    std::fs::remove_dir_all(src.join(".git")).unwrap();
+    ok(&sc(&t, &["skill", "add", repo.to_str().unwrap(), "--name", "weather"]));
+    assert_eq!(grants_json(&t)["skills"]["weather"]["identity"].as_str().unwrap(), dir_id, "the cloned skill differs (or kept .git)");
+    // Hostile tarballs: a symlink member, an absolute member, a `..` member.
+    let evil = t.root.join("evil");
+    for (name, build) in [
+        ("link", "mkdir -p s && ln -s /etc/passwd s/link && tar -cf ../evil-link.tar s"),
+        ("abs", "mkdir -p s && echo x > s/f && tar -cf ../evil-abs.tar -P --transform='s|^s/f|/tmp/sc-evil-abs|' s/f"),
+        ("dotdot", "mkdir -p s && echo x > s/f && tar -cf ../evil-dotdot.tar --transform='s|^s/f|s/../../sc-evil-dotdot|' s/f"),
+    ] {
+        std::fs::create_dir_all(&evil).unwrap();
+        let st = std::process::Command::new("sh").arg("-c").arg(build).current_dir(&evil).status().unwrap();
+        assert!(st.success(), "{name}");
+        let file = t.root.join(format!("evil-{name}.tar"));
+        let o = sc(&t, &["skill", "add", file.to_str().unwrap(), "--name", "evil"]);
+        assert!(!o.status.success(), "{name}: {}", out(&o));
+        assert!(err(&o).contains("refused") || err(&o).contains("symlink"), "{name}: {}", err(&o));
+        std::fs::remove_dir_all(&evil).unwrap();
+    }
+    assert!(!Path::new("/tmp/sc-evil-abs").exists() && !state(&t).join("sc-evil-dotdot").exists() && !t.root.join("sc-evil-dotdot").exists());
+    assert!(!state(&t).join("skills/evil").exists());
 }
