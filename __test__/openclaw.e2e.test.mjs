@@ -707,6 +707,7 @@ test('skills: approve once in the chat, enforced by the kernel (allow-once, deny
     assert.equal(r2.error, null, `${r2.error}\n${gwLog.slice(-3000)}`)
     assert.equal(r2.approvals.length, 1)
     assert.match(r2.approvals[0].description, /CHANGED since it was last approved/)
+    assert.match(r2.approvals[0].description, /run\.py/, 'the prompt does not say what changed')
     assert.match(w.modelSaw(), /nobody approved skill demo in time/)
     assert.equal(granted.hits.length, 3, 'the changed skill ran after the timeout')
     // Every decision is in the audit log.

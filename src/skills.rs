@@ -225,7 +225,7 @@ struct Fresh {
 
 impl Fresh {
     fn inputs<'a>(&'a self, gate: &'a SkillGate, workspace: &'a str) -> Inputs<'a> {
-        Inputs { skills: &self.skills, grants: &self.grants, ceiling: gate.ceiling.as_deref(), auto_approve: &gate.auto_approve, cx: Context { workspace: Path::new(workspace), home: self.home.as_deref(), services: &self.service_list } }
+        Inputs { skills: &self.skills, grants: &self.grants, ceiling: gate.ceiling.as_deref(), auto_approve: &gate.auto_approve, history: Some(gate.store.dir()), cx: Context { workspace: Path::new(workspace), home: self.home.as_deref(), services: &self.service_list } }
     }
 }
 
@@ -382,6 +382,11 @@ impl SkillGate {
         }
         if c.missing.is_empty() && c.expansion.is_empty() {
             return Ok(verdict("run", None, Some(&c)));
+        }
+        // The version asked about is kept: if it changes later, that prompt
+        // can say what changed.
+        if let Some(id) = &c.current {
+            sharkcage::skills::identity::save_snapshot(self.store.dir(), id);
         }
         self.ask(&c, binding)
     }

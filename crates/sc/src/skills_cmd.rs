@@ -551,7 +551,8 @@ pub fn run_approve(a: ApproveArgs, pairs: Pairs) -> i32 {
     };
     let dir = skills_dir(&store).join(&name);
     match current_identity(&store, &name) {
-        Ok(i) if i.digest == inst.identity => {}
+        // Kept, so a later prompt for a changed version can say what changed.
+        Ok(i) if i.digest == inst.identity => identity::save_snapshot(store.dir(), &i),
         Ok(i) => return err(format!("{name}: the installed copy changed since it was added (now {}); add it again with sc skill add and review it", short(&i.digest))),
         Err(e) => return err(e),
     }

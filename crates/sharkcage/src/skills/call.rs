@@ -81,6 +81,11 @@ pub struct SkillCall {
     pub expansion: Vec<Request>,
     /// Decisions recorded for other versions of this skill (it changed).
     pub stale: usize,
+    /// What changed since the version last decided about, as prompt lines.
+    pub changes: Option<String>,
+    /// The directory's identity now (every entry), kept when a prompt asks
+    /// about this version.
+    pub current: Option<identity::Identity>,
     /// Why nothing of the skill can be granted (its declaration cannot be
     /// read, or asks for what the engine cannot express). The call is
     /// refused, not run with a different policy than asked for.
@@ -105,6 +110,10 @@ pub struct Inputs<'a> {
     /// What the operator approves for every skill without asking (still
     /// only what a skill declares, within the ceiling; a denial wins).
     pub auto_approve: &'a [Request],
+    /// The state directory, where the identities of earlier versions are
+    /// kept (`identity::load_snapshot`): a changed skill's prompt says what
+    /// changed. `None`: it only says that it changed.
+    pub history: Option<&'a Path>,
     pub cx: Context<'a>,
 }
 
@@ -132,13 +141,19 @@ pub fn judge(command: &str, workdir: Option<&Path>, inputs: &Inputs, fs: &dyn Re
 pub fn judge_skill(skill: &KnownSkill, host_file: PathBuf, inputs: &Inputs) -> SkillCall {
     let mut call = SkillCall { name: skill.name.clone(), dir: skill.dir.clone(), host_file, ..SkillCall::default() };
     match identity::identify(&skill.dir) {
-        Ok(id) => call.identity = id.digest,
+        Ok(id) => {
+            call.identity = id.digest.clone();
+            call.current = Some(id);
+        }
         Err(e) => {
             call.error = Some(format!("the skill's directory cannot be identified: {e}"));
             return call;
         }
     }
     call.stale = inputs.grants.stale(&skill.name, &call.identity);
+    if call.stale > 0 {
+        call.changes = what_changed(&skill.name, &call, inputs);
+    }
     call.declared = match manifest::load_dir(&skill.dir) {
         Ok(d) => d.map(|d| d.capabilities).unwrap_or_default(),
         Err(e) => {
@@ -181,6 +196,15 @@ pub fn judge_skill(skill: &KnownSkill, host_file: PathBuf, inputs: &Inputs) -> S
         }
     }
     call
+}
+
+/// The changes since the version of the skill last decided about.
+fn what_changed(name: &str, call: &SkillCall, inputs: &Inputs) -> Option<String> {
+    let state = inputs.history?;
+    let last = inputs.grants.for_skill(name).filter(|g| g.identity != call.identity).max_by(|a, b| a.granted_at.cmp(&b.granted_at))?;
+    let old = identity::load_snapshot(state, &last.identity)?;
+    let changes = identity::diff(&old, call.current.as_ref()?);
+    (!changes.is_empty()).then(|| identity::describe(&changes, 4))
 }
 
 /// The scope entries of `allow` that the declaration does not have.
@@ -281,7 +305,7 @@ mod tests {
     fn judge_with(dir: &Path, grants: &Grants, ceiling: Option<&[Request]>, command: &str) -> Judgement {
         let skills = vec![KnownSkill { name: "weather".into(), dir: dir.to_path_buf(), mapped: vec![] }];
         let ws = dir.parent().unwrap().parent().unwrap().to_path_buf();
-        let inputs = Inputs { skills: &skills, grants, ceiling, auto_approve: &[], cx: Context { workspace: &ws, home: None, services: &[] } };
+        let inputs = Inputs { skills: &skills, grants, ceiling, auto_approve: &[], history: None, cx: Context { workspace: &ws, home: None, services: &[] } };
         judge(command, Some(&ws), &inputs, &HostFs)
     }
 
@@ -359,7 +383,7 @@ mod tests {
         let mut s = skill(judge_with(&d, &g, None, &cmd));
         let skills = vec![KnownSkill { name: "weather".into(), dir: d.clone(), mapped: vec![] }];
         let ws = t.path().to_path_buf();
-        let inputs = Inputs { skills: &skills, grants: &g, ceiling: None, auto_approve: &[], cx: Context { workspace: &ws, home: None, services: &[] } };
+        let inputs = Inputs { skills: &skills, grants: &g, ceiling: None, auto_approve: &[], history: None, cx: Context { workspace: &ws, home: None, services: &[] } };
         s.ask_to_widen(&[("cdn.example.org".into(), 443), ("new.example.net".into(), 443)], &inputs);
         assert_eq!(s.expansion.len(), 1);
         assert_eq!(s.expansion[0].scope, vec!["new.example.net".to_string()]);
@@ -374,7 +398,7 @@ mod tests {
         let ws = t.path().to_path_buf();
         let auto = [req(Capability::NetworkExternal, &[])];
         let g = Grants::default();
-        let inputs = Inputs { skills: &skills, grants: &g, ceiling: None, auto_approve: &auto, cx: Context { workspace: &ws, home: None, services: &[] } };
+        let inputs = Inputs { skills: &skills, grants: &g, ceiling: None, auto_approve: &auto, history: None, cx: Context { workspace: &ws, home: None, services: &[] } };
         let s = skill(judge(&cmd, Some(&ws), &inputs, &HostFs));
         assert_eq!(s.granted.len(), 1);
         assert_eq!(s.granted[0].scope, vec!["api.example.com".to_string()], "only what the skill declares");

@@ -213,7 +213,7 @@ mod tests {
     }
 
     fn run(w: &World, grants: &Grants, tokens: &Tokens, command: &str, env: &[(&str, &str)]) -> ExecPlan {
-        let inputs = Inputs { skills: &w.skills, grants, ceiling: None, auto_approve: &[], cx: Context { workspace: &w.ws, home: None, services: &[] } };
+        let inputs = Inputs { skills: &w.skills, grants, ceiling: None, auto_approve: &[], history: None, cx: Context { workspace: &w.ws, home: None, services: &[] } };
         let base = serde_json::json!({ "network": { "allowedDomains": ["registry.npmjs.org"] } });
         let values = |_: &str| BTreeMap::from([("WEATHER_KEY".to_string(), "K-123".to_string())]);
         let none = |_: &str| BTreeMap::new();
@@ -281,7 +281,7 @@ mod tests {
         let mut g = Grants::default();
         g.record(GrantRecord { skill: "lights".into(), identity: id, capability: Capability::HomeRead, scope: vec![], decision: Decision::AllowAlways, granted_at: "2026-01-01T00:00:00Z".into(), by: By::Cli, approval_id: "ap-1".into() });
         let services = vec![crate::skills::Service { name: "ha".into(), family: "home".into(), endpoint: "ha.lan:8123".into(), credential_env: vec!["HA_TOKEN".into()] }];
-        let inputs = Inputs { skills: &skills, grants: &g, ceiling: None, auto_approve: &[], cx: Context { workspace: &ws, home: None, services: &services } };
+        let inputs = Inputs { skills: &skills, grants: &g, ceiling: None, auto_approve: &[], history: None, cx: Context { workspace: &ws, home: None, services: &services } };
         let base = serde_json::json!({});
         let none = |_: &str| BTreeMap::new();
         let creds = |s: &str| if s == "ha" { BTreeMap::from([("HA_TOKEN".to_string(), "t0k".to_string())]) } else { BTreeMap::new() };

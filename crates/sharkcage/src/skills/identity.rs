@@ -25,7 +25,7 @@ use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -361,6 +361,50 @@ fn changed(p: &str, o: &Entry, n: &Entry, out: &mut Vec<Change>) {
         _ if o.kind() != n.kind() => out.push(Change::TypeChanged { path: p.to_string(), from: o.kind(), to: n.kind() }),
         _ => {}
     }
+}
+
+/// Where the identities of approved skill versions are kept (in the state
+/// directory, beside the grants), so a prompt for a changed skill can say
+/// what changed. One file per digest; at most [`MAX_SNAPSHOTS`], oldest
+/// dropped first.
+pub const SNAPSHOT_DIR: &str = "identities";
+pub const MAX_SNAPSHOTS: usize = 500;
+
+fn snapshot_path(state: &Path, digest: &str) -> Option<PathBuf> {
+    let hex = digest.strip_prefix("sha256:")?;
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| state.join(SNAPSHOT_DIR).join(format!("{hex}.json")))
+}
+
+/// Keep `id` (best effort: a prompt without the diff still asks).
+pub fn save_snapshot(state: &Path, id: &Identity) {
+    let Some(path) = snapshot_path(state, &id.digest) else { return };
+    if path.exists() {
+        return;
+    }
+    let dir = state.join(SNAPSHOT_DIR);
+    if crate::fileio::ensure_private_dir(&dir).is_err() {
+        return;
+    }
+    if let Ok(text) = serde_json::to_vec(id) {
+        let _ = crate::fileio::write_atomic(&path, &text, 0o600);
+    }
+    // Bounded: the oldest go.
+    if let Ok(rd) = std::fs::read_dir(&dir) {
+        let mut files: Vec<(std::time::SystemTime, PathBuf)> = rd.flatten().filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path()))).collect();
+        if files.len() > MAX_SNAPSHOTS {
+            files.sort();
+            for (_, p) in files.iter().take(files.len() - MAX_SNAPSHOTS) {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+}
+
+/// A kept identity, if there is one (and it is what its name says).
+pub fn load_snapshot(state: &Path, digest: &str) -> Option<Identity> {
+    let text = std::fs::read(snapshot_path(state, digest)?).ok()?;
+    let id: Identity = serde_json::from_slice(&text).ok()?;
+    (id.digest == digest && self::digest(&id.entries) == digest).then_some(id)
 }
 
 /// The changes as lines for an approval prompt, at most `max` of them

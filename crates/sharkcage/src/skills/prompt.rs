@@ -39,6 +39,12 @@ pub fn for_call(call: &SkillCall, never_always: &[Capability]) -> Prompt {
     let mut d = String::new();
     if call.stale > 0 {
         d.push_str("It CHANGED since it was last approved; earlier grants no longer apply.\n");
+        if let Some(c) = &call.changes {
+            for l in c.lines() {
+                d.push_str(&clean(l));
+                d.push('\n');
+            }
+        }
     }
     for r in &call.missing {
         d.push_str(&line(r));
@@ -130,8 +136,10 @@ mod tests {
         assert_eq!(p.decisions, vec!["allow-once", "deny"]);
         let mut c = call(vec![req(Capability::NotifyPush, &[], "x")]);
         c.stale = 1;
+        c.changes = Some("• changed run.sh\n• added evil\u{202e}.sh".into());
         let p = for_call(&c, &[]);
         assert_eq!(p.severity, "info");
         assert!(p.description.starts_with("It CHANGED"));
+        assert!(p.description.contains("• changed run.sh\n• added evil .sh"), "{}", p.description);
     }
 }
