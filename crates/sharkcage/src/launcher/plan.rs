@@ -227,7 +227,7 @@ impl Plan {
         let landlock = landlock_plan(&denied, &allow_read, &exposed, &writable, &mounts, pol, net.is_some())?;
 
         let allow_unix = cx.unix_socket_targets(&writable)?;
-        let seccomp = seccomp::build(seccomp::FilterOptions { unix_broker: !allow_unix.is_empty() }).map_err(|e| setup_error(&e))?;
+        let seccomp = seccomp::build(seccomp::FilterOptions { unix_broker: !allow_unix.is_empty(), exec_only: pol.filesystem.exec_only.is_some() }).map_err(|e| setup_error(&e))?;
         let cmd = cx.command(&cwd, net.as_ref(), ssh_helper.as_ref(), &mut violations)?;
         let timeout_ms = req.timeout_ms.unwrap_or(pol.limits.timeout_ms);
         let limits = Effective::resolve(&pol.limits, timeout_ms, &HostFacts::read());

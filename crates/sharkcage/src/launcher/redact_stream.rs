@@ -24,11 +24,7 @@ pub const MIN_LEN: usize = 4;
 impl StreamRedactor {
     /// `(name, value)` pairs; values shorter than [`MIN_LEN`] are skipped.
     pub fn new(values: &[(String, String)]) -> StreamRedactor {
-        let mut secrets: Vec<(Vec<u8>, Vec<u8>)> = values
-            .iter()
-            .filter(|(_, v)| v.len() >= MIN_LEN)
-            .map(|(n, v)| (v.as_bytes().to_vec(), format!("[sharkcage: redacted {n}]").into_bytes()))
-            .collect();
+        let mut secrets: Vec<(Vec<u8>, Vec<u8>)> = variants(values).into_iter().map(|(n, v)| (v.into_bytes(), format!("[sharkcage: redacted {n}]").into_bytes())).collect();
         secrets.sort_by_key(|s| std::cmp::Reverse(s.0.len()));
         secrets.dedup_by(|a, b| a.0 == b.0);
         let hold = secrets.first().map(|s| s.0.len() - 1).unwrap_or(0);
@@ -87,6 +83,58 @@ impl StreamRedactor {
     }
 }
 
+/// Each value as given, lower-cased and upper-cased (host names come back
+/// lower-cased from the proxy), without the ones shorter than [`MIN_LEN`].
+fn variants(values: &[(String, String)]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (n, v) in values.iter().filter(|(_, v)| v.len() >= MIN_LEN) {
+        for x in [v.clone(), v.to_lowercase(), v.to_uppercase()] {
+            if !out.iter().any(|(_, o)| *o == x) {
+                out.push((n.clone(), x));
+            }
+        }
+    }
+    out
+}
+
+/// `text` with every value (in any of its [`variants`], also as it appears
+/// inside a JSON string) replaced: for the launcher's own notices and its
+/// result, which name refused hosts and the like.
+pub fn redact_text(text: &str, values: &[(String, String)]) -> String {
+    let mut pairs = variants(values);
+    for (n, v) in pairs.clone() {
+        let json = serde_json::to_string(&v).unwrap_or_default();
+        let inner = json.trim_matches('"').to_string();
+        if inner != v {
+            pairs.push((n, inner));
+        }
+    }
+    pairs.sort_by_key(|(_, v)| std::cmp::Reverse(v.len()));
+    let mut out = text.to_string();
+    for (n, v) in pairs {
+        if out.contains(&v) {
+            out = out.replace(&v, &format!("[sharkcage: redacted {n}]"));
+        }
+    }
+    out
+}
+
+/// A JSON value with the values redacted inside its strings (keys and
+/// structure untouched).
+pub fn redact_json(v: &mut serde_json::Value, values: &[(String, String)]) {
+    match v {
+        serde_json::Value::String(s) => {
+            let r = redact_text(s, values);
+            if r != *s {
+                *s = r;
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| redact_json(x, values)),
+        serde_json::Value::Object(m) => m.values_mut().for_each(|x| redact_json(x, values)),
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +170,15 @@ mod tests {
         assert_eq!(run(&[("A", "ab")], &["abab"]), "abab");
         assert_eq!(run(&[], &["plain output"]), "plain output");
         assert_eq!(run(&[("K", "S3CRET")], &["S3CR"]), "S3CR", "a prefix at the end is kept as it is");
+        assert_eq!(run(&[("K", "SuperSecret")], &["supersecret.example.com"]), "[sharkcage: redacted K].example.com", "lower-cased too");
+    }
+
+    #[test]
+    fn notices_and_results_are_redacted_too() {
+        let v = vec![("K".to_string(), "Sup\"erSecret".to_string())];
+        assert_eq!(redact_text("denied HTTP sup\"ersecret.example.com:80", &v), "denied HTTP [sharkcage: redacted K].example.com:80");
+        let mut json = serde_json::json!({ "detail": "x Sup\"erSecret y", "mode": "none" });
+        redact_json(&mut json, &[("K".into(), "mode".into()), ("K".into(), "Sup\"erSecret".into())]);
+        assert_eq!(json, serde_json::json!({ "detail": "x [sharkcage: redacted K] y", "mode": "none" }), "keys untouched");
     }
 }

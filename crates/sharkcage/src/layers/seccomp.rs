@@ -25,6 +25,9 @@
 //!   root-owned files; a setuid-root file left in a workspace would be a way
 //!   out for anyone on the host); `openat2` gets ENOSYS (its mode is in
 //!   memory) so libc falls back to `openat`;
+//! * with `filesystem.execOnly`: `memfd_create`, `memfd_secret` and
+//!   `execveat` (a memory file is on an internal mount Landlock's `EXECUTE`
+//!   rules do not cover, and could be started by descriptor);
 //! * every x32 syscall number (bit 30 set) and any non-x86-64 ABI (i386 via
 //!   `int 0x80` kills the process): the arch check comes first.
 //!
@@ -103,6 +106,11 @@ pub struct FilterOptions {
     /// sockets may be created, and every `connect` goes to the launcher's
     /// broker (`launcher/unix_broker.rs`) through a user-notification listener.
     pub unix_broker: bool,
+    /// `filesystem.execOnly` is set: programs start only from paths Landlock
+    /// judges, so `memfd_create`, `memfd_secret` and `execveat` are denied
+    /// (an anonymous memory file lives on an internal mount Landlock does
+    /// not see, and `execveat` can start one by descriptor).
+    pub exec_only: bool,
 }
 
 /// The `SECCOMP_RET_TRACE` data value used as a placeholder for
@@ -232,6 +240,11 @@ pub fn build(opts: FilterOptions) -> Result<BpfProgram, SeccompError> {
         ],
     );
 
+    if opts.exec_only {
+        for nr in [libc::SYS_memfd_create, libc::SYS_memfd_secret, libc::SYS_execveat] {
+            rules.insert(nr, vec![]);
+        }
+    }
     let filter = SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32), TargetArch::x86_64)?;
     let body: BpfProgram = filter.try_into()?;
 

@@ -689,6 +689,18 @@ fn split_words(command: &str) -> Result<Vec<String>, String> {
     Ok(words)
 }
 
+/// Whether a variable from the call (the model's `params.env`) stays in a
+/// call that runs with a skill's grants. By rule, not by a list of known
+/// dangers: variables that change what code runs or what it loads are far
+/// too many (`LD_*`, `PYTHON*`, `NODE_OPTIONS`, `OPENSSL_CONF`, `GCONV_PATH`,
+/// `PERL5OPT`, a library's own `*_CONF`, …), so only the locale and the
+/// terminal's shape pass; everything else a skill needs comes from its
+/// declaration (`system.env`) or its arguments.
+pub fn env_name_kept_for_skill(name: &str) -> bool {
+    matches!(name, "LANG" | "LANGUAGE" | "TZ" | "TERM" | "COLORTERM" | "NO_COLOR" | "FORCE_COLOR" | "COLUMNS" | "LINES")
+        || (name.starts_with("LC_") && name.len() > 3 && name[3..].bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))
+}
+
 /// Whether an environment variable given to the command (OpenClaw's
 /// `params.env`, or a policy's pass-through list) can make code other than
 /// the attributed skill's run in its process: dynamic loader, shell startup

@@ -8,13 +8,14 @@
 //! the same skill, version and command. The token variable is always
 //! removed from the command's environment. A call that gets a skill's
 //! grants also loses every variable from the model that could make other
-//! code than the skill's run in its process ([`env_name_defeats_attribution`]),
+//! code than the skill's run in its process: all but the locale and the
+//! terminal's shape ([`env_name_kept_for_skill`]),
 //! and the injected values overwrite the model's.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::attribution::{env_name_defeats_attribution, Resolve, SYSTEM_BIN_DIRS};
+use super::attribution::{env_name_kept_for_skill, Resolve, SYSTEM_BIN_DIRS};
 use super::call::{self, Inputs, Judgement};
 use super::capabilities::{EnvSource, Exec, Request};
 use super::once::{self, Tokens};
@@ -113,12 +114,15 @@ pub fn plan_judged(j: Judgement, x: ExecInputs, inputs: &Inputs) -> Result<ExecP
     let mut argv = call.argv.clone();
     argv[0] = call.program.display().to_string();
     out.argv = Some(argv);
-    let dropped: Vec<String> = env.keys().filter(|k| env_name_defeats_attribution(k)).cloned().collect();
+    let dropped: Vec<String> = env.keys().filter(|k| !env_name_kept_for_skill(k)).cloned().collect();
     for k in &dropped {
         env.remove(k);
     }
     if !dropped.is_empty() {
-        out.notices.push(format!("sc: variable(s) {} dropped: they could run other code than skill {name}'s", dropped.iter().map(|k| clean(k)).collect::<Vec<_>>().join(", ")));
+        out.notices.push(format!(
+            "sc: variable(s) {} not passed: a call with skill {name}'s grants gets only the locale and terminal settings from the call (the skill declares what else it needs)",
+            dropped.iter().take(10).map(|k| clean(k)).collect::<Vec<_>>().join(", ")
+        ));
     }
     let values = (x.skill_values)(&call.name);
     for (var, src) in &grant.inject_env {
@@ -242,13 +246,15 @@ mod tests {
         let caps = vec![Request { capability: Capability::NetworkExternal, reason: String::new(), scope: vec!["api.example.com".into()] }, Request { capability: Capability::SystemEnv, reason: String::new(), scope: vec!["WEATHER_KEY".into()] }];
         let once = || Once { skill: "weather".into(), identity: identity(&w), command: w.cmd.clone(), capabilities: caps.clone(), expansion: vec![], approval_id: "plugin:1".into() };
         let t = tokens.issue(once(), Duration::from_secs(60)).unwrap();
-        let p = run(&w, &Grants::default(), &tokens, &w.cmd, &[("SHARKCAGE_GRANT", &t), ("LD_PRELOAD", "/x.so"), ("WEATHER_KEY", "model")]);
+        let p = run(&w, &Grants::default(), &tokens, &w.cmd, &[("SHARKCAGE_GRANT", &t), ("LD_PRELOAD", "/x.so"), ("OPENSSL_CONF", "/w/evil.cnf"), ("SOME_TOOL_CONF", "/w/x"), ("LANG", "C.UTF-8"), ("WEATHER_KEY", "model")]);
         assert_eq!(p.skill.as_deref(), Some("weather"));
         assert_eq!(p.policy["network"]["allowedDomains"], serde_json::json!(["registry.npmjs.org", "api.example.com"]));
         assert_eq!(p.policy["env"], serde_json::json!(["WEATHER_KEY"]));
         assert_eq!(p.env.get("WEATHER_KEY").map(String::as_str), Some("K-123"), "the configured value, not the model's");
         assert_eq!(p.redact, vec!["WEATHER_KEY".to_string()], "an injected value is redacted from the output");
         assert!(!p.env.contains_key("LD_PRELOAD"));
+        assert!(!p.env.contains_key("OPENSSL_CONF") && !p.env.contains_key("SOME_TOOL_CONF"), "by rule, not by a list");
+        assert_eq!(p.env.get("LANG").map(String::as_str), Some("C.UTF-8"));
         assert_eq!(p.approval_id.as_deref(), Some("plugin:1"));
         // Run directly, and without system.exec only the skill's program and code may start.
         let argv = p.argv.clone().unwrap();
