@@ -179,6 +179,11 @@ export interface ExecForSkill {
   env?: Record<string, string>
   /** Configured `system.env` values per skill name. */
   values?: Record<string, Record<string, string>>
+  /**
+   * Where verified copies of skill code are kept (a call with grants runs
+   * its copy; the caller exposes `expose` read-only to the sandbox).
+   */
+  snapshotRoot?: string
 }
 
 export interface ExecOptions {
@@ -260,6 +265,11 @@ export interface ExecSkillPlan {
   argv?: Array<string>
   /** Injected variables whose values are redacted from the output. */
   redact: Array<string>
+  /**
+   * Host directories to expose read-only for this call (the copy of the
+   * skill's code it runs).
+   */
+  expose: Array<string>
 }
 
 export interface FsDirEntry {
@@ -376,6 +386,11 @@ export interface SkillGateOptions {
   ceiling?: Array<{ capability: string, scope?: string[] }>
   /** Capabilities never offered as "allow always". */
   neverAlways?: Array<string>
+  /**
+   * Approved for every skill without a prompt: `[{capability, scope?}]`
+   * (still only what a skill declares, within the ceiling).
+   */
+  autoApprove?: Array<{ capability: string, scope?: string[] }>
   /** How long a prompt waits (ms; the one-time approval outlives it by a minute). */
   approvalTimeoutMs?: number
 }
@@ -409,6 +424,7 @@ export interface SkillRunExec {
   policy: object
   env?: Record<string, string>
   values?: Record<string, Record<string, string>>
+  snapshotRoot?: string
 }
 
 export interface SkillRunRequest {

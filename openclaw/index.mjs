@@ -80,6 +80,16 @@ function commandEnv(env) {
   return out
 }
 
+/**
+ * Where the verified copies of skill code that skill calls run live: under
+ * OpenClaw's state directory, which every sandbox sees only read-only (and
+ * only this directory of it, exposed per call).
+ */
+function snapshotRoot() {
+  const oc = process.env.OPENCLAW_STATE_DIR || path.join(process.env.HOME ?? '/', '.openclaw')
+  return path.join(oc, 'sharkcage-skill-code')
+}
+
 /** sharkcage's state directory (hidden from every sandbox). */
 function stateDir() {
   if (process.env.SHARKCAGE_STATE_DIR) return process.env.SHARKCAGE_STATE_DIR
@@ -113,25 +123,32 @@ function skillConfig(api) {
   return api.pluginConfig?.skills ?? {}
 }
 
-/** The directories skills are loaded from, for a sandbox of these directories. */
+/**
+ * The directories skills are loaded from, for a sandbox of these
+ * directories: `{dir, alias?}`. With workspaceAccess "rw" OpenClaw prepares
+ * the session's skills in skillsWorkspaceDir and tells the model they are
+ * at <workspace>/.openclaw/sandbox-skills: that path is an alias of the
+ * prepared directory (a name commands may use), never a place skills are
+ * read from, since the sandbox could change what lies there.
+ */
 function skillRoots(api, dirs) {
   const roots = []
-  // `skills/` of each workspace, and the copies OpenClaw materializes for a
-  // sandboxed session (`.openclaw/sandbox-skills/skills`, the paths the
-  // model's skill catalog then names).
-  for (const d of [dirs?.workspace, dirs?.agentWorkspace, dirs?.skillsWorkspace]) {
-    if (typeof d !== 'string' || !path.isAbsolute(d)) continue
-    roots.push(path.join(d, 'skills'), path.join(d, '.openclaw', 'sandbox-skills', 'skills'))
+  const abs = (d) => typeof d === 'string' && path.isAbsolute(d)
+  for (const d of [dirs?.workspace, dirs?.agentWorkspace]) if (abs(d)) roots.push({ dir: path.join(d, 'skills') })
+  if (abs(dirs?.skillsWorkspace)) {
+    const alias = abs(dirs?.workspace) && dirs.skillsWorkspace !== dirs.workspace ? path.join(dirs.workspace, '.openclaw', 'sandbox-skills', 'skills') : undefined
+    roots.push({ dir: path.join(dirs.skillsWorkspace, 'skills'), alias })
   }
-  for (const d of skillConfig(api).dirs ?? []) if (typeof d === 'string' && path.isAbsolute(d)) roots.push(d)
-  return [...new Set(roots)]
+  for (const d of skillConfig(api).dirs ?? []) if (abs(d)) roots.push({ dir: d })
+  const seen = new Set()
+  return roots.filter((r) => !seen.has(r.dir) && seen.add(r.dir))
 }
 
 /**
  * Every skill directory under the roots: `[{name, dir, mapped}]` (name: the
  * directory's name; dir: its real path, each once, since a directory claimed
  * by two skills would be nobody's code; mapped: the other paths commands may
- * name it by, as `{written, host}`: a root may be a link to another).
+ * name it by, as `{written, host}`).
  */
 function discoverSkills(api, dirs) {
   const out = []
@@ -139,16 +156,16 @@ function discoverSkills(api, dirs) {
   for (const root of skillRoots(api, dirs)) {
     let names = []
     try {
-      names = fs.readdirSync(root, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name)
+      names = fs.readdirSync(root.dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name)
     } catch {
       continue
     }
     for (const name of names.sort()) {
-      const written = path.join(root, name)
-      if (!SKILL_FILES.some((f) => fs.existsSync(path.join(written, f)))) continue
+      const found = path.join(root.dir, name)
+      if (!SKILL_FILES.some((f) => fs.existsSync(path.join(found, f)))) continue
       let dir
       try {
-        dir = fs.realpathSync(written)
+        dir = fs.realpathSync(found)
       } catch {
         continue
       }
@@ -158,7 +175,9 @@ function discoverSkills(api, dirs) {
         byDir.set(dir, skill)
         out.push(skill)
       }
-      if (written !== dir && !skill.mapped.some((m) => m.written === written)) skill.mapped.push({ written, host: dir })
+      for (const written of [found, root.alias && path.join(root.alias, name)]) {
+        if (written && written !== dir && !skill.mapped.some((m) => m.written === written)) skill.mapped.push({ written, host: dir })
+      }
     }
   }
   return out
@@ -228,7 +247,7 @@ function protectSkills(policy, api, dirs) {
   const roots = skillRoots(api, dirs)
   if (!roots.length) return policy
   const filesystem = policy.filesystem ?? {}
-  const denyWrite = [...(filesystem.denyWrite ?? []), ...roots.map((r) => ({ path: r, literal: true }))]
+  const denyWrite = [...(filesystem.denyWrite ?? []), ...roots.map((r) => ({ path: r.dir, literal: true }))]
   return { ...policy, filesystem: { ...filesystem, denyWrite } }
 }
 
@@ -326,8 +345,9 @@ function protectWorkspaceHooks(policy, agentWorkspaceDir) {
  * model they are at <workspace>/.openclaw/sandbox-skills, where a container
  * backend mounts them. Here the sandbox sees host paths, so that name is a
  * symlink to the prepared directory, which the sandbox may read (read-only).
- * Replacing the link from inside gains nothing: a call gets a skill's grants
- * only by the real path of the code it runs.
+ * It is only a name: a call gets a skill's grants by the skill's real
+ * directory (the link's path is an alias of it, whatever the link now points
+ * to), and runs a verified copy of that skill's code, never through the link.
  */
 function linkSandboxSkills(api, params) {
   const target = params.skillsWorkspaceDir
@@ -420,7 +440,7 @@ function createFactory(api) {
         // The addon judges the command again itself and takes the token out
         // of the environment in every case.
         const skills = discoverSkills(api, dirs)
-        const plan = skillGate(api, agent).forExec({ command, workdir: workdir || workspace, skills, workspace, policy, env: commandEnv(env), values: skillValues(api, skills) })
+        const plan = skillGate(api, agent).forExec({ command, workdir: workdir || workspace, skills, workspace, policy, env: commandEnv(env), values: skillValues(api, skills), snapshotRoot: snapshotRoot() })
         if (plan.skill) {
           l.skill = plan.skill
           audit(api, { kind: 'grant_applied', ...l, tool: 'exec', skill: plan.skill, decision: 'allow', reason: plan.approvalId ? `approved once (${plan.approvalId})` : 'granted always', detail: { identity: plan.identity, capabilities: plan.applied } })
@@ -428,7 +448,7 @@ function createFactory(api) {
         // OpenClaw 2026.9 always passes usePty: false to sandboxes; a later
         // one that passes true gets the sandbox's own terminal (sc exec --pty).
         // A skill call runs its judged argv directly, no shell in between.
-        const argv = sc.buildExecArgv(plan.policy, plan.argv ?? ['/bin/sh', '-c', command], { workspace, env: plan.env, resultFile, readOnly, homeLayer, network: { ...network, toolCall: l.toolCall, skill: plan.skill ?? undefined, scope: plan.skill ? `skill:${plan.skill}` : undefined }, pty: usePty === true, notices: plan.notices, redact: plan.redact })
+        const argv = sc.buildExecArgv(plan.policy, plan.argv ?? ['/bin/sh', '-c', command], { workspace, env: plan.env, resultFile, readOnly: [...readOnly, ...plan.expose], homeLayer, network: { ...network, toolCall: l.toolCall, skill: plan.skill ?? undefined, scope: plan.skill ? `skill:${plan.skill}` : undefined }, pty: usePty === true, notices: plan.notices, redact: plan.redact })
         pendingExec.set(resultFile, { command, labels: l, argv })
         state.specArgv.add(argv)
         return { argv, env: sc.launcherEnv(), cwd: workdir && fs.existsSync(workdir) ? workdir : workspace, stdinMode: 'pipe-open', finalizeToken: resultFile }
@@ -688,11 +708,11 @@ function registerDispatcher(api) {
         const skills = discoverSkills(api, dirs)
         const token = typeof params?.[RUN_GRANT] === 'string' ? params[RUN_GRANT] : undefined
         const policy = protectSkills(protectWorkspaceHooks(api.pluginConfig?.policy ?? {}, dirs.agentWorkspace), api, dirs)
-        const plan = skillGate(api, agent).forRun({ skill: String(params?.skill), tool: String(params?.tool), args: params?.args ?? {}, skills, workspace, policy, env: token ? { SHARKCAGE_GRANT: token } : {}, values: skillValues(api, skills) })
+        const plan = skillGate(api, agent).forRun({ skill: String(params?.skill), tool: String(params?.tool), args: params?.args ?? {}, skills, workspace, policy, env: token ? { SHARKCAGE_GRANT: token } : {}, values: skillValues(api, skills), snapshotRoot: snapshotRoot() })
         const labels = { session: ctx?.sessionKey, agent, toolCall: toolCallId, skill: plan.skill ?? String(params?.skill) }
         if (plan.skill) audit(api, { kind: 'grant_applied', ...labels, tool: RUN_TOOL, decision: 'allow', reason: plan.approvalId ? `approved once (${plan.approvalId})` : 'granted always', detail: { identity: plan.identity, capabilities: plan.applied } })
         const timeoutMs = Math.min(Math.max(Number(skillConfig(api).runTimeoutMs) || 60_000, 1_000), 600_000)
-        const readOnly = typeof dirs.skillsWorkspace === 'string' && dirs.skillsWorkspace !== workspace && fs.existsSync(dirs.skillsWorkspace) ? [dirs.skillsWorkspace] : []
+        const readOnly = [...(typeof dirs.skillsWorkspace === 'string' && dirs.skillsWorkspace !== workspace && fs.existsSync(dirs.skillsWorkspace) ? [dirs.skillsWorkspace] : []), ...plan.expose]
         const r = await sc.exec({ command: plan.argv, cwd: workspace, policy: plan.policy, env: plan.env, stdin: JSON.stringify({ tool: params?.tool, args: params?.args ?? {} }), timeoutMs, signal, readOnly, redact: plan.redact, network: { session: labels.session, agent, toolCall: toolCallId, skill: labels.skill, scope: plan.skill ? `skill:${plan.skill}` : undefined } })
         auditExec(api, labels, `${RUN_TOOL} ${params?.skill} ${params?.tool}`, r)
         if (plan.skill) noteRefusals(plan.skill, r.network)

@@ -119,6 +119,9 @@ pub struct ExecForSkill {
     /// Configured `system.env` values per skill name.
     #[napi(ts_type = "Record<string, Record<string, string>>")]
     pub values: Option<serde_json::Value>,
+    /// Where verified copies of skill code are kept (a call with grants runs
+    /// its copy; the caller exposes `expose` read-only to the sandbox).
+    pub snapshot_root: Option<String>,
 }
 
 #[napi(object)]
@@ -136,6 +139,9 @@ pub struct ExecSkillPlan {
     pub argv: Option<Vec<String>>,
     /// Injected variables whose values are redacted from the output.
     pub redact: Vec<String>,
+    /// Host directories to expose read-only for this call (the copy of the
+    /// skill's code it runs).
+    pub expose: Vec<String>,
 }
 
 #[napi(object)]
@@ -162,6 +168,7 @@ pub struct SkillRunExec {
     pub env: Option<BTreeMap<String, String>>,
     #[napi(ts_type = "Record<string, Record<string, string>>")]
     pub values: Option<serde_json::Value>,
+    pub snapshot_root: Option<String>,
 }
 
 fn skill_values(v: Option<serde_json::Value>) -> std::result::Result<BTreeMap<String, BTreeMap<String, String>>, AddonError> {
@@ -352,10 +359,10 @@ impl SkillGate {
             let creds = |name: &str| f.services.credentials(name);
             let (j, entry) = dispatch::judge(&req.skill, &req.tool, &inputs).map_err(AddonError::InvalidArg)?;
             let binding = dispatch::binding(&req.skill, &req.tool, &req.args);
-            let x = ExecInputs { command: &binding, workdir: None, base_policy: &req.policy, env: req.env.clone().unwrap_or_default(), tokens: &self.tokens, skill_values: &lookup, service_values: &creds };
+            let x = ExecInputs { command: &binding, workdir: None, base_policy: &req.policy, env: req.env.clone().unwrap_or_default(), tokens: &self.tokens, skill_values: &lookup, service_values: &creds, snapshot_root: req.snapshot_root.as_deref().filter(|r| !r.is_empty()).map(Path::new) };
             let p = exec::plan_judged(j, x, &inputs).map_err(AddonError::Policy)?;
             let argv = p.argv.clone().unwrap_or(entry.argv);
-            Ok(ExecSkillPlan { skill: p.skill, identity: p.identity, approval_id: p.approval_id, applied: requests_json(&p.applied), policy: p.policy, env: p.env, notices: p.notices, argv: Some(argv), redact: p.redact })
+            Ok(ExecSkillPlan { skill: p.skill, identity: p.identity, approval_id: p.approval_id, applied: requests_json(&p.applied), policy: p.policy, env: p.env, notices: p.notices, argv: Some(argv), redact: p.redact, expose: p.expose.iter().map(|e| e.display().to_string()).collect() })
         };
         run().map_err(|e| to_js(&env, e))
     }
@@ -442,9 +449,9 @@ impl SkillGate {
             let values = skill_values(req.values.clone())?;
             let lookup = |name: &str| values.get(name).cloned().unwrap_or_default();
             let creds = |name: &str| f.services.credentials(name);
-            let x = ExecInputs { command: &req.command, workdir: req.workdir.as_deref().map(Path::new), base_policy: &req.policy, env: req.env.clone().unwrap_or_default(), tokens: &self.tokens, skill_values: &lookup, service_values: &creds };
+            let x = ExecInputs { command: &req.command, workdir: req.workdir.as_deref().map(Path::new), base_policy: &req.policy, env: req.env.clone().unwrap_or_default(), tokens: &self.tokens, skill_values: &lookup, service_values: &creds, snapshot_root: req.snapshot_root.as_deref().filter(|r| !r.is_empty()).map(Path::new) };
             let p = exec::plan(x, &inputs, &HostFs).map_err(AddonError::Policy)?;
-            Ok(ExecSkillPlan { skill: p.skill, identity: p.identity, approval_id: p.approval_id, applied: requests_json(&p.applied), policy: p.policy, env: p.env, notices: p.notices, argv: p.argv, redact: p.redact })
+            Ok(ExecSkillPlan { skill: p.skill, identity: p.identity, approval_id: p.approval_id, applied: requests_json(&p.applied), policy: p.policy, env: p.env, notices: p.notices, argv: p.argv, redact: p.redact, expose: p.expose.iter().map(|e| e.display().to_string()).collect() })
         };
         run().map_err(|e| to_js(&env, e))
     }

@@ -5,7 +5,7 @@
 //! revocation counts on the next call.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use sharkcage::skills::attribution::{self, Attribution, HostFs, SkillPaths, SkillRoot};
@@ -134,41 +134,12 @@ pub fn run_skill(a: SkillArgs) -> i32 {
     }
 }
 
-/// Copy `src` into `dst` (new), following no symlink; a symlink is copied
-/// as a symlink and only if it resolves inside `root` (the canonical source).
+/// Copy `src` into `dst` (new): the one copy rule (`skills::copy`).
 fn copy_tree(src: &Path, dst: &Path, root: &Path) -> Result<(), String> {
-    std::fs::create_dir(dst).map_err(|e| format!("{}: {e}", dst.display()))?;
-    std::fs::set_permissions(dst, std::fs::Permissions::from_mode(0o700)).map_err(|e| e.to_string())?;
-    let mut entries: Vec<_> = std::fs::read_dir(src).map_err(|e| format!("{}: {e}", src.display()))?.collect::<Result<_, _>>().map_err(|e| e.to_string())?;
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let from = e.path();
-        let to = dst.join(e.file_name());
-        let m = std::fs::symlink_metadata(&from).map_err(|e| format!("{}: {e}", from.display()))?;
-        let ft = m.file_type();
-        if ft.is_symlink() {
-            let target = std::fs::read_link(&from).map_err(|e| e.to_string())?;
-            match std::fs::canonicalize(&from) {
-                Ok(real) if real.starts_with(root) => {}
-                Ok(real) => return Err(format!("{}: a symlink leaving the skill (to {}); refused", from.display(), real.display())),
-                Err(_) => return Err(format!("{}: a symlink that leads nowhere ({}); refused", from.display(), target.display())),
-            }
-            std::os::unix::fs::symlink(&target, &to).map_err(|e| e.to_string())?;
-        } else if ft.is_dir() {
-            copy_tree(&from, &to, root)?;
-        } else if ft.is_file() {
-            let mut inp = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&from).map_err(|e| format!("{}: {e}", from.display()))?;
-            let mode = if m.mode() & 0o111 != 0 { 0o700 } else { 0o600 };
-            let mut out = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&to).map_err(|e| format!("{}: {e}", to.display()))?;
-            std::io::copy(&mut inp, &mut out).map_err(|e| format!("{}: {e}", from.display()))?;
-        } else {
-            return Err(format!("{}: not a file, directory or symlink; refused", from.display()));
-        }
-    }
-    Ok(())
+    sharkcage::skills::copy::copy_tree(src, dst, root, sharkcage::skills::copy::Modes::Private)
 }
 
-use std::os::unix::fs::OpenOptionsExt;
+
 
 /// The declaration of an installed copy, or why it cannot be read.
 fn declaration(dir: &Path) -> Result<Option<Declaration>, String> {

@@ -300,6 +300,9 @@ pub enum Attribution {
         interpreter: Option<Interpreter>,
         /// The interpreter's script (absolute, normalised, as written).
         script: Option<PathBuf>,
+        /// Where the skill's file is in `argv`: 0 for the program, else the
+        /// script operand's position.
+        code_at: usize,
         /// The real host file of the skill's code (program or script): what
         /// a grant's tree hash should cover.
         host_file: PathBuf,
@@ -359,7 +362,7 @@ fn attribute_inner(command: &str, workdir: Option<&Path>, skills: &[SkillPaths],
         let path = absolute(first, workdir.as_deref())?;
         match index.locate(&path, fs)? {
             Some((name, host_file)) => {
-                return Ok(Attribution::Skill { name, program: path, interpreter: None, script: None, host_file, argv });
+                return Ok(Attribution::Skill { name, program: path, interpreter: None, script: None, code_at: 0, host_file, argv });
             }
             None => match system_interpreter_path(&path, fs)? {
                 Some(interp) => (path, interp),
@@ -392,6 +395,7 @@ fn attribute_inner(command: &str, workdir: Option<&Path>, skills: &[SkillPaths],
             program,
             interpreter: Some(interpreter),
             script: Some(script),
+            code_at: script_at,
             host_file,
             argv,
         }),
@@ -1053,6 +1057,7 @@ mod tests {
                 program: "/usr/bin/python3".into(),
                 interpreter: Some(Interpreter::Python),
                 script: Some(format!("{W_RW}/scripts/fetch.py").into()),
+                code_at: 2,
                 host_file: format!("{W_RW_HOST}/scripts/fetch.py").into(),
                 argv: ["python3", "-B", "./scripts/fetch.py", "--city", "New York"].map(String::from).to_vec(),
             }

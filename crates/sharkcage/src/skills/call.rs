@@ -64,6 +64,8 @@ pub struct SkillCall {
     /// interpreter) and its words after quote removal (`argv[0]` as written).
     pub program: PathBuf,
     pub argv: Vec<String>,
+    /// Where the skill's own file is in `argv` (0: the program itself).
+    pub code_at: usize,
     /// `sha256:<hex>` of the directory now.
     pub identity: String,
     /// What the skill declares.
@@ -120,8 +122,8 @@ pub struct Inputs<'a> {
 /// Judge one `exec` call (steps 1–5 of the module header).
 pub fn judge(command: &str, workdir: Option<&Path>, inputs: &Inputs, fs: &dyn Resolve) -> Judgement {
     let paths: Vec<SkillPaths> = inputs.skills.iter().enumerate().map(|(i, s)| s.paths(i)).collect();
-    let (key, host_file, program, argv) = match attribution::attribute(command, workdir, &paths, fs) {
-        Attribution::Skill { name, host_file, program, argv, .. } => (name, host_file, program, argv),
+    let (key, host_file, program, argv, code_at) = match attribution::attribute(command, workdir, &paths, fs) {
+        Attribution::Skill { name, host_file, program, argv, code_at, .. } => (name, host_file, program, argv, code_at),
         Attribution::Baseline { reason } => {
             // Reasons name skills by their key here: give them their names back.
             let reason = inputs.skills.iter().enumerate().fold(reason, |r, (i, s)| r.replace(&format!("skill `{i}`"), &format!("skill `{}`", s.name)));
@@ -134,6 +136,7 @@ pub fn judge(command: &str, workdir: Option<&Path>, inputs: &Inputs, fs: &dyn Re
     let mut call = judge_skill(skill, host_file, inputs);
     call.program = program;
     call.argv = argv;
+    call.code_at = code_at;
     Judgement::Skill(Box::new(call))
 }
 

@@ -72,6 +72,7 @@ pub fn judge(skill: &str, tool: &str, inputs: &Inputs) -> Result<(Judgement, Ent
     let mut c = call::judge_skill(known, e.file.clone(), inputs);
     c.program = e.program.clone();
     c.argv = e.argv.clone();
+    c.code_at = e.argv.len() - 1;
     Ok((Judgement::Skill(Box::new(c)), e))
 }
 

@@ -19,6 +19,7 @@ use super::attribution::{env_name_kept_for_skill, Resolve, SYSTEM_BIN_DIRS};
 use super::call::{self, Inputs, Judgement};
 use super::capabilities::{EnvSource, Exec, Request};
 use super::once::{self, Tokens};
+use super::snapshot;
 use super::prompt::clean;
 
 /// What the backend runs.
@@ -40,6 +41,8 @@ pub struct ExecPlan {
     pub notices: Vec<String>,
     /// The injected variables, whose values are redacted from the output.
     pub redact: Vec<String>,
+    /// Host directories the call must be able to read (the snapshot it runs).
+    pub expose: Vec<std::path::PathBuf>,
 }
 
 /// What [`plan`] needs besides the judging inputs.
@@ -54,6 +57,10 @@ pub struct ExecInputs<'a> {
     pub skill_values: &'a dyn Fn(&str) -> BTreeMap<String, String>,
     /// Credential values of a configured service, by service name.
     pub service_values: &'a dyn Fn(&str) -> BTreeMap<String, String>,
+    /// Where verified copies of skill code are kept ([`snapshot`]): a call
+    /// with a skill's grants runs its copy there. `None`: the live
+    /// directory (only for callers whose skills no sandbox can change).
+    pub snapshot_root: Option<&'a Path>,
 }
 
 /// Build one call (see the module header).
@@ -66,7 +73,7 @@ pub fn plan(x: ExecInputs, inputs: &Inputs, fs: &dyn Resolve) -> Result<ExecPlan
 pub fn plan_judged(j: Judgement, x: ExecInputs, inputs: &Inputs) -> Result<ExecPlan, String> {
     let mut env = x.env;
     let token = env.remove(once::ENV);
-    let mut out = ExecPlan { skill: None, identity: None, applied: vec![], argv: None, approval_id: None, policy: x.base_policy.clone(), env: BTreeMap::new(), notices: vec![], redact: vec![] };
+    let mut out = ExecPlan { skill: None, identity: None, applied: vec![], argv: None, approval_id: None, policy: x.base_policy.clone(), env: BTreeMap::new(), notices: vec![], redact: vec![], expose: vec![] };
     let call = match j {
         Judgement::Skill(c) => *c,
         _ => {
@@ -107,12 +114,27 @@ pub fn plan_judged(j: Judgement, x: ExecInputs, inputs: &Inputs) -> Result<ExecP
         return Ok(out);
     }
     let grant = call.grant(&applied, &inputs.cx)?;
-    grant.policy.merge_into(&mut out.policy)?;
-    if grant.exec == Exec::SkillOnly {
-        restrict_exec(&mut out.policy, &call)?;
-    }
+    // The code that runs is a verified copy of the judged version.
     let mut argv = call.argv.clone();
     argv[0] = call.program.display().to_string();
+    let (code_dir, code_file) = match x.snapshot_root {
+        Some(root) => match set_apart(root, &call, &mut argv) {
+            Ok(c) => c,
+            Err(e) => {
+                out.notices.push(format!("sc: skill {name} runs without its grants: its code could not be set apart ({})", clean(&e)));
+                out.env = env;
+                return Ok(out);
+            }
+        },
+        None => (call.dir.clone(), call.host_file.clone()),
+    };
+    if x.snapshot_root.is_some() {
+        out.expose.push(code_dir.clone());
+    }
+    grant.policy.merge_into(&mut out.policy)?;
+    if grant.exec == Exec::SkillOnly {
+        restrict_exec(&mut out.policy, &argv[0], &code_dir, &code_file)?;
+    }
     out.argv = Some(argv);
     let dropped: Vec<String> = env.keys().filter(|k| !env_name_kept_for_skill(k)).cloned().collect();
     for k in &dropped {
@@ -159,9 +181,9 @@ pub fn plan_judged(j: Judgement, x: ExecInputs, inputs: &Inputs) -> Result<ExecP
 /// file or its interpreter), what lies in the skill's directory, and the
 /// program an `env` `#!` line of the skill's file names (found in the
 /// system directories only). Enforced by the launcher (`execOnly`).
-fn restrict_exec(policy: &mut serde_json::Value, call: &call::SkillCall) -> Result<(), String> {
-    let mut list = vec![call.program.display().to_string(), call.dir.display().to_string()];
-    if let Some(target) = crate::launcher::exec_only::shebang_env_target(&call.host_file) {
+fn restrict_exec(policy: &mut serde_json::Value, program: &str, code_dir: &Path, code_file: &Path) -> Result<(), String> {
+    let mut list = vec![program.to_string(), code_dir.display().to_string()];
+    if let Some(target) = crate::launcher::exec_only::shebang_env_target(code_file) {
         if !target.contains('/') {
             if let Some(p) = SYSTEM_BIN_DIRS.iter().map(|d| Path::new(d).join(&target)).find(|p| p.is_file()) {
                 list.push(p.display().to_string());
@@ -173,6 +195,18 @@ fn restrict_exec(policy: &mut serde_json::Value, call: &call::SkillCall) -> Resu
     // A base policy's own list stays: the call runs no more than it allows.
     fs.entry("execOnly").or_insert_with(|| serde_json::json!(list));
     Ok(())
+}
+
+/// Make (or find) the snapshot of the call's skill and point `argv` at it:
+/// returns the snapshot directory and the file of it the call runs.
+fn set_apart(root: &Path, call: &call::SkillCall, argv: &mut [String]) -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
+    let snap = snapshot::ensure(root, &call.dir, &call.identity)?;
+    let real = std::fs::canonicalize(&call.dir).map_err(|e| format!("{}: {e}", call.dir.display()))?;
+    let rel = call.host_file.strip_prefix(&real).map_err(|_| format!("{} is not inside {}", call.host_file.display(), real.display()))?;
+    let file = snap.join(rel);
+    let at = argv.get_mut(call.code_at).ok_or("internal: no such argument")?;
+    *at = file.display().to_string();
+    Ok((snap, file))
 }
 
 /// `network.external api.example.com; system.env KEY`.
@@ -221,7 +255,7 @@ mod tests {
         let base = serde_json::json!({ "network": { "allowedDomains": ["registry.npmjs.org"] } });
         let values = |_: &str| BTreeMap::from([("WEATHER_KEY".to_string(), "K-123".to_string())]);
         let none = |_: &str| BTreeMap::new();
-        let x = ExecInputs { command, workdir: Some(&w.ws), base_policy: &base, env: env.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(), tokens, skill_values: &values, service_values: &none };
+        let x = ExecInputs { command, workdir: Some(&w.ws), base_policy: &base, env: env.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(), tokens, skill_values: &values, service_values: &none, snapshot_root: None };
         plan(x, &inputs, &HostFs).unwrap()
     }
 
@@ -293,10 +327,29 @@ mod tests {
         let creds = |s: &str| if s == "ha" { BTreeMap::from([("HA_TOKEN".to_string(), "t0k".to_string())]) } else { BTreeMap::new() };
         let cmd = format!("sh {}/run.sh", d.display());
         let tokens = Tokens::new();
-        let x = ExecInputs { command: &cmd, workdir: Some(&ws), base_policy: &base, env: BTreeMap::from([("HA_TOKEN".to_string(), "model".to_string())]), tokens: &tokens, skill_values: &none, service_values: &creds };
+        let x = ExecInputs { command: &cmd, workdir: Some(&ws), base_policy: &base, env: BTreeMap::from([("HA_TOKEN".to_string(), "model".to_string())]), tokens: &tokens, skill_values: &none, service_values: &creds, snapshot_root: None };
         let p = plan(x, &inputs, &HostFs).unwrap();
         assert_eq!(p.policy["network"]["allowedDomains"], serde_json::json!(["ha.lan:8123"]));
         assert_eq!(p.env.get("HA_TOKEN").map(String::as_str), Some("t0k"));
+    }
+
+    #[test]
+    fn a_granted_call_runs_a_verified_copy_never_the_live_directory() {
+        let w = world();
+        let mut g = Grants::default();
+        g.record(GrantRecord { skill: "weather".into(), identity: identity(&w), capability: Capability::NetworkExternal, scope: vec![], decision: Decision::AllowAlways, granted_at: "2026-01-01T00:00:00Z".into(), by: By::Chat, approval_id: "plugin:2".into() });
+        let snaps = w.ws.join("snapshots");
+        let inputs = Inputs { skills: &w.skills, grants: &g, ceiling: None, auto_approve: &[], history: None, cx: Context { workspace: &w.ws, home: None, services: &[] } };
+        let base = serde_json::json!({});
+        let none = |_: &str| BTreeMap::new();
+        let tokens = Tokens::new();
+        let x = ExecInputs { command: &w.cmd, workdir: Some(&w.ws), base_policy: &base, env: BTreeMap::new(), tokens: &tokens, skill_values: &none, service_values: &none, snapshot_root: Some(&snaps) };
+        let p = plan(x, &inputs, &HostFs).unwrap();
+        let argv = p.argv.unwrap();
+        assert!(argv[1].starts_with(&snaps.display().to_string()) && argv[1].ends_with("/run.sh"), "{argv:?}");
+        assert_eq!(std::fs::read_to_string(&argv[1]).unwrap(), "#!/bin/sh\necho hi\n");
+        assert_eq!(p.expose.len(), 1);
+        assert_eq!(p.policy["filesystem"]["execOnly"][1], serde_json::json!(p.expose[0].display().to_string()), "only the copy may run");
     }
 
     #[test]

@@ -18,6 +18,8 @@
 //! * [`once`]: one-time approvals bound to exactly one call.
 //! * [`prompt`]: the approval prompt's words.
 //! * [`services`]: the services skills reach (`sc config add-service`).
+//! * [`snapshot`], [`copy`]: a skill call runs a verified copy of the
+//!   skill, never the live directory.
 //! * [`dispatch`]: the predecessor's skills through `sharkcage_run`.
 //! * [`expand`]: widening a grant after a refusal.
 //! * [`exec`]: one `exec` call as the backend builds it (policy, injected
@@ -29,6 +31,7 @@
 pub mod attribution;
 pub mod call;
 pub mod capabilities;
+pub mod copy;
 pub mod dispatch;
 pub mod exec;
 pub mod expand;
@@ -38,6 +41,7 @@ pub mod manifest;
 pub mod once;
 pub mod prompt;
 pub mod services;
+pub mod snapshot;
 
 pub use capabilities::{Capability, CapabilityError, Grant, Request, Risk, Service};
 pub use identity::{Identity, IdentityError};
