@@ -410,8 +410,12 @@ export interface SkillJudgement {
   severity?: string
   allowedDecisions?: Array<string>
   token?: string
+  /** sharkcage's id of this approval (in the audit log and the grants). */
+  approvalId?: string
   /** `[{capability, scope}]` asked for by the prompt. */
   missing?: Array<{ capability: string, scope: string[] }>
+  /** The part of `missing` that widens the grant beyond the declaration. */
+  expansion?: Array<{ capability: string, scope: string[] }>
   granted?: Array<{ capability: string, scope: string[] }>
 }
 

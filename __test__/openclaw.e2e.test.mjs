@@ -716,6 +716,8 @@ test('skills: approve once in the chat, enforced by the kernel (allow-once, deny
     const approvals = recs.filter((x) => x.kind === 'approval' && x.skill === 'demo')
     for (const d of ['requested', 'allow', 'deny']) assert.ok(approvals.some((x) => x.decision === d), `no ${d} approval record`)
     assert.ok(approvals.some((x) => x.reason === 'timeout'), 'no timeout record')
+    assert.ok(approvals.every((x) => x.decision !== 'requested' || /^ap-[0-9a-f]{16}$/.test(x.detail?.approvalId)), 'a request record without its approval id')
+    assert.ok(approvals.some((x) => x.reason === 'allow-always' && x.detail?.identity?.startsWith('sha256:') && x.detail?.capabilities?.length), 'the allow-always record lacks the hash or capabilities')
     assert.ok(recs.some((x) => x.kind === 'grant_applied' && x.skill === 'demo'), 'no grant_applied record')
     assert.ok(!fs.readdirSync(auditDir).map((f) => fs.readFileSync(path.join(auditDir, f), 'latin1')).join('').includes(value), 'the injected value reached the audit log')
     // `openclaw sharkcage …` is the sc CLI.

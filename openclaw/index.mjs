@@ -616,7 +616,8 @@ function judgeSkill(api, ev, ctx, params, rewritten) {
 /** OpenClaw's approval prompt for a skill judgement, with the one-time token in `approvedParams`. */
 function askApproval(api, gate, j, rec, approvedParams) {
   const timeoutMs = Math.min(Math.max(Number(skillConfig(api).approvalTimeoutMs) || 120_000, 1_000), 600_000)
-  audit(api, { kind: 'approval', ...rec, decision: 'requested', reason: j.title, detail: { identity: j.identity, capabilities: j.missing } })
+  const about = { identity: j.identity, approvalId: j.approvalId, capabilities: j.missing, ...(j.expansion?.length ? { widens: j.expansion } : {}) }
+  audit(api, { kind: 'approval', ...rec, decision: 'requested', reason: j.title, detail: about })
   return {
     params: approvedParams,
     requireApproval: {
@@ -639,7 +640,7 @@ function askApproval(api, gate, j, rec, approvedParams) {
         }
         settleRefusals(j.skill, String(decision))
         const allowed = decision === 'allow-once' || decision === 'allow-always'
-        audit(api, { kind: 'approval', ...rec, decision: allowed ? 'allow' : 'deny', reason: String(decision), detail: { identity: j.identity, capabilities: j.missing, recorded } })
+        audit(api, { kind: 'approval', ...rec, decision: allowed ? 'allow' : 'deny', reason: String(decision), detail: { ...about, recorded } })
       },
     },
   }

@@ -100,9 +100,14 @@ pub struct SkillJudgement {
     pub severity: Option<String>,
     pub allowed_decisions: Option<Vec<String>>,
     pub token: Option<String>,
+    /// sharkcage's id of this approval (in the audit log and the grants).
+    pub approval_id: Option<String>,
     /// `[{capability, scope}]` asked for by the prompt.
     #[napi(ts_type = "Array<{ capability: string, scope: string[] }>")]
     pub missing: Option<serde_json::Value>,
+    /// The part of `missing` that widens the grant beyond the declaration.
+    #[napi(ts_type = "Array<{ capability: string, scope: string[] }>")]
+    pub expansion: Option<serde_json::Value>,
     #[napi(ts_type = "Array<{ capability: string, scope: string[] }>")]
     pub granted: Option<serde_json::Value>,
 }
@@ -247,7 +252,7 @@ impl SkillGate {
     fn ask(&self, c: &SkillCall, command: &str) -> std::result::Result<SkillJudgement, AddonError> {
         let p = prompt::for_call(c, &self.never_always);
         let approval_id = grants::new_approval_id();
-        let once = Once { skill: c.name.clone(), identity: c.identity.clone(), command: command.to_string(), capabilities: c.missing.clone(), expansion: c.expansion.clone(), approval_id };
+        let once = Once { skill: c.name.clone(), identity: c.identity.clone(), command: command.to_string(), capabilities: c.missing.clone(), expansion: c.expansion.clone(), approval_id: approval_id.clone() };
         let token = self.tokens.issue(once, self.timeout + Duration::from_secs(60)).map_err(|e| AddonError::from_io("issuing a one-time approval", &e))?;
         Ok(SkillJudgement {
             decision: "ask".into(),
@@ -259,7 +264,9 @@ impl SkillGate {
             severity: Some(p.severity.into()),
             allowed_decisions: Some(p.decisions.iter().map(|d| d.to_string()).collect()),
             token: Some(token),
+            approval_id: Some(approval_id),
             missing: Some(requests_json(&c.missing.iter().chain(c.expansion.iter()).cloned().collect::<Vec<_>>())),
+            expansion: Some(requests_json(&c.expansion)),
             granted: Some(requests_json(&c.granted)),
         })
     }
@@ -288,7 +295,9 @@ fn verdict(decision: &str, reason: Option<String>, c: Option<&SkillCall>) -> Ski
         severity: None,
         allowed_decisions: None,
         token: None,
+        approval_id: None,
         missing: c.map(|c| requests_json(&c.missing)),
+        expansion: None,
         granted: c.map(|c| requests_json(&c.granted)),
     }
 }

@@ -62,7 +62,9 @@ impl StreamRedactor {
         out
     }
 
-    /// What is held back, at the end of the stream.
+    /// What is held back, at the end of the stream. A stream that ends in
+    /// the first bytes of a value (at least [`MIN_LEN`]) has them redacted
+    /// too: the rest may follow on the other stream.
     pub fn finish(&mut self) -> Vec<u8> {
         let rest = std::mem::take(&mut self.carry);
         let mut out = Vec::with_capacity(rest.len());
@@ -73,10 +75,16 @@ impl StreamRedactor {
                     out.extend_from_slice(r);
                     i += v.len();
                 }
-                None => {
-                    out.push(rest[i]);
-                    i += 1;
-                }
+                None => match self.secrets.iter().find(|(v, _)| rest.len() - i >= MIN_LEN && v.starts_with(&rest[i..])) {
+                    Some((_, r)) => {
+                        out.extend_from_slice(r);
+                        i = rest.len();
+                    }
+                    None => {
+                        out.push(rest[i]);
+                        i += 1;
+                    }
+                },
             }
         }
         out
@@ -169,7 +177,8 @@ mod tests {
         assert_eq!(run(&[("A", "abcd"), ("B", "abcdefgh")], &["xxabcdefghxxabcdyy"]), "xx[sharkcage: redacted B]xx[sharkcage: redacted A]yy");
         assert_eq!(run(&[("A", "ab")], &["abab"]), "abab");
         assert_eq!(run(&[], &["plain output"]), "plain output");
-        assert_eq!(run(&[("K", "S3CRET")], &["S3CR"]), "S3CR", "a prefix at the end is kept as it is");
+        assert_eq!(run(&[("K", "S3CRET")], &["S3C"]), "S3C", "a short prefix at the end is kept as it is");
+        assert_eq!(run(&[("K", "S3CRET-VALUE")], &["xS3CRET-"]), "x[sharkcage: redacted K]", "a stream ending in the start of a value");
         assert_eq!(run(&[("K", "SuperSecret")], &["supersecret.example.com"]), "[sharkcage: redacted K].example.com", "lower-cased too");
     }
 

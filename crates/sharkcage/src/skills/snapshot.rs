@@ -62,8 +62,16 @@ pub fn ensure(root: &Path, dir: &Path, digest: &str) -> Result<PathBuf, String> 
     }
 }
 
+/// The copy has exactly the judged identity, and none of its symlinks is
+/// absolute or climbs out of it (it would be resolved again from the copy's
+/// place when the code runs).
 fn matches_identity(dir: &Path, digest: &str) -> bool {
-    identity::identify(dir).map(|i| i.digest == digest).unwrap_or(false)
+    let Ok(id) = identity::identify(dir) else { return false };
+    id.digest == digest
+        && id.entries.iter().all(|(rel, e)| match e {
+            identity::Entry::Symlink { target } => super::copy::link_stays_inside(Path::new(rel), Path::new(target)),
+            _ => true,
+        })
 }
 
 #[cfg(test)]
@@ -93,5 +101,15 @@ mod tests {
         // Nothing left over.
         let left: Vec<_> = std::fs::read_dir(&root).unwrap().flatten().map(|e| e.file_name()).collect();
         assert_eq!(left.len(), 1, "{left:?}");
+        // An absolute link (resolved again from the copy's place when the code
+        // runs) is refused, also when a copy of that identity exists already.
+        std::os::unix::fs::symlink(skill.join("run.sh"), skill.join("helper.sh")).unwrap();
+        let id = identity::identify(&skill).unwrap().digest;
+        assert!(ensure(&root, &skill, &id).is_err());
+        let planted = root.join(id.strip_prefix("sha256:").unwrap());
+        std::fs::create_dir(&planted).unwrap();
+        std::fs::write(planted.join("run.sh"), "echo hi\n").unwrap();
+        std::os::unix::fs::symlink(skill.join("run.sh"), planted.join("helper.sh")).unwrap();
+        assert!(ensure(&root, &skill, &id).is_err(), "an existing copy with an absolute link was used");
     }
 }
