@@ -552,6 +552,48 @@ async function recorder(reply) {
   return { hits, port: srv.address().port, close: () => srv.close() }
 }
 
+/** `openclaw gateway run` for world `w` on `port`, ready; `stop()` waits for it to end. */
+async function startGateway(w, port) {
+  const henv = { ...env, HOME: w.home }
+  const gw = spawn(openclawBin, ['gateway', 'run', '--port', String(port)], { env: henv, stdio: ['ignore', 'pipe', 'pipe'] })
+  let log = ''
+  gw.stdout.on('data', (d) => (log += d))
+  gw.stderr.on('data', (d) => (log += d))
+  for (let i = 0; i < 600; i++) {
+    const ok = await new Promise((r) => http.get(`http://127.0.0.1:${port}/readyz`, (res) => { res.resume(); r(res.statusCode === 200) }).on('error', () => r(false)))
+    if (ok) break
+    await new Promise((r) => setTimeout(r, 200))
+  }
+  return {
+    henv,
+    log: () => log,
+    async stop() {
+      if (gw.exitCode !== null) return
+      const closed = new Promise((r) => gw.on('close', r))
+      gw.kill('SIGTERM')
+      await Promise.race([closed, new Promise((r) => setTimeout(r, 10_000))])
+      gw.kill('SIGKILL')
+    },
+  }
+}
+
+/** One chat turn through the gateway (`chat.send`), answering its approvals with `decisions` (comma-separated). */
+function chatTurn(gw, port, sessionKey, message, decisions) {
+  const node24 = path.join(tools, 'node_modules', '.bin', 'node')
+  return new Promise((resolve) => {
+    const c = spawn(node24, [path.join(root, '__test__', 'e2e', 'gateway-client.mjs'), String(port), 'test-token', sessionKey, message, decisions], { env: gw.henv })
+    let out = ''
+    c.stdout.on('data', (d) => (out += d))
+    c.on('close', () => {
+      try {
+        resolve(JSON.parse(out.trim().split('\n').pop()))
+      } catch {
+        resolve({ error: out.slice(-3000) })
+      }
+    })
+  })
+}
+
 test('skills: approve once in the chat, enforced by the kernel (allow-once, deny, allow-always, a changed skill, timeout, compound commands, forged tokens, elevated, CLI runs)', { timeout: 600_000 }, async (t) => {
   if (skip) return t.skip(skip)
   const granted = await recorder(`SKILL-NET-OK-${process.pid}`)
@@ -635,34 +677,12 @@ test('skills: approve once in the chat, enforced by the kernel (allow-once, deny
       { name: 'exec', arguments: { command: `python3 ${path.join(w.ws, '.openclaw', 'sandbox-skills', 'skills', 'demo', 'run.py')}` } },
       { name: 'exec', arguments: { command: 'echo elevated-$((40+2))', elevated: true } }, // refused
     ]))
-    const henv = { ...env, HOME: w.home }
-    gw = spawn(openclawBin, ['gateway', 'run', '--port', String(gwPort)], { env: henv, stdio: ['ignore', 'pipe', 'pipe'] })
-    let gwLog = ''
-    gw.stdout.on('data', (d) => (gwLog += d))
-    gw.stderr.on('data', (d) => (gwLog += d))
-    for (let i = 0; i < 600; i++) {
-      const ok = await new Promise((r) => http.get(`http://127.0.0.1:${gwPort}/readyz`, (res) => { res.resume(); r(res.statusCode === 200) }).on('error', () => r(false)))
-      if (ok) break
-      await new Promise((r) => setTimeout(r, 200))
-    }
-    const node24 = path.join(tools, 'node_modules', '.bin', 'node')
-    const client = (message, decisions) =>
-      new Promise((resolve) => {
-        const c = spawn(node24, [path.join(root, '__test__', 'e2e', 'gateway-client.mjs'), String(gwPort), 'test-token', 'agent:main:e2e-skill', message, decisions], { env: henv })
-        let out = ''
-        c.stdout.on('data', (d) => (out += d))
-        c.stderr.on('data', (d) => (out += d))
-        c.on('close', () => {
-          try {
-            resolve(JSON.parse(out.trim().split('\n').pop()))
-          } catch {
-            resolve({ error: out.slice(-3000) })
-          }
-        })
-      })
+    gw = await startGateway(w, gwPort)
+    const henv = gw.henv
+    const client = (message, decisions) => chatTurn(gw, gwPort, 'agent:main:e2e-skill', message, decisions)
     const r1 = await client('run the demo skill', 'allow-once,deny,allow-always')
     t.diagnostic(JSON.stringify(r1).slice(0, 1500))
-    assert.equal(r1.error, null, `${r1.error}\n${gwLog.slice(-3000)}`)
+    assert.equal(r1.error, null, `${r1.error}\n${gw.log().slice(-3000)}`)
     assert.equal(fs.readFileSync(path.join(skillDir, 'run.py'), 'utf8'), original, 'a sandbox changed the skill')
     assert.ok(!fs.existsSync(`${path.dirname(skillDir)}.old`), 'a sandbox moved the skills directory')
     assert.equal(r1.approvals.length, 3, 'allow-once, then a new prompt, then allow-always; none for the compound command or once granted')
@@ -704,7 +724,7 @@ test('skills: approve once in the chat, enforced by the kernel (allow-once, deny
     fs.appendFileSync(path.join(skillDir, 'run.py'), '# changed\n')
     fs.writeFileSync(path.join(w.dir, 'script.json'), JSON.stringify([{ name: 'exec', arguments: { command: run } }]))
     const r2 = await client('run the demo skill again', 'none')
-    assert.equal(r2.error, null, `${r2.error}\n${gwLog.slice(-3000)}`)
+    assert.equal(r2.error, null, `${r2.error}\n${gw.log().slice(-3000)}`)
     assert.equal(r2.approvals.length, 1)
     assert.match(r2.approvals[0].description, /CHANGED since it was last approved/)
     assert.match(r2.approvals[0].description, /run\.py/, 'the prompt does not say what changed')
@@ -725,12 +745,7 @@ test('skills: approve once in the chat, enforced by the kernel (allow-once, deny
     assert.equal(cli.status, 0, cli.stderr)
     assert.match(cli.stdout, /"skill":\s*"demo"/)
   } finally {
-    if (gw && gw.exitCode === null) {
-      const closed = new Promise((r) => gw.on('close', r))
-      gw.kill('SIGTERM')
-      await Promise.race([closed, new Promise((r) => setTimeout(r, 10_000))])
-      gw.kill('SIGKILL')
-    }
+    await gw?.stop()
     granted.close()
     other.close()
     w.stop()
@@ -798,30 +813,9 @@ test('skills in the predecessor format run through sharkcage_run: asked once, en
       { name: 'sharkcage_run', arguments: { skill: 'nosuch', tool: 'fetch', args: {} } }, // refused
       { name: 'sharkcage_run', arguments: { skill: 'legacy', tool: 'nosuchtool', args: {} } }, // refused
     ]))
-    const henv = { ...env, HOME: w.home }
-    gw = spawn(openclawBin, ['gateway', 'run', '--port', String(gwPort)], { env: henv, stdio: ['ignore', 'pipe', 'pipe'] })
-    let gwLog = ''
-    gw.stdout.on('data', (d) => (gwLog += d))
-    gw.stderr.on('data', (d) => (gwLog += d))
-    for (let i = 0; i < 600; i++) {
-      const ok = await new Promise((r) => http.get(`http://127.0.0.1:${gwPort}/readyz`, (res) => { res.resume(); r(res.statusCode === 200) }).on('error', () => r(false)))
-      if (ok) break
-      await new Promise((r) => setTimeout(r, 200))
-    }
-    const node24 = path.join(tools, 'node_modules', '.bin', 'node')
-    const r1 = await new Promise((resolve) => {
-      const c = spawn(node24, [path.join(root, '__test__', 'e2e', 'gateway-client.mjs'), String(gwPort), 'test-token', 'agent:main:e2e-legacy', 'run the legacy skill', 'allow-once,deny,allow-always'], { env: henv })
-      let out = ''
-      c.stdout.on('data', (d) => (out += d))
-      c.on('close', () => {
-        try {
-          resolve(JSON.parse(out.trim().split('\n').pop()))
-        } catch {
-          resolve({ error: out.slice(-3000) })
-        }
-      })
-    })
-    assert.equal(r1.error, null, `${r1.error}\n${gwLog.slice(-3000)}`)
+    gw = await startGateway(w, gwPort)
+    const r1 = await chatTurn(gw, gwPort, 'agent:main:e2e-legacy', 'run the legacy skill', 'allow-once,deny,allow-always')
+    assert.equal(r1.error, null, `${r1.error}\n${gw.log().slice(-3000)}`)
     const saw = w.modelSaw()
     const toolTexts = () => {
       const last = saw.trim().split('\n').pop()
@@ -847,12 +841,7 @@ test('skills in the predecessor format run through sharkcage_run: asked once, en
     const g = JSON.parse(fs.readFileSync(path.join(w.home, '.local', 'state', 'sharkcage', 'grants.json'), 'utf8'))
     assert.deepEqual(g.grants.map((x) => [x.skill, x.capability, x.decision]).sort(), [['legacy', 'network.internal', 'allow-always'], ['legacy', 'system.env', 'allow-always']])
   } finally {
-    if (gw && gw.exitCode === null) {
-      const closed = new Promise((r) => gw.on('close', r))
-      gw.kill('SIGTERM')
-      await Promise.race([closed, new Promise((r) => setTimeout(r, 10_000))])
-      gw.kill('SIGKILL')
-    }
+    await gw?.stop()
     granted.close()
     other.close()
     w.stop()
@@ -898,30 +887,9 @@ test('scope expansion: a destination a skill call was refused is offered on its 
   )
   let gw = null
   try {
-    const henv = { ...env, HOME: w.home }
-    gw = spawn(openclawBin, ['gateway', 'run', '--port', String(gwPort)], { env: henv, stdio: ['ignore', 'pipe', 'pipe'] })
-    let gwLog = ''
-    gw.stdout.on('data', (d) => (gwLog += d))
-    gw.stderr.on('data', (d) => (gwLog += d))
-    for (let i = 0; i < 600; i++) {
-      const ok = await new Promise((r) => http.get(`http://127.0.0.1:${gwPort}/readyz`, (res) => { res.resume(); r(res.statusCode === 200) }).on('error', () => r(false)))
-      if (ok) break
-      await new Promise((r) => setTimeout(r, 200))
-    }
-    const node24 = path.join(tools, 'node_modules', '.bin', 'node')
-    const r1 = await new Promise((resolve) => {
-      const c = spawn(node24, [path.join(root, '__test__', 'e2e', 'gateway-client.mjs'), String(gwPort), 'test-token', 'agent:main:e2e-widen', 'run it', 'allow-always,allow-always'], { env: henv })
-      let out = ''
-      c.stdout.on('data', (d) => (out += d))
-      c.on('close', () => {
-        try {
-          resolve(JSON.parse(out.trim().split('\n').pop()))
-        } catch {
-          resolve({ error: out.slice(-3000) })
-        }
-      })
-    })
-    assert.equal(r1.error, null, `${r1.error}\n${gwLog.slice(-3000)}`)
+    gw = await startGateway(w, gwPort)
+    const r1 = await chatTurn(gw, gwPort, 'agent:main:e2e-widen', 'run it', 'allow-always,allow-always')
+    assert.equal(r1.error, null, `${r1.error}\n${gw.log().slice(-3000)}`)
     assert.equal(r1.approvals.length, 2, JSON.stringify(r1.approvals.map((a) => a.description)))
     assert.match(r1.approvals[1].description, new RegExp(`Refused in an earlier call[^]*network\\.internal[^]*localhost:${extra.port}`))
     assert.doesNotMatch(r1.approvals[1].description, new RegExp(`localhost:${declared.port}`), 'the second prompt asked again for what was granted')
@@ -931,12 +899,7 @@ test('scope expansion: a destination a skill call was refused is offered on its 
     const net = g.grants.find((x) => x.skill === 'widen' && x.capability === 'network.internal')
     assert.deepEqual(net.scope.sort(), [`localhost:${declared.port}`, `localhost:${extra.port}`].sort())
   } finally {
-    if (gw && gw.exitCode === null) {
-      const closed = new Promise((r) => gw.on('close', r))
-      gw.kill('SIGTERM')
-      await Promise.race([closed, new Promise((r) => setTimeout(r, 10_000))])
-      gw.kill('SIGKILL')
-    }
+    await gw?.stop()
     declared.close()
     extra.close()
     w.stop()

@@ -176,6 +176,23 @@ pub struct SkillRunExec {
     pub snapshot_root: Option<String>,
 }
 
+impl From<exec::ExecPlan> for ExecSkillPlan {
+    fn from(p: exec::ExecPlan) -> Self {
+        ExecSkillPlan {
+            skill: p.skill,
+            identity: p.identity,
+            approval_id: p.approval_id,
+            applied: requests_json(&p.applied),
+            policy: p.policy,
+            env: p.env,
+            notices: p.notices,
+            argv: p.argv,
+            redact: p.redact,
+            expose: p.expose.iter().map(|e| e.display().to_string()).collect(),
+        }
+    }
+}
+
 fn skill_values(v: Option<serde_json::Value>) -> std::result::Result<BTreeMap<String, BTreeMap<String, String>>, AddonError> {
     match v {
         Some(v) => serde_json::from_value(v).map_err(|e| AddonError::InvalidArg(format!("values: {e}"))),
@@ -369,9 +386,10 @@ impl SkillGate {
             let (j, entry) = dispatch::judge(&req.skill, &req.tool, &inputs).map_err(AddonError::InvalidArg)?;
             let binding = dispatch::binding(&req.skill, &req.tool, &req.args);
             let x = ExecInputs { command: &binding, workdir: None, base_policy: &req.policy, env: req.env.clone().unwrap_or_default(), tokens: &self.tokens, skill_values: &lookup, service_values: &creds, snapshot_root: req.snapshot_root.as_deref().filter(|r| !r.is_empty()).map(Path::new) };
-            let p = exec::plan_judged(j, x, &inputs).map_err(AddonError::Policy)?;
-            let argv = p.argv.clone().unwrap_or(entry.argv);
-            Ok(ExecSkillPlan { skill: p.skill, identity: p.identity, approval_id: p.approval_id, applied: requests_json(&p.applied), policy: p.policy, env: p.env, notices: p.notices, argv: Some(argv), redact: p.redact, expose: p.expose.iter().map(|e| e.display().to_string()).collect() })
+            let mut p = exec::plan_judged(j, x, &inputs).map_err(AddonError::Policy)?;
+            // Without grants too, the dispatcher runs the skill's entry.
+            p.argv = p.argv.or(Some(entry.argv));
+            Ok(p.into())
         };
         run().map_err(|e| to_js(&env, e))
     }
@@ -459,8 +477,7 @@ impl SkillGate {
             let lookup = |name: &str| values.get(name).cloned().unwrap_or_default();
             let creds = |name: &str| f.services.credentials(name);
             let x = ExecInputs { command: &req.command, workdir: req.workdir.as_deref().map(Path::new), base_policy: &req.policy, env: req.env.clone().unwrap_or_default(), tokens: &self.tokens, skill_values: &lookup, service_values: &creds, snapshot_root: req.snapshot_root.as_deref().filter(|r| !r.is_empty()).map(Path::new) };
-            let p = exec::plan(x, &inputs, &HostFs).map_err(AddonError::Policy)?;
-            Ok(ExecSkillPlan { skill: p.skill, identity: p.identity, approval_id: p.approval_id, applied: requests_json(&p.applied), policy: p.policy, env: p.env, notices: p.notices, argv: p.argv, redact: p.redact, expose: p.expose.iter().map(|e| e.display().to_string()).collect() })
+            Ok(exec::plan(x, &inputs, &HostFs).map_err(AddonError::Policy)?.into())
         };
         run().map_err(|e| to_js(&env, e))
     }
