@@ -90,6 +90,12 @@ function snapshotRoot() {
   return path.join(oc, 'sharkcage-skill-code')
 }
 
+/** `env` without a one-time approval token (only the gate puts one there). */
+function withoutToken(env) {
+  const { SHARKCAGE_GRANT: _, ...rest } = env
+  return rest
+}
+
 /** sharkcage's state directory (hidden from every sandbox). */
 function stateDir() {
   if (process.env.SHARKCAGE_STATE_DIR) return process.env.SHARKCAGE_STATE_DIR
@@ -440,7 +446,10 @@ function createFactory(api) {
         // The addon judges the command again itself and takes the token out
         // of the environment in every case.
         const skills = discoverSkills(api, dirs)
-        const plan = skillGate(api, agent).forExec({ command, workdir: workdir || workspace, skills, workspace, policy, env: commandEnv(env), values: skillValues(api, skills), snapshotRoot: snapshotRoot() })
+        // No skill here: nothing to judge or read (the token variable still goes).
+        const plan = skills.length
+          ? skillGate(api, agent).forExec({ command, workdir: workdir || workspace, skills, workspace, policy, env: commandEnv(env), values: skillValues(api, skills), snapshotRoot: snapshotRoot() })
+          : { policy, env: withoutToken(commandEnv(env)), notices: [], redact: [], expose: [] }
         if (plan.skill) {
           l.skill = plan.skill
           audit(api, { kind: 'grant_applied', ...l, tool: 'exec', skill: plan.skill, decision: 'allow', reason: plan.approvalId ? `approved once (${plan.approvalId})` : 'granted always', detail: { identity: plan.identity, capabilities: plan.applied } })

@@ -242,6 +242,17 @@ fn known(skills: &[SkillDir]) -> std::result::Result<Vec<KnownSkill>, AddonError
         .collect()
 }
 
+/// What [`SkillGate::plan`] needs of a call's request.
+struct PlanCall<'a> {
+    command: &'a str,
+    workdir: Option<&'a Path>,
+    workspace: &'a str,
+    policy: &'a serde_json::Value,
+    env: &'a Option<BTreeMap<String, String>>,
+    values: &'a Option<serde_json::Value>,
+    snapshot_root: &'a Option<String>,
+}
+
 /// What every judgement reads afresh (a revocation or a new service counts
 /// on the next call).
 struct Fresh {
@@ -259,6 +270,19 @@ impl Fresh {
 }
 
 impl SkillGate {
+    /// A judged call as it runs (exec and the dispatcher alike): the
+    /// policy, the variables (values from `values` and the services), the
+    /// one-time token in `env` taken and checked, the verified code copy.
+    fn plan(&self, f: &Fresh, j: Judgement, c: PlanCall) -> std::result::Result<exec::ExecPlan, AddonError> {
+        let inputs = f.inputs(self, c.workspace);
+        let values = skill_values(c.values.clone())?;
+        let lookup = |name: &str| values.get(name).cloned().unwrap_or_default();
+        let creds = |name: &str| f.services.credentials(name);
+        let snapshot_root = c.snapshot_root.as_deref().filter(|r| !r.is_empty()).map(Path::new);
+        let x = ExecInputs { command: c.command, workdir: c.workdir, base_policy: c.policy, env: c.env.clone().unwrap_or_default(), tokens: &self.tokens, skill_values: &lookup, service_values: &creds, snapshot_root };
+        exec::plan_judged(j, x, &inputs).map_err(AddonError::Policy)
+    }
+
     fn fresh(&self, skills: &[SkillDir]) -> std::result::Result<Fresh, AddonError> {
         let grants = self.store.load().map_err(|e| AddonError::InvalidArg(format!("the grant store cannot be read: {e}")))?;
         let services = ServiceStore::at(self.store.dir()).load().map_err(|e| AddonError::InvalidArg(format!("the services cannot be read: {e}")))?;
@@ -379,14 +403,10 @@ impl SkillGate {
     pub fn for_run(&self, env: Env, req: SkillRunExec) -> Result<ExecSkillPlan> {
         let run = || -> std::result::Result<ExecSkillPlan, AddonError> {
             let f = self.fresh(&req.skills)?;
-            let inputs = f.inputs(self, &req.workspace);
-            let values = skill_values(req.values.clone())?;
-            let lookup = |name: &str| values.get(name).cloned().unwrap_or_default();
-            let creds = |name: &str| f.services.credentials(name);
-            let (j, entry) = dispatch::judge(&req.skill, &req.tool, &inputs).map_err(AddonError::InvalidArg)?;
+            let (j, entry) = dispatch::judge(&req.skill, &req.tool, &f.inputs(self, &req.workspace)).map_err(AddonError::InvalidArg)?;
             let binding = dispatch::binding(&req.skill, &req.tool, &req.args);
-            let x = ExecInputs { command: &binding, workdir: None, base_policy: &req.policy, env: req.env.clone().unwrap_or_default(), tokens: &self.tokens, skill_values: &lookup, service_values: &creds, snapshot_root: req.snapshot_root.as_deref().filter(|r| !r.is_empty()).map(Path::new) };
-            let mut p = exec::plan_judged(j, x, &inputs).map_err(AddonError::Policy)?;
+            let call = PlanCall { command: &binding, workdir: None, workspace: &req.workspace, policy: &req.policy, env: &req.env, values: &req.values, snapshot_root: &req.snapshot_root };
+            let mut p = self.plan(&f, j, call)?;
             // Without grants too, the dispatcher runs the skill's entry.
             p.argv = p.argv.or(Some(entry.argv));
             Ok(p.into())
@@ -472,12 +492,10 @@ impl SkillGate {
     pub fn for_exec(&self, env: Env, req: ExecForSkill) -> Result<ExecSkillPlan> {
         let run = || -> std::result::Result<ExecSkillPlan, AddonError> {
             let f = self.fresh(&req.skills)?;
-            let inputs = f.inputs(self, &req.workspace);
-            let values = skill_values(req.values.clone())?;
-            let lookup = |name: &str| values.get(name).cloned().unwrap_or_default();
-            let creds = |name: &str| f.services.credentials(name);
-            let x = ExecInputs { command: &req.command, workdir: req.workdir.as_deref().map(Path::new), base_policy: &req.policy, env: req.env.clone().unwrap_or_default(), tokens: &self.tokens, skill_values: &lookup, service_values: &creds, snapshot_root: req.snapshot_root.as_deref().filter(|r| !r.is_empty()).map(Path::new) };
-            Ok(exec::plan(x, &inputs, &HostFs).map_err(AddonError::Policy)?.into())
+            let workdir = req.workdir.as_deref().map(Path::new);
+            let j = call::judge(&req.command, workdir, &f.inputs(self, &req.workspace), &HostFs);
+            let call = PlanCall { command: &req.command, workdir, workspace: &req.workspace, policy: &req.policy, env: &req.env, values: &req.values, snapshot_root: &req.snapshot_root };
+            Ok(self.plan(&f, j, call)?.into())
         };
         run().map_err(|e| to_js(&env, e))
     }

@@ -103,14 +103,9 @@ fn skills_dir(s: &GrantStore) -> PathBuf {
     s.dir().join("skills")
 }
 
-/// One line per character that could forge text: none reach the terminal.
-fn clean(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
-}
-
-fn short(digest: &str) -> &str {
-    digest.get(..19).unwrap_or(digest)
-}
+// Characters that could forge text never reach the terminal (the one rule
+// the approval prompt uses too).
+use sharkcage::skills::prompt::{clean, short};
 
 fn print_requests(reqs: &[Request]) {
     if reqs.is_empty() {

@@ -41,24 +41,11 @@ impl StreamRedactor {
             return data.to_vec();
         }
         self.carry.extend_from_slice(data);
-        let mut out = Vec::with_capacity(self.carry.len());
-        let mut i = 0;
         // Only positions whose whole longest value could already be here
         // are decided now; the rest waits.
-        let decide_until = self.carry.len().saturating_sub(self.hold);
-        while i < decide_until {
-            match self.secrets.iter().find(|(v, _)| self.carry[i..].starts_with(v)) {
-                Some((v, r)) => {
-                    out.extend_from_slice(r);
-                    i += v.len();
-                }
-                None => {
-                    out.push(self.carry[i]);
-                    i += 1;
-                }
-            }
-        }
-        self.carry.drain(..i.min(self.carry.len()));
+        let until = self.carry.len().saturating_sub(self.hold);
+        let (out, used) = self.replace(&self.carry, until, false);
+        self.carry.drain(..used.min(self.carry.len()));
         out
     }
 
@@ -67,27 +54,28 @@ impl StreamRedactor {
     /// too: the rest may follow on the other stream.
     pub fn finish(&mut self) -> Vec<u8> {
         let rest = std::mem::take(&mut self.carry);
-        let mut out = Vec::with_capacity(rest.len());
+        self.replace(&rest, rest.len(), true).0
+    }
+
+    /// `buf` with every value starting before `until` replaced; with `end`,
+    /// a tail that begins a value too. Returns the output and how many
+    /// bytes of `buf` it covers.
+    fn replace(&self, buf: &[u8], until: usize, end: bool) -> (Vec<u8>, usize) {
+        let mut out = Vec::with_capacity(buf.len());
         let mut i = 0;
-        while i < rest.len() {
-            match self.secrets.iter().find(|(v, _)| rest[i..].starts_with(v)) {
-                Some((v, r)) => {
-                    out.extend_from_slice(r);
-                    i += v.len();
-                }
-                None => match self.secrets.iter().find(|(v, _)| rest.len() - i >= MIN_LEN && v.starts_with(&rest[i..])) {
-                    Some((_, r)) => {
-                        out.extend_from_slice(r);
-                        i = rest.len();
-                    }
-                    None => {
-                        out.push(rest[i]);
-                        i += 1;
-                    }
-                },
+        while i < until {
+            if let Some((v, r)) = self.secrets.iter().find(|(v, _)| buf[i..].starts_with(v)) {
+                out.extend_from_slice(r);
+                i += v.len();
+            } else if let Some((_, r)) = self.secrets.iter().find(|(v, _)| end && buf.len() - i >= MIN_LEN && v.starts_with(&buf[i..])) {
+                out.extend_from_slice(r);
+                i = buf.len();
+            } else {
+                out.push(buf[i]);
+                i += 1;
             }
         }
-        out
+        (out, i)
     }
 }
 

@@ -118,8 +118,9 @@
 //! * **Environment.** OpenClaw forwards `params.env` (model-written) into the
 //!   command's environment. Variables such as `LD_PRELOAD`, `BASH_ENV`,
 //!   `PYTHONPATH`, `NODE_OPTIONS`, `PERL5OPT` or `PATH` make other code run
-//!   inside the skill's process: [`env_name_defeats_attribution`] names them;
-//!   the caller must drop them or use the baseline.
+//!   inside the skill's process, and far too many others do (`OPENSSL_CONF`,
+//!   a library's own `*_CONF`): [`env_name_kept_for_skill`] keeps only the
+//!   locale and the terminal's shape; the caller drops the rest.
 //! * **The sandbox must see what was checked.** A written path is checked
 //!   on the host, through its root's `host` directory. That proves what runs
 //!   only if, inside the sandbox, the written root *is* that directory: the
@@ -705,28 +706,6 @@ pub fn env_name_kept_for_skill(name: &str) -> bool {
         || (name.starts_with("LC_") && name.len() > 3 && name[3..].bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))
 }
 
-/// Whether an environment variable given to the command (OpenClaw's
-/// `params.env`, or a policy's pass-through list) can make code other than
-/// the attributed skill's run in its process: dynamic loader, shell startup
-/// and function import, interpreter options, module search paths, `PATH`.
-/// A call attributed to a skill must not carry such a variable from the
-/// model: drop it, or fall back to the baseline.
-pub fn env_name_defeats_attribution(name: &str) -> bool {
-    const EXACT: &[&str] = &[
-        "PATH", "BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "PS4", "IFS", "CDPATH", "GLOBIGNORE", "PROMPT_COMMAND",
-        "NODE_OPTIONS", "NODE_PATH", "NODE_REPL_EXTERNAL_MODULE", "RUBYOPT", "RUBYLIB",
-        "PERL5OPT", "PERL5LIB", "PERLLIB", "PERL5DB", "PERL_MB_OPT", "PERL_MM_OPT", "GCONV_PATH", "HOSTALIASES",
-        "LOCPATH", "NLSPATH", "MALLOC_TRACE", "GEM_HOME", "GEM_PATH", "BUNDLE_GEMFILE", "HOME", "ZDOTDIR",
-        "XDG_CONFIG_HOME",
-    ];
-    const PREFIX: &[&str] = &["LD_", "BASH_FUNC_", "PYTHON", "NODE_", "npm_config_", "NPM_CONFIG_", "RUBY", "PERL", "DYLD_", "GLIBC_"];
-    let upper = name.to_ascii_uppercase();
-    EXACT.contains(&name)
-        || PREFIX.iter().any(|p| name.starts_with(p) || upper.starts_with(&p.to_ascii_uppercase()))
-        || name.contains('%')
-}
-
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1221,12 +1200,12 @@ mod tests {
         for n in [
             "LD_PRELOAD", "LD_LIBRARY_PATH", "BASH_ENV", "ENV", "BASH_FUNC_python3%%", "SHELLOPTS", "PS4", "PATH", "PYTHONPATH",
             "PYTHONSTARTUP", "PYTHONUSERBASE", "NODE_OPTIONS", "NODE_PATH", "RUBYOPT", "RUBYLIB", "PERL5OPT", "PERL5LIB",
-            "GCONV_PATH", "HOME", "npm_config_node_options",
+            "GCONV_PATH", "HOME", "npm_config_node_options", "OPENSSL_CONF", "SOME_TOOL_CONF", "CITY", "LC_", "LC_all",
         ] {
-            assert!(env_name_defeats_attribution(n), "{n}");
+            assert!(!env_name_kept_for_skill(n), "{n}");
         }
-        for n in ["LANG", "TZ", "CITY", "WEATHER_UNITS", "TERM", "NO_COLOR"] {
-            assert!(!env_name_defeats_attribution(n), "{n}");
+        for n in ["LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "TERM", "COLORTERM", "NO_COLOR", "COLUMNS", "LINES"] {
+            assert!(env_name_kept_for_skill(n), "{n}");
         }
     }
 
